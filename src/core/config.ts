@@ -1,0 +1,78 @@
+import { z } from 'zod';
+import { PoboxError } from './errors.js';
+
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+export const DAY_SECONDS = 24 * 60 * 60;
+
+/** Per-mailbox and per-message limits. Defaults are the ones DESIGN.md promises. */
+export const LimitsSchema = z
+  .object({
+    maxBodyBytes: z.number().int().min(1).max(16 * MiB).default(64 * KiB),
+    maxMailboxMessages: z.number().int().min(1).max(100_000_000).default(10_000),
+    maxMailboxBytes: z.number().int().min(1).default(64 * MiB),
+    maxDevicesPerUser: z.number().int().min(1).max(1000).default(32),
+    maxPageSize: z.number().int().min(1).max(10_000).default(1000),
+  })
+  .strict();
+export type Limits = z.output<typeof LimitsSchema>;
+
+export const RetentionSchema = z
+  .object({
+    defaultTtlSeconds: z.number().int().min(1).default(30 * DAY_SECONDS),
+    maxTtlSeconds: z.number().int().min(1).default(30 * DAY_SECONDS),
+    /** How often the sweeper deletes expired messages; 0 disables it. */
+    sweepIntervalMs: z.number().int().min(0).default(60_000),
+    /** Most messages one sweep pass deletes before yielding. */
+    sweepBatch: z.number().int().min(1).max(100_000).default(1000),
+  })
+  .strict()
+  .refine((r) => r.defaultTtlSeconds <= r.maxTtlSeconds, {
+    message: 'defaultTtlSeconds must not exceed maxTtlSeconds',
+    path: ['defaultTtlSeconds'],
+  });
+export type Retention = z.output<typeof RetentionSchema>;
+
+export const PostOfficeConfigSchema = z
+  .object({
+    limits: LimitsSchema.default(() => LimitsSchema.parse({})),
+    retention: RetentionSchema.default(() => RetentionSchema.parse({})),
+    /** Most sends committed in one store transaction (group commit). */
+    maxBatch: z.number().int().min(1).max(10_000).default(1000),
+  })
+  .strict();
+export type PostOfficeConfig = z.output<typeof PostOfficeConfigSchema>;
+export type PostOfficeConfigInput = z.input<typeof PostOfficeConfigSchema>;
+
+/** Validate a configuration object; the error names the bad field. */
+export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, source = 'config'): z.output<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+  const first = result.error.issues[0];
+  throw new PoboxError('BAD_REQUEST', `invalid ${source}:\n${lines.join('\n')}`, first && first.path.length ? { field: first.path.join('.') } : undefined);
+}
+
+/** Which engine holds the mailboxes. The embedded engine needs nothing else. */
+export const LmdbConfigSchema = z
+  .object({
+    engine: z.literal('lmdb'),
+    /** Directory of the LMDB environment. */
+    path: z.string().min(1),
+  })
+  .strict();
+
+export const DynamoDbConfigSchema = z
+  .object({
+    engine: z.literal('dynamodb'),
+    table: z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, 'table must be 3-255 characters of A-Z a-z 0-9 _ . -'),
+    region: z.string().min(1).default('us-east-1'),
+    /** Override for DynamoDB Local or a DynamoDB-compatible store (e.g. ScyllaDB Alternator). */
+    endpoint: z.url().optional(),
+  })
+  .strict();
+
+export const StoreConfigSchema = z.discriminatedUnion('engine', [LmdbConfigSchema, DynamoDbConfigSchema]);
+export type StoreConfig = z.output<typeof StoreConfigSchema>;
+export type LmdbConfig = z.output<typeof LmdbConfigSchema>;
+export type DynamoDbConfig = z.output<typeof DynamoDbConfigSchema>;

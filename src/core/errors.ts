@@ -1,0 +1,79 @@
+/**
+ * One error vocabulary for the whole of pobox: the store, the post office, the HTTP
+ * API, the WebSocket protocol and the client SDK all speak these codes.
+ */
+export const ErrorCode = {
+  BAD_REQUEST: 'BAD_REQUEST',
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  FORBIDDEN: 'FORBIDDEN',
+  NOT_FOUND: 'NOT_FOUND',
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  MAILBOX_FULL: 'MAILBOX_FULL',
+  RATE_LIMITED: 'RATE_LIMITED',
+  UNAVAILABLE: 'UNAVAILABLE',
+  INTERNAL: 'INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export const ERROR_CODES: readonly ErrorCode[] = Object.values(ErrorCode);
+
+/** HTTP status for each code; the WebSocket protocol carries the code itself. */
+export const HTTP_STATUS: Record<ErrorCode, number> = {
+  BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  PAYLOAD_TOO_LARGE: 413,
+  // 507 Insufficient Storage: the recipient's mailbox, not the request, is the problem.
+  MAILBOX_FULL: 507,
+  RATE_LIMITED: 429,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+};
+
+/** Codes after which the same request may succeed if simply tried again later. */
+export const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['MAILBOX_FULL', 'RATE_LIMITED', 'UNAVAILABLE']);
+
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+  /** Which input field was wrong, when one was. */
+  field?: string;
+}
+
+export class PoboxError extends Error {
+  override readonly name = 'PoboxError';
+  readonly code: ErrorCode;
+  readonly field: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { field?: string; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.field = options?.field;
+  }
+
+  get retryable(): boolean {
+    return RETRYABLE.has(this.code);
+  }
+
+  toJSON(): ErrorBody {
+    return this.field === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, field: this.field };
+  }
+}
+
+export function isPoboxError(err: unknown): err is PoboxError {
+  return err instanceof PoboxError;
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);
+}
+
+/** Wrap anything thrown by a dependency so callers only ever see a PoboxError. */
+export function toPoboxError(err: unknown, fallback: ErrorCode = 'INTERNAL'): PoboxError {
+  if (err instanceof PoboxError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new PoboxError(fallback, message, { cause: err });
+}

@@ -1,0 +1,133 @@
+/**
+ * The WebSocket protocol, as types and constants only (no runtime dependencies), so the
+ * browser SDK can import it. The gateway validates client frames with zod schemas
+ * built to match these types (src/gateway/frames.ts). docs/protocol.md is the prose.
+ *
+ * A frame is one JSON object per WebSocket text message with a `type` field.
+ */
+import type { ErrorCode } from './errors.js';
+
+export const PROTOCOL_VERSION = 1;
+
+// ---- client -> server -------------------------------------------------------------
+
+/** First frame after the socket opens. `epoch` and `lastSeq` are what the client last saw. */
+export interface HelloFrame {
+  type: 'hello';
+  protocol?: number;
+  epoch?: string;
+  lastSeq?: number;
+}
+
+/** Cumulative ack: this device has everything up to and including `upTo`. */
+export interface AckFrame {
+  type: 'ack';
+  upTo: number;
+}
+
+/** Send a message. `id` is the sender's own id, used for dedupe and to match `accepted`. */
+export interface SendFrame {
+  type: 'send';
+  id: string;
+  to: string;
+  toDevice?: string;
+  body: string;
+  ttlSeconds?: number;
+  receipt?: boolean;
+}
+
+export interface PingFrame {
+  type: 'ping';
+  t?: number;
+}
+
+export type ClientFrame = HelloFrame | AckFrame | SendFrame | PingFrame;
+
+// ---- server -> client -------------------------------------------------------------
+
+export interface WelcomeFrame {
+  type: 'welcome';
+  protocol: number;
+  user: string;
+  device: string;
+  epoch: string;
+  /** True when the client's `epoch` differs: seqs it remembers mean nothing now. */
+  epochChanged: boolean;
+  /** The device's ack cursor: delivery starts after it. */
+  cursor: number;
+  lastSeq: number;
+  window: { messages: number; bytes: number };
+  heartbeatMs: number;
+}
+
+export interface MessageFrame {
+  type: 'message';
+  seq: number;
+  id: string;
+  from: string;
+  body: string;
+  sentAt: number;
+  expiresAt: number;
+  toDevice?: string;
+  receipt?: boolean;
+}
+
+/** Sent once per connection, after the backlog that existed at connect has been sent. */
+export interface CaughtUpFrame {
+  type: 'caughtUp';
+  seq: number;
+}
+
+/** A send is durable. Never sent before the store has committed it. */
+export interface AcceptedFrame {
+  type: 'accepted';
+  id: string;
+  seq: number;
+  duplicate: boolean;
+  durable: true;
+}
+
+export interface AckedFrame {
+  type: 'acked';
+  cursor: number;
+}
+
+export interface ErrorFrame {
+  type: 'error';
+  code: ErrorCode;
+  message: string;
+  /** The `id` of the send frame this answers, when it answers one. */
+  id?: string;
+  field?: string;
+}
+
+export interface PongFrame {
+  type: 'pong';
+  t?: number;
+}
+
+export type ServerFrame = WelcomeFrame | MessageFrame | CaughtUpFrame | AcceptedFrame | AckedFrame | ErrorFrame | PongFrame;
+
+/** WebSocket close codes pobox uses (4000-4999 is the application range). */
+export const CloseCode = {
+  NORMAL: 1000,
+  /** The server is shutting down; reconnect (elsewhere). */
+  GOING_AWAY: 1001,
+  /** A frame exceeded the size limit. */
+  TOO_BIG: 1009,
+  /** Internal error; reconnect with backoff. */
+  INTERNAL: 1011,
+  /** Another connection of the same device took over. Do not reconnect automatically. */
+  REPLACED: 4000,
+  /** Missing, expired or invalid token. Do not retry with the same token. */
+  UNAUTHORIZED: 4001,
+  /** The token is valid but not allowed to do this. */
+  FORBIDDEN: 4003,
+  /** Too many invalid frames. */
+  POLICY: 4008,
+  /** Too many frames or connection attempts; reconnect after a backoff. */
+  RATE_LIMITED: 4029,
+  /** No hello, or no traffic within the heartbeat window. */
+  TIMEOUT: 4408,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

@@ -1,0 +1,79 @@
+import type { DeviceId, MessageId, Seq, UserId } from './ids.js';
+
+/** A message as stored in a user's mailbox. One copy, whatever the number of devices. */
+export interface StoredMessage {
+  seq: Seq;
+  /** The sender's id for this message, unique per recipient within retention. */
+  id: MessageId;
+  /** The sender, always taken from the sender's credentials. */
+  from: UserId;
+  /** The recipient user. */
+  to: UserId;
+  /** When set, only this device of the recipient is shown the message. */
+  toDevice?: DeviceId;
+  body: string;
+  /** UTF-8 size of body, counted against the mailbox byte quota. */
+  bytes: number;
+  /** Milliseconds since the epoch, from the post office clock. */
+  sentAt: number;
+  /** Milliseconds since the epoch; the message is never delivered at or after this. */
+  expiresAt: number;
+  /** The sender asked for delivery receipts. */
+  receipt?: boolean;
+}
+
+/** The cursor of one device: the highest seq it has acknowledged. */
+export interface DeviceCursor {
+  device: DeviceId;
+  cursor: Seq;
+  registeredAt: number;
+}
+
+export interface MailboxStats {
+  user: UserId;
+  /** Changes when a mailbox is recreated from nothing; seqs of another epoch mean nothing. */
+  epoch: string;
+  /** The highest seq ever assigned in this epoch (0 when none). */
+  lastSeq: Seq;
+  pending: number;
+  pendingBytes: number;
+  /** Age in ms of the oldest stored message, or null for an empty mailbox. */
+  oldestAgeMs: number | null;
+  devices: DeviceCursor[];
+}
+
+/** One page of a device's view of the mailbox. */
+export interface ReadPage {
+  epoch: string;
+  messages: StoredMessage[];
+  /** Continue after this seq to get the next page (covers skipped messages too). */
+  nextAfter: Seq;
+  /** True when more messages may be waiting after nextAfter. */
+  more: boolean;
+  /** The highest seq assigned so far, for the caller to know how far behind it is. */
+  lastSeq: Seq;
+}
+
+export interface SendResult {
+  seq: Seq;
+  /** True when this id was already stored: nothing new was written. */
+  duplicate: boolean;
+  /** Always true: a send is acknowledged only after it is on disk or acknowledged by the database. */
+  durable: true;
+  epoch: string;
+}
+
+export interface AckResult {
+  cursor: Seq;
+  /** Messages this ack allowed the store to delete (acked by every device). */
+  deleted: number;
+}
+
+/** Where a newly registered device starts reading. */
+export type DeviceStart = 'auto' | 'oldest' | 'head';
+
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };

@@ -1,0 +1,242 @@
+/**
+ * The post office: the service the gateway, the CLI and library users call.
+ *
+ * It validates every input with a schema (bad input is a typed BAD_REQUEST and never
+ * reaches the store), stamps time from an injectable clock, groups concurrent sends
+ * into one store append (group commit: one transaction, one fsync), and announces
+ * what changed as in-process events. The store does the rest atomically.
+ */
+import { PoboxError, toPoboxError } from '../core/errors.js';
+import { parseConfig, PostOfficeConfigSchema, type PostOfficeConfig, type PostOfficeConfigInput } from '../core/config.js';
+import type { DeviceId, Seq, UserId } from '../core/ids.js';
+import { systemClock, type AckResult, type Clock, type DeviceCursor, type DeviceStart, type MailboxStats, type ReadPage, type SendResult } from '../core/types.js';
+import { parseInput } from '../core/validate.js';
+import type { AppendItem, MailboxStore, PurgeOutcome, RegisterOutcome } from '../store/contract.js';
+import { TypedEvents, type PostOfficeEvents } from './events.js';
+import { AckInputSchema, DeviceInputSchema, ReadInputSchema, SendInputSchema, UserInputSchema, type SendInput } from './schemas.js';
+
+export interface PostOfficeOptions {
+  store: MailboxStore;
+  config?: PostOfficeConfigInput;
+  clock?: Clock;
+  /** Start the background sweeper (default true when config.retention.sweepIntervalMs > 0). */
+  sweeper?: boolean;
+}
+
+interface PendingSend {
+  item: AppendItem;
+  resolve: (r: SendResult) => void;
+  reject: (e: PoboxError) => void;
+}
+
+const encoder = new TextEncoder();
+
+export class PostOffice {
+  readonly config: PostOfficeConfig;
+  readonly store: MailboxStore;
+  readonly events = new TypedEvents<PostOfficeEvents>();
+  private readonly clock: Clock;
+  private queue: PendingSend[] = [];
+  private flushScheduled = false;
+  private readonly inflight = new Set<Promise<void>>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<number> | undefined;
+  private closed = false;
+
+  constructor(opts: PostOfficeOptions) {
+    this.store = opts.store;
+    this.config = parseConfig(PostOfficeConfigSchema, opts.config ?? {}, 'post office config');
+    this.clock = opts.clock ?? systemClock;
+    const interval = this.config.retention.sweepIntervalMs;
+    if ((opts.sweeper ?? true) && interval > 0) {
+      this.sweepTimer = setInterval(() => void this.sweepNow().catch(() => undefined), interval);
+      this.sweepTimer.unref();
+    }
+  }
+
+  now(): number {
+    return this.clock.now();
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new PoboxError('UNAVAILABLE', 'post office is closed');
+  }
+
+  /**
+   * Store a message. Resolves with its seq once it is durable; a resend of the same id
+   * to the same recipient resolves with the original seq and `duplicate: true`.
+   */
+  send(input: SendInput): Promise<SendResult> {
+    let item: AppendItem;
+    try {
+      this.ensureOpen();
+      item = this.prepare(input);
+    } catch (err) {
+      const e = toPoboxError(err);
+      this.events.emit('rejected', { code: e.code, ...(typeof (input as { to?: unknown })?.to === 'string' ? { to: (input as { to: string }).to } : {}) });
+      return Promise.reject(e);
+    }
+    return new Promise<SendResult>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        // setImmediate lets every send issued in this turn of the event loop join the batch.
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private prepare(input: SendInput): AppendItem {
+    const msg = parseInput(SendInputSchema, input, 'send');
+    const bytes = encoder.encode(msg.body).length;
+    const maxBody = Math.min(this.config.limits.maxBodyBytes, this.store.capabilities.maxBodyBytes ?? Infinity);
+    if (bytes > maxBody) {
+      throw new PoboxError('PAYLOAD_TOO_LARGE', `body is ${bytes} bytes; the limit is ${maxBody}`, { field: 'body' });
+    }
+    const { defaultTtlSeconds, maxTtlSeconds } = this.config.retention;
+    if (msg.ttlSeconds !== undefined && msg.ttlSeconds > maxTtlSeconds) {
+      throw new PoboxError('BAD_REQUEST', `ttlSeconds ${msg.ttlSeconds} exceeds the maximum ${maxTtlSeconds}`, { field: 'ttlSeconds' });
+    }
+    const sentAt = this.clock.now();
+    const item: AppendItem = {
+      id: msg.id,
+      from: msg.from,
+      to: msg.to,
+      body: msg.body,
+      bytes,
+      sentAt,
+      expiresAt: sentAt + (msg.ttlSeconds ?? defaultTtlSeconds) * 1000,
+    };
+    if (msg.toDevice !== undefined) item.toDevice = msg.toDevice;
+    if (msg.receipt) item.receipt = true;
+    return item;
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.config.maxBatch);
+      const p = this.commit(batch);
+      this.inflight.add(p);
+      void p.finally(() => this.inflight.delete(p));
+    }
+  }
+
+  private async commit(batch: PendingSend[]): Promise<void> {
+    let outcomes;
+    try {
+      outcomes = await this.store.append(
+        batch.map((p) => p.item),
+        { maxMailboxMessages: this.config.limits.maxMailboxMessages, maxMailboxBytes: this.config.limits.maxMailboxBytes },
+      );
+    } catch (err) {
+      const e = toPoboxError(err, 'UNAVAILABLE');
+      for (const p of batch) {
+        this.events.emit('rejected', { code: e.code, to: p.item.to });
+        p.reject(e);
+      }
+      return;
+    }
+    batch.forEach((p, i) => {
+      const o = outcomes[i];
+      if (!o) {
+        p.reject(new PoboxError('INTERNAL', 'store returned no outcome for a message'));
+      } else if (!o.ok) {
+        this.events.emit('rejected', { code: o.error.code, to: p.item.to });
+        p.reject(o.error);
+      } else {
+        if (!o.duplicate) this.events.emit('stored', { user: p.item.to, epoch: o.epoch, message: { ...p.item, seq: o.seq } });
+        p.resolve({ seq: o.seq, duplicate: o.duplicate, durable: true, epoch: o.epoch });
+      }
+    });
+  }
+
+  /** A page of what `device` has not acked, after `afterSeq`. */
+  async read(user: UserId, device: DeviceId, afterSeq: Seq, limit: number): Promise<ReadPage> {
+    this.ensureOpen();
+    const q = parseInput(ReadInputSchema, { user, device, afterSeq, limit }, 'read');
+    if (q.limit > this.config.limits.maxPageSize) {
+      throw new PoboxError('BAD_REQUEST', `read: limit ${q.limit} exceeds the maximum page size ${this.config.limits.maxPageSize}`, { field: 'limit' });
+    }
+    return this.store.read({ user: q.user, device: q.device, afterSeq: q.afterSeq, limit: q.limit, now: this.clock.now() });
+  }
+
+  /** Cumulative ack: `device` has everything up to and including `upTo`. */
+  async ack(user: UserId, device: DeviceId, upTo: Seq): Promise<AckResult> {
+    this.ensureOpen();
+    const q = parseInput(AckInputSchema, { user, device, upTo }, 'ack');
+    const r = await this.store.ack(q.user, q.device, q.upTo);
+    if (r.moved) {
+      this.events.emit('acked', { user: q.user, device: q.device, cursor: r.cursor, deleted: r.deleted, deletedBytes: r.deletedBytes });
+    }
+    return { cursor: r.cursor, deleted: r.deleted };
+  }
+
+  async registerDevice(user: UserId, device: DeviceId, start: DeviceStart = 'auto'): Promise<RegisterOutcome> {
+    this.ensureOpen();
+    const q = parseInput(DeviceInputSchema, { user, device, start }, 'device');
+    const r = await this.store.registerDevice(q.user, q.device, q.start, this.clock.now(), this.config.limits.maxDevicesPerUser);
+    if (r.created) this.events.emit('device', { user: q.user, device: q.device, change: 'registered' });
+    return r;
+  }
+
+  async removeDevice(user: UserId, device: DeviceId): Promise<boolean> {
+    this.ensureOpen();
+    const q = parseInput(DeviceInputSchema, { user, device }, 'device');
+    const r = await this.store.removeDevice(q.user, q.device);
+    if (r.removed) this.events.emit('device', { user: q.user, device: q.device, change: 'removed' });
+    if (r.deleted > 0) this.events.emit('removed', { user: q.user, count: r.deleted, bytes: r.deletedBytes, reason: 'device-removed' });
+    return r.removed;
+  }
+
+  async listDevices(user: UserId): Promise<DeviceCursor[]> {
+    this.ensureOpen();
+    const q = parseInput(UserInputSchema, { user }, 'devices');
+    return this.store.listDevices(q.user);
+  }
+
+  async stats(user: UserId): Promise<MailboxStats> {
+    this.ensureOpen();
+    const q = parseInput(UserInputSchema, { user }, 'stats');
+    return this.store.stats(q.user, this.clock.now());
+  }
+
+  /** Delete every stored message of a user (admin). */
+  async purge(user: UserId): Promise<PurgeOutcome> {
+    this.ensureOpen();
+    const q = parseInput(UserInputSchema, { user }, 'purge');
+    const r = await this.store.purge(q.user);
+    if (r.deleted > 0) this.events.emit('removed', { user: q.user, count: r.deleted, bytes: r.deletedBytes, reason: 'purge' });
+    return r;
+  }
+
+  /** Run the sweeper until nothing expired is left; returns messages expired. */
+  sweepNow(): Promise<number> {
+    if (this.sweeping) return this.sweeping;
+    const run = async (): Promise<number> => {
+      let total = 0;
+      for (;;) {
+        if (this.closed) return total;
+        const r = await this.store.sweep(this.clock.now(), this.config.retention.sweepBatch);
+        if (r.expired > 0) this.events.emit('expired', { count: r.expired, bytes: r.expiredBytes });
+        total += r.expired;
+        if (!r.more) return total;
+      }
+    };
+    this.sweeping = run().finally(() => {
+      this.sweeping = undefined;
+    });
+    return this.sweeping;
+  }
+
+  /** Stop taking sends, finish the commits in flight, stop the sweeper, close the store. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.queue.length > 0) this.flush();
+    this.closed = true;
+    await Promise.allSettled([...this.inflight]);
+    if (this.sweeping) await this.sweeping.catch(() => undefined);
+    await this.store.close();
+  }
+}

@@ -1,0 +1,37 @@
+import { z } from 'zod';
+import { DeviceIdSchema, MessageIdSchema, SeqSchema, UserIdSchema } from '../core/ids.js';
+
+/** What a caller of `send` gives. `from` is filled in by the gateway from the sender's token. */
+export const SendInputSchema = z
+  .object({
+    to: UserIdSchema,
+    toDevice: DeviceIdSchema.optional(),
+    from: UserIdSchema,
+    id: MessageIdSchema,
+    body: z.string().min(1, 'body must not be empty'),
+    ttlSeconds: z.number().int().min(1).optional(),
+    receipt: z.boolean().optional(),
+  })
+  .strict();
+export type SendInput = z.input<typeof SendInputSchema>;
+
+export const ReadInputSchema = z.object({
+  user: UserIdSchema,
+  device: DeviceIdSchema,
+  afterSeq: SeqSchema,
+  limit: z.number().int().min(1, 'limit must be at least 1'),
+});
+
+export const AckInputSchema = z.object({
+  user: UserIdSchema,
+  device: DeviceIdSchema,
+  upTo: SeqSchema,
+});
+
+export const DeviceInputSchema = z.object({
+  user: UserIdSchema,
+  device: DeviceIdSchema,
+  start: z.enum(['auto', 'oldest', 'head']).default('auto'),
+});
+
+export const UserInputSchema = z.object({ user: UserIdSchema });

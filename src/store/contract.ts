@@ -1,0 +1,135 @@
+/**
+ * The one contract every storage engine implements. An engine owns its connections and
+ * its key layout; nothing here passes a transaction or a client across the boundary.
+ *
+ * The semantics that must be atomic with storage live behind this contract (seq
+ * assignment, dedupe, quotas, cursor moves and the deletes they allow); validation,
+ * clocks, batching and events live in the post office above it.
+ */
+import type { PoboxError } from '../core/errors.js';
+import type { DeviceId, MessageId, Seq, UserId } from '../core/ids.js';
+import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage, StoredMessage } from '../core/types.js';
+
+/** A validated message ready to store; the engine assigns its seq. */
+export type AppendItem = Omit<StoredMessage, 'seq'>;
+
+export type AppendOutcome =
+  | { ok: true; seq: Seq; duplicate: boolean; epoch: string }
+  | { ok: false; error: PoboxError };
+
+/** Quotas an append must respect, checked atomically with the write. */
+export interface AppendLimits {
+  maxMailboxMessages: number;
+  maxMailboxBytes: number;
+}
+
+export interface ReadRequest {
+  user: UserId;
+  device: DeviceId;
+  /** Return messages with seq greater than this (and greater than the device's cursor). */
+  afterSeq: Seq;
+  limit: number;
+  /** Messages with expiresAt <= now are never returned. */
+  now: number;
+}
+
+export interface AckOutcome {
+  cursor: Seq;
+  /** False when upToSeq was at or below the cursor already (nothing changed). */
+  moved: boolean;
+  deleted: number;
+  /** Bytes freed by the deletes, for the pending-bytes gauge. */
+  deletedBytes: number;
+}
+
+export interface RegisterOutcome extends DeviceCursor {
+  /** False when the device already existed (its cursor is unchanged). */
+  created: boolean;
+}
+
+export interface RemoveOutcome {
+  removed: boolean;
+  deleted: number;
+  deletedBytes: number;
+}
+
+export interface SweepOutcome {
+  /** Messages deleted because they expired. */
+  expired: number;
+  expiredBytes: number;
+  /** Index entries (dedupe and expiry) cleaned. */
+  cleaned: number;
+  /** True when the pass stopped at its limit with more left to do. */
+  more: boolean;
+}
+
+export interface PurgeOutcome {
+  deleted: number;
+  deletedBytes: number;
+}
+
+/**
+ * Counters an engine keeps of its own work, so tests can check how much a read touched
+ * without timing it. `keysRead` counts every stored entry (or database item) examined.
+ */
+export interface StoreCounters {
+  keysRead: number;
+  keysWritten: number;
+  keysDeleted: number;
+}
+
+/** Where engines really differ, they say so here; callers check flags, never names. */
+export interface StoreCapabilities {
+  /** The whole append batch commits in one local transaction (group commit). */
+  groupCommit: boolean;
+  /** Data lives in this process's files; admin tools may open it directly when stopped. */
+  embedded: boolean;
+  /** The engine deletes expired entries itself (e.g. DynamoDB TTL), late. */
+  nativeExpiry: boolean;
+  /** Largest stored message the engine accepts, in bytes of body, if it has a hard limit. */
+  maxBodyBytes?: number;
+}
+
+export interface MailboxStore {
+  /** A short name for logs and metric labels. */
+  readonly engine: string;
+  readonly capabilities: StoreCapabilities;
+
+  /**
+   * Store a batch. Each item gets its own outcome; one item's quota or dedupe result
+   * never fails another. Resolves only when every stored item is durable.
+   */
+  append(items: readonly AppendItem[], limits: AppendLimits): Promise<AppendOutcome[]>;
+
+  /** A page of one device's view: seq > max(afterSeq, cursor), for the user or this device, unexpired. */
+  read(req: ReadRequest): Promise<ReadPage>;
+
+  /**
+   * Move the device's cursor to upToSeq (never backwards) and delete what every device
+   * has now acked. NOT_FOUND for an unknown device, BAD_REQUEST beyond the last seq.
+   */
+  ack(user: UserId, device: DeviceId, upToSeq: Seq): Promise<AckOutcome>;
+
+  registerDevice(user: UserId, device: DeviceId, start: DeviceStart, now: number, maxDevices: number): Promise<RegisterOutcome>;
+  removeDevice(user: UserId, device: DeviceId): Promise<RemoveOutcome>;
+  listDevices(user: UserId): Promise<DeviceCursor[]>;
+
+  stats(user: UserId, now: number): Promise<MailboxStats>;
+
+  /** Delete all of a user's stored messages. Devices, cursors, seqs and dedupe entries are kept. */
+  purge(user: UserId): Promise<PurgeOutcome>;
+
+  /** Delete up to `max` messages (and their index entries) that expired at or before `now`. */
+  sweep(now: number, max: number): Promise<SweepOutcome>;
+
+  /** Every user id with a mailbox, in key order, for admin tools. */
+  users(opts?: { after?: UserId; limit?: number }): Promise<UserId[]>;
+
+  counters(): StoreCounters;
+  close(): Promise<void>;
+}
+
+/** Builds an engine. The conformance suite takes one of these and nothing else. */
+export type StoreFactory = () => Promise<MailboxStore>;
+
+export type { MessageId };

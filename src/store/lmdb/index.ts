@@ -1,0 +1,384 @@
+/**
+ * The embedded engine: one LMDB environment on disk, zero set-up.
+ *
+ * Durability: the environment is opened with `overlappingSync: false`, so a write
+ * transaction's promise resolves only after LMDB's commit has fsync'd the data. Every
+ * mutation runs inside `root.transaction(cb)`; lmdb-js queues callbacks from the same
+ * event turn into one write transaction, and the post office hands us whole batches,
+ * so concurrent sends share one commit and one fsync (group commit).
+ *
+ * Reads run outside write transactions on lmdb-js's current read snapshot; they never
+ * touch another user's keys (see keys.ts for the layout).
+ */
+import { mkdirSync } from 'node:fs';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { PoboxError } from '../../core/errors.js';
+import type { DeviceId, Seq, UserId } from '../../core/ids.js';
+import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage, StoredMessage } from '../../core/types.js';
+import type {
+  AckOutcome,
+  AppendItem,
+  AppendLimits,
+  AppendOutcome,
+  MailboxStore,
+  PurgeOutcome,
+  ReadRequest,
+  RegisterOutcome,
+  RemoveOutcome,
+  StoreCapabilities,
+  StoreCounters,
+  SweepOutcome,
+} from '../contract.js';
+import { deviceList, hasDevice, minCursor, planAfterAck, planAfterRemove, startCursor, type DeletePlan } from '../rules.js';
+import { newEpoch } from '../epoch.js';
+import {
+  dedupeKey,
+  expiryKey,
+  messageKey,
+  messageRange,
+  type DedupeKey,
+  type DedupeValue,
+  type ExpiryKey,
+  type MessageKey,
+  type MessageValue,
+  type MetaValue,
+} from './keys.js';
+
+export interface LmdbStoreOptions {
+  /** Directory holding the environment; created if missing. */
+  path: string;
+  /** Most entries a read scans past (targeted at other devices, expired) before returning a short page. */
+  scanBudget?: number;
+}
+
+function emptyMeta(): MetaValue {
+  return { epoch: newEpoch(), lastSeq: 0, count: 0, bytes: 0, devices: {} };
+}
+
+export class LmdbStore implements MailboxStore {
+  readonly engine = 'lmdb';
+  readonly capabilities: StoreCapabilities = { groupCommit: true, embedded: true, nativeExpiry: false };
+
+  private readonly root: RootDatabase;
+  private readonly messages: Database<MessageValue, MessageKey>;
+  private readonly meta: Database<MetaValue, UserId>;
+  private readonly dedupe: Database<DedupeValue, DedupeKey>;
+  private readonly expiry: Database<string, ExpiryKey>;
+  private readonly scanBudget: number;
+  private readonly count: StoreCounters = { keysRead: 0, keysWritten: 0, keysDeleted: 0 };
+  private closed = false;
+
+  constructor(opts: LmdbStoreOptions) {
+    mkdirSync(opts.path, { recursive: true });
+    this.root = open({
+      path: opts.path,
+      // Resolve write promises only once the commit is fsync'd: what we acknowledge is on disk.
+      overlappingSync: false,
+      noSync: false,
+      compression: false,
+      cache: false,
+      maxDbs: 8,
+    });
+    this.messages = this.root.openDB<MessageValue, MessageKey>('messages', { cache: false });
+    this.meta = this.root.openDB<MetaValue, UserId>('meta', { cache: false });
+    this.dedupe = this.root.openDB<DedupeValue, DedupeKey>('dedupe', { cache: false });
+    this.expiry = this.root.openDB<string, ExpiryKey>('expiry', { cache: false });
+    this.scanBudget = opts.scanBudget ?? 1000;
+  }
+
+  counters(): StoreCounters {
+    return { ...this.count };
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new PoboxError('UNAVAILABLE', 'store is closed');
+  }
+
+  private getMeta(user: UserId): MetaValue | undefined {
+    this.count.keysRead++;
+    return this.meta.get(user);
+  }
+
+  private putMeta(user: UserId, meta: MetaValue): void {
+    this.count.keysWritten++;
+    this.meta.putSync(user, meta);
+  }
+
+  /** Run `fn` inside one durable write transaction; resolves after fsync. */
+  private async write<T>(fn: () => T): Promise<T> {
+    this.ensureOpen();
+    try {
+      return await this.root.transaction(fn);
+    } catch (err) {
+      if (err instanceof PoboxError) throw err;
+      throw new PoboxError('UNAVAILABLE', `lmdb write failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async append(items: readonly AppendItem[], limits: AppendLimits): Promise<AppendOutcome[]> {
+    if (items.length === 0) return [];
+    return this.write(() => {
+      const metas = new Map<UserId, MetaValue>();
+      const out: AppendOutcome[] = [];
+      for (const item of items) {
+        let meta = metas.get(item.to) ?? this.getMeta(item.to);
+        if (!meta) meta = emptyMeta();
+        metas.set(item.to, meta);
+
+        if (item.toDevice !== undefined && !hasDevice(meta.devices, item.toDevice)) {
+          out.push({ ok: false, error: new PoboxError('NOT_FOUND', `device ${item.toDevice} of ${item.to} is not registered`, { field: 'toDevice' }) });
+          continue;
+        }
+        this.count.keysRead++;
+        const seen = this.dedupe.get(dedupeKey(item.to, item.id));
+        if (seen && seen.expiresAt > item.sentAt) {
+          out.push({ ok: true, seq: seen.seq, duplicate: true, epoch: meta.epoch });
+          continue;
+        }
+        if (meta.count + 1 > limits.maxMailboxMessages || meta.bytes + item.bytes > limits.maxMailboxBytes) {
+          out.push({ ok: false, error: new PoboxError('MAILBOX_FULL', `mailbox of ${item.to} is full`) });
+          continue;
+        }
+        const seq = meta.lastSeq + 1;
+        meta.lastSeq = seq;
+        meta.count += 1;
+        meta.bytes += item.bytes;
+        const value: MessageValue = { id: item.id, from: item.from, body: item.body, bytes: item.bytes, sentAt: item.sentAt, expiresAt: item.expiresAt };
+        if (item.toDevice !== undefined) value.toDevice = item.toDevice;
+        if (item.receipt) value.receipt = true;
+        this.messages.putSync(messageKey(item.to, seq), value);
+        this.dedupe.putSync(dedupeKey(item.to, item.id), { seq, expiresAt: item.expiresAt });
+        this.expiry.putSync(expiryKey(item.expiresAt, item.to, seq), item.id);
+        this.count.keysWritten += 3;
+        out.push({ ok: true, seq, duplicate: false, epoch: meta.epoch });
+      }
+      for (const [user, meta] of metas) this.putMeta(user, meta);
+      return out;
+    });
+  }
+
+  async read(req: ReadRequest): Promise<ReadPage> {
+    this.ensureOpen();
+    const meta = this.getMeta(req.user);
+    if (!meta || !hasDevice(meta.devices, req.device)) {
+      throw new PoboxError('NOT_FOUND', `device ${req.device} of ${req.user} is not registered`);
+    }
+    const cursor = meta.devices[req.device]!.cursor;
+    const after = Math.max(req.afterSeq, cursor);
+    const messages: StoredMessage[] = [];
+    let nextAfter = after;
+    let scanned = 0;
+    let more = false;
+    for (const { key, value } of this.messages.getRange(messageRange(req.user, after))) {
+      this.count.keysRead++;
+      if (messages.length >= req.limit || scanned >= this.scanBudget) {
+        more = true; // an entry exists past what we return
+        break;
+      }
+      scanned++;
+      const seq = key[1];
+      nextAfter = seq;
+      if (value.expiresAt <= req.now) continue;
+      if (value.toDevice !== undefined && value.toDevice !== req.device) continue;
+      messages.push(toStored(req.user, seq, value));
+    }
+    return { epoch: meta.epoch, messages, nextAfter, more, lastSeq: meta.lastSeq };
+  }
+
+  /** Delete what a plan allows; returns count and bytes freed. Call inside a write. */
+  private applyDeletes(user: UserId, plan: DeletePlan): { deleted: number; bytes: number } {
+    let deleted = 0;
+    let bytes = 0;
+    const drop = (seq: Seq, value: MessageValue): void => {
+      this.messages.removeSync(messageKey(user, seq));
+      this.count.keysDeleted++;
+      deleted++;
+      bytes += value.bytes;
+    };
+    if (plan.all) {
+      for (const { key, value } of this.messages.getRange(messageRange(user, plan.all.lo, plan.all.hi))) {
+        this.count.keysRead++;
+        drop(key[1], value);
+      }
+    }
+    if (plan.targeted) {
+      const { device } = plan.targeted;
+      for (const { key, value } of this.messages.getRange(messageRange(user, plan.targeted.lo, plan.targeted.hi))) {
+        this.count.keysRead++;
+        if (value.toDevice === device) drop(key[1], value);
+      }
+    }
+    return { deleted, bytes };
+  }
+
+  async ack(user: UserId, device: DeviceId, upToSeq: Seq): Promise<AckOutcome> {
+    return this.write(() => {
+      const meta = this.getMeta(user);
+      if (!meta || !hasDevice(meta.devices, device)) {
+        throw new PoboxError('NOT_FOUND', `device ${device} of ${user} is not registered`);
+      }
+      if (upToSeq > meta.lastSeq) {
+        throw new PoboxError('BAD_REQUEST', `ack up to ${upToSeq} is beyond the last seq ${meta.lastSeq}`, { field: 'upTo' });
+      }
+      const dev = meta.devices[device]!;
+      if (upToSeq <= dev.cursor) return { cursor: dev.cursor, moved: false, deleted: 0, deletedBytes: 0 };
+      const oldMin = minCursor(meta.devices);
+      const oldCursor = dev.cursor;
+      dev.cursor = upToSeq;
+      const newMin = minCursor(meta.devices);
+      const { deleted, bytes } = this.applyDeletes(user, planAfterAck(oldMin, newMin, device, oldCursor, upToSeq));
+      meta.count -= deleted;
+      meta.bytes -= bytes;
+      this.putMeta(user, meta);
+      return { cursor: upToSeq, moved: true, deleted, deletedBytes: bytes };
+    });
+  }
+
+  async registerDevice(user: UserId, device: DeviceId, start: DeviceStart, now: number, maxDevices: number): Promise<RegisterOutcome> {
+    return this.write(() => {
+      const meta = this.getMeta(user) ?? emptyMeta();
+      const existing = meta.devices[device];
+      if (existing && hasDevice(meta.devices, device)) {
+        return { device, cursor: existing.cursor, registeredAt: existing.registeredAt, created: false };
+      }
+      if (Object.keys(meta.devices).length >= maxDevices) {
+        throw new PoboxError('FORBIDDEN', `${user} already has the maximum of ${maxDevices} devices`);
+      }
+      const cursor = startCursor(meta.devices, start, meta.lastSeq);
+      meta.devices[device] = { cursor, registeredAt: now };
+      this.putMeta(user, meta);
+      return { device, cursor, registeredAt: now, created: true };
+    });
+  }
+
+  async removeDevice(user: UserId, device: DeviceId): Promise<RemoveOutcome> {
+    return this.write(() => {
+      const meta = this.getMeta(user);
+      if (!meta || !hasDevice(meta.devices, device)) return { removed: false, deleted: 0, deletedBytes: 0 };
+      const oldMin = minCursor(meta.devices);
+      const removedCursor = meta.devices[device]!.cursor;
+      delete meta.devices[device];
+      const newMin = minCursor(meta.devices);
+      const { deleted, bytes } = this.applyDeletes(user, planAfterRemove(oldMin, newMin, device, removedCursor, meta.lastSeq));
+      meta.count -= deleted;
+      meta.bytes -= bytes;
+      this.putMeta(user, meta);
+      return { removed: true, deleted, deletedBytes: bytes };
+    });
+  }
+
+  async listDevices(user: UserId): Promise<DeviceCursor[]> {
+    this.ensureOpen();
+    const meta = this.getMeta(user);
+    return meta ? deviceList(meta.devices) : [];
+  }
+
+  async stats(user: UserId, now: number): Promise<MailboxStats> {
+    this.ensureOpen();
+    const meta = this.getMeta(user);
+    if (!meta) return { user, epoch: '', lastSeq: 0, pending: 0, pendingBytes: 0, oldestAgeMs: null, devices: [] };
+    let oldestAgeMs: number | null = null;
+    for (const { value } of this.messages.getRange({ ...messageRange(user, 0), limit: 1 })) {
+      this.count.keysRead++;
+      oldestAgeMs = Math.max(0, now - value.sentAt);
+    }
+    return {
+      user,
+      epoch: meta.epoch,
+      lastSeq: meta.lastSeq,
+      pending: meta.count,
+      pendingBytes: meta.bytes,
+      oldestAgeMs,
+      devices: deviceList(meta.devices),
+    };
+  }
+
+  async purge(user: UserId): Promise<PurgeOutcome> {
+    return this.write(() => {
+      const meta = this.getMeta(user);
+      if (!meta) return { deleted: 0, deletedBytes: 0 };
+      const { deleted, bytes } = this.applyDeletes(user, { all: { lo: 0, hi: meta.lastSeq }, targeted: null });
+      meta.count = 0;
+      meta.bytes = 0;
+      this.putMeta(user, meta);
+      return { deleted, deletedBytes: bytes };
+    });
+  }
+
+  async sweep(now: number, max: number): Promise<SweepOutcome> {
+    this.ensureOpen();
+    const due: Array<{ key: ExpiryKey; id: string }> = [];
+    for (const { key, value } of this.expiry.getRange({ start: [0], end: [now + 1], limit: max + 1 })) {
+      this.count.keysRead++;
+      due.push({ key, id: value });
+    }
+    const more = due.length > max;
+    if (more) due.pop();
+    if (due.length === 0) return { expired: 0, expiredBytes: 0, cleaned: 0, more: false };
+    return this.write(() => {
+      let expired = 0;
+      let expiredBytes = 0;
+      let cleaned = 0;
+      const metas = new Map<UserId, MetaValue | undefined>();
+      for (const { key, id } of due) {
+        const [expiresAt, user, seq] = key;
+        if (!metas.has(user)) metas.set(user, this.getMeta(user));
+        const meta = metas.get(user);
+        this.count.keysRead++;
+        const msg = this.messages.get(messageKey(user, seq));
+        if (msg && msg.expiresAt === expiresAt) {
+          this.messages.removeSync(messageKey(user, seq));
+          this.count.keysDeleted++;
+          expired++;
+          expiredBytes += msg.bytes;
+          if (meta) {
+            meta.count -= 1;
+            meta.bytes -= msg.bytes;
+          }
+        }
+        this.count.keysRead++;
+        const d = this.dedupe.get(dedupeKey(user, id));
+        if (d && d.seq === seq) {
+          this.dedupe.removeSync(dedupeKey(user, id));
+          this.count.keysDeleted++;
+          cleaned++;
+        }
+        this.expiry.removeSync(expiryKey(expiresAt, user, seq));
+        this.count.keysDeleted++;
+        cleaned++;
+      }
+      for (const [user, meta] of metas) if (meta) this.putMeta(user, meta);
+      return { expired, expiredBytes, cleaned, more };
+    });
+  }
+
+  async users(opts: { after?: UserId; limit?: number } = {}): Promise<UserId[]> {
+    this.ensureOpen();
+    const out: UserId[] = [];
+    const range = opts.after === undefined ? {} : { start: opts.after, exclusiveStart: true };
+    for (const key of this.meta.getKeys({ ...range, limit: opts.limit ?? 1000 })) {
+      this.count.keysRead++;
+      if (key === opts.after) continue;
+      out.push(key);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.root.flushed;
+    await this.root.close();
+  }
+}
+
+function toStored(user: UserId, seq: Seq, v: MessageValue): StoredMessage {
+  const m: StoredMessage = { seq, id: v.id, from: v.from, to: user, body: v.body, bytes: v.bytes, sentAt: v.sentAt, expiresAt: v.expiresAt };
+  if (v.toDevice !== undefined) m.toDevice = v.toDevice;
+  if (v.receipt) m.receipt = true;
+  return m;
+}
+
+export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> {
+  return new LmdbStore(opts);
+}

@@ -1,0 +1,66 @@
+/**
+ * Mailbox rules every engine applies inside its own atomic step: which cursor a new
+ * device starts at, and which messages an ack or a device removal lets us delete.
+ * Pure functions over the device map, so each engine computes the same answer.
+ */
+import type { DeviceId, Seq } from '../core/ids.js';
+import type { DeviceCursor, DeviceStart } from '../core/types.js';
+
+export interface DeviceValue {
+  cursor: Seq;
+  registeredAt: number;
+}
+export type DeviceMap = Record<DeviceId, DeviceValue>;
+
+export function hasDevice(devices: DeviceMap, device: DeviceId): boolean {
+  return Object.prototype.hasOwnProperty.call(devices, device);
+}
+
+/** The lowest cursor over all devices: every message at or below it is acked by all. */
+export function minCursor(devices: DeviceMap): Seq | undefined {
+  let min: Seq | undefined;
+  for (const d of Object.values(devices)) if (min === undefined || d.cursor < min) min = d.cursor;
+  return min;
+}
+
+export function deviceList(devices: DeviceMap): DeviceCursor[] {
+  return Object.entries(devices)
+    .map(([device, d]) => ({ device, cursor: d.cursor, registeredAt: d.registeredAt }))
+    .sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0));
+}
+
+/**
+ * A user's first device starts at the beginning (it gets everything kept for the user);
+ * later devices start at the head unless asked for the oldest kept message.
+ */
+export function startCursor(devices: DeviceMap, start: DeviceStart, lastSeq: Seq): Seq {
+  if (start === 'oldest') return 0;
+  if (start === 'head') return lastSeq;
+  return Object.keys(devices).length === 0 ? 0 : lastSeq;
+}
+
+/**
+ * Seq ranges (lo, hi] to visit after a cursor move. Messages in `all` are deleted
+ * whoever they were for (every device has acked them); in `targeted`, only those
+ * addressed to `device` (no other device is ever shown them). Both ranges grow with
+ * the progress made, never with another device's backlog.
+ */
+export interface DeletePlan {
+  all: { lo: Seq; hi: Seq } | null;
+  targeted: { lo: Seq; hi: Seq; device: DeviceId } | null;
+}
+
+export function planAfterAck(oldMin: Seq | undefined, newMin: Seq | undefined, device: DeviceId, oldCursor: Seq, newCursor: Seq): DeletePlan {
+  const all = oldMin !== undefined && newMin !== undefined && newMin > oldMin ? { lo: oldMin, hi: newMin } : null;
+  const lo = Math.max(oldCursor, newMin ?? 0);
+  const targeted = newCursor > lo ? { lo, hi: newCursor, device } : null;
+  return { all, targeted };
+}
+
+/** After removing `device` (whose cursor was `removedCursor`) from a mailbox whose head is lastSeq. */
+export function planAfterRemove(oldMin: Seq | undefined, newMin: Seq | undefined, device: DeviceId, removedCursor: Seq, lastSeq: Seq): DeletePlan {
+  const all = oldMin !== undefined && newMin !== undefined && newMin > oldMin ? { lo: oldMin, hi: newMin } : null;
+  const lo = Math.max(removedCursor, newMin ?? 0);
+  const targeted = lastSeq > lo ? { lo, hi: lastSeq, device } : null;
+  return { all, targeted };
+}
