@@ -5,6 +5,13 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isPoboxError } from '../core/errors.js';
+import { registerServe } from './commands/serve.js';
+import { registerToken } from './commands/token.js';
+import { registerInspect } from './commands/inspect.js';
+import { registerPurge } from './commands/purge.js';
+import { registerDevices } from './commands/devices.js';
+import { registerStats } from './commands/stats.js';
+import { registerSend } from './commands/send.js';
 
 export function buildProgram(): Command {
   const program = new Command('pobox')
@@ -13,6 +20,13 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   // sub-commands register below, one line each
+  registerServe(program);
+  registerToken(program);
+  registerInspect(program);
+  registerPurge(program);
+  registerDevices(program);
+  registerStats(program);
+  registerSend(program);
   return program;
 }
 

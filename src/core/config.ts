@@ -69,6 +69,12 @@ export const DynamoDbConfigSchema = z
     region: z.string().min(1).default('us-east-1'),
     /** Override for DynamoDB Local or a DynamoDB-compatible store (e.g. ScyllaDB Alternator). */
     endpoint: z.url().optional(),
+    /** Partitions of the sweeper's expiry index; fixed for the life of the table. */
+    sweepShards: z.number().int().min(1).max(256).default(16),
+    /** Native TTL deletes this long after expiry, so the sweeper (which keeps quotas right) normally gets there first. */
+    ttlGraceSeconds: z.number().int().min(0).max(365 * DAY_SECONDS).default(DAY_SECONDS),
+    /** Attempts per request (throttling, 5xx, conflicts) before a send fails with UNAVAILABLE. */
+    maxAttempts: z.number().int().min(1).max(50).default(10),
   })
   .strict();
 

@@ -23,6 +23,12 @@ export interface PostOfficeOptions {
   sweeper?: boolean;
 }
 
+/**
+ * Runs before an ack's cursor move, with the range (cursor, upTo] still stored, so it can
+ * read what is about to be acked (delivery receipts do). Throwing fails the ack.
+ */
+export type BeforeAckHook = (ack: { user: UserId; device: DeviceId; upTo: Seq }) => Promise<void>;
+
 interface PendingSend {
   item: AppendItem;
   resolve: (r: SendResult) => void;
@@ -42,6 +48,7 @@ export class PostOffice {
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<number> | undefined;
   private closed = false;
+  private readonly beforeAckHooks = new Set<BeforeAckHook>();
 
   constructor(opts: PostOfficeOptions) {
     this.store = opts.store;
@@ -161,10 +168,21 @@ export class PostOffice {
     return this.store.read({ user: q.user, device: q.device, afterSeq: q.afterSeq, limit: q.limit, now: this.clock.now() });
   }
 
+  /** Run `hook` before every ack reaches the store (see BeforeAckHook). Returns the remover. */
+  addBeforeAckHook(hook: BeforeAckHook): () => void {
+    this.beforeAckHooks.add(hook);
+    return () => {
+      this.beforeAckHooks.delete(hook);
+    };
+  }
+
   /** Cumulative ack: `device` has everything up to and including `upTo`. */
-  async ack(user: UserId, device: DeviceId, upTo: Seq): Promise<AckResult> {
+  async ack(user: UserId, device: DeviceId, upTo: Seq, opts: { skipHooks?: boolean } = {}): Promise<AckResult> {
     this.ensureOpen();
     const q = parseInput(AckInputSchema, { user, device, upTo }, 'ack');
+    // Before-ack hooks (delivery receipts) see the range while it is still stored; one that throws fails the ack.
+    // An admin moving a cursor (skipHooks) is not a delivery, so it produces no receipts.
+    if (!opts.skipHooks) for (const hook of this.beforeAckHooks) await hook({ user: q.user, device: q.device, upTo: q.upTo });
     const r = await this.store.ack(q.user, q.device, q.upTo);
     if (r.moved) {
       this.events.emit('acked', { user: q.user, device: q.device, cursor: r.cursor, deleted: r.deleted, deletedBytes: r.deletedBytes });
@@ -177,6 +195,8 @@ export class PostOffice {
     const q = parseInput(DeviceInputSchema, { user, device, start }, 'device');
     const r = await this.store.registerDevice(q.user, q.device, q.start, this.clock.now(), this.config.limits.maxDevicesPerUser);
     if (r.created) this.events.emit('device', { user: q.user, device: q.device, change: 'registered' });
+    // A first device starting at the head has in effect acked what came before it.
+    if (r.deleted) this.events.emit('acked', { user: q.user, device: q.device, cursor: r.cursor, deleted: r.deleted, deletedBytes: r.deletedBytes ?? 0 });
     return r;
   }
 

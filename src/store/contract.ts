@@ -45,6 +45,12 @@ export interface AckOutcome {
 export interface RegisterOutcome extends DeviceCursor {
   /** False when the device already existed (its cursor is unchanged). */
   created: boolean;
+  /**
+   * Messages deleted because a first device started at the head (see planAfterRegister
+   * in rules.ts); absent or 0 otherwise.
+   */
+  deleted?: number;
+  deletedBytes?: number;
 }
 
 export interface RemoveOutcome {

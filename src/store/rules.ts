@@ -64,3 +64,14 @@ export function planAfterRemove(oldMin: Seq | undefined, newMin: Seq | undefined
   const targeted = lastSeq > lo ? { lo, hi: lastSeq, device } : null;
   return { all, targeted };
 }
+
+/**
+ * After registering a device. A user's first device that starts past seq 0 (asked for
+ * 'head') has in effect acked everything below its cursor: no device will ever be shown
+ * those messages, so they go now instead of holding quota until they expire. A later
+ * device never raises the lowest cursor, so it deletes nothing.
+ */
+export function planAfterRegister(oldMin: Seq | undefined, newMin: Seq | undefined): DeletePlan {
+  const all = oldMin === undefined && newMin !== undefined && newMin > 0 ? { lo: 0, hi: newMin } : null;
+  return { all, targeted: null };
+}

@@ -1,8 +1,349 @@
-// Placeholder replaced by the DynamoDB engine work (issue 4); keeps src/store/open.ts compiling.
-import type { DynamoDbConfig } from '../../core/config.js';
+/**
+ * The DynamoDB engine: many stateless gateway nodes share one table (layout in keys.ts,
+ * docs/dynamodb.md). Loaded only when chosen; the AWS SDK is an optional dependency.
+ *
+ * Consistency: every mailbox read is strongly consistent. Every change to a user's
+ * meta item is conditioned on the version we read, so concurrent nodes serialise per
+ * user by optimistic concurrency, never by a lock. Appends commit meta + messages +
+ * dedupe in one transaction (append.ts). Acks, device removal and purge commit the meta
+ * item first and then delete messages in batches (one write unit each instead of a
+ * transaction's two); messages a crash leaves behind are "released" (released.ts):
+ * invisible, and deleted by the sweeper without counting them twice.
+ */
+import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import type { z } from 'zod';
+import { DynamoDbConfigSchema, parseConfig, type DynamoDbConfig } from '../../core/config.js';
 import { PoboxError } from '../../core/errors.js';
-import type { MailboxStore } from '../contract.js';
+import type { DeviceId, Seq, UserId } from '../../core/ids.js';
+import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage, StoredMessage } from '../../core/types.js';
+import type {
+  AckOutcome,
+  AppendItem,
+  AppendLimits,
+  AppendOutcome,
+  MailboxStore,
+  PurgeOutcome,
+  ReadRequest,
+  RegisterOutcome,
+  RemoveOutcome,
+  StoreCapabilities,
+  StoreCounters,
+  SweepOutcome,
+} from '../contract.js';
+import { deviceList, hasDevice, minCursor, planAfterAck, planAfterRemove, startCursor, type DeletePlan } from '../rules.js';
+import { appendForUser, emptyMeta, type Entry } from './append.js';
+import { decodeMessage, MAX_BODY_BYTES, type Item, type MetaValue } from './codec.js';
+import { messageSk, MESSAGE_PREFIX, USERS_GPK } from './keys.js';
+import { StaleRead, TableClient, type CapacityCounters } from './queries.js';
+import { isReleased } from './released.js';
+import { DEFAULT_RETRY, pause, type RetryPolicy } from './retry.js';
+import { sweep } from './sweep.js';
 
-export async function openDynamoDbStore(_cfg: DynamoDbConfig): Promise<MailboxStore> {
-  throw new PoboxError('UNAVAILABLE', 'the DynamoDB engine is not built yet');
+export type { CapacityCounters } from './queries.js';
+
+export interface DynamoDbStoreOptions {
+  table: string;
+  client: DynamoDBClient;
+  /** Close the client on close() (true when the store created it). */
+  ownsClient?: boolean;
+  sweepShards?: number;
+  ttlGraceSeconds?: number;
+  retry?: Partial<RetryPolicy>;
+  /** Most items a read examines (other devices' or expired) before returning a short page. */
+  scanBudget?: number;
+  /** Users appended to concurrently within one batch. */
+  userConcurrency?: number;
+}
+
+const MAX_SK = MESSAGE_PREFIX + '9'.repeat(16);
+
+export class DynamoDbStore implements MailboxStore {
+  readonly engine = 'dynamodb';
+  readonly capabilities: StoreCapabilities = { groupCommit: false, embedded: false, nativeExpiry: true, maxBodyBytes: MAX_BODY_BYTES };
+
+  private readonly t: TableClient;
+  private readonly sweepShards: number;
+  private readonly ttlGraceSeconds: number;
+  private readonly scanBudget: number;
+  private readonly userConcurrency: number;
+  private readonly ownsClient: boolean;
+  private closed = false;
+  /** Messages a crash or an outage left released but not yet deleted (they wait for the sweeper). */
+  private orphaned = 0;
+
+  constructor(opts: DynamoDbStoreOptions) {
+    this.t = new TableClient(opts.client, opts.table, { ...DEFAULT_RETRY, ...opts.retry });
+    this.sweepShards = opts.sweepShards ?? 16;
+    this.ttlGraceSeconds = opts.ttlGraceSeconds ?? 86_400;
+    this.scanBudget = opts.scanBudget ?? 1000;
+    this.userConcurrency = opts.userConcurrency ?? 16;
+    this.ownsClient = opts.ownsClient ?? false;
+  }
+
+  counters(): StoreCounters {
+    return { ...this.t.counts };
+  }
+
+  /** Read and write capacity units DynamoDB reported for this store's requests (not part of the contract). */
+  capacity(): CapacityCounters & { orphaned: number } {
+    return { ...this.t.capacity, orphaned: this.orphaned };
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new PoboxError('UNAVAILABLE', 'store is closed');
+  }
+
+  async append(items: readonly AppendItem[], limits: AppendLimits): Promise<AppendOutcome[]> {
+    this.ensureOpen();
+    const out: AppendOutcome[] = new Array(items.length);
+    const byUser = new Map<UserId, Entry[]>();
+    items.forEach((item, index) => {
+      const list = byUser.get(item.to) ?? [];
+      list.push({ index, item });
+      byUser.set(item.to, list);
+    });
+    const queue = [...byUser];
+    const settings = { sweepShards: this.sweepShards, ttlGraceSeconds: this.ttlGraceSeconds };
+    const worker = async (): Promise<void> => {
+      for (let next = queue.shift(); next; next = queue.shift()) await appendForUser(this.t, settings, next[0], next[1], limits, out);
+    };
+    await Promise.all(Array.from({ length: Math.min(this.userConcurrency, queue.length) }, worker));
+    return out;
+  }
+
+  async read(req: ReadRequest): Promise<ReadPage> {
+    this.ensureOpen();
+    const meta = await this.t.getMeta(req.user);
+    if (!meta || !hasDevice(meta.devices, req.device)) {
+      throw new PoboxError('NOT_FOUND', `device ${req.device} of ${req.user} is not registered`);
+    }
+    const after = Math.max(req.afterSeq, meta.devices[req.device]!.cursor);
+    const messages: StoredMessage[] = [];
+    let nextAfter = after;
+    let scanned = 0;
+    let more = false;
+    // Bounded by the last seq of the meta item read first: the page and lastSeq agree.
+    const start = Math.max(after, meta.floor);
+    if (start < meta.lastSeq) {
+      const from = messageSk(start + 1);
+      await this.t.queryRange(req.user, from, messageSk(meta.lastSeq), Math.min(req.limit + 1, this.scanBudget + 1), (items) => {
+        for (const item of items) {
+          if (messages.length >= req.limit || scanned >= this.scanBudget) {
+            more = true;
+            return false;
+          }
+          scanned++;
+          const m = decodeMessage(item);
+          nextAfter = m.seq;
+          if (m.expiresAt <= req.now) continue;
+          if (m.toDevice !== undefined && m.toDevice !== req.device) continue;
+          messages.push(m);
+        }
+        return true;
+      });
+    }
+    return { epoch: meta.epoch, messages, nextAfter, more, lastSeq: meta.lastSeq };
+  }
+
+  /** The messages a plan lets us delete, read before the meta item commits. */
+  private async collect(user: UserId, meta: MetaValue, plan: DeletePlan): Promise<{ sks: string[]; count: number; bytes: number }> {
+    const sks: string[] = [];
+    let count = 0;
+    let bytes = 0;
+    const take = (item: Item, device?: DeviceId): void => {
+      const m = decodeMessage(item);
+      if (device !== undefined && m.toDevice !== device) return;
+      sks.push(messageSk(m.seq));
+      if (isReleased(meta, m.seq, m.toDevice)) return; // already counted as deleted
+      count++;
+      bytes += m.bytes;
+    };
+    if (plan.all) {
+      await this.t.queryRange(user, messageSk(plan.all.lo + 1), messageSk(plan.all.hi), 1000, (items) => {
+        items.forEach((i) => take(i));
+        return true;
+      });
+    }
+    if (plan.targeted) {
+      const { device } = plan.targeted;
+      await this.t.queryRange(user, messageSk(plan.targeted.lo + 1), messageSk(plan.targeted.hi), 1000, (items) => {
+        items.forEach((i) => take(i, device));
+        return true;
+      });
+    }
+    return { sks, count, bytes };
+  }
+
+  /** Delete released messages; if DynamoDB refuses, they stay released for the sweeper. */
+  private async dropReleased(user: UserId, sks: string[]): Promise<void> {
+    try {
+      await this.t.deleteMany(user, sks);
+    } catch {
+      this.orphaned += sks.length;
+    }
+  }
+
+  /** Retry `fn` when a conditional meta write lost a race to another node. */
+  private async optimistic<T>(fn: () => Promise<T>): Promise<T> {
+    this.ensureOpen();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(err instanceof StaleRead)) throw err;
+        if (attempt + 1 >= this.t.retry.maxAttempts) throw new PoboxError('UNAVAILABLE', 'too many concurrent changes to one mailbox; try again', { cause: err });
+        this.t.capacity.retries++;
+        await pause(attempt, this.t.retry);
+      }
+    }
+  }
+
+  async ack(user: UserId, device: DeviceId, upToSeq: Seq): Promise<AckOutcome> {
+    return this.optimistic(async () => {
+      const meta = await this.t.getMeta(user);
+      if (!meta || !hasDevice(meta.devices, device)) throw new PoboxError('NOT_FOUND', `device ${device} of ${user} is not registered`);
+      if (upToSeq > meta.lastSeq) throw new PoboxError('BAD_REQUEST', `ack up to ${upToSeq} is beyond the last seq ${meta.lastSeq}`, { field: 'upTo' });
+      const dev = meta.devices[device]!;
+      if (upToSeq <= dev.cursor) return { cursor: dev.cursor, moved: false, deleted: 0, deletedBytes: 0 };
+      const oldMin = minCursor(meta.devices);
+      const devices = { ...meta.devices, [device]: { ...dev, cursor: upToSeq } };
+      const newMin = minCursor(devices);
+      const plan = planAfterAck(oldMin, newMin, device, dev.cursor, upToSeq);
+      const victims = await this.collect(user, meta, plan);
+      const next = this.afterDeletes(meta, devices, plan, victims);
+      await this.t.putMeta(user, next, meta.ver);
+      await this.dropReleased(user, victims.sks);
+      return { cursor: upToSeq, moved: true, deleted: victims.count, deletedBytes: victims.bytes };
+    });
+  }
+
+  private afterDeletes(meta: MetaValue, devices: MetaValue['devices'], plan: DeletePlan, victims: { count: number; bytes: number }): MetaValue {
+    // The floor only rises over a contiguous released range, so "seq <= floor" always means released.
+    const floor = plan.all && plan.all.lo <= meta.floor ? Math.max(meta.floor, plan.all.hi) : meta.floor;
+    return {
+      ...meta,
+      devices,
+      floor,
+      count: Math.max(0, meta.count - victims.count),
+      bytes: Math.max(0, meta.bytes - victims.bytes),
+      ver: meta.ver + 1,
+    };
+  }
+
+  async registerDevice(user: UserId, device: DeviceId, start: DeviceStart, now: number, maxDevices: number): Promise<RegisterOutcome> {
+    return this.optimistic(async () => {
+      const stored = await this.t.getMeta(user);
+      const meta = stored ?? emptyMeta();
+      if (hasDevice(meta.devices, device)) {
+        const d = meta.devices[device]!;
+        return { device, cursor: d.cursor, registeredAt: d.registeredAt, created: false };
+      }
+      if (Object.keys(meta.devices).length >= maxDevices) {
+        throw new PoboxError('FORBIDDEN', `${user} already has the maximum of ${maxDevices} devices`);
+      }
+      const cursor = startCursor(meta.devices, start, meta.lastSeq);
+      const next = { ...meta, devices: { ...meta.devices, [device]: { cursor, registeredAt: now } }, ver: (stored?.ver ?? 0) + 1 };
+      await this.t.putMeta(user, next, stored?.ver);
+      return { device, cursor, registeredAt: now, created: true };
+    });
+  }
+
+  async removeDevice(user: UserId, device: DeviceId): Promise<RemoveOutcome> {
+    return this.optimistic(async () => {
+      const meta = await this.t.getMeta(user);
+      if (!meta || !hasDevice(meta.devices, device)) return { removed: false, deleted: 0, deletedBytes: 0 };
+      const oldMin = minCursor(meta.devices);
+      const removedCursor = meta.devices[device]!.cursor;
+      const devices = { ...meta.devices };
+      delete devices[device];
+      const plan = planAfterRemove(oldMin, minCursor(devices), device, removedCursor, meta.lastSeq);
+      const victims = await this.collect(user, meta, plan);
+      await this.t.putMeta(user, this.afterDeletes(meta, devices, plan, victims), meta.ver);
+      await this.dropReleased(user, victims.sks);
+      return { removed: true, deleted: victims.count, deletedBytes: victims.bytes };
+    });
+  }
+
+  async listDevices(user: UserId): Promise<DeviceCursor[]> {
+    this.ensureOpen();
+    const meta = await this.t.getMeta(user);
+    return meta ? deviceList(meta.devices) : [];
+  }
+
+  async stats(user: UserId, now: number): Promise<MailboxStats> {
+    this.ensureOpen();
+    const meta = await this.t.getMeta(user);
+    if (!meta) return { user, epoch: '', lastSeq: 0, pending: 0, pendingBytes: 0, oldestAgeMs: null, devices: [] };
+    let oldestAgeMs: number | null = null;
+    if (meta.count > 0) {
+      await this.t.queryRange(user, messageSk(meta.floor + 1), MAX_SK, 1, (items) => {
+        const first = items[0];
+        if (first) oldestAgeMs = Math.max(0, now - decodeMessage(first).sentAt);
+        return first === undefined;
+      });
+    }
+    return { user, epoch: meta.epoch, lastSeq: meta.lastSeq, pending: meta.count, pendingBytes: meta.bytes, oldestAgeMs, devices: deviceList(meta.devices) };
+  }
+
+  async purge(user: UserId): Promise<PurgeOutcome> {
+    return this.optimistic(async () => {
+      const meta = await this.t.getMeta(user);
+      if (!meta) return { deleted: 0, deletedBytes: 0 };
+      const victims = await this.collect(user, meta, { all: { lo: 0, hi: meta.lastSeq }, targeted: null });
+      await this.t.putMeta(user, { ...meta, count: 0, bytes: 0, floor: meta.lastSeq, ver: meta.ver + 1 }, meta.ver);
+      await this.dropReleased(user, victims.sks);
+      return { deleted: victims.count, deletedBytes: victims.bytes };
+    });
+  }
+
+  async sweep(now: number, max: number): Promise<SweepOutcome> {
+    this.ensureOpen();
+    return sweep(this.t, this.sweepShards, now, max);
+  }
+
+  async users(opts: { after?: UserId; limit?: number } = {}): Promise<UserId[]> {
+    this.ensureOpen();
+    const items = await this.t.queryIndex(USERS_GPK, undefined, opts.after, opts.limit ?? 1000);
+    return items.map((i) => i.pk!.S!);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ownsClient) this.t.client.destroy();
+  }
+}
+
+/** SDK client settings for a config: our own retry loop replaces the SDK's. */
+export function clientConfig(cfg: Pick<DynamoDbConfig, 'region' | 'endpoint'>): DynamoDBClientConfig {
+  const conf: DynamoDBClientConfig = { region: cfg.region, maxAttempts: 1 };
+  if (cfg.endpoint !== undefined) {
+    conf.endpoint = cfg.endpoint;
+    // DynamoDB Local accepts any credentials; spare local users from inventing some.
+    const host = new URL(cfg.endpoint).hostname;
+    const loopback = host === 'localhost' || host.startsWith('127.') || host === '[::1]';
+    if (loopback && !process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE) {
+      conf.credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+    }
+  }
+  return conf;
+}
+
+export type DynamoDbConfigInput = z.input<typeof DynamoDbConfigSchema>;
+
+/** Open the engine on an existing table (see `pobox dynamodb create-table`). */
+export async function openDynamoDbStore(
+  input: DynamoDbConfigInput | DynamoDbConfig,
+  extra: { client?: DynamoDBClient; retry?: Partial<RetryPolicy> } = {},
+): Promise<DynamoDbStore> {
+  const cfg = parseConfig(DynamoDbConfigSchema, input, 'dynamodb config');
+  const client = extra.client ?? new DynamoDBClient(clientConfig(cfg));
+  return new DynamoDbStore({
+    table: cfg.table,
+    client,
+    ownsClient: extra.client === undefined,
+    sweepShards: cfg.sweepShards,
+    ttlGraceSeconds: cfg.ttlGraceSeconds,
+    retry: { maxAttempts: cfg.maxAttempts, ...extra.retry },
+  });
 }

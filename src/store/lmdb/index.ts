@@ -29,7 +29,7 @@ import type {
   StoreCounters,
   SweepOutcome,
 } from '../contract.js';
-import { deviceList, hasDevice, minCursor, planAfterAck, planAfterRemove, startCursor, type DeletePlan } from '../rules.js';
+import { deviceList, hasDevice, minCursor, planAfterAck, planAfterRegister, planAfterRemove, startCursor, type DeletePlan } from '../rules.js';
 import { newEpoch } from '../epoch.js';
 import {
   dedupeKey,
@@ -104,11 +104,16 @@ export class LmdbStore implements MailboxStore {
     this.meta.putSync(user, meta);
   }
 
-  /** Run `fn` inside one durable write transaction; resolves after fsync. */
+  /**
+   * Run `fn` inside one durable write transaction; resolves after fsync. It runs as a
+   * child transaction of lmdb-js's batched commit: callbacks queued in the same event
+   * turn still share one commit (group commit), but if `fn` throws, its own writes are
+   * rolled back instead of being committed half-done next to the others.
+   */
   private async write<T>(fn: () => T): Promise<T> {
     this.ensureOpen();
     try {
-      return await this.root.transaction(fn);
+      return (await this.root.childTransaction(fn)) as T;
     } catch (err) {
       if (err instanceof PoboxError) throw err;
       throw new PoboxError('UNAVAILABLE', `lmdb write failed: ${(err as Error).message}`, { cause: err });
@@ -119,20 +124,25 @@ export class LmdbStore implements MailboxStore {
     if (items.length === 0) return [];
     return this.write(() => {
       const metas = new Map<UserId, MetaValue>();
+      // Only mailboxes that really stored something are written back: a refused send
+      // to a user we have never seen must not create an (empty) mailbox.
+      const dirty = new Set<UserId>();
       const out: AppendOutcome[] = [];
       for (const item of items) {
         let meta = metas.get(item.to) ?? this.getMeta(item.to);
         if (!meta) meta = emptyMeta();
         metas.set(item.to, meta);
 
-        if (item.toDevice !== undefined && !hasDevice(meta.devices, item.toDevice)) {
-          out.push({ ok: false, error: new PoboxError('NOT_FOUND', `device ${item.toDevice} of ${item.to} is not registered`, { field: 'toDevice' }) });
-          continue;
-        }
+        // Dedupe first: a resend of a stored message answers with its seq even if its
+        // target device has since been removed.
         this.count.keysRead++;
         const seen = this.dedupe.get(dedupeKey(item.to, item.id));
         if (seen && seen.expiresAt > item.sentAt) {
           out.push({ ok: true, seq: seen.seq, duplicate: true, epoch: meta.epoch });
+          continue;
+        }
+        if (item.toDevice !== undefined && !hasDevice(meta.devices, item.toDevice)) {
+          out.push({ ok: false, error: new PoboxError('NOT_FOUND', `device ${item.toDevice} of ${item.to} is not registered`, { field: 'toDevice' }) });
           continue;
         }
         if (meta.count + 1 > limits.maxMailboxMessages || meta.bytes + item.bytes > limits.maxMailboxBytes) {
@@ -150,9 +160,10 @@ export class LmdbStore implements MailboxStore {
         this.dedupe.putSync(dedupeKey(item.to, item.id), { seq, expiresAt: item.expiresAt });
         this.expiry.putSync(expiryKey(item.expiresAt, item.to, seq), item.id);
         this.count.keysWritten += 3;
+        dirty.add(item.to);
         out.push({ ok: true, seq, duplicate: false, epoch: meta.epoch });
       }
-      for (const [user, meta] of metas) this.putMeta(user, meta);
+      for (const user of dirty) this.putMeta(user, metas.get(user)!);
       return out;
     });
   }
@@ -187,26 +198,29 @@ export class LmdbStore implements MailboxStore {
 
   /** Delete what a plan allows; returns count and bytes freed. Call inside a write. */
   private applyDeletes(user: UserId, plan: DeletePlan): { deleted: number; bytes: number } {
-    let deleted = 0;
-    let bytes = 0;
-    const drop = (seq: Seq, value: MessageValue): void => {
-      this.messages.removeSync(messageKey(user, seq));
-      this.count.keysDeleted++;
-      deleted++;
-      bytes += value.bytes;
-    };
+    // Collect first, delete after: removing entries under a live range cursor is not
+    // something lmdb-js promises to iterate correctly.
+    const doomed: Array<{ seq: Seq; bytes: number }> = [];
     if (plan.all) {
       for (const { key, value } of this.messages.getRange(messageRange(user, plan.all.lo, plan.all.hi))) {
         this.count.keysRead++;
-        drop(key[1], value);
+        doomed.push({ seq: key[1], bytes: value.bytes });
       }
     }
     if (plan.targeted) {
       const { device } = plan.targeted;
       for (const { key, value } of this.messages.getRange(messageRange(user, plan.targeted.lo, plan.targeted.hi))) {
         this.count.keysRead++;
-        if (value.toDevice === device) drop(key[1], value);
+        if (value.toDevice === device) doomed.push({ seq: key[1], bytes: value.bytes });
       }
+    }
+    let deleted = 0;
+    let bytes = 0;
+    for (const d of doomed) {
+      if (!this.messages.removeSync(messageKey(user, d.seq))) continue;
+      this.count.keysDeleted++;
+      deleted++;
+      bytes += d.bytes;
     }
     return { deleted, bytes };
   }
@@ -244,10 +258,14 @@ export class LmdbStore implements MailboxStore {
       if (Object.keys(meta.devices).length >= maxDevices) {
         throw new PoboxError('FORBIDDEN', `${user} already has the maximum of ${maxDevices} devices`);
       }
+      const oldMin = minCursor(meta.devices);
       const cursor = startCursor(meta.devices, start, meta.lastSeq);
       meta.devices[device] = { cursor, registeredAt: now };
+      const { deleted, bytes } = this.applyDeletes(user, planAfterRegister(oldMin, minCursor(meta.devices)));
+      meta.count -= deleted;
+      meta.bytes -= bytes;
       this.putMeta(user, meta);
-      return { device, cursor, registeredAt: now, created: true };
+      return { device, cursor, registeredAt: now, created: true, deleted, deletedBytes: bytes };
     });
   }
 
@@ -380,5 +398,10 @@ function toStored(user: UserId, seq: Seq, v: MessageValue): StoredMessage {
 }
 
 export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> {
-  return new LmdbStore(opts);
+  try {
+    return new LmdbStore(opts);
+  } catch (err) {
+    // A path that is a file, unwritable, or an environment another program holds.
+    throw new PoboxError('UNAVAILABLE', `cannot open the lmdb store at ${opts.path}: ${(err as Error).message}`, { cause: err, field: 'path' });
+  }
 }

@@ -1,0 +1,67 @@
+/**
+ * The wire form of a wake-up on a shared bus: one JSON object. The message rides along
+ * only when the whole payload stays small, so a burst of large messages never turns the
+ * bus into a second copy of the store; receivers read the store when it is missing.
+ */
+import { z } from 'zod';
+import { DeviceIdSchema, MessageIdSchema, SeqSchema, UserIdSchema } from '../core/ids.js';
+import type { StoredMessage } from '../core/types.js';
+import type { Wake } from './contract.js';
+
+const StoredMessageSchema = z.object({
+  seq: SeqSchema,
+  id: MessageIdSchema,
+  from: UserIdSchema,
+  to: UserIdSchema,
+  toDevice: DeviceIdSchema.optional(),
+  body: z.string(),
+  bytes: z.number().int().min(0),
+  sentAt: z.number(),
+  expiresAt: z.number(),
+  receipt: z.boolean().optional(),
+});
+
+const WakeSchema = z.object({
+  user: UserIdSchema,
+  epoch: z.string().min(1).max(128),
+  seq: SeqSchema,
+  message: StoredMessageSchema.optional(),
+});
+
+/** JSON for a wake; drops the message when the payload would exceed `maxInlineBytes`. */
+export function encodeWake(wake: Wake, maxInlineBytes: number): string {
+  const bare = { user: wake.user, epoch: wake.epoch, seq: wake.seq };
+  if (wake.message === undefined) return JSON.stringify(bare);
+  // UTF-8 takes at least one byte per UTF-16 unit: a long body is decided without serialising it.
+  if (wake.message.body.length > maxInlineBytes) return JSON.stringify(bare);
+  const full = JSON.stringify({ ...bare, message: wake.message });
+  return Buffer.byteLength(full, 'utf8') <= maxInlineBytes ? full : JSON.stringify(bare);
+}
+
+/** Parse a payload from the bus; undefined for anything malformed (another version, a stray publisher). */
+export function decodeWake(payload: string): Wake | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(payload);
+  } catch {
+    return undefined;
+  }
+  const r = WakeSchema.safeParse(raw);
+  if (!r.success) return undefined;
+  const { message, ...rest } = r.data;
+  if (message === undefined) return rest;
+  if (message.seq !== rest.seq || message.to !== rest.user) return undefined;
+  const m: StoredMessage = {
+    seq: message.seq,
+    id: message.id,
+    from: message.from,
+    to: message.to,
+    body: message.body,
+    bytes: message.bytes,
+    sentAt: message.sentAt,
+    expiresAt: message.expiresAt,
+  };
+  if (message.toDevice !== undefined) m.toDevice = message.toDevice;
+  if (message.receipt !== undefined) m.receipt = message.receipt;
+  return { ...rest, message: m };
+}

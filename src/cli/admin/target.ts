@@ -1,0 +1,86 @@
+/**
+ * What the admin commands act on: a running server over HTTP (admin API key), or, for
+ * the embedded engine, the data dir of a stopped server opened directly. Both give the
+ * same answers in the same shapes, so each command is written once.
+ */
+import { z } from 'zod';
+import { PoboxError } from '../../core/errors.js';
+import type { DeviceId, UserId } from '../../core/ids.js';
+import type { DeviceCursor, DeviceStart, MailboxStats, SendResult } from '../../core/types.js';
+import { parseInput } from '../../core/validate.js';
+import type { TotalsPage } from '../../metrics/totals.js';
+
+export interface AdminTarget {
+  /** Where the commands act, for messages: the URL or the data dir. */
+  readonly where: string;
+  stats(user: UserId): Promise<MailboxStats>;
+  purge(user: UserId): Promise<{ deleted: number; deletedBytes: number }>;
+  /** Move one device's cursor to the user's last seq (it skips its backlog). */
+  skipToHead(user: UserId, device: DeviceId): Promise<{ cursor: number; deleted: number }>;
+  listDevices(user: UserId): Promise<DeviceCursor[]>;
+  addDevice(user: UserId, device: DeviceId, start: DeviceStart): Promise<DeviceCursor & { created: boolean }>;
+  removeDevice(user: UserId, device: DeviceId): Promise<boolean>;
+  /** One page of user ids, for counting before a walk. */
+  users(after: UserId | undefined, limit: number): Promise<UserId[]>;
+  /** Totals over one page of users. */
+  totals(after: UserId | undefined, limit: number): Promise<TotalsPage>;
+  send(msg: { from: UserId; to: UserId; id: string; body: string; toDevice?: DeviceId; ttlSeconds?: number }): Promise<SendResult>;
+  close(): Promise<void>;
+}
+
+/** The flags every admin command takes. */
+export interface TargetFlags {
+  url?: string;
+  adminKey?: string;
+  apiKey?: string;
+  dataDir?: string;
+  json?: boolean;
+}
+
+const TargetSchema = z
+  .object({
+    url: z.url('--url must be a URL like http://127.0.0.1:8080').optional(),
+    adminKey: z.string().min(1).optional(),
+    apiKey: z.string().min(1).optional(),
+    dataDir: z.string().min(1).optional(),
+  })
+  .refine((t) => !(t.url && t.dataDir), { message: 'give --url or --data-dir, not both', path: ['url'] });
+
+/**
+ * Pick the target: --url (or POBOX_URL) means a running server; otherwise --data-dir
+ * (or POBOX_DATA_DIR, default ./.pobox-data) is opened directly.
+ */
+export async function openTarget(flags: TargetFlags, need: 'admin' | 'send', env: NodeJS.ProcessEnv = process.env): Promise<AdminTarget> {
+  const url = flags.url ?? (flags.dataDir ? undefined : env.POBOX_URL || undefined);
+  const t = parseInput(
+    TargetSchema,
+    {
+      url,
+      adminKey: flags.adminKey ?? (env.POBOX_ADMIN_KEY || undefined),
+      apiKey: flags.apiKey ?? (env.POBOX_API_KEY || undefined),
+      dataDir: url ? undefined : flags.dataDir ?? (env.POBOX_DATA_DIR || './.pobox-data'),
+    },
+    'options',
+  );
+  if (t.url) {
+    const key = need === 'send' ? t.apiKey ?? t.adminKey : t.adminKey;
+    if (!key) {
+      const which = need === 'send' ? '--api-key (or POBOX_API_KEY), a key with the send scope' : '--admin-key (or POBOX_ADMIN_KEY), a key with the admin scope';
+      throw new PoboxError('BAD_REQUEST', `${t.url} needs ${which}`, { field: need === 'send' ? 'apiKey' : 'adminKey' });
+    }
+    const { HttpTarget } = await import('./http-target.js');
+    return new HttpTarget(t.url, key);
+  }
+  const { openDataDirTarget } = await import('./data-dir-target.js');
+  return openDataDirTarget(t.dataDir!);
+}
+
+/** Run `fn` on the target and always close it. */
+export async function withTarget<T>(flags: TargetFlags, need: 'admin' | 'send', fn: (t: AdminTarget) => Promise<T>): Promise<T> {
+  const target = await openTarget(flags, need);
+  try {
+    return await fn(target);
+  } finally {
+    await target.close();
+  }
+}

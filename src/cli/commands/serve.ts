@@ -1,0 +1,62 @@
+/**
+ * `pobox serve`: the server in one process (HTTP API + WebSocket on one port). Config
+ * comes from flags, environment variables and an optional JSON file (--config), see
+ * src/gateway/config.ts. SIGTERM/SIGINT shut down gracefully and exit 0.
+ */
+import type { Command } from 'commander';
+import { loadServerConfig, type ServerFlags } from '../../gateway/config.js';
+import { startServer } from '../../gateway/server.js';
+
+export function addServerConfigOptions(cmd: Command): Command {
+  return cmd
+    .option('--config <file>', 'JSON config file (env POBOX_CONFIG)')
+    .option('--data-dir <dir>', 'data directory: embedded store and generated secret (env POBOX_DATA_DIR, default ./.pobox-data)')
+    .option('--store <engine>', 'lmdb (default) or dynamodb (env POBOX_STORE)')
+    .option('--dynamodb-table <name>', 'DynamoDB table (env POBOX_DYNAMODB_TABLE)')
+    .option('--dynamodb-endpoint <url>', 'DynamoDB endpoint, e.g. DynamoDB Local (env POBOX_DYNAMODB_ENDPOINT)')
+    .option('--dynamodb-region <region>', 'DynamoDB region (env POBOX_DYNAMODB_REGION)');
+}
+
+export function registerServe(program: Command): void {
+  addServerConfigOptions(
+    program
+      .command('serve')
+      .description('run the pobox server (HTTP API and WebSocket delivery on one port)')
+      .option('--port <port>', 'port to listen on; 0 picks a free one (env PORT, default 8080)')
+      .option('--host <host>', 'address to bind (env POBOX_HOST, default 127.0.0.1)')
+      .option('--bus <spec>', 'memory (default) or redis://host:port (env POBOX_BUS)')
+      .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env POBOX_LOG_LEVEL)'),
+  ).action(async (flags: ServerFlags) => {
+    const config = loadServerConfig({ flags });
+    const server = await startServer(config);
+    const log = server.log;
+    process.on('unhandledRejection', (err) => log.error({ err: String(err) }, 'unhandled rejection'));
+    process.on('uncaughtException', (err) => log.error({ err: err.stack ?? err.message }, 'uncaught exception'));
+    if (server.secretCreated) {
+      const dirFlag = flags.dataDir ? ` --data-dir ${flags.dataDir}` : '';
+      process.stderr.write(
+        `pobox: created a JWT secret in ${server.secretFile} (mode 0600).\n` +
+          `pobox: mint a user token with:  pobox token --user alice --device phone${dirFlag}\n`,
+      );
+    }
+    process.stderr.write(`pobox: listening on ${server.url} (WebSocket ${server.wsUrl})\n`);
+    await new Promise<void>((resolve) => {
+      let stopping = false;
+      const stop = (signal: NodeJS.Signals): void => {
+        if (stopping) {
+          log.warn({ signal }, 'second signal: exiting now');
+          process.exit(1);
+        }
+        stopping = true;
+        log.info({ signal }, 'signal received');
+        server.close().then(resolve, (err: unknown) => {
+          log.error({ err: String(err) }, 'shutdown failed');
+          process.exitCode = 1;
+          resolve();
+        });
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+  });
+}

@@ -1,0 +1,119 @@
+import type { PoboxError } from '../core/errors.js';
+
+/**
+ * The subset of the standard WebSocket API the client uses. Browsers provide it as
+ * `globalThis.WebSocket`; in Node 20 pass `WebSocket` from the `ws` package.
+ */
+export interface WebSocketLike {
+  readonly readyState: number;
+  // Handlers are typed loosely so both the DOM WebSocket and `ws` fit without adapters.
+  onopen: ((event: any) => void) | null; // eslint-disable-line @typescript-eslint/no-explicit-any
+  onmessage: ((event: any) => void) | null; // eslint-disable-line @typescript-eslint/no-explicit-any
+  onclose: ((event: any) => void) | null; // eslint-disable-line @typescript-eslint/no-explicit-any
+  onerror: ((event: any) => void) | null; // eslint-disable-line @typescript-eslint/no-explicit-any
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export type ClientState = 'connecting' | 'open' | 'live' | 'reconnecting' | 'closed';
+
+export type AckMode = 'auto' | 'manual';
+
+/** A token, or a function that returns a fresh one for every connection attempt. */
+export type TokenSource = string | (() => string | Promise<string>);
+
+export interface ClientOptions {
+  /** WebSocket implementation; defaults to `globalThis.WebSocket`. Node 20: `import { WebSocket } from 'ws'`. */
+  WebSocket?: WebSocketConstructor;
+  /**
+   * 'auto' (default): ack a message once every `message` handler has returned (or its
+   * promise resolved). 'manual': nothing is acked until you call `client.ack(seq)`.
+   */
+  ack?: AckMode;
+  /** Delay before a coalesced ack is sent, in ms (default 0: the next macrotask). */
+  ackDelayMs?: number;
+  /** Ceiling of the first reconnect delay, ms (default 300). */
+  backoffBaseMs?: number;
+  /** Largest reconnect delay ceiling, ms (default 30,000). */
+  backoffMaxMs?: number;
+  /** A socket that has not been welcomed within this many ms is dropped and retried (default 10,000). */
+  connectTimeoutMs?: number;
+  /** Keepalive ping interval, ms; default half the server's `heartbeatMs`, 0 disables. */
+  pingIntervalMs?: number;
+  /** Default timeout for `send()`, ms; 0 (default) waits for as long as the client is open. */
+  sendTimeoutMs?: number;
+  /** Start from a position saved from `client.position` so a restarted app does not see old messages again. */
+  resume?: { epoch: string; lastSeq: number };
+  /** Source of randomness for backoff jitter, [0, 1) (default Math.random). */
+  random?: () => number;
+}
+
+/** A message as handed to the application. */
+export interface ClientMessage {
+  seq: number;
+  id: string;
+  from: string;
+  body: string;
+  sentAt: number;
+  expiresAt: number;
+  toDevice?: string;
+  receipt?: boolean;
+}
+
+export interface SendOptions {
+  to: string;
+  body: string;
+  /** Your id for this message; the server dedupes on it. Generated when omitted. */
+  id?: string;
+  toDevice?: string;
+  ttlSeconds?: number;
+  receipt?: boolean;
+  /** Overrides `sendTimeoutMs` for this send. */
+  timeoutMs?: number;
+}
+
+export interface SendReceipt {
+  /** The id the message was sent with (yours, or the generated one). */
+  id: string;
+  seq: number;
+  /** True when the server already had this id (e.g. a resend after a reconnect). */
+  duplicate: boolean;
+}
+
+export interface StateChange {
+  state: ClientState;
+  previous: ClientState;
+  /** The URL being connected to (connecting/open/live). */
+  url?: string;
+  /** For 'reconnecting': retry number since the last welcome (0-based), its ceiling and drawn delay. */
+  attempt?: number;
+  ceilingMs?: number;
+  delayMs?: number;
+  /** The WebSocket close code and reason that caused this change, when one did. */
+  closeCode?: number;
+  reason?: string;
+}
+
+export interface ClientEvents {
+  message: ClientMessage;
+  /** The backlog that existed at connect has been handed over; live delivery follows. */
+  caughtUp: { seq: number };
+  state: StateChange;
+  error: PoboxError;
+}
+
+export interface ClientStats {
+  /** Message frames received, duplicates included. */
+  received: number;
+  /** Messages handed to the application. */
+  delivered: number;
+  /** Message frames dropped because the application had already seen them. */
+  duplicatesDropped: number;
+  acksSent: number;
+  /** The device's cursor as the server last confirmed it durable (its `acked` frame). */
+  serverCursor: number;
+  /** Sockets opened after the first. */
+  reconnects: number;
+}

@@ -1,0 +1,286 @@
+/**
+ * The server's configuration: one zod schema, read from (lowest to highest priority)
+ * defaults, an optional JSON config file (`--config` / POBOX_CONFIG), environment
+ * variables, and command-line flags. Validated once at start; a bad value is a
+ * BAD_REQUEST naming the field (e.g. `session.windowMessages`).
+ *
+ * `pobox serve`, `pobox token`, tests and benchmarks all go through this schema, so
+ * a value means the same thing wherever it is given.
+ */
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { KiB, MiB, parseConfig, PostOfficeConfigSchema, StoreConfigSchema } from '../core/config.js';
+import { PoboxError } from '../core/errors.js';
+import { WakeupHookConfigSchema } from '../postoffice/wakeup-hook.js';
+
+export const ApiKeySchema = z
+  .object({
+    /** The key as the backend sends it (`Authorization: Bearer <key>`). At least 24 characters. */
+    key: z.string().min(24, 'API keys must be at least 24 characters'),
+    /** A name for logs; the key itself is never logged. */
+    name: z.string().min(1).max(64).default('backend'),
+    scopes: z.array(z.enum(['send', 'admin'])).min(1),
+  })
+  .strict();
+export type ApiKeyConfig = z.output<typeof ApiKeySchema>;
+
+export const AuthConfigSchema = z
+  .object({
+    /** HS256 shared secrets; the first signs (pobox token), every one verifies (rotation). */
+    secrets: z.array(z.string().min(32, 'a JWT secret must be at least 32 characters')).default([]),
+    /** An EdDSA (Ed25519) public key, as a JWK (JSON text) or SPKI PEM. Verifies tokens minted elsewhere. */
+    publicKey: z.string().min(1).optional(),
+    /** When set, tokens must carry this `iss` / `aud`. */
+    issuer: z.string().min(1).optional(),
+    audience: z.string().min(1).optional(),
+    /** Tolerated clock difference when checking `exp`, in seconds. */
+    clockToleranceSeconds: z.number().int().min(0).max(300).default(5),
+    apiKeys: z.array(ApiKeySchema).default([]),
+  })
+  .strict();
+export type AuthConfig = z.output<typeof AuthConfigSchema>;
+
+export const SessionConfigSchema = z
+  .object({
+    /** Most unacked messages in flight per connection. */
+    windowMessages: z.number().int().min(1).max(100_000).default(256),
+    /** Most unacked body bytes in flight per connection (one message is always allowed). */
+    windowBytes: z.number().int().min(1).default(1 * MiB),
+    /** Messages read from the store per page. */
+    pageSize: z.number().int().min(1).max(10_000).default(256),
+    /** Stop writing to a socket whose send buffer holds more than this; resume when it drains. */
+    maxBufferedBytes: z.number().int().min(1024).default(1 * MiB),
+    /** ws-level ping interval; a connection silent for two intervals is closed. */
+    heartbeatMs: z.number().int().min(100).default(30_000),
+    /** The hello frame must arrive within this time. */
+    helloTimeoutMs: z.number().int().min(100).default(10_000),
+    /** While the bus is unhealthy, sessions read the store this often. */
+    pollIntervalMs: z.number().int().min(10).default(1000),
+    /** Wake-ups carry the message itself when its body is at most this many bytes. */
+    wakeMessageMaxBytes: z.number().int().min(0).default(4 * KiB),
+  })
+  .strict();
+export type SessionConfig = z.output<typeof SessionConfigSchema>;
+
+const RateSchema = z
+  .object({
+    perSecond: z.number().min(0.01),
+    burst: z.number().int().min(1),
+  })
+  .strict();
+
+export const GatewayLimitsSchema = z
+  .object({
+    /** Largest WebSocket message accepted; larger closes the connection with 1009. */
+    maxFrameBytes: z.number().int().min(1024).default(512 * KiB),
+    /** Largest HTTP request body accepted (413 PAYLOAD_TOO_LARGE beyond). */
+    maxHttpBodyBytes: z.number().int().min(1024).default(512 * KiB),
+    /** Token bucket for send frames on one connection. */
+    sendRate: RateSchema.default({ perSecond: 1000, burst: 2000 }),
+    /** Token bucket for WebSocket connection attempts per remote address. */
+    connectRate: RateSchema.default({ perSecond: 20, burst: 100 }),
+    /** Invalid frames tolerated on one connection before it is closed with 4008. */
+    maxInvalidFrames: z.number().int().min(1).default(10),
+  })
+  .strict();
+export type GatewayLimits = z.output<typeof GatewayLimitsSchema>;
+
+export const ServerConfigSchema = z
+  .object({
+    host: z.string().min(1).default('127.0.0.1'),
+    /** 0 picks a free port. */
+    port: z.number().int().min(0).max(65535).default(8080),
+    /** Holds the embedded store (`<dataDir>/lmdb`) and the generated JWT secret. */
+    dataDir: z.string().min(1).default('./.pobox-data'),
+    store: z.enum(['lmdb', 'dynamodb']).default('lmdb'),
+    dynamodb: z
+      .object({
+        table: z.string().min(1).optional(),
+        endpoint: z.url().optional(),
+        region: z.string().min(1).optional(),
+      })
+      .strict()
+      .default({}),
+    /** `memory` (single node) or a redis:// / rediss:// URL. */
+    bus: z
+      .string()
+      .refine((s) => s === 'memory' || /^rediss?:\/\//.test(s), 'bus must be "memory" or a redis:// URL')
+      .default('memory'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    auth: AuthConfigSchema.default(() => AuthConfigSchema.parse({})),
+    session: SessionConfigSchema.default(() => SessionConfigSchema.parse({})),
+    limits: GatewayLimitsSchema.default(() => GatewayLimitsSchema.parse({})),
+    postOffice: PostOfficeConfigSchema.default(() => PostOfficeConfigSchema.parse({})),
+    /** Longest a graceful shutdown waits for in-flight work before closing anyway. */
+    shutdownTimeoutMs: z.number().int().min(0).default(10_000),
+    /** Serve the demo page at / and mint demo tokens. Unset: on for lmdb on a loopback host only. */
+    demo: z.boolean().optional(),
+    /** Store delivery receipts for sends with `receipt: true` (src/postoffice/receipts.ts). */
+    receipts: z.boolean().default(true),
+    /** Offline wake-up webhook (src/postoffice/wakeup-hook.ts); off unless `url` is set. */
+    wakeupHook: WakeupHookConfigSchema.optional(),
+    /** Also export Node process metrics (CPU, memory, event loop) at /metrics. */
+    processMetrics: z.boolean().default(true),
+  })
+  .strict();
+export type ServerConfig = z.output<typeof ServerConfigSchema>;
+export type ServerConfigInput = z.input<typeof ServerConfigSchema>;
+
+/** Flags as commander hands them over (strings, or string arrays for repeatable ones). */
+export interface ServerFlags {
+  config?: string;
+  host?: string;
+  port?: string;
+  dataDir?: string;
+  store?: string;
+  dynamodbTable?: string;
+  dynamodbEndpoint?: string;
+  dynamodbRegion?: string;
+  bus?: string;
+  logLevel?: string;
+  /** --demo / --no-demo */
+  demo?: boolean;
+  wakeupUrl?: string;
+}
+
+/** Environment variables the server reads; each maps to one config field. */
+export const ENV_VARS = {
+  POBOX_CONFIG: 'path of a JSON config file',
+  PORT: 'port',
+  POBOX_PORT: 'port',
+  POBOX_HOST: 'host',
+  POBOX_DATA_DIR: 'dataDir',
+  POBOX_STORE: 'store',
+  POBOX_DYNAMODB_TABLE: 'dynamodb.table',
+  POBOX_DYNAMODB_ENDPOINT: 'dynamodb.endpoint',
+  POBOX_DYNAMODB_REGION: 'dynamodb.region',
+  POBOX_BUS: 'bus',
+  POBOX_LOG_LEVEL: 'logLevel',
+  POBOX_DEMO: 'demo (1/true or 0/false)',
+  POBOX_WAKEUP_URL: 'wakeupHook.url',
+  POBOX_JWT_SECRETS: 'auth.secrets (comma-separated)',
+  POBOX_JWT_PUBLIC_KEY: 'auth.publicKey',
+  POBOX_API_KEYS: 'auth.apiKeys (JSON array)',
+} as const;
+
+type Plain = Record<string, unknown>;
+
+function isPlain(v: unknown): v is Plain {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Later sources win field by field; arrays are replaced, not merged. */
+export function mergeConfig(...sources: Plain[]): Plain {
+  const out: Plain = {};
+  for (const src of sources) {
+    for (const [k, v] of Object.entries(src)) {
+      if (v === undefined) continue;
+      out[k] = isPlain(v) && isPlain(out[k]) ? mergeConfig(out[k] as Plain, v) : v;
+    }
+  }
+  return out;
+}
+
+/** A number when the text is one; otherwise the text, so the schema names the field. */
+function num(text: string | undefined): number | string | undefined {
+  if (text === undefined || text === '') return undefined;
+  const n = Number(text);
+  return Number.isFinite(n) && text.trim() !== '' ? n : text;
+}
+
+function setPath(target: Plain, path: string[], value: unknown): void {
+  if (value === undefined) return;
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    if (!isPlain(node[key])) node[key] = {};
+    node = node[key] as Plain;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+export function configFromEnv(env: NodeJS.ProcessEnv): Plain {
+  const out: Plain = {};
+  setPath(out, ['port'], num(env.POBOX_PORT ?? env.PORT));
+  setPath(out, ['host'], env.POBOX_HOST || undefined);
+  setPath(out, ['dataDir'], env.POBOX_DATA_DIR || undefined);
+  setPath(out, ['store'], env.POBOX_STORE || undefined);
+  setPath(out, ['dynamodb', 'table'], env.POBOX_DYNAMODB_TABLE || undefined);
+  setPath(out, ['dynamodb', 'endpoint'], env.POBOX_DYNAMODB_ENDPOINT || undefined);
+  setPath(out, ['dynamodb', 'region'], env.POBOX_DYNAMODB_REGION || undefined);
+  setPath(out, ['bus'], env.POBOX_BUS || undefined);
+  setPath(out, ['logLevel'], env.POBOX_LOG_LEVEL || undefined);
+  if (env.POBOX_DEMO) setPath(out, ['demo'], /^(1|true|yes|on)$/i.test(env.POBOX_DEMO) ? true : /^(0|false|no|off)$/i.test(env.POBOX_DEMO) ? false : env.POBOX_DEMO);
+  setPath(out, ['wakeupHook', 'url'], env.POBOX_WAKEUP_URL || undefined);
+  if (env.POBOX_JWT_SECRETS) {
+    setPath(out, ['auth', 'secrets'], env.POBOX_JWT_SECRETS.split(',').map((s) => s.trim()).filter(Boolean));
+  }
+  setPath(out, ['auth', 'publicKey'], env.POBOX_JWT_PUBLIC_KEY || undefined);
+  if (env.POBOX_API_KEYS) {
+    try {
+      setPath(out, ['auth', 'apiKeys'], JSON.parse(env.POBOX_API_KEYS));
+    } catch {
+      throw new PoboxError('BAD_REQUEST', 'invalid server config:\n  auth.apiKeys: POBOX_API_KEYS must be a JSON array', { field: 'auth.apiKeys' });
+    }
+  }
+  return out;
+}
+
+export function configFromFlags(flags: ServerFlags): Plain {
+  const out: Plain = {};
+  setPath(out, ['port'], num(flags.port));
+  setPath(out, ['host'], flags.host);
+  setPath(out, ['dataDir'], flags.dataDir);
+  setPath(out, ['store'], flags.store);
+  setPath(out, ['dynamodb', 'table'], flags.dynamodbTable);
+  setPath(out, ['dynamodb', 'endpoint'], flags.dynamodbEndpoint);
+  setPath(out, ['dynamodb', 'region'], flags.dynamodbRegion);
+  setPath(out, ['bus'], flags.bus);
+  setPath(out, ['logLevel'], flags.logLevel);
+  setPath(out, ['demo'], flags.demo);
+  setPath(out, ['wakeupHook', 'url'], flags.wakeupUrl);
+  return out;
+}
+
+export function readConfigFile(path: string): Plain {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new PoboxError('BAD_REQUEST', `cannot read config file ${path}: ${(err as Error).message}`, { field: 'config' });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new PoboxError('BAD_REQUEST', `config file ${path} is not valid JSON: ${(err as Error).message}`, { field: 'config' });
+  }
+  if (!isPlain(parsed)) throw new PoboxError('BAD_REQUEST', `config file ${path} must hold a JSON object`, { field: 'config' });
+  return parsed;
+}
+
+/** Build the validated config from flags, environment and the optional config file. */
+export function loadServerConfig(opts: { flags?: ServerFlags; env?: NodeJS.ProcessEnv; overrides?: Plain } = {}): ServerConfig {
+  const flags = opts.flags ?? {};
+  const env = opts.env ?? process.env;
+  const file = flags.config ?? env.POBOX_CONFIG;
+  const fromFile = file ? readConfigFile(file) : {};
+  const merged = mergeConfig(fromFile, configFromEnv(env), configFromFlags(flags), opts.overrides ?? {});
+  return parseConfig(ServerConfigSchema, merged, 'server config');
+}
+
+/** The store config `openStore()` takes, derived from the server config. */
+export function storeConfigOf(cfg: ServerConfig): z.input<typeof StoreConfigSchema> {
+  if (cfg.store === 'dynamodb') {
+    if (!cfg.dynamodb.table) {
+      throw new PoboxError('BAD_REQUEST', 'invalid server config:\n  dynamodb.table: required when store is dynamodb (--dynamodb-table)', { field: 'dynamodb.table' });
+    }
+    return {
+      engine: 'dynamodb',
+      table: cfg.dynamodb.table,
+      region: cfg.dynamodb.region ?? 'us-east-1',
+      ...(cfg.dynamodb.endpoint ? { endpoint: cfg.dynamodb.endpoint } : {}),
+    };
+  }
+  return { engine: 'lmdb', path: join(resolve(cfg.dataDir), 'lmdb') };
+}

@@ -1,0 +1,196 @@
+/**
+ * The HTTP API (docs/openapi.yaml is its description). Every body and query is parsed
+ * by a zod schema; identity comes from the bearer credential only:
+ *
+ * - a user token acts as its user and device (send as itself, pull/ack its device,
+ *   manage its own user's devices);
+ * - an API key with `send` sends as any user it names in `from`;
+ * - an API key with `admin` manages devices, stats and purge of any user.
+ */
+import { z } from 'zod';
+import type { Bus } from '../bus/contract.js';
+import { PoboxError } from '../core/errors.js';
+import { DeviceIdSchema, MessageIdSchema, SeqSchema, UserIdSchema } from '../core/ids.js';
+import { parseInput } from '../core/validate.js';
+import type { TypedEvents } from '../postoffice/events.js';
+import type { PostOffice } from '../postoffice/post-office.js';
+import { bearerOf, type Authenticator, type Principal, type Scope } from './auth.js';
+import type { GatewayEvents } from './events.js';
+import type { HttpContext, HttpRouter } from './http-router.js';
+
+const SendBodySchema = z.object({
+  id: MessageIdSchema,
+  to: UserIdSchema,
+  toDevice: DeviceIdSchema.optional(),
+  body: z.string().min(1, 'body must not be empty'),
+  ttlSeconds: z.number().int().min(1).optional(),
+  receipt: z.boolean().optional(),
+  /** Only read for API keys with the `send` scope; a user token's `from` is its user. */
+  from: z.unknown().optional(),
+});
+
+const PullQuerySchema = z.object({
+  after: z
+    .string()
+    .regex(/^\d{1,16}$/, 'after must be a non-negative integer')
+    .transform(Number)
+    .pipe(SeqSchema)
+    .default(0),
+  limit: z
+    .string()
+    .regex(/^\d{1,6}$/, 'limit must be a positive integer')
+    .transform(Number)
+    .pipe(z.number().int().min(1, 'limit must be at least 1'))
+    .default(100),
+});
+
+const AckBodySchema = z.object({ upTo: SeqSchema });
+const RegisterBodySchema = z.object({ start: z.enum(['auto', 'oldest', 'head']).default('auto') });
+
+export interface HttpApiDeps {
+  postOffice: PostOffice;
+  bus: Bus;
+  auth: Authenticator;
+  events: TypedEvents<GatewayEvents>;
+  trackSend: (p: Promise<unknown>) => void;
+}
+
+async function principalOf(ctx: HttpContext, auth: Authenticator): Promise<Principal> {
+  const p = await auth.authenticate(bearerOf(ctx.req.headers.authorization, undefined));
+  if (p.kind === 'user') ctx.tag({ user: p.user, device: p.device });
+  else ctx.tag({ key: p.name });
+  return p;
+}
+
+function requireUserToken(p: Principal): Extract<Principal, { kind: 'user' }> {
+  if (p.kind !== 'user') throw new PoboxError('FORBIDDEN', 'this endpoint needs a user token (it acts on the token\'s device)');
+  return p;
+}
+
+function requireScope(p: Principal, scope: Scope): void {
+  if (p.kind !== 'key' || !p.scopes.has(scope)) throw new PoboxError('FORBIDDEN', `this endpoint needs an API key with the ${scope} scope`);
+}
+
+/** A user token may act on its own user; an admin key on anyone. */
+function requireSelfOrAdmin(p: Principal, user: string): void {
+  if (p.kind === 'user' && p.user === user) return;
+  if (p.kind === 'key' && p.scopes.has('admin')) return;
+  throw new PoboxError('FORBIDDEN', p.kind === 'user' ? 'a user token can only manage its own user' : 'this endpoint needs an API key with the admin scope');
+}
+
+function userParam(ctx: HttpContext): string {
+  return parseInput(UserIdSchema, ctx.params['user'], 'user');
+}
+
+function deviceParam(ctx: HttpContext): string {
+  return parseInput(DeviceIdSchema, ctx.params['device'], 'device');
+}
+
+function field<T>(schema: z.ZodType<T>, value: unknown, what: string, name: string): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  throw new PoboxError('BAD_REQUEST', `${what}: ${name}: ${r.error.issues[0]?.message ?? 'invalid'}`, { field: name });
+}
+
+export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
+  const { postOffice: po, bus, auth, events } = deps;
+
+  router.route('GET', '/healthz', () => ({ json: { ok: true } }));
+
+  router.route('GET', '/readyz', async () => {
+    try {
+      await po.stats('readyz.probe');
+    } catch (err) {
+      throw new PoboxError('UNAVAILABLE', `store is not usable: ${(err as Error).message}`);
+    }
+    if (!bus.healthy()) throw new PoboxError('UNAVAILABLE', `bus ${bus.kind} is not healthy`);
+    return { json: { ok: true, store: po.store.engine, bus: bus.kind } };
+  });
+
+  router.route('POST', '/v1/messages', async (ctx) => {
+    const p = await principalOf(ctx, auth);
+    const input = parseInput(SendBodySchema, await ctx.json(), 'send');
+    let from: string;
+    if (p.kind === 'user') {
+      from = p.user; // a `from` in the body is ignored: identity comes from the token
+    } else {
+      requireScope(p, 'send');
+      if (input.from === undefined) throw new PoboxError('BAD_REQUEST', 'send: from: required when sending with an API key', { field: 'from' });
+      from = field(UserIdSchema, input.from, 'send', 'from');
+    }
+    const sending = po.send({
+      from,
+      to: input.to,
+      id: input.id,
+      body: input.body,
+      ...(input.toDevice !== undefined ? { toDevice: input.toDevice } : {}),
+      ...(input.ttlSeconds !== undefined ? { ttlSeconds: input.ttlSeconds } : {}),
+      ...(input.receipt ? { receipt: true } : {}),
+    });
+    deps.trackSend(sending);
+    const r = await sending;
+    events.emit('accepted', { from, to: input.to, seq: r.seq, duplicate: r.duplicate, via: 'http' });
+    return { status: r.duplicate ? 200 : 201, json: { id: input.id, seq: r.seq, duplicate: r.duplicate, durable: true, epoch: r.epoch } };
+  });
+
+  router.route('GET', '/v1/messages', async (ctx) => {
+    const p = requireUserToken(await principalOf(ctx, auth));
+    const q = parseInput(PullQuerySchema, Object.fromEntries(ctx.url.searchParams), 'pull');
+    try {
+      return { json: await po.read(p.user, p.device, q.after, q.limit) };
+    } catch (err) {
+      if (!(err instanceof PoboxError) || err.code !== 'NOT_FOUND') throw err;
+      // First contact of this device: register it, as a WebSocket connection would.
+      await po.registerDevice(p.user, p.device);
+      return { json: await po.read(p.user, p.device, q.after, q.limit) };
+    }
+  });
+
+  router.route('POST', '/v1/ack', async (ctx) => {
+    const p = requireUserToken(await principalOf(ctx, auth));
+    const body = parseInput(AckBodySchema, await ctx.json(), 'ack');
+    const r = await po.ack(p.user, p.device, body.upTo);
+    return { json: r };
+  });
+
+  router.route('GET', '/v1/users/:user/devices', async (ctx) => {
+    const p = await principalOf(ctx, auth);
+    const user = userParam(ctx);
+    requireSelfOrAdmin(p, user);
+    return { json: { user, devices: await po.listDevices(user) } };
+  });
+
+  router.route('PUT', '/v1/users/:user/devices/:device', async (ctx) => {
+    const p = await principalOf(ctx, auth);
+    const user = userParam(ctx);
+    const device = deviceParam(ctx);
+    requireSelfOrAdmin(p, user);
+    const hasBody = Number(ctx.req.headers['content-length'] ?? 0) > 0 || ctx.req.headers['transfer-encoding'] !== undefined;
+    const body = parseInput(RegisterBodySchema, hasBody ? await ctx.json() : {}, 'register');
+    const r = await po.registerDevice(user, device, body.start);
+    return { status: r.created ? 201 : 200, json: { user, device: r.device, cursor: r.cursor, registeredAt: r.registeredAt, created: r.created } };
+  });
+
+  router.route('DELETE', '/v1/users/:user/devices/:device', async (ctx) => {
+    const p = await principalOf(ctx, auth);
+    const user = userParam(ctx);
+    const device = deviceParam(ctx);
+    requireSelfOrAdmin(p, user);
+    const removed = await po.removeDevice(user, device);
+    if (!removed) throw new PoboxError('NOT_FOUND', `device ${device} of ${user} is not registered`);
+    return { json: { user, device, removed: true } };
+  });
+
+  router.route('GET', '/v1/users/:user/stats', async (ctx) => {
+    const p = await principalOf(ctx, auth);
+    requireScope(p, 'admin');
+    return { json: await po.stats(userParam(ctx)) };
+  });
+
+  router.route('DELETE', '/v1/users/:user/messages', async (ctx) => {
+    const p = await principalOf(ctx, auth);
+    requireScope(p, 'admin');
+    const user = userParam(ctx);
+    return { json: { user, ...(await po.purge(user)) } };
+  });
+}

@@ -1,0 +1,487 @@
+/**
+ * One device's WebSocket session: the delivery state machine of DESIGN.md "Delivery".
+ *
+ *   awaiting-hello --hello--> starting --welcome--> draining --caughtUp--> live --> closed
+ *         |                      |                     |                    |
+ *         +---- timeout 4408 ----+------ close (replaced 4000, going away 1001, policy 4008, ...) ----+
+ *
+ * - awaiting-hello: the token was verified at upgrade (user + device come from it, never
+ *   from a frame). Only `hello` and `ping` are accepted; no hello within helloTimeoutMs
+ *   closes with 4408.
+ * - starting: register the device (auto: first device from the start, later ones at the
+ *   head), then SUBSCRIBE to the user's wake-ups BEFORE reading anything, so a message
+ *   stored while we read is either in a page we read or announced by a wake we hold.
+ *   Then `welcome` (epoch, cursor, window).
+ * - draining: read pages after `readPos` (everything at or below readPos was sent to
+ *   this connection or is not for this device) and send them, never more than the
+ *   window of unacked messages/bytes, and never while the socket's send buffer is over
+ *   maxBufferedBytes. When a read returns no more, send exactly one `caughtUp`.
+ * - live: each wake-up makes the session read after readPos again. A wake that carries
+ *   the message itself is sent directly (fast path) only when it is exactly readPos + 1
+ *   in the same epoch, no read is running and the window has room; otherwise it is
+ *   just a reason to read. While the bus is unhealthy, a timer reads every
+ *   pollIntervalMs instead.
+ * - acks: cumulative `ack {upTo}` frees window space at once, is committed to the store
+ *   (coalesced: one commit in flight, then the highest ack that arrived meanwhile) and
+ *   answered with `acked {cursor}` once durable.
+ *
+ * Why nothing is skipped or sent twice: all reads and sends of one session run in one
+ * loop (`pump`), one at a time; a message is sent only when its seq is above readPos,
+ * and readPos only grows. The store is the source of truth; wake-ups only say "read".
+ */
+import type { WebSocket } from 'ws';
+import type { Bus, Wake } from '../bus/contract.js';
+import { PoboxError, toPoboxError, type ErrorCode } from '../core/errors.js';
+import { CloseCode, PROTOCOL_VERSION, type ClientFrame, type HelloFrame, type SendFrame, type ServerFrame } from '../core/protocol.js';
+import type { StoredMessage } from '../core/types.js';
+import type { TypedEvents } from '../postoffice/events.js';
+import type { PostOffice } from '../postoffice/post-office.js';
+import type { GatewayLimits, SessionConfig } from './config.js';
+import type { GatewayEvents } from './events.js';
+import { encodeFrame, FrameError, parseClientFrame } from './frames.js';
+import type { Logger } from './logger.js';
+import { TokenBucket } from './rate-limit.js';
+
+export type SessionState = 'awaiting-hello' | 'starting' | 'draining' | 'live' | 'closed';
+
+export interface SessionDeps {
+  postOffice: PostOffice;
+  bus: Bus;
+  session: SessionConfig;
+  limits: GatewayLimits;
+  log: Logger;
+  events: TypedEvents<GatewayEvents>;
+  /** Called once when the session ends, so the server can forget it. */
+  onEnd: (s: DeviceSession) => void;
+  /** Tracks sends in flight across the server, for graceful shutdown. */
+  trackSend: (p: Promise<unknown>) => void;
+  /** True once the server is shutting down: new sends are refused. */
+  shuttingDown: () => boolean;
+}
+
+interface InFlight {
+  seq: number;
+  bytes: number;
+}
+
+export class DeviceSession {
+  state: SessionState = 'awaiting-hello';
+  readonly openedAt = Date.now();
+  lastSeen = Date.now();
+
+  private epoch = '';
+  /** Every seq at or below this was sent on this connection or is not for this device. */
+  private readPos = 0;
+  /** The durable cursor, as last confirmed by the store. */
+  private cursor = 0;
+  private readonly inflight: InFlight[] = [];
+  private inflightBytes = 0;
+  private pumping = false;
+  private again = false;
+  private blockedBy: 'window' | 'socket' | null = null;
+  private caughtUpSent = false;
+  private helloAt = 0;
+  private sent = 0;
+  private drained = 0;
+  private ackQueue: number | undefined;
+  private acking = false;
+  private invalid = 0;
+  private readonly sendBucket: TokenBucket;
+  private helloTimer: NodeJS.Timeout | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => Promise<void>) | undefined;
+  private readonly log: Logger;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly user: string,
+    readonly device: string,
+    readonly remote: string,
+    private readonly deps: SessionDeps,
+  ) {
+    this.log = deps.log.child({ user, device });
+    this.sendBucket = new TokenBucket(deps.limits.sendRate.perSecond, deps.limits.sendRate.burst);
+    this.helloTimer = setTimeout(() => this.close(CloseCode.TIMEOUT, 'no hello received in time'), deps.session.helloTimeoutMs);
+    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    ws.on('pong', () => {
+      this.lastSeen = Date.now();
+    });
+    ws.on('close', (code, reason) => this.onClosed(code, reason.toString()));
+    ws.on('error', (err) => {
+      // ws closes the socket itself after an error (e.g. 1009 for a frame over maxPayload).
+      this.log.warn({ err: err.message }, 'websocket error');
+    });
+  }
+
+  /** A short snapshot for diagnostics and the demo page. */
+  info(): { user: string; device: string; state: SessionState; readPos: number; cursor: number; inflight: number; sent: number } {
+    return { user: this.user, device: this.device, state: this.state, readPos: this.readPos, cursor: this.cursor, inflight: this.inflight.length, sent: this.sent };
+  }
+
+  // ---- incoming frames ------------------------------------------------------------
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    this.lastSeen = Date.now();
+    if (this.state === 'closed') return;
+    let frame: ClientFrame;
+    try {
+      if (isBinary) throw new FrameError(errorOf('BAD_REQUEST', 'binary frames are not supported; send JSON text'));
+      frame = parseClientFrame(data.toString('utf8'));
+    } catch (err) {
+      this.rejectFrame(err instanceof FrameError ? err : new FrameError(toPoboxError(err, 'BAD_REQUEST')));
+      return;
+    }
+    switch (frame.type) {
+      case 'ping':
+        this.write({ type: 'pong', ...(frame.t !== undefined ? { t: frame.t } : {}) });
+        return;
+      case 'hello':
+        if (this.state !== 'awaiting-hello') return this.rejectFrame(badRequest('hello was already received'));
+        void this.start(frame).catch((err) => this.fail(err, 'start failed'));
+        return;
+      case 'ack':
+        if (this.state === 'awaiting-hello' || this.state === 'starting') return this.rejectFrame(badRequest('send hello first and wait for welcome'));
+        this.onAck(frame.upTo);
+        return;
+      case 'send':
+        if (this.state === 'awaiting-hello') return this.rejectFrame(badRequest('send hello first', undefined, frame.id));
+        this.onSend(frame);
+        return;
+    }
+  }
+
+  /** Answer a bad frame; too many of them close the connection with 4008. */
+  private rejectFrame(err: FrameError): void {
+    this.invalid++;
+    this.writeError(err, err.frameId);
+    if (this.invalid >= this.deps.limits.maxInvalidFrames) this.close(CloseCode.POLICY, 'too many invalid frames');
+  }
+
+  private writeError(err: PoboxError, id?: string): void {
+    this.deps.events.emit('error', { code: err.code, via: 'ws', user: this.user, device: this.device });
+    if (err.code === 'INTERNAL' || err.code === 'UNAVAILABLE') this.log.error({ code: err.code, err: err.message }, 'session error');
+    else this.log.debug({ code: err.code, err: err.message }, 'frame rejected');
+    this.write({
+      type: 'error',
+      code: err.code,
+      message: err.message,
+      ...(id !== undefined ? { id } : {}),
+      ...(err.field !== undefined ? { field: err.field } : {}),
+    });
+  }
+
+  private async start(hello: HelloFrame): Promise<void> {
+    clearTimeout(this.helloTimer);
+    this.state = 'starting';
+    if (hello.protocol !== undefined && hello.protocol !== PROTOCOL_VERSION) {
+      this.writeError(badRequest(`protocol ${hello.protocol} is not supported; this server speaks ${PROTOCOL_VERSION}`, 'protocol'));
+      this.close(CloseCode.POLICY, 'unsupported protocol version');
+      return;
+    }
+    const po = this.deps.postOffice;
+    const reg = await po.registerDevice(this.user, this.device);
+    if (this.isClosed()) return;
+    const unsubscribe = await this.deps.bus.subscribe(this.user, (w) => this.onWake(w));
+    if (this.isClosed()) {
+      void unsubscribe().catch(() => undefined);
+      return;
+    }
+    this.unsubscribe = unsubscribe;
+    const stats = await po.stats(this.user);
+    if (this.isClosed()) return;
+    this.epoch = stats.epoch;
+    this.cursor = stats.devices.find((d) => d.device === this.device)?.cursor ?? reg.cursor;
+    this.readPos = this.cursor;
+    this.write({
+      type: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      user: this.user,
+      device: this.device,
+      epoch: this.epoch,
+      epochChanged: hello.epoch !== undefined && hello.epoch !== this.epoch,
+      cursor: this.cursor,
+      lastSeq: stats.lastSeq,
+      window: { messages: this.deps.session.windowMessages, bytes: this.deps.session.windowBytes },
+      heartbeatMs: this.deps.session.heartbeatMs,
+    });
+    this.helloAt = Date.now();
+    this.state = 'draining';
+    if (!this.deps.bus.healthy()) this.setPolling(true);
+    this.pump();
+  }
+
+  private onSend(frame: SendFrame): void {
+    if (!this.sendBucket.take()) {
+      this.writeError(errorOf('RATE_LIMITED', 'send rate limit exceeded; slow down'), frame.id);
+      return;
+    }
+    if (this.deps.shuttingDown()) {
+      this.writeError(errorOf('UNAVAILABLE', 'server is shutting down; send again after reconnecting'), frame.id);
+      return;
+    }
+    // The sender is the token's user; the frame schema already dropped any `from`.
+    const p = this.deps.postOffice
+      .send({
+        from: this.user,
+        to: frame.to,
+        id: frame.id,
+        body: frame.body,
+        ...(frame.toDevice !== undefined ? { toDevice: frame.toDevice } : {}),
+        ...(frame.ttlSeconds !== undefined ? { ttlSeconds: frame.ttlSeconds } : {}),
+        ...(frame.receipt ? { receipt: true } : {}),
+      })
+      .then(
+        (r) => {
+          this.deps.events.emit('accepted', { from: this.user, to: frame.to, seq: r.seq, duplicate: r.duplicate, via: 'ws' });
+          this.write({ type: 'accepted', id: frame.id, seq: r.seq, duplicate: r.duplicate, durable: true });
+        },
+        (err) => {
+          const e = toPoboxError(err);
+          if (e.code === 'BAD_REQUEST' || e.code === 'PAYLOAD_TOO_LARGE') this.rejectFrame(new FrameError(e, frame.id));
+          else this.writeError(e, frame.id);
+        },
+      );
+    this.deps.trackSend(p);
+  }
+
+  private onAck(upTo: number): void {
+    // The client has these: free their window space now; the cursor commit follows.
+    let freed = false;
+    while (this.inflight.length > 0 && this.inflight[0]!.seq <= upTo) {
+      this.inflightBytes -= this.inflight.shift()!.bytes;
+      freed = true;
+    }
+    if (freed && this.blockedBy === 'window') this.pump();
+    if (this.ackQueue === undefined || upTo > this.ackQueue) this.ackQueue = upTo;
+    if (!this.acking) void this.flushAcks();
+  }
+
+  private async flushAcks(): Promise<void> {
+    this.acking = true;
+    try {
+      while (this.ackQueue !== undefined && !this.isClosed()) {
+        const upTo = this.ackQueue;
+        this.ackQueue = undefined;
+        try {
+          const r = await this.deps.postOffice.ack(this.user, this.device, upTo);
+          this.cursor = Math.max(this.cursor, r.cursor);
+          // Acked beyond what this connection sent (e.g. seen on an earlier one): never send those.
+          if (this.cursor > this.readPos) this.readPos = this.cursor;
+          this.write({ type: 'acked', cursor: this.cursor });
+        } catch (err) {
+          const e = toPoboxError(err);
+          if (e.code === 'BAD_REQUEST' || e.code === 'NOT_FOUND') this.rejectFrame(new FrameError(e));
+          else this.writeError(e);
+        }
+      }
+    } finally {
+      this.acking = false;
+    }
+  }
+
+  // ---- delivery -----------------------------------------------------------------
+
+  private onWake(w: Wake): void {
+    if (this.state !== 'draining' && this.state !== 'live') {
+      this.again = true; // start() pumps once it is ready
+      return;
+    }
+    if (w.epoch === this.epoch && w.seq <= this.readPos) return; // already covered
+    const m = w.message;
+    if (
+      m &&
+      this.state === 'live' &&
+      !this.pumping &&
+      this.blockedBy === null &&
+      w.epoch === this.epoch &&
+      w.seq === this.readPos + 1 &&
+      m.seq === w.seq &&
+      this.fits(m.bytes) &&
+      !this.socketFull()
+    ) {
+      if (m.toDevice !== undefined && m.toDevice !== this.device) this.readPos = m.seq;
+      else if (m.expiresAt <= Date.now()) this.readPos = m.seq;
+      else this.deliver(m, true);
+      return;
+    }
+    this.pump();
+  }
+
+  /** Run the read loop, or ask the running one to go round once more. */
+  private pump(): void {
+    if (this.state !== 'draining' && this.state !== 'live') return;
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    this.pumpLoop().then(
+      () => {
+        this.pumping = false;
+        if (this.again && this.blockedBy === null) this.pump();
+      },
+      (err) => {
+        this.pumping = false;
+        this.fail(err, 'delivery failed');
+      },
+    );
+  }
+
+  private async pumpLoop(): Promise<void> {
+    const { pageSize, windowMessages } = this.deps.session;
+    for (;;) {
+      if (this.isClosed()) return;
+      if (this.socketFull()) {
+        this.blockedBy = 'socket';
+        return;
+      }
+      if (!this.windowOpen()) {
+        this.blockedBy = 'window';
+        return;
+      }
+      this.blockedBy = null;
+      this.again = false;
+      const limit = Math.max(1, Math.min(pageSize, windowMessages - this.inflight.length));
+      const page = await this.deps.postOffice.read(this.user, this.device, this.readPos, limit);
+      if (this.isClosed()) return;
+      if (page.epoch !== this.epoch) {
+        this.close(CloseCode.INTERNAL, 'mailbox epoch changed; reconnect');
+        return;
+      }
+      let stopped = false;
+      for (const m of page.messages) {
+        if (m.seq <= this.readPos) continue; // an ack moved readPos past it while we read
+        if (!this.fits(m.bytes) || this.socketFull()) {
+          stopped = true;
+          break;
+        }
+        this.deliver(m, false);
+      }
+      if (stopped) {
+        this.blockedBy = this.socketFull() ? 'socket' : 'window';
+        return;
+      }
+      if (page.nextAfter > this.readPos) this.readPos = page.nextAfter;
+      if (page.more) continue;
+      if (!this.caughtUpSent) {
+        this.caughtUpSent = true;
+        this.state = 'live';
+        this.write({ type: 'caughtUp', seq: this.readPos });
+        this.deps.events.emit('caughtUp', { user: this.user, device: this.device, seq: this.readPos, drained: this.drained, ms: Date.now() - this.helloAt });
+      }
+      if (!this.again) return;
+    }
+  }
+
+  private windowOpen(): boolean {
+    const { windowMessages, windowBytes } = this.deps.session;
+    return this.inflight.length < windowMessages && (this.inflight.length === 0 || this.inflightBytes < windowBytes);
+  }
+
+  private fits(bytes: number): boolean {
+    const { windowMessages, windowBytes } = this.deps.session;
+    return this.inflight.length < windowMessages && (this.inflight.length === 0 || this.inflightBytes + bytes <= windowBytes);
+  }
+
+  private socketFull(): boolean {
+    return this.ws.bufferedAmount > this.deps.session.maxBufferedBytes;
+  }
+
+  private deliver(m: StoredMessage, fast: boolean): void {
+    this.readPos = m.seq;
+    this.inflight.push({ seq: m.seq, bytes: m.bytes });
+    this.inflightBytes += m.bytes;
+    this.sent++;
+    if (!this.caughtUpSent) this.drained++;
+    const frame: ServerFrame = { type: 'message', seq: m.seq, id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, expiresAt: m.expiresAt };
+    if (m.toDevice !== undefined) frame.toDevice = m.toDevice;
+    if (m.receipt) frame.receipt = true;
+    this.ws.send(encodeFrame(frame), this.afterWrite);
+    this.deps.events.emit('delivered', { user: this.user, device: this.device, seq: m.seq, sentAt: m.sentAt, live: this.caughtUpSent, fast });
+  }
+
+  /** A write reached the socket: resume a loop paused by backpressure. */
+  private readonly afterWrite = (err?: Error): void => {
+    if (err) return; // the close handler cleans up
+    if (this.blockedBy === 'socket' && !this.socketFull()) this.pump();
+  };
+
+  /** While the bus cannot deliver wake-ups, read the store on a timer instead. */
+  setPolling(on: boolean): void {
+    if (on && !this.pollTimer && !this.isClosed()) {
+      this.pollTimer = setInterval(() => this.pump(), this.deps.session.pollIntervalMs);
+      this.pollTimer.unref();
+    } else if (!on && this.pollTimer) {
+      clearInterval(this.pollTimer);
+      this.pollTimer = undefined;
+      this.pump(); // catch up on wake-ups missed while the bus was down
+    }
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------
+
+  private write(frame: ServerFrame): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(encodeFrame(frame));
+  }
+
+  isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Heartbeat tick: ping a live connection, drop one silent for two intervals. */
+  heartbeat(now: number): void {
+    if (this.isClosed()) return;
+    if (now - this.lastSeen > 2 * this.deps.session.heartbeatMs) {
+      this.log.info('connection timed out');
+      this.ws.terminate();
+      return;
+    }
+    if (this.ws.readyState === this.ws.OPEN) this.ws.ping();
+  }
+
+  private fail(err: unknown, what: string): void {
+    const e = toPoboxError(err);
+    if (this.isClosed()) return;
+    this.log.error({ code: e.code, err: e.message }, what);
+    this.writeError(e);
+    if (e.code === 'FORBIDDEN') this.close(CloseCode.FORBIDDEN, e.message.slice(0, 120));
+    else this.close(CloseCode.INTERNAL, 'server error; reconnect with backoff');
+  }
+
+  /** Close the connection (the end is recorded when the socket reports it closed). */
+  close(code: number, reason: string): void {
+    if (this.isClosed()) return;
+    this.teardown();
+    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close(code, reason);
+  }
+
+  private teardown(): void {
+    this.state = 'closed';
+    clearTimeout(this.helloTimer);
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+    const unsub = this.unsubscribe;
+    this.unsubscribe = undefined;
+    if (unsub) void unsub().catch((err: unknown) => this.log.warn({ err: String(err) }, 'unsubscribe failed'));
+  }
+
+  private ended = false;
+  private onClosed(code: number, reason: string): void {
+    if (!this.isClosed()) this.teardown();
+    if (this.ended) return;
+    this.ended = true;
+    const durationMs = Date.now() - this.openedAt;
+    this.log.info({ code, reason, durationMs, sent: this.sent, remote: this.remote }, 'connection closed');
+    this.deps.events.emit('disconnect', { user: this.user, device: this.device, code, reason, durationMs, sent: this.sent });
+    this.deps.onEnd(this);
+  }
+}
+
+function badRequest(message: string, field?: string, id?: string): FrameError {
+  return new FrameError(new PoboxError('BAD_REQUEST', message, field === undefined ? undefined : { field }), id);
+}
+
+function errorOf(code: ErrorCode, message: string): PoboxError {
+  return new PoboxError(code, message);
+}

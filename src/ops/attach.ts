@@ -1,0 +1,118 @@
+/**
+ * Everything operators and first-time users get on top of the gateway, attached to one
+ * server in one call from startServer: metrics (GET /metrics), delivery receipts, the
+ * offline wake-up hook, and the demo page. Returns what it started, to close with the
+ * server.
+ */
+import type { Bus } from '../bus/contract.js';
+import { resolveSecrets, type Authenticator } from '../gateway/auth.js';
+import type { ServerConfig } from '../gateway/config.js';
+import type { GatewayEvents } from '../gateway/events.js';
+import type { HttpRouter } from '../gateway/http-router.js';
+import type { Logger } from '../gateway/logger.js';
+import { attachPostOffice, seedPending } from '../metrics/postoffice-metrics.js';
+import type { PoboxMetrics } from '../metrics/metrics.js';
+import type { TypedEvents } from '../postoffice/events.js';
+import type { PostOffice } from '../postoffice/post-office.js';
+import { enableReceipts, RECEIPT_SENDER } from '../postoffice/receipts.js';
+import { WakeupHook } from '../postoffice/wakeup-hook.js';
+import { demoEnabled, registerDemoRoutes, webDir } from './demo-routes.js';
+import { followGateway } from './gateway-metrics.js';
+import { registerMetricsRoute } from './metrics-route.js';
+import { LocalPresence } from './presence.js';
+
+export interface OpsDeps {
+  config: ServerConfig;
+  postOffice: PostOffice;
+  bus: Bus;
+  events: TypedEvents<GatewayEvents>;
+  router: HttpRouter;
+  auth: Authenticator;
+  log: Logger;
+  metrics: PoboxMetrics;
+  /** The server's live sessions (their `state`), for the sessions gauge. */
+  sessions: () => ReadonlyArray<{ state: string }>;
+}
+
+export interface Ops {
+  readonly presence: LocalPresence;
+  readonly wakeupHook: WakeupHook | undefined;
+  readonly demo: boolean;
+  close(): Promise<void>;
+}
+
+export async function attachOps(deps: OpsDeps): Promise<Ops> {
+  const { config, postOffice: po, metrics, log } = deps;
+  const stops: Array<() => void> = [];
+
+  // Metrics. Seed the pending totals from the store before the server takes traffic,
+  // only for the embedded engine (single node; a shared table would be counted by every node).
+  const attached = attachPostOffice(po, metrics);
+  stops.push(() => attached.detach());
+  if (po.store.capabilities.embedded) {
+    const seeded = await seedPending(po.store, metrics, attached, po.now());
+    log.info({ users: seeded.users, pending: seeded.pending, complete: seeded.complete }, 'pending totals seeded from the store');
+  }
+  stops.push(followGateway(deps.events, metrics));
+  const presence = new LocalPresence();
+  stops.push(presence.follow(deps.events));
+  metrics.setSessionsProbe(() => {
+    const byState: Record<string, number> = {};
+    for (const s of deps.sessions()) byState[s.state] = (byState[s.state] ?? 0) + 1;
+    return { byState, onlineUsers: presence.onlineUsers };
+  });
+  stops.push(() => metrics.setSessionsProbe(undefined));
+  registerMetricsRoute(deps.router, deps.auth, metrics);
+
+  // Delivery receipts, from the reserved system sender.
+  if (config.receipts) {
+    stops.push(
+      enableReceipts(po, {
+        sender: RECEIPT_SENDER,
+        onOutcome: (outcome, r, err) => {
+          metrics.receipts.inc({ outcome });
+          if (outcome === 'dropped') log.warn({ user: r.sender, recipient: r.to, device: r.device, code: err?.code }, 'delivery receipt dropped');
+        },
+      }),
+    );
+  }
+
+  // The offline wake-up hook, when a webhook URL is configured. Receipts never wake anyone.
+  let wakeupHook: WakeupHook | undefined;
+  if (config.wakeupHook?.url) {
+    const hookConfig = { ...config.wakeupHook, ignoreSenders: [...config.wakeupHook.ignoreSenders, RECEIPT_SENDER] };
+    wakeupHook = new WakeupHook({
+      config: hookConfig,
+      presence,
+      onOutcome: (user, outcome, d) => {
+        metrics.wakeupHook.inc({ outcome });
+        if (outcome === 'failed') log.warn({ user, attempts: d?.attempts, err: d?.error }, 'wake-up hook failed');
+        else if (outcome === 'dropped') log.warn({ user }, 'wake-up hook queue full; wake-up dropped');
+      },
+    });
+    stops.push(wakeupHook.attach(po));
+  }
+
+  // The demo page.
+  let demo = false;
+  if (demoEnabled(config)) {
+    const secret = resolveSecrets(config).secrets[0];
+    const dir = webDir();
+    if (!secret) log.warn('demo mode is off: it needs an HS256 secret to mint tokens');
+    else if (!dir) log.warn('demo mode is off: the web/ directory was not found');
+    else {
+      registerDemoRoutes(deps.router, { postOffice: po, secret, config, dir });
+      demo = true;
+    }
+  }
+
+  return {
+    presence,
+    wakeupHook,
+    demo,
+    async close() {
+      for (const stop of stops.splice(0).reverse()) stop();
+      await wakeupHook?.close();
+    },
+  };
+}

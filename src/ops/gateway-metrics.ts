@@ -1,0 +1,15 @@
+/** Feeds metrics from a gateway's typed events (connections, deliveries, drains, refusals). */
+import type { TypedEvents } from '../postoffice/events.js';
+import type { GatewayEvents } from '../gateway/events.js';
+import type { PoboxMetrics } from '../metrics/metrics.js';
+
+export function followGateway(events: TypedEvents<GatewayEvents>, metrics: PoboxMetrics, now: () => number = Date.now): () => void {
+  const offs = [
+    events.on('connection', () => metrics.connectionOpened()),
+    events.on('disconnect', () => metrics.connectionClosed()),
+    events.on('refused', (e) => metrics.connectionsRefused.inc({ reason: e.reason })),
+    events.on('caughtUp', (e) => metrics.drained(e.ms / 1000, e.drained)),
+    events.on('delivered', (e) => metrics.deliveredMessage(e.live ? 'live' : 'drain', e.sentAt, now())),
+  ];
+  return () => offs.forEach((f) => f());
+}

@@ -1,0 +1,151 @@
+/**
+ * Appending to one user's mailbox: seq assignment, dedupe, quotas and the message write
+ * are one TransactWriteItems (meta put conditioned on its version + message puts +
+ * dedupe puts). Either all of a chunk is visible or none of it, and a later chunk can
+ * only commit after this one (it is conditioned on the version this one wrote), so a
+ * reader never sees seq N+1 committed while seq N is not.
+ *
+ * A chunk holds at most 49 new messages (2 items each, plus the meta item, under the
+ * 100-item limit) and about 3.5 MB (under the 4 MB limit). A lost race (someone else
+ * wrote the meta item since we read it) reads again and recomputes; transient failures
+ * are retried inside TableClient. What still fails gets UNAVAILABLE, item by item.
+ */
+import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
+import { PoboxError } from '../../core/errors.js';
+import type { MessageId, Seq, UserId } from '../../core/ids.js';
+import type { StoredMessage } from '../../core/types.js';
+import type { AppendItem, AppendLimits, AppendOutcome } from '../contract.js';
+import { hasDevice } from '../rules.js';
+import { newEpoch } from '../epoch.js';
+import { decodeDedupe, decodeMessage, encodeDedupe, encodeMessage, itemSize, MAX_ITEM_BYTES, type MetaValue } from './codec.js';
+import { dedupeSk, expiryShard, messageSk, pointerSk } from './keys.js';
+import { StaleRead, type TableClient } from './queries.js';
+import { pause } from './retry.js';
+
+export interface AppendSettings {
+  sweepShards: number;
+  ttlGraceSeconds: number;
+}
+
+const MAX_MESSAGES_PER_TX = 49;
+const MAX_TX_BYTES = 3_500_000;
+/** Items considered per pass: bounded by one BatchGetItem of dedupe keys. */
+const MAX_CONSIDERED = 100;
+
+export interface Entry {
+  index: number;
+  item: AppendItem;
+}
+
+export function emptyMeta(): MetaValue {
+  return { epoch: newEpoch(), lastSeq: 0, count: 0, bytes: 0, floor: 0, devices: {}, ver: 0 };
+}
+
+/** Append `entries` (all for `user`, in order), writing each outcome into `out`. */
+export async function appendForUser(t: TableClient, s: AppendSettings, user: UserId, entries: Entry[], limits: AppendLimits, out: AppendOutcome[]): Promise<void> {
+  let pending = entries;
+  let stale = 0;
+  while (pending.length > 0) {
+    try {
+      const done = await appendChunk(t, s, user, pending, limits, out);
+      pending = pending.slice(done);
+      stale = 0;
+    } catch (err) {
+      if (err instanceof StaleRead && stale + 1 < t.retry.maxAttempts) {
+        t.capacity.retries++;
+        await pause(stale++, t.retry);
+        continue;
+      }
+      const e =
+        err instanceof PoboxError
+          ? err
+          : new PoboxError('UNAVAILABLE', `could not store the message for ${user}: ${(err as Error).message}`, { cause: err });
+      for (const p of pending) out[p.index] = { ok: false, error: e };
+      return;
+    }
+  }
+}
+
+/** Commit the first chunk of `pending`; returns how many entries got their outcome. */
+async function appendChunk(t: TableClient, s: AppendSettings, user: UserId, pending: Entry[], limits: AppendLimits, out: AppendOutcome[]): Promise<number> {
+  const considered = pending.slice(0, MAX_CONSIDERED);
+  const stored = await t.getMeta(user);
+  const meta = stored ? { ...stored, devices: { ...stored.devices } } : emptyMeta();
+  const ids = [...new Set(considered.map((e) => e.item.id))];
+  const dedupeItems = await t.getMany(user, ids.map(dedupeSk));
+  const seen = new Map<MessageId, { seq: Seq; expiresAt: number; fromThisChunk: boolean }>();
+  for (const it of dedupeItems.values()) {
+    const d = decodeDedupe(it);
+    seen.set(d.id, { ...d, fromThisChunk: false });
+  }
+  // Dedupe entries past their expiry get overwritten below; fetch their messages.
+  const latestSent = Math.max(...considered.map((e) => e.item.sentAt));
+  const staleSeqs = [...seen.values()].filter((d) => d.expiresAt <= latestSent).map((d) => messageSk(d.seq));
+  const oldMessages = staleSeqs.length > 0 ? await t.getMany(user, staleSeqs) : new Map();
+
+  const tx: TransactWriteItem[] = [];
+  const staged: Array<{ index: number; outcome: AppendOutcome }> = [];
+  let txBytes = 0;
+  let messages = 0;
+  let done = 0;
+  for (const { index, item } of considered) {
+    if (messages >= MAX_MESSAGES_PER_TX) break;
+    done++;
+    if (item.toDevice !== undefined && !hasDevice(meta.devices, item.toDevice)) {
+      staged.push({ index, outcome: { ok: false, error: new PoboxError('NOT_FOUND', `device ${item.toDevice} of ${user} is not registered`, { field: 'toDevice' }) } });
+      continue;
+    }
+    const prior = seen.get(item.id);
+    if (prior && prior.expiresAt > item.sentAt) {
+      staged.push({ index, outcome: { ok: true, seq: prior.seq, duplicate: true, epoch: meta.epoch } });
+      continue;
+    }
+    // The expired predecessor may still be stored (not swept yet). Overwriting its dedupe
+    // entry would lose the sweeper's pointer to it, so leave an expiry pointer instead.
+    let old: StoredMessage | undefined;
+    if (prior && !prior.fromThisChunk) {
+      const it = oldMessages.get(messageSk(prior.seq));
+      if (it) {
+        const m = decodeMessage(it);
+        if (m.id === item.id && m.expiresAt <= item.sentAt) old = m;
+      }
+    }
+    if (meta.count + 1 > limits.maxMailboxMessages || meta.bytes + item.bytes > limits.maxMailboxBytes) {
+      staged.push({ index, outcome: { ok: false, error: new PoboxError('MAILBOX_FULL', `mailbox of ${user} is full`) } });
+      continue;
+    }
+    const seq = meta.lastSeq + 1;
+    const msgItem = encodeMessage({ ...item, seq }, s.ttlGraceSeconds);
+    const size = itemSize(msgItem);
+    if (size > MAX_ITEM_BYTES) {
+      staged.push({ index, outcome: { ok: false, error: new PoboxError('PAYLOAD_TOO_LARGE', `message item would be ${size} bytes; DynamoDB allows ${MAX_ITEM_BYTES}`, { field: 'body' }) } });
+      continue;
+    }
+    if (messages > 0 && txBytes + size > MAX_TX_BYTES) {
+      done--; // leave it for the next chunk
+      break;
+    }
+    if (old) {
+      const pointer = { id: old.id, seq: old.seq, expiresAt: old.expiresAt };
+      tx.push({ Put: { TableName: t.table, Item: encodeDedupe(user, pointer, expiryShard(user, s.sweepShards), s.ttlGraceSeconds, pointerSk(old.seq)) } });
+    }
+    meta.lastSeq = seq;
+    meta.count += 1;
+    meta.bytes += item.bytes;
+    txBytes += size + 200;
+    messages++;
+    tx.push({ Put: { TableName: t.table, Item: msgItem } });
+    tx.push({ Put: { TableName: t.table, Item: encodeDedupe(user, { id: item.id, seq, expiresAt: item.expiresAt }, expiryShard(user, s.sweepShards), s.ttlGraceSeconds) } });
+    seen.set(item.id, { seq, expiresAt: item.expiresAt, fromThisChunk: true });
+    staged.push({ index, outcome: { ok: true, seq, duplicate: false, epoch: meta.epoch } });
+  }
+  // Nothing is written (not even a new meta item) when nothing was stored.
+  if (tx.length > 0) {
+    const expected = stored?.ver;
+    meta.ver = (stored?.ver ?? 0) + 1;
+    tx.push(t.metaPut(user, meta, expected));
+    await t.transact(tx);
+  }
+  for (const { index, outcome } of staged) out[index] = outcome;
+  return done;
+}

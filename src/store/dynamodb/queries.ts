@@ -1,0 +1,238 @@
+/**
+ * Every request the engine makes goes through here: strongly consistent reads of one
+ * user's items, transactions, batch deletes and the sweeper's index walk. Each call
+ * retries transient failures (throttling, 5xx, network, transaction conflicts) with
+ * backoff and full jitter, counts the items it examined and the capacity DynamoDB
+ * reports (ReturnConsumedCapacity: TOTAL), and turns what cannot be retried away into a
+ * PoboxError: UNAVAILABLE, so a caller never mistakes a failure for success.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  BatchGetItemCommand,
+  BatchWriteItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  TransactWriteItemsCommand,
+  type ConsumedCapacity,
+  type DynamoDBClient,
+  type TransactWriteItem,
+  type WriteRequest,
+} from '@aws-sdk/client-dynamodb';
+import { PoboxError } from '../../core/errors.js';
+import type { UserId } from '../../core/ids.js';
+import type { StoreCounters } from '../contract.js';
+import { decodeMeta, encodeMeta, type Item, type MetaValue } from './codec.js';
+import { INDEX_NAME, itemKey, META_SK } from './keys.js';
+import { isStale, isTransient, pause, type RetryPolicy } from './retry.js';
+
+/** Capacity units DynamoDB reported for this engine's requests. */
+export interface CapacityCounters {
+  readUnits: number;
+  writeUnits: number;
+  requests: number;
+  retries: number;
+}
+
+/** Thrown when a conditional write found the data changed since we read it. */
+export class StaleRead extends Error {
+  override readonly name = 'StaleRead';
+}
+
+export class TableClient {
+  readonly counts: StoreCounters = { keysRead: 0, keysWritten: 0, keysDeleted: 0 };
+  readonly capacity: CapacityCounters = { readUnits: 0, writeUnits: 0, requests: 0, retries: 0 };
+
+  constructor(
+    readonly client: DynamoDBClient,
+    readonly table: string,
+    readonly retry: RetryPolicy,
+  ) {}
+
+  private account(kind: 'read' | 'write', consumed: ConsumedCapacity | ConsumedCapacity[] | undefined): void {
+    for (const c of Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) {
+      if (c.ReadCapacityUnits !== undefined || c.WriteCapacityUnits !== undefined) {
+        this.capacity.readUnits += c.ReadCapacityUnits ?? 0;
+        this.capacity.writeUnits += c.WriteCapacityUnits ?? 0;
+      } else if (kind === 'read') {
+        this.capacity.readUnits += c.CapacityUnits ?? 0;
+      } else {
+        this.capacity.writeUnits += c.CapacityUnits ?? 0;
+      }
+    }
+  }
+
+  /** Send with retries on transient failures; a stale condition is thrown as StaleRead. */
+  private async call<T extends { ConsumedCapacity?: ConsumedCapacity | ConsumedCapacity[] }>(
+    kind: 'read' | 'write',
+    what: string,
+    send: () => Promise<T>,
+  ): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.capacity.requests++;
+        const out = await send();
+        this.account(kind, out.ConsumedCapacity);
+        return out;
+      } catch (err) {
+        if (isStale(err) && !isTransient(err)) throw new StaleRead(`${what}: the data changed under us`, { cause: err });
+        if (!isTransient(err) || attempt + 1 >= this.retry.maxAttempts) {
+          throw new PoboxError('UNAVAILABLE', `DynamoDB ${what} failed: ${(err as Error).name}: ${(err as Error).message}`, { cause: err });
+        }
+        this.capacity.retries++;
+        await pause(attempt, this.retry);
+      }
+    }
+  }
+
+  async getMeta(user: UserId): Promise<MetaValue | undefined> {
+    const out = await this.call('read', 'GetItem', () =>
+      this.client.send(new GetItemCommand({ TableName: this.table, Key: itemKey(user, META_SK), ConsistentRead: true, ReturnConsumedCapacity: 'TOTAL' })),
+    );
+    this.counts.keysRead++;
+    return out.Item ? decodeMeta(out.Item) : undefined;
+  }
+
+  /** The meta item written only if nobody changed it since we read version `expectedVer` (undefined: it must not exist). */
+  metaPut(user: UserId, meta: MetaValue, expectedVer: number | undefined): TransactWriteItem {
+    return {
+      Put: {
+        TableName: this.table,
+        Item: encodeMeta(user, meta),
+        ...(expectedVer === undefined
+          ? { ConditionExpression: 'attribute_not_exists(pk)' }
+          : { ConditionExpression: '#v = :v', ExpressionAttributeNames: { '#v': 'ver' }, ExpressionAttributeValues: { ':v': { N: String(expectedVer) } } }),
+      },
+    };
+  }
+
+  /** A conditional meta write on its own (no transaction needed when no other item changes atomically with it). */
+  async putMeta(user: UserId, meta: MetaValue, expectedVer: number | undefined): Promise<void> {
+    const put = this.metaPut(user, meta, expectedVer).Put!;
+    await this.call('write', 'PutItem', () => this.client.send(new PutItemCommand({ ...put, ReturnConsumedCapacity: 'TOTAL' })));
+    this.counts.keysWritten++;
+  }
+
+  /**
+   * Strongly consistent Query over one user's sort-key range [fromSk, toSk], in order.
+   * `onPage` sees each page's items and returns false to stop early. Every item DynamoDB
+   * examined is counted (ScannedCount), not only those returned.
+   */
+  async queryRange(user: UserId, fromSk: string, toSk: string, pageLimit: number, onPage: (items: Item[]) => boolean): Promise<void> {
+    let start: Item | undefined;
+    for (;;) {
+      const out = await this.call('read', 'Query', () =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.table,
+            KeyConditionExpression: 'pk = :u AND sk BETWEEN :a AND :b',
+            ExpressionAttributeValues: { ':u': { S: user }, ':a': { S: fromSk }, ':b': { S: toSk } },
+            ConsistentRead: true,
+            Limit: pageLimit,
+            ExclusiveStartKey: start,
+            ReturnConsumedCapacity: 'TOTAL',
+          }),
+        ),
+      );
+      this.counts.keysRead += out.ScannedCount ?? out.Items?.length ?? 0;
+      if (!onPage(out.Items ?? [])) return;
+      if (!out.LastEvaluatedKey) return;
+      start = out.LastEvaluatedKey;
+    }
+  }
+
+  /** Consistent BatchGetItem of one user's items by sort key; retries unprocessed keys. */
+  async getMany(user: UserId, sks: readonly string[]): Promise<Map<string, Item>> {
+    const found = new Map<string, Item>();
+    for (let i = 0; i < sks.length; i += 100) {
+      let keys = sks.slice(i, i + 100).map((sk) => itemKey(user, sk));
+      for (let attempt = 0; keys.length > 0; attempt++) {
+        if (attempt >= this.retry.maxAttempts) throw new PoboxError('UNAVAILABLE', 'DynamoDB BatchGetItem left keys unprocessed');
+        if (attempt > 0) await pause(attempt, this.retry);
+        const out = await this.call('read', 'BatchGetItem', () =>
+          this.client.send(
+            new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true } }, ReturnConsumedCapacity: 'TOTAL' }),
+          ),
+        );
+        for (const item of out.Responses?.[this.table] ?? []) {
+          this.counts.keysRead++;
+          found.set(item.sk!.S!, item);
+        }
+        keys = (out.UnprocessedKeys?.[this.table]?.Keys ?? []) as typeof keys;
+      }
+    }
+    return found;
+  }
+
+  /**
+   * One atomic transaction. Retried with the same ClientRequestToken, so a retry after a
+   * lost response is not applied twice. StaleRead when a condition failed.
+   */
+  async transact(items: TransactWriteItem[]): Promise<void> {
+    const token = randomUUID();
+    await this.call('write', 'TransactWriteItems', () =>
+      this.client.send(new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: token, ReturnConsumedCapacity: 'TOTAL' })),
+    );
+    for (const t of items) {
+      if (t.Put) this.counts.keysWritten++;
+      else if (t.Update) this.counts.keysWritten++;
+      else if (t.Delete) this.counts.keysDeleted++;
+    }
+  }
+
+  /** Unconditional deletes of one user's items, 25 a request; unprocessed items retried. */
+  async deleteMany(user: UserId, sks: readonly string[]): Promise<void> {
+    for (let i = 0; i < sks.length; i += 25) {
+      let reqs: WriteRequest[] = sks.slice(i, i + 25).map((sk) => ({ DeleteRequest: { Key: itemKey(user, sk) } }));
+      for (let attempt = 0; reqs.length > 0; attempt++) {
+        if (attempt >= this.retry.maxAttempts) throw new PoboxError('UNAVAILABLE', 'DynamoDB BatchWriteItem left deletes unprocessed');
+        if (attempt > 0) await pause(attempt, this.retry);
+        const sent = reqs.length;
+        const out = await this.call('write', 'BatchWriteItem', () =>
+          this.client.send(new BatchWriteItemCommand({ RequestItems: { [this.table]: reqs }, ReturnConsumedCapacity: 'TOTAL' })),
+        );
+        reqs = out.UnprocessedItems?.[this.table] ?? [];
+        this.counts.keysDeleted += sent - reqs.length;
+      }
+    }
+  }
+
+  /** Eventually consistent walk of the sparse index: items with gpk = partition and gsk <= upTo. */
+  async queryIndex(partition: string, upTo: string | undefined, after: string | undefined, limit: number): Promise<Item[]> {
+    const values: Item = { ':p': { S: partition } };
+    const conds = ['gpk = :p'];
+    if (upTo !== undefined && after !== undefined) {
+      conds.push('gsk BETWEEN :a AND :b');
+      values[':a'] = { S: after };
+      values[':b'] = { S: upTo };
+    } else if (upTo !== undefined) {
+      conds.push('gsk <= :b');
+      values[':b'] = { S: upTo };
+    } else if (after !== undefined) {
+      conds.push('gsk > :a');
+      values[':a'] = { S: after };
+    }
+    const items: Item[] = [];
+    let start: Item | undefined;
+    while (items.length < limit) {
+      const out = await this.call('read', 'Query(index)', () =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.table,
+            IndexName: INDEX_NAME,
+            KeyConditionExpression: conds.join(' AND '),
+            ExpressionAttributeValues: values,
+            Limit: limit - items.length,
+            ExclusiveStartKey: start,
+            ReturnConsumedCapacity: 'TOTAL',
+          }),
+        ),
+      );
+      this.counts.keysRead += out.ScannedCount ?? out.Items?.length ?? 0;
+      items.push(...(out.Items ?? []));
+      if (!out.LastEvaluatedKey) break;
+      start = out.LastEvaluatedKey;
+    }
+    return items;
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * The store conformance suite: one set of behaviours every engine must pass, run
+ * unchanged against each of them through the post office.
+ *
+ * How an engine joins: add `test/conformance/<engine>.test.ts` that calls
+ *
+ *   defineConformance('<engine>', async () => ({
+ *     store,                     // an open MailboxStore over a fresh, empty namespace
+ *     reopen: async () => store2, // open the SAME data again; the suite has closed `store` first
+ *     cleanup: async () => {},    // delete the namespace; the suite has closed every store first
+ *   }));
+ *
+ * The factory is called once per behaviour, so each one gets its own namespace (a temp
+ * dir, a table, a key prefix). The suite never sleeps: time comes from a FakeClock it
+ * moves by hand, and the background sweeper is off (tests call sweepNow()). It uses
+ * only the MailboxStore contract, capability flags, and `store.counters()` (engines
+ * must count every entry or item they examine in `keysRead`).
+ */
+import { describe } from 'node:test';
+import type { EngineFactory } from './helpers.js';
+import { defineSendBehaviours } from './send.js';
+import { defineDeviceBehaviours } from './devices.js';
+import { defineExpiryQuotaBehaviours } from './expiry-quota.js';
+import { defineBadInputBehaviours } from './bad-input.js';
+import { defineLifecycleBehaviours } from './lifecycle.js';
+
+export type { EngineFactory, EngineHandle } from './helpers.js';
+
+export function defineConformance(engineName: string, factory: EngineFactory): void {
+  describe(`conformance: ${engineName}`, () => {
+    defineSendBehaviours(factory);
+    defineDeviceBehaviours(factory);
+    defineExpiryQuotaBehaviours(factory);
+    defineBadInputBehaviours(factory);
+    defineLifecycleBehaviours(factory);
+  });
+}

@@ -1,0 +1,61 @@
+/**
+ * npm run crash -- --cycles N [--engine lmdb|dynamodb] [--path DIR] [--table T --endpoint URL --region R]
+ *
+ * Runs N kill-and-check cycles (see harness.ts) and ends with exactly one line on stdout:
+ *   crash: N cycles, A acknowledged, L lost, D duplicated
+ * Progress goes to stderr. Exit code 1 when anything was lost or duplicated.
+ * Without --path, the lmdb engine uses a temp dir that is removed at the end, even on Ctrl-C.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { crashLine, runCrash } from './harness.js';
+
+const { values } = parseArgs({
+  options: {
+    cycles: { type: 'string', default: '20' },
+    engine: { type: 'string', default: 'lmdb' },
+    path: { type: 'string' },
+    table: { type: 'string' },
+    endpoint: { type: 'string' },
+    region: { type: 'string' },
+  },
+});
+const cycles = Number(values.cycles);
+if (!Number.isInteger(cycles) || cycles < 1) {
+  process.stderr.write(`--cycles must be a positive integer, got ${values.cycles}\n`);
+  process.exit(2);
+}
+
+let tempDir: string | undefined;
+let storeConfig: Record<string, unknown>;
+if (values.engine === 'lmdb') {
+  if (!values.path) tempDir = mkdtempSync(join(tmpdir(), 'pobox-crash-'));
+  storeConfig = { engine: 'lmdb', path: values.path ?? tempDir };
+} else if (values.engine === 'dynamodb') {
+  storeConfig = { engine: 'dynamodb', table: values.table, ...(values.endpoint ? { endpoint: values.endpoint } : {}), ...(values.region ? { region: values.region } : {}) };
+} else {
+  process.stderr.write(`unknown --engine ${values.engine}\n`);
+  process.exit(2);
+}
+const cleanup = (): void => {
+  if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+};
+process.on('SIGINT', () => {
+  cleanup();
+  process.exit(130);
+});
+
+try {
+  const totals = await runCrash({
+    storeConfig,
+    cycles,
+    onCycle: (n, t) => process.stderr.write(`\rcycle ${n}/${cycles}: ${t.acknowledged} acknowledged, ${t.lost} lost, ${t.duplicated} duplicated`),
+  });
+  process.stderr.write('\n');
+  process.stdout.write(`${crashLine(totals)}\n`);
+  process.exitCode = totals.lost === 0 && totals.duplicated === 0 ? 0 : 1;
+} finally {
+  cleanup();
+}

@@ -1,0 +1,171 @@
+/**
+ * Authorization: a token names one user and device, and that is all it can touch.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { mintToken } from '../../src/gateway/auth.js';
+import { api, ADMIN_KEY, RawClient, SECRET, SEND_KEY, startTestServer, type TestServer } from './helpers.js';
+
+describe('authorization', () => {
+  let server: TestServer;
+  let aliceTok: string;
+  let bobTok: string;
+  before(async () => {
+    server = await startTestServer();
+    aliceTok = await server.token('alice', 'phone');
+    bobTok = await server.token('bob', 'phone');
+    // bob has a device and one message waiting.
+    assert.equal((await api(server, 'PUT', '/v1/users/bob/devices/phone', { token: bobTok })).status, 201);
+    assert.equal((await api(server, 'POST', '/v1/messages', { token: aliceTok, body: { id: 'm1', to: 'bob', body: 'for bob' } })).status, 201);
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  const rejectedTokens: Array<[string, () => Promise<string>]> = [
+    ['expired', () => mintToken({ secret: SECRET, user: 'bob', device: 'phone', ttlSeconds: 60, now: Date.now() - 3600_000 })],
+    ['wrongly signed', () => mintToken({ secret: 'another-secret-0123456789-abcdefghijkl', user: 'bob', device: 'phone' })],
+    [
+      'forged (payload edited)',
+      async () => {
+        const t = await mintToken({ secret: SECRET, user: 'alice', device: 'phone' });
+        const [h, , s] = t.split('.');
+        const payload = Buffer.from(JSON.stringify({ sub: 'bob', device: 'phone', exp: Math.floor(Date.now() / 1000) + 600 })).toString('base64url');
+        return `${h}.${payload}.${s}`;
+      },
+    ],
+    [
+      'alg none',
+      async () => {
+        const h = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
+        const p = Buffer.from(JSON.stringify({ sub: 'bob', device: 'phone', exp: Math.floor(Date.now() / 1000) + 600 })).toString('base64url');
+        return `${h}.${p}.`;
+      },
+    ],
+    ['no device claim', () => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').setExpirationTime('10m').sign(new TextEncoder().encode(SECRET))],
+    ['no exp', () => new SignJWT({ device: 'phone' }).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').sign(new TextEncoder().encode(SECRET))],
+    ['garbage', async () => 'not-a-token'],
+  ];
+
+  for (const [name, make] of rejectedTokens) {
+    test(`${name} token is rejected over WebSocket (4001) and HTTP (401)`, async () => {
+      const token = await make();
+      const c = await RawClient.open(server.url, token);
+      const closed = await c.waitClose();
+      assert.equal(closed.code, 4001);
+      assert.equal(c.frames[0]?.type, 'error');
+      assert.ok(c.frames[0]?.type === 'error' && c.frames[0].code === 'UNAUTHORIZED');
+      const r = await api(server, 'GET', '/v1/messages', { token });
+      assert.equal(r.status, 401);
+      assert.equal(r.body.error.code, 'UNAUTHORIZED');
+    });
+  }
+
+  test('no token at all is rejected', async () => {
+    const c = await RawClient.open(server.url);
+    assert.equal((await c.waitClose()).code, 4001);
+    assert.equal((await api(server, 'GET', '/v1/messages')).status, 401);
+  });
+
+  test('the token also works as an Authorization header on the upgrade', async () => {
+    const c = await RawClient.open(server.url, bobTok, { header: true });
+    c.send({ type: 'hello' });
+    const w = await c.waitFor((f) => f.type === 'welcome');
+    assert.ok(w.type === 'welcome' && w.user === 'bob' && w.device === 'phone');
+    await c.close();
+  });
+
+  test("alice's token cannot read, ack or manage bob's mailbox over HTTP", async () => {
+    // Reading: the token only ever reads its own device.
+    const pull = await api(server, 'GET', '/v1/messages', { token: aliceTok });
+    assert.equal(pull.status, 200);
+    assert.equal(pull.body.messages.length, 0, 'alice sees nothing of bob');
+    // Ack: acts on alice's own device only; bob's cursor does not move.
+    await api(server, 'POST', '/v1/ack', { token: aliceTok, body: { upTo: 1 } });
+    const devices = await api(server, 'GET', '/v1/users/bob/devices', { token: bobTok });
+    assert.equal(devices.body.devices[0].cursor, 0);
+    // Managing bob's devices or stats is forbidden.
+    for (const [method, path] of [
+      ['GET', '/v1/users/bob/devices'],
+      ['PUT', '/v1/users/bob/devices/evil'],
+      ['DELETE', '/v1/users/bob/devices/phone'],
+      ['GET', '/v1/users/bob/stats'],
+      ['DELETE', '/v1/users/bob/messages'],
+    ] as const) {
+      const r = await api(server, method, path, { token: aliceTok });
+      assert.equal(r.status, 403, `${method} ${path}`);
+      assert.equal(r.body.error.code, 'FORBIDDEN');
+    }
+    // bob's message is still there for bob.
+    const bobPull = await api(server, 'GET', '/v1/messages', { token: bobTok });
+    assert.deepEqual(
+      bobPull.body.messages.map((m: { id: string }) => m.id),
+      ['m1'],
+    );
+  });
+
+  test("alice's token cannot read or ack bob's mailbox over WebSocket", async () => {
+    const c = await RawClient.connect(server.url, aliceTok);
+    await c.waitFor((f) => f.type === 'caughtUp');
+    assert.equal(c.messages().length, 0);
+    c.send({ type: 'ack', upTo: 1 }); // beyond alice's own last seq: refused, and never touches bob
+    const err = await c.waitFor((f) => f.type === 'error');
+    assert.ok(err.type === 'error' && err.code === 'BAD_REQUEST');
+    const devices = await api(server, 'GET', '/v1/users/bob/devices', { token: ADMIN_KEY });
+    assert.equal(devices.body.devices[0].cursor, 0);
+    await c.close();
+  });
+
+  test('a forged from is ignored: the sender is the token user (WS and HTTP)', async () => {
+    const mallory = await RawClient.connect(server.url, await server.token('mallory', 'phone'));
+    mallory.send({ type: 'send', id: 'forged-ws', to: 'olga', body: 'hi', from: 'alice' });
+    await mallory.waitFor((f) => f.type === 'accepted');
+    const http = await api(server, 'POST', '/v1/messages', { token: await server.token('mallory', 'phone'), body: { id: 'forged-http', to: 'olga', body: 'hi', from: 'alice' } });
+    assert.equal(http.status, 201);
+    const olga = await api(server, 'GET', '/v1/messages', { token: await server.token('olga', 'phone') });
+    assert.deepEqual(
+      olga.body.messages.map((m: { id: string; from: string }) => [m.id, m.from]),
+      [['forged-ws', 'mallory'], ['forged-http', 'mallory']],
+    );
+    await mallory.close();
+  });
+
+  test('API keys: send scope sends as a named user; admin scope manages any user; neither can do the other', async () => {
+    const sent = await api(server, 'POST', '/v1/messages', { token: SEND_KEY, body: { from: 'system', id: 'k1', to: 'pat', body: 'hello' } });
+    assert.equal(sent.status, 201);
+    const noFrom = await api(server, 'POST', '/v1/messages', { token: SEND_KEY, body: { id: 'k2', to: 'pat', body: 'hello' } });
+    assert.equal(noFrom.status, 400);
+    assert.equal(noFrom.body.error.field, 'from');
+    assert.equal((await api(server, 'GET', '/v1/users/pat/stats', { token: SEND_KEY })).status, 403);
+    assert.equal((await api(server, 'POST', '/v1/messages', { token: ADMIN_KEY, body: { from: 'x', id: 'k3', to: 'pat', body: 'no' } })).status, 403);
+    const stats = await api(server, 'GET', '/v1/users/pat/stats', { token: ADMIN_KEY });
+    assert.equal(stats.status, 200);
+    assert.equal(stats.body.pending, 1);
+    assert.equal((await api(server, 'GET', '/v1/users/pat/stats', { token: 'unknown-key-0123456789-abcdefghij' })).status, 401);
+    // An API key cannot open a device session.
+    const c = await RawClient.open(server.url, ADMIN_KEY);
+    assert.equal((await c.waitClose()).code, 4001);
+  });
+
+  test('secret rotation and EdDSA: every configured secret verifies; an Ed25519 public key verifies its tokens', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+    const jwk = JSON.stringify(await exportJWK(publicKey));
+    const oldSecret = 'old-secret-0123456789-abcdefghijklmnop';
+    const s = await startTestServer({ auth: { secrets: [SECRET, oldSecret], publicKey: jwk } });
+    try {
+      const old = await mintToken({ secret: oldSecret, user: 'quinn', device: 'phone' });
+      assert.equal((await api(s, 'GET', '/v1/messages', { token: old })).status, 200);
+      const ed = await new SignJWT({ device: 'tab' }).setProtectedHeader({ alg: 'EdDSA' }).setSubject('quinn').setExpirationTime('5m').sign(privateKey);
+      const c = await RawClient.connect(s.url, ed);
+      const w = c.frames.find((f) => f.type === 'welcome');
+      assert.ok(w?.type === 'welcome' && w.device === 'tab');
+      await c.close();
+      const other = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+      const bad = await new SignJWT({ device: 'tab' }).setProtectedHeader({ alg: 'EdDSA' }).setSubject('quinn').setExpirationTime('5m').sign(other.privateKey);
+      assert.equal((await api(s, 'GET', '/v1/messages', { token: bad })).status, 401);
+    } finally {
+      await s.stop();
+    }
+  });
+});

@@ -1,0 +1,148 @@
+/**
+ * `pobox serve` as a real child process: graceful SIGTERM, and SIGKILL while clients
+ * send followed by a restart on the same data dir (nothing accepted is lost).
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, describe, test } from 'node:test';
+import { api, RawClient, SECRET, tempDir } from './helpers.js';
+import { mintToken } from '../../src/gateway/auth.js';
+
+const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
+
+interface Child {
+  proc: ChildProcess;
+  url: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr: () => string;
+}
+
+async function spawnServe(dataDir: string, env: Record<string, string> = { POBOX_JWT_SECRETS: SECRET }): Promise<Child> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'info'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 60_000);
+    const lines = createInterface({ input: proc.stdout! });
+    lines.on('line', (line) => {
+      try {
+        const rec = JSON.parse(line) as { msg?: string; url?: string };
+        if (rec.msg === 'listening' && rec.url) {
+          clearTimeout(timer);
+          resolve(rec.url);
+        }
+      } catch {
+        // not a log line
+      }
+    });
+    void exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited with ${code} before listening: ${err}`));
+    });
+  });
+  return { proc, url, exited, stderr: () => err };
+}
+
+describe('pobox serve process', () => {
+  const dirs: string[] = [];
+  const children: ChildProcess[] = [];
+  after(() => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  test('without a configured secret, serve creates one (0600) and tokens minted from it work; SIGTERM closes sockets with 1001 and exits 0', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const child = await spawnServe(dir, {});
+    children.push(child.proc);
+    const secretPath = join(dir, 'jwt-secret');
+    assert.equal(statSync(secretPath).mode & 0o777, 0o600);
+    assert.match(child.stderr(), /pobox token --user/);
+    const { readFileSync } = await import('node:fs');
+    const secret = readFileSync(secretPath, 'utf8').trim();
+    const c = await RawClient.connect(child.url, await mintToken({ secret, user: 'alice', device: 'phone' }));
+    c.send({ type: 'send', id: 'before-term', to: 'bob', body: 'x' });
+    await c.waitFor((f) => f.type === 'accepted');
+    child.proc.kill('SIGTERM');
+    const closed = await c.waitClose();
+    assert.equal(closed.code, 1001);
+    const exit = await child.exited;
+    assert.equal(exit.code, 0, `exit ${JSON.stringify(exit)}; stderr: ${child.stderr()}`);
+  });
+
+  test('SIGKILL while clients send; after a restart every accepted message is delivered, none twice', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const first = await spawnServe(dir);
+    children.push(first.proc);
+    const accepted = new Map<string, number>();
+    const senders = await Promise.all(['s1', 's2', 's3'].map(async (u) => RawClient.connect(first.url, await mintToken({ secret: SECRET, user: u, device: 'phone' }))));
+    // Each sender keeps a window of sends outstanding until the server dies.
+    let stop = false;
+    const loops = senders.map(async (c, k) => {
+      let i = 0;
+      let outstanding = 0;
+      c.ws.on('message', (data) => {
+        const f = JSON.parse(data.toString()) as { type: string; id?: string; seq?: number };
+        if (f.type === 'accepted') {
+          accepted.set(f.id!, f.seq!);
+          outstanding--;
+        }
+      });
+      while (!stop && !c.closed) {
+        while (outstanding < 20 && !c.closed) {
+          c.send({ type: 'send', id: `k${k}-${i}`, to: 'rcpt', body: `from ${k} #${i}` });
+          i++;
+          outstanding++;
+        }
+        await c.until(() => outstanding < 20 || c.closed !== undefined || stop, 'room', 30_000);
+      }
+    });
+    await new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (accepted.size >= 300) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 5);
+    });
+    first.proc.kill('SIGKILL');
+    const exit = await first.exited;
+    assert.equal(exit.signal, 'SIGKILL');
+    stop = true;
+    await Promise.all(senders.map((c) => c.waitClose()));
+    await Promise.all(loops);
+    assert.ok(accepted.size >= 300);
+
+    const second = await spawnServe(dir);
+    children.push(second.proc);
+    const rcpt = await RawClient.connect(second.url, await mintToken({ secret: SECRET, user: 'rcpt', device: 'phone' }));
+    let last = 0;
+    rcpt.ws.on('message', (data) => {
+      const f = JSON.parse(data.toString()) as { type: string; seq?: number };
+      if (f.type === 'message') {
+        last = f.seq!;
+        if (f.seq! % 100 === 0) rcpt.send({ type: 'ack', upTo: last });
+      }
+    });
+    await rcpt.waitFor((f) => f.type === 'caughtUp', 0, 60_000);
+    const got = rcpt.messages();
+    const ids = got.map((m) => m.id);
+    assert.equal(new Set(ids).size, ids.length, 'a message was delivered twice');
+    const bySeq = new Map(got.map((m) => [m.id, m.seq]));
+    for (const [id, seq] of accepted) assert.equal(bySeq.get(id), seq, `accepted ${id} (seq ${seq}) was lost`);
+    await rcpt.close();
+    // A health check on the restarted node, then a clean stop.
+    assert.equal((await api({ url: second.url }, 'GET', '/readyz')).status, 200);
+    second.proc.kill('SIGTERM');
+    assert.equal((await second.exited).code, 0);
+  });
+});

@@ -1,0 +1,42 @@
+/** What only the embedded engine does: opening on disk, its flags, and its key layout. */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { PoboxError } from '../../src/core/errors.js';
+import { openStore } from '../../src/store/open.js';
+import { openLmdbStore } from '../../src/store/lmdb/index.js';
+import { messageRange } from '../../src/store/lmdb/keys.js';
+
+describe('lmdb engine', () => {
+  it('a path it cannot open is a typed UNAVAILABLE error naming the path', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pobox-lmdb-'));
+    try {
+      const file = join(dir, 'not-a-dir');
+      await writeFile(file, 'x');
+      await assert.rejects(openLmdbStore({ path: join(file, 'sub') }), (err: unknown) => err instanceof PoboxError && err.code === 'UNAVAILABLE' && err.field === 'path' && err.message.includes(file));
+      await assert.rejects(openStore({ engine: 'lmdb', path: '' }), (err: unknown) => err instanceof PoboxError && err.code === 'BAD_REQUEST' && err.field === 'path');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('declares group commit and embedded storage, and opens through openStore', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pobox-lmdb-'));
+    try {
+      const store = await openStore({ engine: 'lmdb', path: dir });
+      assert.equal(store.engine, 'lmdb');
+      assert.deepEqual(store.capabilities, { groupCommit: true, embedded: true, nativeExpiry: false });
+      await store.close();
+      await store.close(); // closing twice is harmless
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a user's message range is (lo, hi] and never reaches a neighbour's keys", () => {
+    assert.deepEqual(messageRange('bob', 0), { start: ['bob', 1], end: ['bob', Number.MAX_SAFE_INTEGER] });
+    assert.deepEqual(messageRange('bob', 4, 9), { start: ['bob', 5], end: ['bob', 10] });
+  });
+});

@@ -1,0 +1,98 @@
+/** The mailbox rules every engine applies: start cursors and delete plans. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { deviceList, hasDevice, minCursor, planAfterAck, planAfterRegister, planAfterRemove, startCursor, type DeviceMap } from '../../src/store/rules.js';
+
+const dev = (cursor: number, registeredAt = 0) => ({ cursor, registeredAt });
+
+describe('rules: devices', () => {
+  it('hasDevice looks at own keys only, never the prototype', () => {
+    const devices: DeviceMap = { phone: dev(1) };
+    assert.equal(hasDevice(devices, 'phone'), true);
+    assert.equal(hasDevice(devices, 'laptop'), false);
+    assert.equal(hasDevice(devices, 'toString'), false);
+    assert.equal(hasDevice(devices, '__proto__'), false);
+  });
+
+  it('minCursor is the lowest cursor, undefined without devices', () => {
+    assert.equal(minCursor({}), undefined);
+    assert.equal(minCursor({ a: dev(7) }), 7);
+    assert.equal(minCursor({ a: dev(7), b: dev(3), c: dev(9) }), 3);
+    assert.equal(minCursor({ a: dev(0), b: dev(3) }), 0);
+  });
+
+  it('deviceList is sorted by device id and carries cursor and registration time', () => {
+    assert.deepEqual(deviceList({ z: dev(1, 10), a: dev(2, 20), m: dev(3, 30) }), [
+      { device: 'a', cursor: 2, registeredAt: 20 },
+      { device: 'm', cursor: 3, registeredAt: 30 },
+      { device: 'z', cursor: 1, registeredAt: 10 },
+    ]);
+    assert.deepEqual(deviceList({}), []);
+  });
+
+  it('startCursor: first device from the beginning, later ones at the head, unless asked', () => {
+    assert.equal(startCursor({}, 'auto', 42), 0);
+    assert.equal(startCursor({ a: dev(1) }, 'auto', 42), 42);
+    assert.equal(startCursor({ a: dev(1) }, 'oldest', 42), 0);
+    assert.equal(startCursor({}, 'head', 42), 42);
+    assert.equal(startCursor({ a: dev(1) }, 'head', 42), 42);
+  });
+});
+
+describe('rules: delete plans', () => {
+  it('an ack that raises the lowest cursor deletes (oldMin, newMin] for everyone', () => {
+    // devices a=2, b=5; a acks 8 -> min goes 2 -> 5
+    const plan = planAfterAck(2, 5, 'a', 2, 8);
+    assert.deepEqual(plan.all, { lo: 2, hi: 5 });
+    assert.deepEqual(plan.targeted, { lo: 5, hi: 8, device: 'a' });
+  });
+
+  it('an ack that does not move the lowest cursor deletes only the device’s own messages', () => {
+    // devices a=2, b=5; b acks 9 -> min stays 2
+    const plan = planAfterAck(2, 2, 'b', 5, 9);
+    assert.equal(plan.all, null);
+    assert.deepEqual(plan.targeted, { lo: 5, hi: 9, device: 'b' });
+  });
+
+  it('the targeted range never overlaps the range already deleted for everyone', () => {
+    for (let oldMin = 0; oldMin < 6; oldMin++)
+      for (let oldCursor = oldMin; oldCursor < 8; oldCursor++)
+        for (let newCursor = oldCursor + 1; newCursor < 10; newCursor++)
+          for (let newMin = oldMin; newMin <= newCursor; newMin++) {
+            const p = planAfterAck(oldMin, newMin, 'd', oldCursor, newCursor);
+            if (p.all && p.targeted) assert.ok(p.targeted.lo >= p.all.hi, JSON.stringify(p));
+            if (p.targeted) assert.ok(p.targeted.lo >= oldCursor && p.targeted.hi === newCursor);
+          }
+  });
+
+  it('a single device acking deletes everything up to its cursor', () => {
+    const plan = planAfterAck(3, 10, 'only', 3, 10);
+    assert.deepEqual(plan.all, { lo: 3, hi: 10 });
+    assert.equal(plan.targeted, null);
+  });
+
+  it('removing the device that held the minimum back frees up to the next cursor', () => {
+    // devices old=1, phone=6, head 9: remove old
+    const plan = planAfterRemove(1, 6, 'old', 1, 9);
+    assert.deepEqual(plan.all, { lo: 1, hi: 6 });
+    assert.deepEqual(plan.targeted, { lo: 6, hi: 9, device: 'old' });
+  });
+
+  it('removing the last device deletes only what was addressed to it', () => {
+    const plan = planAfterRemove(4, undefined, 'phone', 4, 9);
+    assert.equal(plan.all, null, 'a user without devices keeps everything');
+    assert.deepEqual(plan.targeted, { lo: 4, hi: 9, device: 'phone' });
+  });
+
+  it('removing a device that is at the head deletes nothing more', () => {
+    const plan = planAfterRemove(2, 2, 'tab', 9, 9);
+    assert.deepEqual(plan, { all: null, targeted: null });
+  });
+
+  it('a first device at the head deletes what lies below it; other registrations delete nothing', () => {
+    assert.deepEqual(planAfterRegister(undefined, 7), { all: { lo: 0, hi: 7 }, targeted: null });
+    assert.deepEqual(planAfterRegister(undefined, 0), { all: null, targeted: null }, 'first device from the beginning');
+    assert.deepEqual(planAfterRegister(3, 3), { all: null, targeted: null }, 'a later device at the head');
+    assert.deepEqual(planAfterRegister(3, 0), { all: null, targeted: null }, "a later device at 'oldest'");
+  });
+});
