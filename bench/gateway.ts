@@ -14,7 +14,8 @@
  *
  * Flags: --quick (seconds-long run), --store lmdb|dynamodb, --dynamodb-endpoint URL,
  * --dynamodb-table NAME, --dynamodb-region R, --bus memory|redis://host:port,
- * --senders N, --in-flight N, --seconds N, --rate N (live msgs/s).
+ * --senders N, --in-flight N, --seconds N, --rate N (live msgs/s). With --store dynamodb
+ * the table must exist: `pobox dynamodb create-table --table T --endpoint URL`.
  * Writes bench/results/gateway.json and gateway.md (--quick: bench/results/quick/).
  */
 import { spawn, type ChildProcess } from 'node:child_process';

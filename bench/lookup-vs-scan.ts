@@ -51,11 +51,12 @@ runMain(async () => {
   const maxN = numberFlag(args, 'max-n', quick ? 100_000 : 10_000_000);
   const partitions = numberFlag(args, 'partitions', 8);
   const dynamoMaxN = numberFlag(args, 'dynamodb-max-n', quick ? 1_000 : 100_000);
-  const ladder = (quick ? [1_000, 10_000, 100_000] : [10_000, 100_000, 1_000_000, 10_000_000]).filter((n) => n <= maxN);
+  const ladder = (quick ? [1_000, 10_000, 100_000] : [1_000, 10_000, 100_000, 1_000_000, 10_000_000]).filter((n) => n <= maxN);
   // Sampling: key lookups are cheap, so many; scans are bounded by a time budget per N.
   const lookupSamples = quick ? 300 : 2000;
   const scanSamples = quick ? 100 : 400;
   const scanBudgetMs = quick ? 2_000 : 20_000;
+  const scanMin = quick ? 30 : 100;
   // A stage whose load is projected to take longer than this is not started.
   const loadBudgetS = quick ? 20 : 900;
   const dynamoLoadBudgetS = quick ? 15 : 300;
@@ -68,7 +69,7 @@ runMain(async () => {
   const sharedLog = new SharedLogSeries(logDir.path, partitions);
   let dynamo: DynamoSeriesHandle | undefined;
   if (args.values['no-dynamodb'] !== true) {
-    dynamo = await openDynamoSeries(quick).catch((err: Error) => {
+    dynamo = await openDynamoSeries().catch((err: Error) => {
       notes.push(`pobox (DynamoDB Local) was not measured: ${err.message}`);
       return undefined;
     });
@@ -148,7 +149,7 @@ runMain(async () => {
           const ids = await lat.time(() => s.fetch(u));
           if (ids.length !== PER_USER) throw new Error(`${s.name}: ${u} has ${ids.length} pending messages, expected ${PER_USER}`);
           bar2.tick();
-          if (isScan && i + 1 >= 30 && performance.now() - t0 > scanBudgetMs) break;
+          if (isScan && i + 1 >= scanMin && performance.now() - t0 > scanBudgetMs) break;
         }
         bar2.stop();
         const sum = lat.summary();
@@ -198,7 +199,7 @@ runMain(async () => {
     startedAt,
     finishedAt: new Date().toISOString(),
     machine: benchMachine(['lmdb', 'vega', 'vega-lite'], dynamo ? { 'dynamodb-local': dynamo.version } : {}),
-    params: { ladder, perUser: PER_USER, partitions, bodyBytes: BODY_LEN, lookupSamples, scanSamples, scanBudgetMs, loadBatch: BATCH, dynamoMaxN },
+    params: { ladder, perUser: PER_USER, partitions, bodyBytes: BODY_LEN, lookupSamples, scanSamples, scanBudgetMs, scanMin, loadBatch: BATCH, dynamoMaxN },
     notes,
     data: { perUser: PER_USER, partitions, bodyBytes: BODY_LEN, points, ratios, ...(largestRatio ? { largestRatio } : {}), diskBytes, plot },
   });

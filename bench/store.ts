@@ -26,7 +26,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     messages: { type: 'string' },
     users: { type: 'string' },
-    senders: { type: 'string', default: '512' },
+    senders: { type: 'string', default: '1000' },
     'read-samples': { type: 'string' },
   },
 });
@@ -42,10 +42,12 @@ const CHECKPOINT = Math.round(MESSAGES / 10);
 const dir = mkdtempSync(join(os.tmpdir(), 'pobox-bench-store-'));
 const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
 process.on('exit', removeDir);
-process.on('SIGINT', () => {
-  removeDir();
-  process.exit(130);
-});
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    removeDir();
+    process.exit(130);
+  });
+}
 
 const bar = (label: string): cliProgress.SingleBar =>
   new cliProgress.SingleBar(
@@ -254,7 +256,7 @@ ${reads
       `| read a random user's page @ ${r.storedMessages.toLocaleString('en-US')} stored | p50 **${r.p50Us} µs**, p99 **${r.p99Us} µs** (p90 ${r.p90Us}, max ${r.maxUs}; ${r.avgMessagesPerPage} msgs/page, ${r.keysReadPerRead} keys read/read) |`,
   )
   .join('\n')}
-| ack-delete | ${USERS.toLocaleString('en-US')} acks deleting ${deleted.toLocaleString('en-US')} messages in ${results.ackDelete.seconds} s: **${results.ackDelete.acksPerSecond.toLocaleString('en-US')} acks/s, ${results.ackDelete.deletedPerSecond.toLocaleString('en-US')} deleted msg/s** |
+| ack-delete (each ack after a read of the user's lastSeq) | ${USERS.toLocaleString('en-US')} acks deleting ${deleted.toLocaleString('en-US')} messages in ${results.ackDelete.seconds} s: **${results.ackDelete.acksPerSecond.toLocaleString('en-US')} acks/s, ${results.ackDelete.deletedPerSecond.toLocaleString('en-US')} deleted msg/s** |
 | bytes on disk after sends | ${mb(diskAfterSend.allocatedBytes)} allocated (${results.disk.bytesPerMessage} B/message incl. dedupe and expiry index) |
 | bytes on disk after ack-delete | ${mb(diskAfterAcks.allocatedBytes)} (LMDB reuses freed pages; the file does not shrink) |
 

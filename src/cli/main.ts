@@ -12,6 +12,7 @@ import { registerPurge } from './commands/purge.js';
 import { registerDevices } from './commands/devices.js';
 import { registerStats } from './commands/stats.js';
 import { registerSend } from './commands/send.js';
+import { registerDynamoDb } from './commands/dynamodb.js';
 
 export function buildProgram(): Command {
   const program = new Command('pobox')
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerDevices(program);
   registerStats(program);
   registerSend(program);
+  registerDynamoDb(program);
   return program;
 }
 

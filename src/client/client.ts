@@ -74,6 +74,8 @@ interface Connection {
   url: string;
   welcomed: boolean;
   lastFrameAt: number;
+  /** An error frame the server sent before closing a connection it refused (reported with the close). */
+  refusal?: PoboxError;
 }
 
 export class PoboxClient {
@@ -308,7 +310,10 @@ export class PoboxClient {
       case 'error': {
         const code: ErrorCode = isErrorCode(frame.code) ? frame.code : 'INTERNAL';
         const err = new PoboxError(code, String(frame.message ?? code), frame.field === undefined ? undefined : { field: frame.field });
-        if (frame.id === undefined || !this.sends.failed(frame.id, err)) this.emitError(err);
+        if (frame.id !== undefined && this.sends.failed(frame.id, err)) return;
+        // Before the welcome an error explains the close that follows: report them once, together.
+        if (!conn.welcomed) conn.refusal = err;
+        else this.emitError(err);
         return;
       }
       case 'acked':
@@ -350,13 +355,15 @@ export class PoboxClient {
     }
     const terminal = TERMINAL_CLOSE.get(closeCode);
     if (terminal) {
-      const err = new ConnectionClosedError(terminal.code, `${terminal.message}${reason ? ` (${reason})` : ''}`, closeCode);
+      const detail = conn.refusal?.message ?? reason;
+      const err = new ConnectionClosedError(terminal.code, `${terminal.message}${detail ? ` (${detail})` : ''}`, closeCode);
       this.shutdown();
       this.sends.rejectAll(err);
       this.setState({ state: 'closed', closeCode, reason });
       this.emitError(err);
       return;
     }
+    if (conn.refusal) this.emitError(conn.refusal);
     this.scheduleReconnect(closeCode, reason);
   }
 

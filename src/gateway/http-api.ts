@@ -108,15 +108,22 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
   });
 
   router.route('POST', '/v1/messages', async (ctx) => {
-    const p = await principalOf(ctx, auth);
-    const input = parseInput(SendBodySchema, await ctx.json(), 'send');
     let from: string;
-    if (p.kind === 'user') {
-      from = p.user; // a `from` in the body is ignored: identity comes from the token
-    } else {
-      requireScope(p, 'send');
-      if (input.from === undefined) throw new PoboxError('BAD_REQUEST', 'send: from: required when sending with an API key', { field: 'from' });
-      from = field(UserIdSchema, input.from, 'send', 'from');
+    let input: z.output<typeof SendBodySchema>;
+    try {
+      const p = await principalOf(ctx, auth);
+      input = parseInput(SendBodySchema, await ctx.json(), 'send');
+      if (p.kind === 'user') {
+        from = p.user; // a `from` in the body is ignored: identity comes from the token
+      } else {
+        requireScope(p, 'send');
+        if (input.from === undefined) throw new PoboxError('BAD_REQUEST', 'send: from: required when sending with an API key', { field: 'from' });
+        from = field(UserIdSchema, input.from, 'send', 'from');
+      }
+    } catch (err) {
+      // Refused before reaching the post office (auth, size, bad input): count it for metrics.
+      po.events.emit('rejected', { code: err instanceof PoboxError ? err.code : 'BAD_REQUEST' });
+      throw err;
     }
     const sending = po.send({
       from,

@@ -63,6 +63,11 @@ export class HttpRouter {
     return this;
   }
 
+  /** The routes so far, as [method, pattern] pairs (for docs checks and the demo page). */
+  list(): Array<[string, string]> {
+    return this.routes.map((r) => [r.method, r.pattern]);
+  }
+
   /** The node:http request listener. Never throws; never rejects. */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     const started = Date.now();

@@ -20,6 +20,7 @@
  * `secretFile` (the generated secret's path, when one was created or used), `auth`.
  * `options.extensions` attach such parts before the server listens (see ServerExtension).
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -199,13 +200,16 @@ export async function startServer(input: ServerConfigInput = {}, options: StartO
         return;
       }
       const remote = req.socket.remoteAddress ?? 'unknown';
+      // One id per connection on every log line about it, as HTTP requests have (x-request-id when valid).
+      const given = req.headers['x-request-id'];
+      const requestId = typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID();
       if (shuttingDown) return refuse(req, socket, head, CloseCode.GOING_AWAY, 'server is shutting down', 'shutting-down');
       if (!connectLimiter.take(remote)) return refuse(req, socket, head, CloseCode.RATE_LIMITED, 'too many connection attempts; back off', 'rate-limited');
       let principal;
       try {
         principal = await auth.verifyUserToken(bearerOf(req.headers.authorization, url));
       } catch (err) {
-        log.info({ remote, err: toPoboxError(err).message }, 'connection refused: unauthorized');
+        log.info({ requestId, remote, err: toPoboxError(err).message }, 'connection refused: unauthorized');
         return refuse(req, socket, head, CloseCode.UNAUTHORIZED, toPoboxError(err).message, 'unauthorized');
       }
       if (shuttingDown) return refuse(req, socket, head, CloseCode.GOING_AWAY, 'server is shutting down', 'shutting-down');
@@ -216,7 +220,7 @@ export async function startServer(input: ServerConfigInput = {}, options: StartO
           bus,
           session: config.session,
           limits: config.limits,
-          log,
+          log: log.child({ requestId }),
           events,
           trackSend,
           shuttingDown: () => shuttingDown,
@@ -231,7 +235,7 @@ export async function startServer(input: ServerConfigInput = {}, options: StartO
         live.set(key, session);
         allSessions.add(session);
         if (previous) previous.close(CloseCode.REPLACED, 'replaced by a newer connection of this device');
-        log.info({ user, device, remote, replaced: previous !== undefined }, 'connection opened');
+        log.info({ requestId, user, device, remote, replaced: previous !== undefined }, 'connection opened');
         events.emit('connection', { user, device, remote });
       });
     })().catch((err: unknown) => {

@@ -53,7 +53,7 @@ export interface SessionDeps {
   events: TypedEvents<GatewayEvents>;
   /** Called once when the session ends, so the server can forget it. */
   onEnd: (s: DeviceSession) => void;
-  /** Tracks sends in flight across the server, for graceful shutdown. */
+  /** Tracks sends and cursor commits in flight across the server, for graceful shutdown. */
   trackSend: (p: Promise<unknown>) => void;
   /** True once the server is shutting down: new sends are refused. */
   shuttingDown: () => boolean;
@@ -114,8 +114,26 @@ export class DeviceSession {
   }
 
   /** A short snapshot for diagnostics and the demo page. */
-  info(): { user: string; device: string; state: SessionState; readPos: number; cursor: number; inflight: number; sent: number } {
-    return { user: this.user, device: this.device, state: this.state, readPos: this.readPos, cursor: this.cursor, inflight: this.inflight.length, sent: this.sent };
+  info(): {
+    user: string;
+    device: string;
+    state: SessionState;
+    readPos: number;
+    cursor: number;
+    inflight: number;
+    sent: number;
+    blockedBy: 'window' | 'socket' | null;
+  } {
+    return {
+      user: this.user,
+      device: this.device,
+      state: this.state,
+      readPos: this.readPos,
+      cursor: this.cursor,
+      inflight: this.inflight.length,
+      sent: this.sent,
+      blockedBy: this.blockedBy,
+    };
   }
 
   // ---- incoming frames ------------------------------------------------------------
@@ -128,7 +146,10 @@ export class DeviceSession {
       if (isBinary) throw new FrameError(errorOf('BAD_REQUEST', 'binary frames are not supported; send JSON text'));
       frame = parseClientFrame(data.toString('utf8'));
     } catch (err) {
-      this.rejectFrame(err instanceof FrameError ? err : new FrameError(toPoboxError(err, 'BAD_REQUEST')));
+      const fe = err instanceof FrameError ? err : new FrameError(toPoboxError(err, 'BAD_REQUEST'));
+      // A malformed send never reaches the post office; count its refusal for metrics here.
+      if (fe.frameId !== undefined) this.deps.postOffice.events.emit('rejected', { code: fe.code });
+      this.rejectFrame(fe);
       return;
     }
     switch (frame.type) {
@@ -140,7 +161,12 @@ export class DeviceSession {
         void this.start(frame).catch((err) => this.fail(err, 'start failed'));
         return;
       case 'ack':
-        if (this.state === 'awaiting-hello' || this.state === 'starting') return this.rejectFrame(badRequest('send hello first and wait for welcome'));
+        if (this.state === 'awaiting-hello') return this.rejectFrame(badRequest('send hello first'));
+        if (this.state === 'starting') {
+          // Sent right after hello (e.g. for messages handled on an earlier connection): commit it once started.
+          if (this.ackQueue === undefined || frame.upTo > this.ackQueue) this.ackQueue = frame.upTo;
+          return;
+        }
         this.onAck(frame.upTo);
         return;
       case 'send':
@@ -207,15 +233,18 @@ export class DeviceSession {
     this.helloAt = Date.now();
     this.state = 'draining';
     if (!this.deps.bus.healthy()) this.setPolling(true);
+    if (this.ackQueue !== undefined && !this.acking) void this.flushAcks();
     this.pump();
   }
 
   private onSend(frame: SendFrame): void {
     if (!this.sendBucket.take()) {
+      this.deps.postOffice.events.emit('rejected', { code: 'RATE_LIMITED', to: frame.to });
       this.writeError(errorOf('RATE_LIMITED', 'send rate limit exceeded; slow down'), frame.id);
       return;
     }
     if (this.deps.shuttingDown()) {
+      this.deps.postOffice.events.emit('rejected', { code: 'UNAVAILABLE', to: frame.to });
       this.writeError(errorOf('UNAVAILABLE', 'server is shutting down; send again after reconnecting'), frame.id);
       return;
     }
@@ -240,7 +269,8 @@ export class DeviceSession {
           if (e.code === 'BAD_REQUEST' || e.code === 'PAYLOAD_TOO_LARGE') this.rejectFrame(new FrameError(e, frame.id));
           else this.writeError(e, frame.id);
         },
-      );
+      )
+      .catch((err: unknown) => this.log.error({ err: String(err) }, 'failed to answer a send'));
     this.deps.trackSend(p);
   }
 
@@ -263,7 +293,9 @@ export class DeviceSession {
         const upTo = this.ackQueue;
         this.ackQueue = undefined;
         try {
-          const r = await this.deps.postOffice.ack(this.user, this.device, upTo);
+          const committing = this.deps.postOffice.ack(this.user, this.device, upTo);
+          this.deps.trackSend(committing); // graceful shutdown waits for cursor commits too
+          const r = await committing;
           this.cursor = Math.max(this.cursor, r.cursor);
           // Acked beyond what this connection sent (e.g. seen on an earlier one): never send those.
           if (this.cursor > this.readPos) this.readPos = this.cursor;
@@ -422,7 +454,7 @@ export class DeviceSession {
 
   private write(frame: ServerFrame): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
-    this.ws.send(encodeFrame(frame));
+    this.ws.send(encodeFrame(frame), this.afterWrite);
   }
 
   isClosed(): boolean {

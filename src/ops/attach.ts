@@ -19,6 +19,7 @@ import { WakeupHook } from '../postoffice/wakeup-hook.js';
 import { demoEnabled, registerDemoRoutes, webDir } from './demo-routes.js';
 import { followGateway } from './gateway-metrics.js';
 import { registerMetricsRoute } from './metrics-route.js';
+import { registerAdminRoutes } from './admin-routes.js';
 import { LocalPresence } from './presence.js';
 
 export interface OpsDeps {
@@ -63,6 +64,7 @@ export async function attachOps(deps: OpsDeps): Promise<Ops> {
   });
   stops.push(() => metrics.setSessionsProbe(undefined));
   registerMetricsRoute(deps.router, deps.auth, metrics);
+  registerAdminRoutes(deps.router, deps.auth, po);
 
   // Delivery receipts, from the reserved system sender.
   if (config.receipts) {

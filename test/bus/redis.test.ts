@@ -163,6 +163,10 @@ describe('RedisBus on the shared Redis', () => {
     const a = await createRedisBus(`${SHARED_REDIS}/0?prefix=${encodeURIComponent(prefix)}`, FAST);
     cleanups.push(() => a.close());
     assert.equal(a.prefix, prefix);
+    // The plain constructor connects by itself too.
+    const c = new RedisBus(`${SHARED_REDIS}?prefix=${encodeURIComponent(prefix)}`);
+    cleanups.push(() => c.close());
+    assert.equal(await c.waitHealthy(5000), true);
     await assert.rejects(a.subscribe('not a user!', () => undefined), (e: unknown) => e instanceof PoboxError && e.code === 'BAD_REQUEST');
   });
 
@@ -231,6 +235,25 @@ describe('RedisBus through Redis outages (private redis-server)', () => {
     await bob.waitSeq(3);
     await carol.waitSeq(4);
     await dave.waitSeq(5);
+  });
+
+  it('started while Redis is down (startDisconnected), connects and subscribes once Redis appears', async () => {
+    server ??= await startRedisServer();
+    const prefix = uniquePrefix();
+    await server.stop();
+    let a: RedisBus;
+    try {
+      a = await bus(server.url, prefix, { connectTimeoutMs: 200, startDisconnected: true });
+      assert.equal(a.healthy(), false);
+    } finally {
+      await server.start();
+    }
+    const bob = new WakeLog();
+    await a.subscribe('bob', bob.handler);
+    await waitFor(() => a.healthy(), 'the bus healthy once Redis is up');
+    const b = await bus(server.url, prefix);
+    await b.publish({ user: 'bob', epoch: 'e', seq: 3 });
+    await bob.waitSeq(3);
   });
 
   it('notices a frozen Redis (connection open, nothing answers) and recovers when it thaws', async () => {

@@ -10,6 +10,7 @@ import { MemoryBus } from '../../src/bus/memory.js';
 import { ConnectionClosedError, connect, type PoboxClient } from '../../src/client/index.js';
 import { PostOffice } from '../../src/postoffice/post-office.js';
 import { openStore } from '../../src/store/open.js';
+import { mintToken } from '../../src/gateway/auth.js';
 import { startServer } from '../../src/gateway/server.js';
 import { gate, record, waitFor } from './helpers.js';
 import { newSecret, Resources, sessionsOf, startGateway, tempDir } from './gateway-helpers.js';
@@ -147,6 +148,21 @@ describe('client SDK with the gateway', () => {
     await assert.rejects(old.send({ to: 'bob', body: 'x' }), { code: 'UNAVAILABLE' });
   });
 
+  it('stops with one UNAUTHORIZED error when the server refuses the token', async () => {
+    const gw = await startGateway(res);
+    const forged = await mintToken({ secret: newSecret(), user: 'bob', device: 'phone' });
+    const client = connect(gw.server.wsUrl, forged, { WebSocket, backoffBaseMs: 10 });
+    res.add(() => client.close());
+    const rec = record(client);
+    await assert.rejects(client.ready(), { code: 'UNAVAILABLE' });
+    assert.equal(client.state, 'closed');
+    assert.equal(rec.errors.length, 1);
+    assert.ok(rec.errors[0] instanceof ConnectionClosedError);
+    assert.equal(rec.errors[0].code, 'UNAUTHORIZED');
+    assert.equal(rec.errors[0].closeCode, 4001);
+    assert.equal(rec.states.some((s) => s.state === 'reconnecting'), false);
+  });
+
   it('backs off with a growing ceiling while no server answers, then connects when one does', async () => {
     // A port nobody listens on: start a server, note its port, stop it.
     const secret = newSecret();
@@ -154,7 +170,7 @@ describe('client SDK with the gateway', () => {
     const probe = await startServer({ port: 0, dataDir, logLevel: 'silent', auth: { secrets: [secret] } });
     const port = probe.port;
     await probe.close();
-    const token = await (await import('../../src/gateway/auth.js')).mintToken({ secret, user: 'bob', device: 'phone' });
+    const token = await mintToken({ secret, user: 'bob', device: 'phone' });
     const client = connect(`ws://127.0.0.1:${port}/ws`, token, { WebSocket, backoffBaseMs: 10, backoffMaxMs: 80 });
     res.add(() => client.close());
     const rec = record(client);

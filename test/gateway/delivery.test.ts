@@ -44,6 +44,15 @@ function assertExactlyOnceInOrder(c: RawClient, expected: number[], label: strin
   assert.deepEqual(seqs, [...expected].sort((a, b) => a - b), `${label}: wrong set of messages`);
 }
 
+/** Wait for a server-side condition, checked every few ms, failing after `ms`. */
+async function waitUntil(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 describe('delivery', () => {
   let server: TestServer;
   before(async () => {
@@ -186,6 +195,37 @@ describe('delivery', () => {
       await c.close();
     } finally {
       await small.stop();
+    }
+  });
+
+  test('socket backpressure: a client that stops reading makes the server stop writing, not buffer', async () => {
+    const maxBufferedBytes = 64 * 1024;
+    const big = await startTestServer({
+      session: { windowMessages: 100_000, windowBytes: 1024 * 1024 * 1024, maxBufferedBytes },
+      postOffice: { limits: { maxMailboxMessages: 100_000 } },
+    });
+    try {
+      const total = 20_000;
+      const body = 'b'.repeat(1000);
+      for (let i = 0; i < total; i += 1000) {
+        await Promise.all(Array.from({ length: 1000 }, (_, j) => big.postOffice.send({ from: 'dave', to: 'slow', id: `bp-${i + j}`, body })));
+      }
+      const c = await RawClient.connect(big.url, await big.token('slow', 'phone'));
+      (c.ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
+      const session = () => big.sessions().find((s) => s.user === 'slow')!;
+      await waitUntil(() => session().info().blockedBy === 'socket', 'the session to block on the socket');
+      assert.ok(session().ws.bufferedAmount <= maxBufferedBytes + 2048, `server buffered ${session().ws.bufferedAmount} bytes`);
+      assert.ok(session().info().sent < total, 'everything was written although the client read nothing');
+      autoAck(c, 500);
+      (c.ws as unknown as { _socket: import('node:net').Socket })._socket.resume();
+      await c.until(() => c.messages().length >= total, 'all messages', 60_000);
+      await c.waitFor((f) => f.type === 'caughtUp');
+      const seqs = c.messages().map((m) => m.seq);
+      assert.equal(new Set(seqs).size, total);
+      for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i]! > seqs[i - 1]!);
+      await c.close();
+    } finally {
+      await big.stop();
     }
   });
 

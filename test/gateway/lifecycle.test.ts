@@ -90,3 +90,46 @@ describe('server lifecycle', () => {
     }
   });
 });
+
+describe('docs', () => {
+  test('docs/openapi.yaml describes every route of the HTTP API, with its method', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const yaml = readFileSync(join(import.meta.dirname, '../../docs/openapi.yaml'), 'utf8');
+    const documented = new Set<string>();
+    let path = '';
+    for (const line of yaml.split('\n')) {
+      const p = /^ {2}(\/\S*):\s*$/.exec(line);
+      if (p) path = p[1]!;
+      const m = /^ {4}(get|put|post|delete|patch):/.exec(line);
+      if (m && path) documented.add(`${m[1]!.toUpperCase()} ${path}`);
+    }
+    // The gateway's own routes (extensions such as /metrics document themselves).
+    const { HttpRouter } = await import('../../src/gateway/http-router.js');
+    const { registerHttpApi } = await import('../../src/gateway/http-api.js');
+    const s = await startTestServer();
+    try {
+      const router = new HttpRouter({ maxBodyBytes: 1024, log: s.log, events: s.events, unavailable: () => false });
+      registerHttpApi(router, { postOffice: s.postOffice, bus: s.bus, auth: s.auth, events: s.events, trackSend: () => undefined });
+      const routes = router.list().map(([method, pattern]) => `${method} ${pattern.replace(/:(\w+)/g, '{$1}')}`);
+      assert.ok(routes.length >= 10);
+      for (const r of routes) assert.ok(documented.has(r), `${r} is not in docs/openapi.yaml`);
+      assert.equal(documented.size, routes.length, 'openapi.yaml documents a route the server does not have');
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('docs/protocol.md names every close code and error code', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { CloseCode } = await import('../../src/core/protocol.js');
+    const { ERROR_CODES } = await import('../../src/core/errors.js');
+    const md = readFileSync(join(import.meta.dirname, '../../docs/protocol.md'), 'utf8');
+    for (const [name, code] of Object.entries(CloseCode)) assert.match(md, new RegExp(`\\| ${code} \\| ${name} \\|`), `close code ${name}`);
+    for (const code of ERROR_CODES) assert.match(md, new RegExp(`\\| \`${code}\` \\|`), `error code ${code}`);
+    for (const type of ['hello', 'ack', 'send', 'ping', 'welcome', 'message', 'caughtUp', 'accepted', 'acked', 'error', 'pong']) {
+      assert.match(md, new RegExp(`### \`${type}\``), `frame ${type}`);
+    }
+  });
+});

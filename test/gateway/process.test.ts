@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
 import { api, RawClient, SECRET, tempDir } from './helpers.js';
 import { mintToken } from '../../src/gateway/auth.js';
@@ -18,6 +17,7 @@ interface Child {
   url: string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr: () => string;
+  stdout: () => string;
 }
 
 async function spawnServe(dataDir: string, env: Record<string, string> = { POBOX_JWT_SECRETS: SECRET }): Promise<Child> {
@@ -26,28 +26,29 @@ async function spawnServe(dataDir: string, env: Record<string, string> = { POBOX
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  let out = '';
+  // stderr carries the "listening" line after any secret notice, so both are in once it shows.
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 60_000);
-    const lines = createInterface({ input: proc.stdout! });
-    lines.on('line', (line) => {
-      try {
-        const rec = JSON.parse(line) as { msg?: string; url?: string };
-        if (rec.msg === 'listening' && rec.url) {
-          clearTimeout(timer);
-          resolve(rec.url);
-        }
-      } catch {
-        // not a log line
+    proc.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /pobox: listening on (http:\/\/\S+)/.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
       }
     });
-    void exited.then(({ code }) => {
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    proc.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`serve exited with ${code} before listening: ${err}`));
     });
   });
-  return { proc, url, exited, stderr: () => err };
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) resolve({ code: proc.exitCode, signal: proc.signalCode });
+    else proc.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  return { proc, url, exited, stderr: () => err, stdout: () => out };
 }
 
 describe('pobox serve process', () => {
@@ -68,7 +69,8 @@ describe('pobox serve process', () => {
     assert.match(child.stderr(), /pobox token --user/);
     const { readFileSync } = await import('node:fs');
     const secret = readFileSync(secretPath, 'utf8').trim();
-    const c = await RawClient.connect(child.url, await mintToken({ secret, user: 'alice', device: 'phone' }));
+    const token = await mintToken({ secret, user: 'alice', device: 'phone' });
+    const c = await RawClient.connect(child.url, token);
     c.send({ type: 'send', id: 'before-term', to: 'bob', body: 'x' });
     await c.waitFor((f) => f.type === 'accepted');
     child.proc.kill('SIGTERM');
@@ -76,6 +78,12 @@ describe('pobox serve process', () => {
     assert.equal(closed.code, 1001);
     const exit = await child.exited;
     assert.equal(exit.code, 0, `exit ${JSON.stringify(exit)}; stderr: ${child.stderr()}`);
+    // Structured logs: one line per connection open and close with user and device; never the token or a body.
+    const lines = child.stdout().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.ok(lines.some((l) => l['msg'] === 'connection opened' && l['user'] === 'alice' && l['device'] === 'phone'));
+    assert.ok(lines.some((l) => l['msg'] === 'connection closed' && l['user'] === 'alice' && l['code'] === 1001));
+    assert.ok(!child.stdout().includes(token), 'a token was logged');
+    assert.ok(!child.stdout().includes(secret), 'the secret was logged');
   });
 
   test('SIGKILL while clients send; after a restart every accepted message is delivered, none twice', async () => {

@@ -1,0 +1,232 @@
+/**
+ * Writes the results README from the JSON files in a results directory: the lookup plot
+ * and table, the peer table with ratios to pobox, the end-to-end numbers, the other
+ * benchmarks' own summaries, and what limited each number. Run by `npm run bench`;
+ * alone, `npm run bench:report [-- --quick]` rebuilds it from the JSON already there.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { E2eData } from './e2e.js';
+import { benchArgs } from './lib/args.js';
+import { BENCH_DIR, readResult, resultsDir, type BenchMachine, type ResultEnvelope } from './lib/results.js';
+import { round } from './lib/stats.js';
+import type { LookupData } from './lookup-vs-scan.js';
+import type { PeersData } from './peers.js';
+
+export interface RunStep {
+  script: string;
+  title: string;
+  status: string;
+  seconds: number;
+}
+
+export async function writeReport(dir: string, quick: boolean): Promise<string> {
+  const lookup = readResult<LookupData>(dir, 'lookup-vs-scan');
+  const peers = readResult<PeersData>(dir, 'peers');
+  const e2e = readResult<E2eData>(dir, 'e2e');
+  const run = readRun(dir);
+  const any = lookup ?? peers ?? e2e;
+  const out: string[] = [];
+  out.push(`# pobox benchmark results${quick ? ' (quick run: small sizes, not the measured numbers)' : ''}`, '');
+  out.push(
+    'Produced by `npm run bench` (bench/run-all.ts); every benchmark is a script in `bench/` and writes its JSON here,',
+    'with the machine it ran on. Numbers are from one run on one machine, with every peer measured in that run.',
+    '',
+  );
+  if (any) out.push('## Machine', '', ...machineLines(any.machine, [lookup, peers, e2e]), '');
+  if (run) {
+    out.push(`Run started ${run.startedAt}, took ${Math.round(run.seconds / 60)} min.`, '', '| benchmark | status | seconds |', '| --- | --- | --- |');
+    for (const s of run.steps) out.push(`| \`${s.script}\` (${s.title}) | ${s.status} | ${s.seconds} |`);
+    out.push('');
+  }
+  out.push(...lookupSection(lookup), ...peersSection(peers), ...e2eSection(e2e));
+  out.push(...embedded(dir, quick, 'store', 'Store engines (`npm run bench:store`)'));
+  out.push(...embedded(dir, quick, 'gateway', 'Gateway (`npm run bench:gateway`)'));
+  const file = path.join(dir, 'README.md');
+  writeFileSync(file, `${out.join('\n').replace(/\n{3,}/g, '\n\n').trim()}\n`);
+  return file;
+}
+
+function readRun(dir: string): { startedAt: string; seconds: number; steps: RunStep[] } | undefined {
+  const f = path.join(dir, 'run.json');
+  if (!existsSync(f)) return undefined;
+  return JSON.parse(readFileSync(f, 'utf8')) as { startedAt: string; seconds: number; steps: RunStep[] };
+}
+
+function machineLines(m: BenchMachine, all: Array<ResultEnvelope<unknown> | undefined>): string[] {
+  const peers: Record<string, string> = {};
+  const packages: Record<string, string> = {};
+  for (const r of all) {
+    Object.assign(peers, r?.machine.peers ?? {});
+    Object.assign(packages, r?.machine.packages ?? {});
+  }
+  return [
+    `- CPU: ${m.cpuModel}, ${m.cores} cores; memory ${m.memoryGiB} GiB; ${m.platform} ${m.release} (${m.arch}); Node ${m.node}`,
+    `- packages: ${Object.entries(packages).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    `- servers measured against: ${Object.entries(peers).map(([k, v]) => `${k}: ${v}`).join('; ') || 'none'}`,
+  ];
+}
+
+function fmtN(n: number): string {
+  if (n >= 1e6) return `${n / 1e6}M`;
+  if (n >= 1e3) return `${n / 1e3}k`;
+  return String(n);
+}
+
+function lookupSection(r: ResultEnvelope<LookupData> | undefined): string[] {
+  if (!r) return ['## Lookup vs scan', '', 'Not run (no lookup-vs-scan.json).', ''];
+  const d = r.data;
+  const series = [...new Set(d.points.map((p) => p.series))];
+  const ns = [...new Set(d.points.map((p) => p.n))].sort((a, b) => a - b);
+  const out = [
+    '## Lookup vs scan: one user\'s pending messages as the store grows',
+    '',
+    `Each user has ${d.perUser} pending messages of ${d.bodyBytes} bytes; N is the total stored for everyone. pobox reads the user's key range`,
+    `(through \`PostOffice.read\`); the shared log appends every message to one of ${d.partitions} partitions (segment files, group-committed`,
+    'with fdatasync like pobox) and a reconnect scans its partition for the user\'s records (large sequential reads, byte comparison, only',
+    'matches decoded). Both hold the same messages on the same disk, both warm in the page cache, and every answer is checked to be the same',
+    `${d.perUser} messages. (\`npm run bench:lookup\`, bench/lookup-vs-scan.ts)`,
+    '',
+    `![p50 and p99 fetch latency against N, log axes](${d.plot})`,
+    '',
+    `| N | ${series.map((s) => `${s} p50 / p99 ms`).join(' | ')} |`,
+    `| --- | ${series.map(() => '---').join(' | ')} |`,
+  ];
+  for (const n of ns) {
+    out.push(
+      `| ${fmtN(n)} | ${series
+        .map((s) => {
+          const p = d.points.find((x) => x.n === n && x.series === s);
+          return p ? `${p.p50} / ${p.p99} (${p.count} fetches)` : '–';
+        })
+        .join(' | ')} |`,
+    );
+  }
+  out.push('');
+  if (d.largestRatio) {
+    out.push(
+      `**At N = ${fmtN(d.largestRatio.n)} the shared-log scan is ${d.largestRatio.p50}x slower than pobox at p50 and ${d.largestRatio.p99}x at p99**` +
+        (d.ratios.length > 1 ? ` (at N = ${fmtN(d.ratios[0]!.n)}: ${d.ratios[0]!.p50}x / ${d.ratios[0]!.p99}x).` : '.'),
+      '',
+    );
+  }
+  const disk = Object.entries(d.diskBytes).map(([k, v]) => `${k} ${round(v / 2 ** 20)} MiB`);
+  if (disk.length) out.push(`On disk at the largest N: ${disk.join(', ')}.`, '');
+  const loads = d.points.filter((p) => p.loadSeconds > 0).map((p) => `${p.series} to ${fmtN(p.n)}: ${p.loadSeconds} s`);
+  out.push('What limited it:', '', ...r.notes.map((n) => `- ${n}`));
+  out.push(`- Loading time per stage (not part of the latency): ${loads.join('; ')}.`, '');
+  return out;
+}
+
+function peersSection(r: ResultEnvelope<PeersData> | undefined): string[] {
+  if (!r) return ['## pobox vs the stores people use instead', '', 'Not run (no peers.json).', ''];
+  const d = r.data;
+  const pobox = d.peers.find((p) => p.name.startsWith('pobox'))?.ops;
+  const out = [
+    '## pobox vs the stores people use instead',
+    '',
+    `The same workload for each: ${d.users.toLocaleString('en')} users x ${d.perUser} messages of ${d.bodyBytes} bytes sent in shuffled order (durable send),`,
+    `then ${d.fetches.toLocaleString('en')} fetches of a page of ${d.page} pending messages of a random user, then one "delete up to a seq"`,
+    `(the ack of that page) per user, always from ${d.concurrency} concurrent clients. Answers are checked (pages start at the`,
+    'right seq; after the deletes the rest is exactly what is left). Ratios are to pobox: above 1 means more throughput,',
+    'or a longer latency, than pobox. (`npm run bench:peers`, bench/peers.ts)',
+    '',
+    '| peer | operation | ops/s | x pobox ops/s | p50 ms | p99 ms | x pobox p50 |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const p of d.peers) {
+    if (!p.ops) {
+      out.push(`| ${p.name} | could not run: ${p.error} | | | | | |`);
+      continue;
+    }
+    for (const op of ['send', 'fetch', 'delete'] as const) {
+      const o = p.ops[op];
+      const base = pobox?.[op];
+      out.push(
+        `| ${p.name} | ${op} | ${o.throughput.toLocaleString('en')} | ${base ? round(o.throughput / base.throughput) : '–'} | ${o.p50} | ${o.p99} | ${base ? round(o.p50 / base.p50) : '–'} |`,
+      );
+    }
+  }
+  out.push('', 'What each peer\'s "acknowledged" means, and what else to know:', '');
+  for (const p of d.peers) {
+    if (p.durability) out.push(`- **${p.name}** (${p.version}): ${p.durability}. ${(p.notes ?? []).join(' ')}`);
+  }
+  out.push(
+    '- All four share the machine\'s cores with the benchmark process; pobox runs in-process (no network hop), the others over loopback TCP.',
+    ...r.notes.map((n) => `- ${n}`),
+    '',
+  );
+  return out;
+}
+
+function e2eSection(r: ResultEnvelope<E2eData> | undefined): string[] {
+  if (!r) return ['## End to end through the gateway', '', 'Not run (no e2e.json).', ''];
+  const { storm, idle, gateway } = r.data;
+  const out = ['## End to end through the gateway', '', '(`npm run bench:e2e`, bench/e2e.ts: the server in its own process, load generators in others, over WebSocket on 127.0.0.0/8.)', ''];
+  if (storm) {
+    out.push(
+      '### Reconnect storm',
+      '',
+      `${storm.devices.toLocaleString('en')} devices with ${storm.perDevice} pending messages each reconnect within ${storm.spreadMs} ms, each from its own source address;`,
+      'a device is done when it has every message and the server has answered its ack with `acked` (the cursor is durable).',
+      '',
+      '| measure | value |',
+      '| --- | --- |',
+      `| time until every message was delivered and acked | **${storm.totalMs} ms** (${storm.completed.toLocaleString('en')}/${storm.devices.toLocaleString('en')} devices) |`,
+      `| messages delivered / expected | ${storm.messagesDelivered.toLocaleString('en')} / ${storm.messagesExpected.toLocaleString('en')} |`,
+      `| lost / duplicates / reconnects | ${storm.lost} / ${storm.duplicates} / ${storm.retries} |`,
+      `| left on the server afterwards (messages; devices behind) | ${storm.serverMessagesLeft}; ${storm.serverPendingDevices} |`,
+      `| per device, connect -> open: p50 / p99 / max ms | ${storm.open.p50} / ${storm.open.p99} / ${storm.open.max} |`,
+      `| per device, connect -> caughtUp | ${storm.caughtUp.p50} / ${storm.caughtUp.p99} / ${storm.caughtUp.max} |`,
+      `| per device, connect -> acked (durable) | ${storm.acked.p50} / ${storm.acked.p99} / ${storm.acked.max} |`,
+      `| server RSS after the storm | ${storm.serverRssMiB} MiB |`,
+      '',
+    );
+    if (Object.keys(storm.errors).length) out.push(`Errors seen by clients: ${JSON.stringify(storm.errors)}.`, '');
+  }
+  if (idle) {
+    out.push(
+      '### Idle connections',
+      '',
+      `Idle WebSocket connections (hello done, nothing pending, only the server's heartbeat pings), one 127.x.y.z source address each; server memory after a full GC.`,
+      '',
+      '| connections | server RSS MiB | JS heap used MiB |',
+      '| --- | --- | --- |',
+      `| 0 | ${idle.baselineRssMiB} | |`,
+      ...idle.steps.map((s) => `| ${s.connections.toLocaleString('en')} | ${s.rssMiB} | ${s.heapUsedMiB} |`),
+      '',
+      `**${idle.reached.toLocaleString('en')} idle connections held, ${idle.rssKiBPerConnection} KiB of server RSS per connection** (${idle.heapKiBPerConnection} KiB of it JS heap).`,
+      `Limited by ${idle.limitedBy}.`,
+      '',
+    );
+  }
+  if (gateway) {
+    out.push('### Drain and live latency (from the gateway benchmark)', '', '| measure | ms |', '| --- | --- |');
+    for (const d of gateway.drain) out.push(`| drain ${d.pending.toLocaleString('en')} pending, hello -> last message (median) | ${d.medianMs} |`);
+    if (gateway.live) out.push(`| live send -> receive at ${gateway.live.ratePerSec} msg/s, p50 / p99 | ${gateway.live.p50} / ${gateway.live.p99} |`);
+    out.push('');
+  }
+  if (r.notes.length) out.push('What limited it:', '', ...r.notes.map((n) => `- ${n}`), '');
+  if (r.data.errors.length) out.push('Errors:', '', ...r.data.errors.map((e) => `- ${e}`), '');
+  return out;
+}
+
+/** Another benchmark's own markdown summary, headings moved down one level. */
+function embedded(dir: string, quick: boolean, name: string, title: string): string[] {
+  const candidates = [path.join(dir, `${name}.md`), ...(quick ? [path.join(BENCH_DIR, 'results', `${name}-quick.md`)] : [])];
+  const file = candidates.find((f) => existsSync(f));
+  if (!file) return [`## ${title}`, '', `Not run (no ${name}.md).`, ''];
+  const body = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l, i) => !(i === 0 && l.startsWith('# ')))
+    .map((l) => (l.startsWith('#') ? `#${l}` : l));
+  const rel = path.relative(dir, file);
+  return [`## ${title}`, '', `(Its own summary, from [${rel}](${rel}).)`, '', ...body, ''];
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const args = benchArgs();
+  const file = await writeReport(resultsDir(args.quick), args.quick);
+  process.stderr.write(`wrote ${file}\n`);
+}

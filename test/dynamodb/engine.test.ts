@@ -1,0 +1,210 @@
+/**
+ * DynamoDB-only behaviour, against DynamoDB Local: what the conformance suite cannot say
+ * in engine-neutral terms (item size limits, several nodes racing on one mailbox, late
+ * native TTL, released messages, consumed capacity, the create-table command).
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { DescribeTableCommand, DescribeTimeToLiveCommand, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { PostOffice } from '../../src/postoffice/post-office.js';
+import { openDynamoDbStore, type DynamoDbStore } from '../../src/store/dynamodb/index.js';
+import { MAX_BODY_BYTES } from '../../src/store/dynamodb/codec.js';
+import { itemKey, messageSk } from '../../src/store/dynamodb/keys.js';
+import { FakeClock } from '../conformance/helpers.js';
+import { localClient, startDynamoDbLocal, type DynamoDbLocal } from '../helpers/dynamodb-local.js';
+import { injectFaults } from './fault-injection.js';
+
+const T = { timeout: 120_000 };
+const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+let ddb: DynamoDbLocal;
+const stores: DynamoDbStore[] = [];
+
+before(async () => {
+  ddb = await startDynamoDbLocal();
+});
+after(async () => {
+  for (const s of stores) await s.close();
+  await ddb?.stop();
+});
+
+async function open(table: string, withClient = false): Promise<DynamoDbStore> {
+  const s = await openDynamoDbStore(
+    { engine: 'dynamodb', table, endpoint: ddb.endpoint, sweepShards: 2 },
+    withClient ? { client: localClient(ddb.endpoint) } : {},
+  );
+  stores.push(s);
+  return s;
+}
+
+async function rawItem(table: string, user: string, seq: number): Promise<boolean> {
+  const out = await ddb.client.send(new GetItemCommand({ TableName: table, Key: itemKey(user, messageSk(seq)), ConsistentRead: true }));
+  return out.Item !== undefined;
+}
+
+async function readSeqs(po: PostOffice, user: string, device: string): Promise<number[]> {
+  const seqs: number[] = [];
+  let afterSeq = 0;
+  for (;;) {
+    const page = await po.read(user, device, afterSeq, 1000);
+    seqs.push(...page.messages.map((m) => m.seq));
+    if (!page.more) return seqs;
+    afterSeq = page.nextAfter;
+  }
+}
+
+describe('dynamodb engine', () => {
+  it('two nodes racing on one mailbox get distinct, gap-free seqs, all readable in order', T, async () => {
+    const table = await ddb.newTable();
+    const a = new PostOffice({ store: await open(table), sweeper: false });
+    const b = new PostOffice({ store: await open(table), sweeper: false });
+    await a.registerDevice('bob', 'phone');
+    const sends = [];
+    for (let i = 0; i < 40; i++) {
+      sends.push(a.send({ to: 'bob', from: 'x', id: `a${i}`, body: `a${i}` }));
+      sends.push(b.send({ to: 'bob', from: 'y', id: `b${i}`, body: `b${i}` }));
+      if (i % 8 === 7) await Promise.all(sends.slice(-16)); // several rounds of racing batches
+    }
+    const seqs = (await Promise.all(sends)).map((r) => r.seq).sort((x, y) => x - y);
+    assert.deepEqual(seqs, Array.from({ length: 80 }, (_, i) => i + 1));
+    assert.deepEqual(await readSeqs(b, 'bob', 'phone'), seqs);
+    await a.close();
+    await b.close();
+  });
+
+  it('stores a batch larger than one transaction in input order', T, async () => {
+    const table = await ddb.newTable();
+    const store = await open(table);
+    const now = Date.now();
+    const items = Array.from({ length: 130 }, (_, i) => ({ id: `m${i}`, from: 'x', to: 'bob', body: `b${i}`, bytes: 2 + String(i).length, sentAt: now, expiresAt: now + 60_000 }));
+    items.push({ ...items[3]! }); // a duplicate inside the batch
+    const out = await store.append(items, { maxMailboxMessages: 1000, maxMailboxBytes: 1 << 20 });
+    assert.deepEqual(
+      out.slice(0, 130).map((o) => (o.ok ? o.seq : -1)),
+      Array.from({ length: 130 }, (_, i) => i + 1),
+    );
+    assert.deepEqual(out[130], { ok: true, seq: 4, duplicate: true, epoch: (out[0] as { epoch: string }).epoch });
+  });
+
+  it('refuses what cannot fit in an item with PAYLOAD_TOO_LARGE, and stores the largest body that fits', T, async () => {
+    const table = await ddb.newTable();
+    const store = await open(table);
+    assert.ok(store.capabilities.maxBodyBytes !== undefined && store.capabilities.maxBodyBytes <= 400 * 1024);
+    const po = new PostOffice({ store, sweeper: false, config: { limits: { maxBodyBytes: 1024 * 1024, maxMailboxBytes: 16 << 20 } } });
+    const written = store.counters().keysWritten;
+    await assert.rejects(po.send({ to: 'bob', from: 'a', id: 'big', body: 'x'.repeat(MAX_BODY_BYTES + 1) }), { code: 'PAYLOAD_TOO_LARGE' });
+    assert.equal(store.counters().keysWritten, written);
+    // The engine checks too, for callers that bypass the post office.
+    const now = Date.now();
+    const [direct] = await store.append([{ id: 'raw', from: 'a', to: 'bob', body: 'y'.repeat(401 * 1024), bytes: 401 * 1024, sentAt: now, expiresAt: now + 1000 }], { maxMailboxMessages: 10, maxMailboxBytes: 1 << 30 });
+    assert.equal(direct?.ok, false);
+    assert.equal(direct && !direct.ok ? direct.error.code : '', 'PAYLOAD_TOO_LARGE');
+    // Longest ids and a multi-byte body right at the limit: DynamoDB Local accepts it.
+    const user = 'u'.repeat(64);
+    const body = 'é'.repeat(MAX_BODY_BYTES / 2);
+    const r = await po.send({ to: user, from: 'f'.repeat(64), id: 'i'.repeat(128), body, toDevice: undefined });
+    assert.equal(r.seq, 1);
+    await po.registerDevice(user, 'd'.repeat(64), 'oldest');
+    const page = await po.read(user, 'd'.repeat(64), 0, 10);
+    assert.equal(page.messages[0]?.body, body);
+    await po.close();
+  });
+
+  it('never delivers an expired message DynamoDB has not deleted yet; the sweeper removes it', T, async () => {
+    const table = await ddb.newTable({ ttl: true });
+    const store = await open(table);
+    const clock = new FakeClock(Date.now());
+    const po = new PostOffice({ store, clock, sweeper: false });
+    await po.registerDevice('bob', 'phone');
+    await po.send({ to: 'bob', from: 'a', id: 'short', body: 'gone soon', ttlSeconds: 5 });
+    await po.send({ to: 'bob', from: 'a', id: 'long', body: 'stays', ttlSeconds: 3600 });
+    clock.advance(6_000);
+    assert.ok(await rawItem(table, 'bob', 1), 'native TTL has not deleted it (and is not relied on)');
+    assert.deepEqual((await po.read('bob', 'phone', 0, 10)).messages.map((m) => m.id), ['long']);
+    assert.equal(await po.sweepNow(), 1);
+    assert.equal(await rawItem(table, 'bob', 1), false);
+    assert.deepEqual([(await po.stats('bob')).pending, (await po.stats('bob')).pendingBytes], [1, 5]);
+    await po.close();
+  });
+
+  it('an ack whose deletes fail leaves released messages: invisible, counted once, swept later', T, async () => {
+    const table = await ddb.newTable();
+    const client = localClient(ddb.endpoint);
+    const faults = injectFaults(client, { before: 0, after: 0 });
+    const store = await openDynamoDbStore({ engine: 'dynamodb', table, endpoint: ddb.endpoint, sweepShards: 2 }, { client, retry: { maxAttempts: 2, baseDelayMs: 1 } });
+    const clock = new FakeClock(Date.now());
+    const po = new PostOffice({ store, clock, sweeper: false });
+    await po.registerDevice('bob', 'phone');
+    for (let i = 1; i <= 4; i++) await po.send({ to: 'bob', from: 'a', id: `m${i}`, body: 'xx', ttlSeconds: 60 });
+    faults.set({ before: 1, after: 0, only: ['BatchWriteItem'] });
+    assert.deepEqual(await po.ack('bob', 'phone', 2), { cursor: 2, deleted: 2 });
+    faults.off();
+    assert.ok(await rawItem(table, 'bob', 1), 'the delete really failed');
+    assert.equal(store.capacity().orphaned, 2);
+    await po.registerDevice('bob', 'tablet', 'oldest');
+    assert.deepEqual(await readSeqs(po, 'bob', 'tablet'), [3, 4], 'released messages are never shown, even to a new device');
+    assert.equal((await po.stats('bob')).pending, 2);
+    clock.advance(61_000);
+    assert.equal(await po.sweepNow(), 4);
+    assert.equal(await rawItem(table, 'bob', 1), false);
+    assert.deepEqual([(await po.stats('bob')).pending, (await po.stats('bob')).pendingBytes], [0, 0], 'no double count');
+    await po.close();
+    client.destroy();
+  });
+
+  it('reports consumed capacity and counts the items a read examined', T, async () => {
+    const table = await ddb.newTable();
+    const store = await open(table);
+    const po = new PostOffice({ store, sweeper: false });
+    await po.registerDevice('bob', 'phone');
+    await po.send({ to: 'bob', from: 'a', id: 'm1', body: 'hello' });
+    const c0 = store.capacity();
+    assert.ok(c0.writeUnits > 0 && c0.readUnits > 0, JSON.stringify(c0));
+    const k0 = store.counters().keysRead;
+    await po.read('bob', 'phone', 0, 10);
+    assert.equal(store.counters().keysRead - k0, 2, 'the meta item and one message');
+    assert.ok(store.capacity().readUnits > c0.readUnits);
+    await po.close();
+  });
+});
+
+/** Run the real CLI in a child process (its stdout is not the test runner's). */
+async function pobox(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...process.env, AWS_ACCESS_KEY_ID: '', AWS_PROFILE: '' } }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe('pobox dynamodb', () => {
+  it('create-table makes an on-demand table with the index and TTL, and is idempotent', T, async () => {
+    const name = `${ddb.prefix}-cli`;
+    const first = await pobox('dynamodb', 'create-table', '--table', name, '--endpoint', ddb.endpoint);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^created: /);
+    const again = await pobox('dynamodb', 'create-table', '--table', name, '--endpoint', ddb.endpoint);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /^already exists: /);
+    const d = await ddb.client.send(new DescribeTableCommand({ TableName: name }));
+    assert.equal(d.Table?.TableStatus, 'ACTIVE');
+    assert.equal(d.Table?.BillingModeSummary?.BillingMode, 'PAY_PER_REQUEST');
+    assert.deepEqual(d.Table?.GlobalSecondaryIndexes?.map((i) => i.IndexName), ['gsi1']);
+    const ttl = await ddb.client.send(new DescribeTimeToLiveCommand({ TableName: name }));
+    assert.equal(ttl.TimeToLiveDescription?.AttributeName, 'ttl');
+    const bad = await pobox('dynamodb', 'create-table', '--table', 'a/b');
+    assert.equal(bad.code, 2, 'a bad name is a BAD_REQUEST');
+    assert.match(bad.stderr, /BAD_REQUEST.*table/);
+  });
+
+  it('table-definition prints a CreateTable input and a CloudFormation resource', T, async () => {
+    const plain = JSON.parse((await pobox('dynamodb', 'table-definition', '--table', 'mail')).stdout) as Record<string, any>;
+    const cfn = JSON.parse((await pobox('dynamodb', 'table-definition', '--table', 'mail', '--format', 'cloudformation')).stdout) as Record<string, any>;
+    assert.equal(plain.TableName, 'mail');
+    assert.equal(plain.BillingMode, 'PAY_PER_REQUEST');
+    assert.deepEqual(plain.KeySchema.map((k: { AttributeName: string }) => k.AttributeName), ['pk', 'sk']);
+    assert.equal(cfn.Resources.PoboxTable.Type, 'AWS::DynamoDB::Table');
+    assert.deepEqual(cfn.Resources.PoboxTable.Properties.TimeToLiveSpecification, { AttributeName: 'ttl', Enabled: true });
+  });
+});

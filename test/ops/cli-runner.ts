@@ -1,0 +1,40 @@
+/**
+ * Runs the `pobox` program in this process and captures what it prints, so the admin
+ * CLI tests cost no process start per command. One command at a time.
+ */
+import { main } from '../../src/cli/main.js';
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function runCli(args: string[]): Promise<CliResult> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const realOut = process.stdout.write.bind(process.stdout);
+  const realErr = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    out.push(String(chunk));
+    return true;
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    err.push(String(chunk));
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    const code = await main(['node', 'pobox', ...args]);
+    return { code, stdout: out.join(''), stderr: err.join('') };
+  } finally {
+    process.stdout.write = realOut;
+    process.stderr.write = realErr;
+  }
+}
+
+/** Run and parse stdout as JSON; fails with the output when the command failed. */
+export async function runJson<T = Record<string, unknown>>(args: string[]): Promise<T> {
+  const r = await runCli([...args, '--json']);
+  if (r.code !== 0) throw new Error(`pobox ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
