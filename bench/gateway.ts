@@ -136,7 +136,15 @@ runMain(async () => {
   const client = async (user: string, device: string): Promise<PoboxClient> => {
     const c = connect(server.wsUrl, await token(user, device), { WebSocket });
     clients.push(c);
-    await c.ready();
+    let lastError = '';
+    c.on('error', (e) => {
+      lastError = `${e.code}: ${e.message}`;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${user} was not welcomed within 30 s (is the store reachable?) ${lastError}`)), 30_000);
+    });
+    await Promise.race([c.ready(), timeout]).finally(() => clearTimeout(timer));
     return c;
   };
   const startedAt = new Date().toISOString();

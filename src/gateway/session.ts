@@ -8,10 +8,11 @@
  * - awaiting-hello: the token was verified at upgrade (user + device come from it, never
  *   from a frame). Only `hello` and `ping` are accepted; no hello within helloTimeoutMs
  *   closes with 4408.
- * - starting: register the device (auto: first device from the start, later ones at the
- *   head), then SUBSCRIBE to the user's wake-ups BEFORE reading anything, so a message
- *   stored while we read is either in a page we read or announced by a wake we hold.
- *   Then `welcome` (epoch, cursor, window).
+ * - starting: read the mailbox head and the device's cursor; register the device if it
+ *   is new (auto: a user's first device from the start, later ones at the head); then
+ *   SUBSCRIBE to the user's wake-ups BEFORE reading any message, so a message stored
+ *   while we read is either in a page we read or announced by a wake we hold. Then
+ *   `welcome` (epoch, cursor, window).
  * - draining: read pages after `readPos` (everything at or below readPos was sent to
  *   this connection or is not for this device) and send them, never more than the
  *   window of unacked messages/bytes, and never while the socket's send buffer is over
@@ -102,7 +103,14 @@ export class DeviceSession {
     this.log = deps.log.child({ user, device });
     this.sendBucket = new TokenBucket(deps.limits.sendRate.perSecond, deps.limits.sendRate.burst);
     this.helloTimer = setTimeout(() => this.close(CloseCode.TIMEOUT, 'no hello received in time'), deps.session.helloTimeoutMs);
-    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    ws.on('message', (data, isBinary) => {
+      // A throw here would be an uncaught exception in the ws emitter: contain it to this connection.
+      try {
+        this.onMessage(data as Buffer, isBinary);
+      } catch (err) {
+        this.fail(err, 'frame handling failed');
+      }
+    });
     ws.on('pong', () => {
       this.lastSeen = Date.now();
     });
@@ -205,18 +213,26 @@ export class DeviceSession {
       return;
     }
     const po = this.deps.postOffice;
-    const reg = await po.registerDevice(this.user, this.device);
+    // Register only when new: a reconnect of a known device costs no write (and no fsync).
+    let stats = await po.stats(this.user);
+    let known = stats.devices.find((d) => d.device === this.device);
+    if (!known) {
+      if (this.isClosed()) return;
+      const reg = await po.registerDevice(this.user, this.device);
+      stats = await po.stats(this.user);
+      known = stats.devices.find((d) => d.device === this.device) ?? reg;
+    }
     if (this.isClosed()) return;
+    // Subscribe before the first page is read: a message stored from here on is either in
+    // a page we read or announced by a wake-up we receive.
     const unsubscribe = await this.deps.bus.subscribe(this.user, (w) => this.onWake(w));
     if (this.isClosed()) {
       void unsubscribe().catch(() => undefined);
       return;
     }
     this.unsubscribe = unsubscribe;
-    const stats = await po.stats(this.user);
-    if (this.isClosed()) return;
     this.epoch = stats.epoch;
-    this.cursor = stats.devices.find((d) => d.device === this.device)?.cursor ?? reg.cursor;
+    this.cursor = known.cursor;
     this.readPos = this.cursor;
     this.write({
       type: 'welcome',

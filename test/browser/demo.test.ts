@@ -47,7 +47,7 @@ test('demo page: alice sends to offline bob; bob comes online and sees them in o
       await page.fill('#left-text', text);
       await page.click('#left-send');
     }
-    await page.waitForFunction(() => [...document.querySelectorAll('#left-messages li.mine .tick')].filter((t) => /^stored #/.test(t.textContent ?? '')).length === 3);
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('#left-messages li.mine .tick')).filter((t) => /^stored #/.test(t.textContent ?? '')).length === 3);
     // The right pane shows bob's backlog before he signs in.
     await page.waitForSelector('#right-pending[data-pending="3"]');
 
@@ -78,7 +78,7 @@ test('demo page: alice sends to offline bob; bob comes online and sees them in o
     // One more, live this time.
     await page.fill('#left-text', 'live one');
     await page.click('#left-send');
-    await page.waitForFunction(() => [...document.querySelectorAll('#right-messages li.in .body')].some((e) => e.textContent === 'live one'));
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('#right-messages li.in .body')).some((e) => e.textContent === 'live one'));
     assert.equal((await page.$$('#right-messages li.in:not(.backlog)')).length, 1);
     await page.waitForFunction(() => document.querySelectorAll('#left-messages li.mine .tick.delivered').length === 6);
 

@@ -25,7 +25,10 @@ export function registerServe(program: Command): void {
       .option('--port <port>', 'port to listen on; 0 picks a free one (env PORT, default 8080)')
       .option('--host <host>', 'address to bind (env POBOX_HOST, default 127.0.0.1)')
       .option('--bus <spec>', 'memory (default) or redis://host:port (env POBOX_BUS)')
-      .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env POBOX_LOG_LEVEL)'),
+      .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env POBOX_LOG_LEVEL)')
+      .option('--demo', 'serve the demo page at / and mint demo tokens (env POBOX_DEMO; default: on for lmdb on a loopback host)')
+      .option('--no-demo', 'never serve the demo page')
+      .option('--wakeup-url <url>', 'POST {user, devices} here when a message is stored for a user with no connected device (env POBOX_WAKEUP_URL)'),
   ).action(async (flags: ServerFlags) => {
     const config = loadServerConfig({ flags });
     const server = await startServer(config);
@@ -40,6 +43,7 @@ export function registerServe(program: Command): void {
       );
     }
     process.stderr.write(`pobox: listening on ${server.url} (WebSocket ${server.wsUrl})\n`);
+    if (server.ops.demo) process.stderr.write(`pobox: demo page at ${server.url}/ (demo mode mints tokens for anyone; --no-demo turns it off)\n`);
     await new Promise<void>((resolve) => {
       let stopping = false;
       const stop = (signal: NodeJS.Signals): void => {
