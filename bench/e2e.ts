@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { benchArgs, numberFlag } from './lib/args.js';
-import { runMain } from './lib/cleanup.js';
+import { checkInterrupted, runMain } from './lib/cleanup.js';
 import { log, progress } from './lib/progress.js';
 import { benchMachine, readJson, resultsDir, writeResult } from './lib/results.js';
 import { percentile } from './lib/stats.js';
@@ -92,14 +92,17 @@ runMain(async () => {
     try {
       data.storm = await stormBench(devices, 10, 1000);
     } catch (err) {
+      checkInterrupted();
       data.errors.push(`reconnect storm failed: ${(err as Error).message}`);
       log(`e2e: storm failed: ${(err as Error).stack}`);
     }
   }
   if (!only || only === 'idle') {
     try {
+      checkInterrupted();
       data.idle = await idleBench(idleMax, quick);
     } catch (err) {
+      checkInterrupted();
       data.errors.push(`idle capacity failed: ${(err as Error).message}`);
       log(`e2e: idle failed: ${(err as Error).stack}`);
     }

@@ -17,7 +17,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { openLmdbStore } from '../src/store/lmdb/index.js';
 import { benchArgs, numberFlag } from './lib/args.js';
-import { runMain } from './lib/cleanup.js';
+import { checkInterrupted, runMain } from './lib/cleanup.js';
 import { writeLineChart, type SeriesPoint } from './lib/plot.js';
 import { log, progress } from './lib/progress.js';
 import { benchMachine, resultsDir, writeResult } from './lib/results.js';
@@ -117,6 +117,7 @@ runMain(async () => {
       const bar = progress(`lookup: load N=${fmt(n)}`, addCount * active.length);
       const spent = new Map<Series, number>(active.map((s) => [s, 0]));
       for (let off = 0; off < addCount; off += BATCH) {
+        checkInterrupted();
         const batch: Msg[] = [];
         for (let i = off; i < Math.min(off + BATCH, addCount); i++) {
           const u = order[i]!;
@@ -152,6 +153,7 @@ runMain(async () => {
         for (const u of sample.slice(0, Math.min(20, sampleCount))) await s.fetch(u); // warm-up
         const t0 = performance.now();
         for (let i = 0; i < want; i++) {
+          if (i % 100 === 0) checkInterrupted();
           const u = sample[i]!;
           const ids = await lat.time(() => s.fetch(u));
           if (ids.length !== PER_USER) throw new Error(`${s.name}: ${u} has ${ids.length} pending messages, expected ${PER_USER}`);

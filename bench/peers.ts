@@ -8,7 +8,7 @@
  *   npm run bench:peers [-- --quick] [--users 2500] [--per-user 20] [--concurrency 32]
  */
 import { benchArgs, numberFlag } from './lib/args.js';
-import { runMain } from './lib/cleanup.js';
+import { checkInterrupted, runMain } from './lib/cleanup.js';
 import { log, progress } from './lib/progress.js';
 import { benchMachine, resultsDir, writeResult } from './lib/results.js';
 import { Latency, rng, round, runConcurrent, shuffle, type LatencySummary } from './lib/stats.js';
@@ -79,10 +79,12 @@ runMain(async () => {
   for (const [key, open] of openers) {
     if (only && !only.includes(key)) continue;
     let peer: Peer | undefined;
+    checkInterrupted();
     try {
       peer = await open();
       results.push(await runWorkload(peer, { userIds, order, perUser, page, fetches, concurrency }));
     } catch (err) {
+      checkInterrupted();
       const msg = (err as Error).message.split('\n')[0]!;
       log(`peers: ${key} could not run: ${msg}`);
       results.push({ name: peer?.name ?? key, error: msg });

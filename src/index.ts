@@ -13,3 +13,6 @@ export { startServer, type RunningServer, type StartOptions, type ServerExtensio
 export { ServerConfigSchema, loadServerConfig, type ServerConfig, type ServerConfigInput } from './gateway/config.js';
 export { mintToken } from './gateway/auth.js';
 export type { GatewayEvents } from './gateway/events.js';
+export { WakeupHook, WakeupHookConfigSchema, type Presence, type WakeupCallback, type WakeupHookOptions, type WakeupPayload } from './postoffice/wakeup-hook.js';
+export { enableReceipts, parseReceipt, receiptId, RECEIPT_SENDER, type ReceiptBody, type ReceiptsOptions } from './postoffice/receipts.js';
+export { attachPostOffice, createMetrics, instrumentBus, instrumentStore, PoboxMetrics, seedPending } from './metrics/index.js';

@@ -11,6 +11,17 @@ interface Task {
 
 const tasks: Task[] = [];
 let installed = false;
+let interruptedBy: string | undefined;
+
+/** True once SIGINT/SIGTERM arrived: the benchmark should stop and write nothing. */
+export function interrupted(): boolean {
+  return interruptedBy !== undefined;
+}
+
+/** Throw if the run was interrupted; call between phases so no new work starts. */
+export function checkInterrupted(): void {
+  if (interruptedBy) throw new Error(`interrupted by ${interruptedBy}`);
+}
 let running: Promise<void> | undefined;
 
 /** Register a cleanup; returns a function that runs it now (and unregisters it). */
@@ -49,6 +60,7 @@ function installSignalHandlers(): void {
   installed = true;
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
+      interruptedBy = sig;
       process.stderr.write(`\n${sig}: cleaning up ${tasks.length} resource(s)...\n`);
       // A second signal during cleanup kills at once (the default action).
       const hardExit = setTimeout(() => process.exit(1), 30_000);

@@ -7,6 +7,7 @@
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { interrupted } from './cleanup.js';
 import { machineInfo, type MachineInfo } from './machine.js';
 
 export const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -41,6 +42,8 @@ export interface ResultEnvelope<T> {
 
 export function writeResult<T>(dir: string, env: ResultEnvelope<T>): string {
   const file = path.join(dir, `${env.name}.json`);
+  // An interrupted run's numbers are partial: keep the previous file.
+  if (interrupted()) return `${file} (not written: interrupted)`;
   writeFileSync(file, `${JSON.stringify(env, null, 2)}\n`);
   return file;
 }

@@ -127,7 +127,7 @@ export class HttpRouter {
         this.opts.events.emit('error', { code: e.code, via: 'http', ...(tags['user'] ? { user: tags['user'] } : {}), ...(tags['device'] ? { device: tags['device'] } : {}) });
         const line = { requestId, route: routeName, method: req.method, code: e.code, err: e.message, ...tags };
         if (e.code === 'INTERNAL' || e.code === 'UNAVAILABLE') this.opts.log.error(line, 'request failed');
-        else this.opts.log.debug(line, 'request rejected');
+        else this.opts.log.info(line, 'request rejected');
         if (res.headersSent) {
           res.destroy();
           return;

@@ -194,7 +194,7 @@ export class DeviceSession {
   private writeError(err: PoboxError, id?: string): void {
     this.deps.events.emit('error', { code: err.code, via: 'ws', user: this.user, device: this.device });
     if (err.code === 'INTERNAL' || err.code === 'UNAVAILABLE') this.log.error({ code: err.code, err: err.message }, 'session error');
-    else this.log.debug({ code: err.code, err: err.message }, 'frame rejected');
+    else this.log.info({ code: err.code, err: err.message }, 'frame rejected');
     this.write({
       type: 'error',
       code: err.code,
@@ -389,7 +389,8 @@ export class DeviceSession {
       }
       this.blockedBy = null;
       this.again = false;
-      const limit = Math.max(1, Math.min(pageSize, windowMessages - this.inflight.length));
+      const maxPage = this.deps.postOffice.config.limits.maxPageSize;
+      const limit = Math.max(1, Math.min(pageSize, maxPage, windowMessages - this.inflight.length));
       const page = await this.deps.postOffice.read(this.user, this.device, this.readPos, limit);
       if (this.isClosed()) return;
       if (page.epoch !== this.epoch) {

@@ -153,6 +153,56 @@ describe('dynamodb engine', () => {
     client.destroy();
   });
 
+  it('a Query that misses a write still being applied never makes a reader skip it', T, async () => {
+    const table = await ddb.newTable();
+    const client = localClient(ddb.endpoint);
+    // Emulate read-committed partial visibility: the first Query answers without seq 2.
+    let hidden = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        const items = (out.output as { Items?: Array<Record<string, { S?: string }>> }).Items;
+        if ((context as { commandName?: string }).commandName === 'QueryCommand' && hidden === 0 && items && items.length >= 3) {
+          const at = items.findIndex((it) => it.sk?.S === messageSk(2));
+          if (at >= 0) {
+            items.splice(at, 1);
+            hidden++;
+          }
+        }
+        return out;
+      },
+      { step: 'finalizeRequest', name: 'hideOneItem' },
+    );
+    const store = await openDynamoDbStore({ engine: 'dynamodb', table, endpoint: ddb.endpoint, sweepShards: 2 }, { client });
+    const po = new PostOffice({ store, sweeper: false });
+    await po.registerDevice('bob', 'phone');
+    for (let i = 1; i <= 4; i++) await po.send({ to: 'bob', from: 'a', id: `m${i}`, body: 'x' });
+    const page = await po.read('bob', 'phone', 0, 10);
+    assert.equal(hidden, 1, 'the item was hidden once');
+    assert.deepEqual(page.messages.map((m) => m.seq), [1, 2, 3, 4]);
+    await po.close();
+    client.destroy();
+  });
+
+  it('gaps left by deleted messages are checked a bounded number at a time, and passed', T, async () => {
+    const table = await ddb.newTable();
+    const store = await open(table);
+    const po = new PostOffice({ store, sweeper: false });
+    await po.registerDevice('bob', 'phone');
+    await po.registerDevice('bob', 'tablet', 'oldest');
+    const now = Date.now();
+    const targeted = Array.from({ length: 150 }, (_, i) => ({ id: `t${i}`, from: 'a', to: 'bob', toDevice: 'phone', body: 'x', bytes: 1, sentAt: now, expiresAt: now + 60_000 }));
+    await store.append(targeted, { maxMailboxMessages: 1000, maxMailboxBytes: 1 << 20 });
+    await po.ack('bob', 'phone', 150); // deletes all 150: only the phone was shown them
+    await po.send({ to: 'bob', from: 'a', id: 'last', body: 'for both' });
+    const first = await po.read('bob', 'tablet', 0, 10);
+    assert.deepEqual([first.messages.length, first.more, first.nextAfter], [0, true, 99]);
+    const second = await po.read('bob', 'tablet', first.nextAfter, 10);
+    assert.deepEqual(second.messages.map((m) => m.id), ['last']);
+    assert.equal(second.more, false);
+    await po.close();
+  });
+
   it('reports consumed capacity and counts the items a read examined', T, async () => {
     const table = await ddb.newTable();
     const store = await open(table);

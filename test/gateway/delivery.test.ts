@@ -248,6 +248,10 @@ describe('delivery', () => {
     const tablet = await RawClient.connect(server.url, tabletTok);
     await phone.waitFor((f) => f.type === 'caughtUp');
     await tablet.waitFor((f) => f.type === 'caughtUp');
+    const fast: Array<[string, boolean]> = [];
+    const stop = server.events.on('delivered', (e) => {
+      if (e.user === 'judy') fast.push([e.device, e.fast]);
+    });
     const sender = await RawClient.connect(server.url, await server.token('ken', 'phone'));
     sender.send({ type: 'send', id: 'to-tablet', to: 'judy', toDevice: 'tablet', body: 'only tablet' });
     sender.send({ type: 'send', id: 'to-all', to: 'judy', body: 'everyone' });
@@ -263,7 +267,40 @@ describe('delivery', () => {
       tablet.messages().map((m) => m.id),
       ['to-tablet', 'to-all'],
     );
+    stop();
+    // Both live messages went out from the wake-up itself, without a store read.
+    assert.deepEqual(fast.filter(([d]) => d === 'tablet'), [['tablet', true], ['tablet', true]]);
     await Promise.all([phone.close(), tablet.close(), sender.close()]);
+  });
+
+  test('welcome reports an epoch change when the client remembers another epoch', async () => {
+    const token = await server.token('nina', 'phone');
+    const c1 = await RawClient.connect(server.url, token);
+    const w1 = c1.frames.find((f) => f.type === 'welcome');
+    assert.ok(w1?.type === 'welcome' && w1.epochChanged === false && w1.epoch.length > 0);
+    await c1.close();
+    const c2 = await RawClient.connect(server.url, token, { epoch: w1.epoch, lastSeq: 0 });
+    const w2 = c2.frames.find((f) => f.type === 'welcome');
+    assert.ok(w2?.type === 'welcome' && w2.epochChanged === false);
+    await c2.close();
+    const c3 = await RawClient.connect(server.url, token, { epoch: 'some-other-epoch', lastSeq: 5 });
+    const w3 = c3.frames.find((f) => f.type === 'welcome');
+    assert.ok(w3?.type === 'welcome' && w3.epochChanged === true);
+    await c3.close();
+  });
+
+  test('heartbeat: a connection that answers no pings is dropped', async () => {
+    const hb = await startTestServer({ session: { heartbeatMs: 100 } });
+    try {
+      const c = await RawClient.connect(hb.url, await hb.token('otto', 'phone'));
+      assert.equal(hb.sessions().length, 1);
+      // Stop reading: the client no longer answers pings, as a vanished peer would not.
+      (c.ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
+      await waitUntil(() => hb.sessions().length === 0, 'the silent connection to be dropped', 10_000);
+      c.ws.terminate();
+    } finally {
+      await hb.stop();
+    }
   });
 
   test('a resent send id is a duplicate with the original seq', async () => {

@@ -104,14 +104,10 @@ describe('docs', () => {
       const m = /^ {4}(get|put|post|delete|patch):/.exec(line);
       if (m && path) documented.add(`${m[1]!.toUpperCase()} ${path}`);
     }
-    // The gateway's own routes (extensions such as /metrics document themselves).
-    const { HttpRouter } = await import('../../src/gateway/http-router.js');
-    const { registerHttpApi } = await import('../../src/gateway/http-api.js');
-    const s = await startTestServer();
+    // Every route of a running server: the gateway's own, and those ops adds (metrics, admin, demo).
+    const s = await startTestServer({ demo: true });
     try {
-      const router = new HttpRouter({ maxBodyBytes: 1024, log: s.log, events: s.events, unavailable: () => false });
-      registerHttpApi(router, { postOffice: s.postOffice, bus: s.bus, auth: s.auth, events: s.events, trackSend: () => undefined });
-      const routes = router.list().map(([method, pattern]) => `${method} ${pattern.replace(/:(\w+)/g, '{$1}')}`);
+      const routes = s.router.list().map(([method, pattern]) => `${method} ${pattern.replace(/:(\w+)/g, '{$1}')}`);
       assert.ok(routes.length >= 10);
       for (const r of routes) assert.ok(documented.has(r), `${r} is not in docs/openapi.yaml`);
       assert.equal(documented.size, routes.length, 'openapi.yaml documents a route the server does not have');

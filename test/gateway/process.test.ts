@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { api, RawClient, SECRET, tempDir } from './helpers.js';
 import { mintToken } from '../../src/gateway/auth.js';
+import { startServer } from '../../src/gateway/server.js';
 
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 
@@ -84,6 +85,41 @@ describe('pobox serve process', () => {
     assert.ok(lines.some((l) => l['msg'] === 'connection closed' && l['user'] === 'alice' && l['code'] === 1001));
     assert.ok(!child.stdout().includes(token), 'a token was logged');
     assert.ok(!child.stdout().includes(secret), 'the secret was logged');
+  });
+
+  test('pobox token mints from the data dir secret that serve then uses; bad flags name the field', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const p = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+        children.push(p);
+        let out = '';
+        let err = '';
+        p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+        p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+        p.once('exit', (code) => resolve({ code, out, err }));
+      });
+    const minted = await run(['token', '--user', 'alice', '--device', 'phone', '--ttl', '5m', '--data-dir', dir]);
+    assert.equal(minted.code, 0, minted.err);
+    const token = minted.out.trim();
+    assert.equal(token.split('.').length, 3);
+    const server = await startServer({ port: 0, dataDir: dir, logLevel: 'silent' });
+    try {
+      assert.equal(server.secretCreated, false, 'serve reuses the secret pobox token created');
+      const c = await RawClient.connect(server.url, token);
+      const w = c.frames.find((f) => f.type === 'welcome');
+      assert.ok(w?.type === 'welcome' && w.user === 'alice' && w.device === 'phone');
+      await c.close();
+    } finally {
+      await server.close();
+    }
+    const bad = await run(['token', '--user', 'alice smith', '--device', 'phone', '--data-dir', dir]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /BAD_REQUEST: user/);
+    const badPort = await run(['serve', '--port', '99999', '--data-dir', dir]);
+    assert.equal(badPort.code, 2);
+    assert.match(badPort.err, /port/);
   });
 
   test('SIGKILL while clients send; after a restart every accepted message is delivered, none twice', async () => {

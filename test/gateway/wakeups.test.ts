@@ -125,3 +125,32 @@ describe('wake-ups', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe('wake-ups over Redis', () => {
+  test('--bus redis://: a send on node B reaches a device on node A through the real Redis bus', async () => {
+    const dir = tempDir();
+    const store = await openStore({ engine: 'lmdb', path: join(dir, 'lmdb') });
+    // A fresh key prefix per run keeps this test's channels apart from anyone else's.
+    const bus = `redis://127.0.0.1:6379/0?prefix=gwtest-${process.pid}-${Date.now()}:`;
+    const a = await startTestServer({ bus }, { store }, join(dir, 'a'));
+    const b = await startTestServer({ bus }, { store }, join(dir, 'b'));
+    try {
+      assert.equal(a.bus.healthy(), true);
+      const bob = await RawClient.connect(a.url, await a.token('bob', 'phone'));
+      await bob.waitFor((f) => f.type === 'caughtUp');
+      const alice = await RawClient.connect(b.url, await b.token('alice', 'phone'));
+      for (let i = 0; i < 10; i++) alice.send({ type: 'send', id: `r${i}`, to: 'bob', body: `hi ${i}` });
+      await bob.until(() => bob.messages().length === 10, '10 messages across nodes');
+      assert.deepEqual(
+        bob.messages().map((m) => m.id),
+        Array.from({ length: 10 }, (_, i) => `r${i}`),
+      );
+      await Promise.all([bob.close(), alice.close()]);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -30,10 +30,10 @@ import type {
   StoreCounters,
   SweepOutcome,
 } from '../contract.js';
-import { deviceList, hasDevice, minCursor, planAfterAck, planAfterRemove, startCursor, type DeletePlan } from '../rules.js';
+import { deviceList, hasDevice, minCursor, planAfterAck, planAfterRegister, planAfterRemove, startCursor, type DeletePlan } from '../rules.js';
 import { appendForUser, emptyMeta, type Entry } from './append.js';
-import { decodeMessage, MAX_BODY_BYTES, type Item, type MetaValue } from './codec.js';
-import { messageSk, MESSAGE_PREFIX, USERS_GPK } from './keys.js';
+import { decodeMessage, decodeMeta, MAX_BODY_BYTES, type Item, type MetaValue } from './codec.js';
+import { messageSk, MESSAGE_PREFIX, META_SK, USERS_GPK } from './keys.js';
 import { StaleRead, TableClient, type CapacityCounters } from './queries.js';
 import { isReleased } from './released.js';
 import { DEFAULT_RETRY, pause, type RetryPolicy } from './retry.js';
@@ -56,6 +56,8 @@ export interface DynamoDbStoreOptions {
 }
 
 const MAX_SK = MESSAGE_PREFIX + '9'.repeat(16);
+/** TransactGetItems takes 100 keys: the meta item and 99 gaps. */
+const MAX_GAPS_CHECKED = 99;
 
 export class DynamoDbStore implements MailboxStore {
   readonly engine = 'dynamodb';
@@ -113,34 +115,80 @@ export class DynamoDbStore implements MailboxStore {
 
   async read(req: ReadRequest): Promise<ReadPage> {
     this.ensureOpen();
+    for (let attempt = 0; ; attempt++) {
+      const page = await this.readOnce(req);
+      if (page) return page;
+      // A gap was a write still being applied: read again, it is visible now.
+      if (attempt + 1 >= this.t.retry.maxAttempts) throw new PoboxError('UNAVAILABLE', `mailbox of ${req.user} kept changing during a read; try again`);
+      await pause(attempt, this.t.retry);
+    }
+  }
+
+  /**
+   * One attempt at a page; undefined when it must be read again.
+   *
+   * A Query is only read-committed: while a transaction is being applied it may return
+   * seq N+1 and not yet seq N, and a live session reading after its last seq would skip
+   * N forever. So any gap in the seqs examined (normally a message deleted for another
+   * device, or swept) is checked with a serializable TransactGetItems of the meta item
+   * and the missing keys: absent there means deleted; present means "still being
+   * applied", and the page is read again. More than 99 gaps: the page stops before the
+   * first gap not checked, and the next read goes on from there.
+   */
+  private async readOnce(req: ReadRequest): Promise<ReadPage | undefined> {
     const meta = await this.t.getMeta(req.user);
     if (!meta || !hasDevice(meta.devices, req.device)) {
       throw new PoboxError('NOT_FOUND', `device ${req.device} of ${req.user} is not registered`);
     }
     const after = Math.max(req.afterSeq, meta.devices[req.device]!.cursor);
-    const messages: StoredMessage[] = [];
+    let messages: StoredMessage[] = [];
     let nextAfter = after;
     let scanned = 0;
     let more = false;
+    const examined: Seq[] = [];
     // Bounded by the last seq of the meta item read first: the page and lastSeq agree.
     const start = Math.max(after, meta.floor);
-    if (start < meta.lastSeq) {
-      const from = messageSk(start + 1);
-      await this.t.queryRange(req.user, from, messageSk(meta.lastSeq), Math.min(req.limit + 1, this.scanBudget + 1), (items) => {
-        for (const item of items) {
-          if (messages.length >= req.limit || scanned >= this.scanBudget) {
-            more = true;
-            return false;
-          }
-          scanned++;
-          const m = decodeMessage(item);
-          nextAfter = m.seq;
-          if (m.expiresAt <= req.now) continue;
-          if (m.toDevice !== undefined && m.toDevice !== req.device) continue;
-          messages.push(m);
+    if (start >= meta.lastSeq) return { epoch: meta.epoch, messages, nextAfter, more, lastSeq: meta.lastSeq };
+    await this.t.queryRange(req.user, messageSk(start + 1), messageSk(meta.lastSeq), Math.min(req.limit + 1, this.scanBudget + 1), (items) => {
+      for (const item of items) {
+        if (messages.length >= req.limit || scanned >= this.scanBudget) {
+          more = true;
+          return false;
         }
-        return true;
-      });
+        scanned++;
+        const m = decodeMessage(item);
+        examined.push(m.seq);
+        nextAfter = m.seq;
+        if (m.expiresAt <= req.now) continue;
+        if (m.toDevice !== undefined && m.toDevice !== req.device) continue;
+        messages.push(m);
+      }
+      return true;
+    });
+    const end = more ? nextAfter : meta.lastSeq;
+    const gaps: Seq[] = [];
+    let firstUnchecked: Seq | undefined;
+    let i = 0;
+    for (let seq = start + 1; seq <= end; seq++) {
+      if (examined[i] === seq) {
+        i++;
+        continue;
+      }
+      if (gaps.length === MAX_GAPS_CHECKED) {
+        firstUnchecked = seq;
+        break;
+      }
+      gaps.push(seq);
+    }
+    if (gaps.length === 0) return { epoch: meta.epoch, messages, nextAfter, more, lastSeq: meta.lastSeq };
+    const snap = await this.t.snapshot(req.user, [META_SK, ...gaps.map(messageSk)]);
+    const snapMeta = snap.get(META_SK);
+    if (!snapMeta || decodeMeta(snapMeta).lastSeq < gaps[gaps.length - 1]!) return undefined;
+    if (gaps.some((g) => snap.has(messageSk(g)))) return undefined;
+    if (firstUnchecked !== undefined) {
+      messages = messages.filter((m) => m.seq < firstUnchecked);
+      nextAfter = firstUnchecked - 1;
+      more = true;
     }
     return { epoch: meta.epoch, messages, nextAfter, more, lastSeq: meta.lastSeq };
   }
@@ -242,9 +290,12 @@ export class DynamoDbStore implements MailboxStore {
         throw new PoboxError('FORBIDDEN', `${user} already has the maximum of ${maxDevices} devices`);
       }
       const cursor = startCursor(meta.devices, start, meta.lastSeq);
-      const next = { ...meta, devices: { ...meta.devices, [device]: { cursor, registeredAt: now } }, ver: (stored?.ver ?? 0) + 1 };
-      await this.t.putMeta(user, next, stored?.ver);
-      return { device, cursor, registeredAt: now, created: true };
+      const devices = { ...meta.devices, [device]: { cursor, registeredAt: now } };
+      const plan = planAfterRegister(minCursor(meta.devices), minCursor(devices));
+      const victims = await this.collect(user, meta, plan);
+      await this.t.putMeta(user, this.afterDeletes(meta, devices, plan, victims), stored?.ver);
+      await this.dropReleased(user, victims.sks);
+      return { device, cursor, registeredAt: now, created: true, deleted: victims.count, deletedBytes: victims.bytes };
     });
   }
 

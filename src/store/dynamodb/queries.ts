@@ -13,6 +13,7 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  TransactGetItemsCommand,
   TransactWriteItemsCommand,
   type ConsumedCapacity,
   type DynamoDBClient,
@@ -161,6 +162,25 @@ export class TableClient {
         keys = (out.UnprocessedKeys?.[this.table]?.Keys ?? []) as typeof keys;
       }
     }
+    return found;
+  }
+
+  /**
+   * A serializable snapshot of up to 100 of one user's items (TransactGetItems): it sees
+   * every item of a committed transaction or none of them, unlike a Query.
+   */
+  async snapshot(user: UserId, sks: readonly string[]): Promise<Map<string, Item>> {
+    const out = await this.call('read', 'TransactGetItems', () =>
+      this.client.send(
+        new TransactGetItemsCommand({
+          TransactItems: sks.map((sk) => ({ Get: { TableName: this.table, Key: itemKey(user, sk) } })),
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      ),
+    );
+    this.counts.keysRead += sks.length;
+    const found = new Map<string, Item>();
+    for (const r of out.Responses ?? []) if (r.Item) found.set(r.Item.sk!.S!, r.Item);
     return found;
   }
 
