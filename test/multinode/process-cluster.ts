@@ -25,7 +25,7 @@ export interface ProcessCluster extends Cluster {
   readonly procs: NodeProcess[];
   /** SIGKILL one node and wait for it to be gone. */
   kill(index: number): Promise<void>;
-  /** True when the node answers /readyz with 200 (store usable and bus healthy). */
+  /** True when the node answers /readyz with 200 (store usable) and reports its bus healthy. */
   ready(index: number): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -126,8 +126,8 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
     async ready(index) {
       try {
         const res = await fetch(`${procs[index]!.httpUrl}/readyz`, { signal: AbortSignal.timeout(5000) });
-        await res.arrayBuffer();
-        return res.status === 200;
+        const body = (await res.json().catch(() => ({}))) as { busHealthy?: boolean };
+        return res.status === 200 && body.busHealthy === true;
       } catch {
         return false;
       }
