@@ -12,6 +12,7 @@
  *   npm run bench:e2e [-- --quick] [--devices 10000] [--idle-max 100000]
  */
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import { benchArgs, numberFlag } from './lib/args.js';
 import { checkInterrupted, runMain } from './lib/cleanup.js';
 import { log, progress } from './lib/progress.js';
@@ -42,6 +43,9 @@ export interface StormResult {
   serverPendingDevices: number;
   serverMessagesLeft: number;
   serverRssMiB: number;
+  serverCores: number;
+  loadGeneratorCores: number;
+  machineCores: number;
 }
 
 interface Pct {
@@ -167,6 +171,7 @@ async function stormBench(devices: number, perDevice: number, spreadMs: number):
         ),
       ),
     );
+    const before = await server.ask<Extract<ServerReply, { type: 'memory' }>>({ cmd: 'memory' }, ['memory']);
     const startAt = Date.now() + 500;
     log(`e2e storm: ${devices} devices reconnect within ${spreadMs} ms...`);
     const bar = progress('e2e: reconnect storm', 1);
@@ -179,11 +184,12 @@ async function stormBench(devices: number, perDevice: number, spreadMs: number):
     const lastAck = Math.max(...done.map((d) => d.lastAckAt));
     for (const c of clients) await c.stop();
     const mem = await server.ask<Extract<ServerReply, { type: 'memory' }>>({ cmd: 'memory' }, ['memory']);
+    const wallS = (lastAck - startAt) / 1000;
     const left = await server.ask<Extract<ServerReply, { type: 'pending' }>>({ cmd: 'pending', users: devices, prefix }, ['pending']);
     const completed = all.filter((d) => d.done);
     const pct = (xs: number[]): Pct => {
       const s = xs.filter((x) => x >= 0).sort((a, b) => a - b);
-      return { p50: percentile(s, 50), p99: percentile(s, 99), max: s.at(-1) ?? NaN };
+      return { p50: Math.round(percentile(s, 50)), p99: Math.round(percentile(s, 99)), max: Math.round(s.at(-1) ?? NaN) };
     };
     const result: StormResult = {
       devices,
@@ -204,6 +210,10 @@ async function stormBench(devices: number, perDevice: number, spreadMs: number):
       serverPendingDevices: left.pending,
       serverMessagesLeft: left.messagesLeft,
       serverRssMiB: Math.round(mem.rss / MiB),
+      // Cores busy on average while the storm ran: near the machine's core count means CPU-bound.
+      serverCores: Math.round(((mem.cpuMs - before.cpuMs) / 1000 / wallS) * 100) / 100,
+      loadGeneratorCores: Math.round((done.reduce((n, d) => n + d.cpuMs, 0) / 1000 / wallS) * 100) / 100,
+      machineCores: os.cpus().length,
     };
     log(
       `e2e storm: ${result.completed}/${devices} devices done in ${result.totalMs} ms; delivered ${result.messagesDelivered}/${result.messagesExpected}, ` +
@@ -221,6 +231,10 @@ function stormNotes(s: StormResult): string[] {
   ];
   if (s.lost > 0 || s.serverMessagesLeft > 0) out.push(`Storm: ${s.lost} messages not delivered, ${s.serverMessagesLeft} left on the server (see errors: ${JSON.stringify(s.errors)}).`);
   if (s.retries > 0) out.push(`Storm: ${s.retries} reconnects after a failed connection (${JSON.stringify(s.errors)}).`);
+  out.push(
+    `Storm CPU: the server process averaged ${s.serverCores} cores and the load generators ${s.loadGeneratorCores} cores of the machine's ${s.machineCores} while it ran` +
+      (s.serverCores + s.loadGeneratorCores > s.machineCores * 0.8 ? ': the run was CPU-bound, client and server competing for the same cores.' : '.'),
+  );
   return out;
 }
 

@@ -7,7 +7,9 @@
  *
  *   npm run bench:peers [-- --quick] [--users 2500] [--per-user 20] [--concurrency 32]
  */
+import path from 'node:path';
 import { benchArgs, numberFlag } from './lib/args.js';
+import { writeBarChart, type BarPoint } from './lib/plot.js';
 import { checkInterrupted, runMain } from './lib/cleanup.js';
 import { log, progress } from './lib/progress.js';
 import { benchMachine, resultsDir, writeResult } from './lib/results.js';
@@ -44,6 +46,7 @@ export interface PeersData {
   bodyBytes: number;
   peers: PeerResult[];
   natsFsync?: string;
+  plot?: string;
 }
 
 const BODY_LEN = 100;
@@ -108,8 +111,14 @@ runMain(async () => {
     }
   }
 
-  const peerVersions = Object.fromEntries(results.filter((r) => r.version).map((r) => [r.name, r.version!]));
+  const plot = 'peers-throughput.svg';
+  const bars: BarPoint[] = results.flatMap((r) =>
+    r.ops ? (['send', 'fetch', 'delete'] as const).map((op) => ({ group: r.name, facet: `${op} (ops/s)`, value: r.ops![op].throughput })) : [],
+  );
   const dir = resultsDir(quick);
+  if (bars.length > 0) await writeBarChart(path.join(dir, plot), bars, { title: `Throughput from ${concurrency} concurrent clients (higher is better)`, yTitle: 'operations per second' });
+
+  const peerVersions = Object.fromEntries(results.filter((r) => r.version).map((r) => [r.name, r.version!]));
   const file = writeResult<PeersData>(dir, {
     name: 'peers',
     quick,
@@ -118,7 +127,7 @@ runMain(async () => {
     machine: benchMachine(['lmdb', 'ioredis', 'pg', 'nats'], peerVersions),
     params: { users, perUser, page, fetches, concurrency, bodyBytes: BODY_LEN, only: only ?? 'all' },
     notes,
-    data: { users, perUser, page, fetches, concurrency, bodyBytes: BODY_LEN, peers: results, natsFsync: probe.summary },
+    data: { users, perUser, page, fetches, concurrency, bodyBytes: BODY_LEN, peers: results, natsFsync: probe.summary, plot },
   });
   log(`wrote ${file}`);
 });

@@ -34,6 +34,7 @@ export async function writeReport(dir: string, quick: boolean): Promise<string> 
     'with the machine it ran on. Numbers are from one run on one machine, with every peer measured in that run.',
     '',
   );
+  out.push(...summary(lookup, peers, e2e));
   if (any) out.push('## Machine', '', ...machineLines(any.machine, [lookup, peers, e2e]), '');
   if (run) {
     out.push(`Run started ${run.startedAt}, took ${Math.round(run.seconds / 60)} min.`, '', '| benchmark | status | seconds |', '| --- | --- | --- |');
@@ -46,6 +47,71 @@ export async function writeReport(dir: string, quick: boolean): Promise<string> 
   const file = path.join(dir, 'README.md');
   writeFileSync(file, `${out.join('\n').replace(/\n{3,}/g, '\n\n').trim()}\n`);
   return file;
+}
+
+/** A ratio for people: 0.43x, 2.2x, 710x. */
+function times(r: number): string {
+  if (!Number.isFinite(r)) return '–';
+  return `${r >= 100 ? Math.round(r) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}x`;
+}
+
+/** The few numbers that carry the argument, each with what limited it. */
+function summary(lookup?: ResultEnvelope<LookupData>, peers?: ResultEnvelope<PeersData>, e2e?: ResultEnvelope<E2eData>): string[] {
+  const out = ['## In short', ''];
+  const r = lookup?.data.largestRatio;
+  if (lookup && r) {
+    const pb = lookup.data.points.filter((p) => p.series === 'pobox (lmdb)');
+    const first = pb[0];
+    const last = pb.at(-1);
+    const p50s = pb.map((p) => p.p50);
+    out.push(
+      `- **Lookup vs scan:** from N = ${fmtN(first!.n)} to ${fmtN(last!.n)} stored messages, pobox's fetch of one user's ${lookup.data.perUser} messages stays at ` +
+        `${Math.min(...p50s)}–${Math.max(...p50s)} ms p50, while the shared-log scan grows with N: at N = ${fmtN(r.n)} it is **${times(r.p50)} slower at p50 and ${times(r.p99)} at p99**. ` +
+        `Largest N limited by: ${lookup.notes.find((n) => n.startsWith('Stopped at')) ?? 'the ladder ends there'}.`,
+    );
+  }
+  const pobox = peers?.data.peers.find((p) => p.name.startsWith('pobox'))?.ops;
+  if (peers && pobox) {
+    const others = peers.data.peers.filter((p) => p.ops && !p.name.startsWith('pobox'));
+    const cmp = (op: 'send' | 'fetch' | 'delete'): string =>
+      others.map((p) => `${p.name.split(' ')[0]} ${times(p.ops![op].throughput / pobox[op].throughput)}`).join(', ');
+    out.push(
+      `- **Peers** (${peers.data.concurrency} concurrent clients, durable sends): pobox does ${pobox.send.throughput.toLocaleString('en')} sends/s, ` +
+        `${pobox.fetch.throughput.toLocaleString('en')} page fetches/s and ${pobox.delete.throughput.toLocaleString('en')} deletes/s. The others, as a multiple of pobox: ` +
+        `send ${cmp('send')}; fetch ${cmp('fetch')}; delete ${cmp('delete')}. Durable sends are bound by fsync latency on this disk; NATS does not fsync per publish (measured).` +
+        (peers.data.peers.some((p) => p.error) ? ` Could not run: ${peers.data.peers.filter((p) => p.error).map((p) => `${p.name} (${p.error})`).join('; ')}.` : ''),
+    );
+  }
+  const storm = e2e?.data.storm;
+  if (storm) {
+    out.push(
+      `- **Reconnect storm:** ${storm.devices.toLocaleString('en')} devices x ${storm.perDevice} pending, all reconnecting within ${storm.spreadMs / 1000} s: every message delivered and acked after **${(storm.totalMs / 1000).toFixed(1)} s**, ` +
+        `${storm.lost} lost, ${storm.duplicates} duplicates, ${storm.serverMessagesLeft} left on the server. Limited by CPU: server ${storm.serverCores} + load generators ${storm.loadGeneratorCores} cores of ${storm.machineCores}.`,
+    );
+  }
+  const idle = e2e?.data.idle;
+  if (idle) {
+    out.push(
+      `- **Idle connections:** ${idle.reached.toLocaleString('en')} held at **${idle.rssKiBPerConnection} KiB of server RSS each** ` +
+        `(100,000 would need about ${Math.round((idle.rssKiBPerConnection * 100_000) / 1024)} MiB); limited by ${idle.limitedBy.split(':')[0]} (${idle.serverNofile} per process).`,
+    );
+  }
+  const gw = e2e?.data.gateway;
+  if (gw) {
+    const d1000 = gw.drain.find((d) => d.pending === 1000) ?? gw.drain.at(-1);
+    out.push(
+      `- **Gateway:** ${d1000 ? `drain of ${d1000.pending.toLocaleString('en')} pending in ${d1000.medianMs} ms (median)` : ''}` +
+        `${gw.live ? `; live send -> receive p50 ${gw.live.p50} ms, p99 ${gw.live.p99} ms at ${gw.live.ratePerSec} msg/s (includes the fsync before the wake-up)` : ''}.`,
+    );
+  }
+  out.push(
+    '',
+    'Re-run: `npm run bench` (all, ~20 min), `npm run bench -- --quick` (all, small, ~1.5 min; writes to `quick/`), or one part: `npm run bench:lookup`, ' +
+      '`bench:peers`, `bench:e2e`, `bench:store`, `bench:gateway`; `npm run bench:report` rebuilds this page from the JSON. Every benchmark removes what it started ' +
+      '(servers, temp dirs, databases, streams) when it ends, fails or is interrupted.',
+    '',
+  );
+  return out.length > 4 ? out : [];
 }
 
 function readRun(dir: string): { startedAt: string; seconds: number; steps: RunStep[] } | undefined {
@@ -106,8 +172,8 @@ function lookupSection(r: ResultEnvelope<LookupData> | undefined): string[] {
   out.push('');
   if (d.largestRatio) {
     out.push(
-      `**At N = ${fmtN(d.largestRatio.n)} the shared-log scan is ${d.largestRatio.p50}x slower than pobox at p50 and ${d.largestRatio.p99}x at p99**` +
-        (d.ratios.length > 1 ? ` (at N = ${fmtN(d.ratios[0]!.n)}: ${d.ratios[0]!.p50}x / ${d.ratios[0]!.p99}x).` : '.'),
+      `**At N = ${fmtN(d.largestRatio.n)} the shared-log scan is ${times(d.largestRatio.p50)} slower than pobox at p50 and ${times(d.largestRatio.p99)} at p99** ` +
+        `(p50 / p99 ratio by N: ${d.ratios.map((x) => `${fmtN(x.n)} ${times(x.p50)} / ${times(x.p99)}`).join(', ')}).`,
       '',
     );
   }
@@ -144,10 +210,11 @@ function peersSection(r: ResultEnvelope<PeersData> | undefined): string[] {
       const o = p.ops[op];
       const base = pobox?.[op];
       out.push(
-        `| ${p.name} | ${op} | ${o.throughput.toLocaleString('en')} | ${base ? round(o.throughput / base.throughput) : '–'} | ${o.p50} | ${o.p99} | ${base ? round(o.p50 / base.p50) : '–'} |`,
+        `| ${p.name} | ${op} | ${o.throughput.toLocaleString('en')} | ${base ? times(o.throughput / base.throughput) : '–'} | ${o.p50} | ${o.p99} | ${base ? times(o.p50 / base.p50) : '–'} |`,
       );
     }
   }
+  if (d.plot) out.push('', `![throughput per operation and peer](${d.plot})`);
   out.push('', 'What each peer\'s "acknowledged" means, and what else to know:', '');
   for (const p of d.peers) {
     if (p.durability) out.push(`- **${p.name}** (${p.version}): ${p.durability}. ${(p.notes ?? []).join(' ')}`);

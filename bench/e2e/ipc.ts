@@ -12,7 +12,7 @@ export type ServerRequest =
 export type ServerReply =
   | { type: 'ready'; port: number; nofile: number }
   | { type: 'prefilled'; ms: number }
-  | { type: 'memory'; rss: number; heapUsed: number; external: number; sessions: number }
+  | { type: 'memory'; rss: number; heapUsed: number; external: number; sessions: number; cpuMs: number }
   | { type: 'pending'; pending: number; messagesLeft: number }
   | { type: 'error'; message: string };
 
@@ -46,7 +46,7 @@ export interface StormDevice {
 
 export type StormReply =
   | { type: 'armed' }
-  | { type: 'storm-done'; devices: StormDevice[]; lastAckAt: number; errors: Record<string, number> }
+  | { type: 'storm-done'; devices: StormDevice[]; lastAckAt: number; errors: Record<string, number>; cpuMs: number }
   | { type: 'error'; message: string };
 
 export interface IdleConfig {

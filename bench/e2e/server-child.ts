@@ -66,7 +66,8 @@ async function handle(m: ServerRequest): Promise<void> {
       gc?.();
       gc?.();
       const mem = process.memoryUsage();
-      reply({ type: 'memory', rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, sessions: server!.sessions().length });
+      const cpu = process.cpuUsage();
+      reply({ type: 'memory', rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, sessions: server!.sessions().length, cpuMs: (cpu.user + cpu.system) / 1000 });
       return;
     }
     case 'pending': {

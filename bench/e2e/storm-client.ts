@@ -33,6 +33,7 @@ process.on('message', (raw) => {
 process.on('disconnect', () => process.exit(0));
 
 async function run(cfg: StormConfig): Promise<void> {
+  const cpu0 = process.cpuUsage();
   const errors: Record<string, number> = {};
   const devices: StormDevice[] = [];
   const sockets = new Set<WebSocket>();
@@ -95,5 +96,6 @@ async function run(cfg: StormConfig): Promise<void> {
   await finished;
   clearTimeout(deadline);
   for (const ws of sockets) ws.terminate();
-  reply({ type: 'storm-done', devices, lastAckAt, errors });
+  const cpu = process.cpuUsage(cpu0);
+  reply({ type: 'storm-done', devices, lastAckAt, errors, cpuMs: (cpu.user + cpu.system) / 1000 });
 }

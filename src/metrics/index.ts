@@ -3,3 +3,4 @@ export { attachPostOffice, seedPending, type AttachedMetrics, type SeedResult } 
 export { instrumentStore } from './instrument-store.js';
 export { instrumentBus } from './instrument-bus.js';
 export { OldestPending } from './oldest-pending.js';
+export { addStats, emptyTotals, mergeTotals, totalsPage, type MailboxTotals, type TotalsPage } from './totals.js';

@@ -21,6 +21,8 @@ import { followGateway } from './gateway-metrics.js';
 import { registerMetricsRoute } from './metrics-route.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { LocalPresence } from './presence.js';
+import type { RedisPresence } from './redis-presence.js';
+import { parseRedisBusOptions } from '../bus/redis-options.js';
 
 export interface OpsDeps {
   config: ServerConfig;
@@ -38,6 +40,8 @@ export interface OpsDeps {
 export interface Ops {
   readonly presence: LocalPresence;
   readonly wakeupHook: WakeupHook | undefined;
+  /** Set when the wake-up hook runs over the Redis bus. */
+  readonly redisPresence: RedisPresence | undefined;
   readonly demo: boolean;
   close(): Promise<void>;
 }
@@ -81,11 +85,21 @@ export async function attachOps(deps: OpsDeps): Promise<Ops> {
 
   // The offline wake-up hook, when a webhook URL is configured. Receipts never wake anyone.
   let wakeupHook: WakeupHook | undefined;
+  let redisPresence: RedisPresence | undefined;
   if (config.wakeupHook?.url) {
     const hookConfig = { ...config.wakeupHook, ignoreSenders: [...config.wakeupHook.ignoreSenders, RECEIPT_SENDER] };
+    // With the Redis bus (several nodes), presence and the per-interval limit are kept in Redis.
+    if (/^rediss?:\/\//.test(config.bus)) {
+      const bus = parseRedisBusOptions({ url: config.bus });
+      // Loaded only here, so a single node never loads ioredis.
+      const { RedisPresence } = await import('./redis-presence.js');
+      redisPresence = new RedisPresence({ url: bus.connectionUrl, prefix: bus.prefix });
+      stops.push(redisPresence.follow(deps.events));
+    }
     wakeupHook = new WakeupHook({
       config: hookConfig,
-      presence,
+      presence: redisPresence ?? presence,
+      ...(redisPresence ? { claim: (user: string, ms: number) => redisPresence!.claim(user, ms) } : {}),
       onOutcome: (user, outcome, d) => {
         metrics.wakeupHook.inc({ outcome });
         if (outcome === 'failed') log.warn({ user, attempts: d?.attempts, err: d?.error }, 'wake-up hook failed');
@@ -111,10 +125,12 @@ export async function attachOps(deps: OpsDeps): Promise<Ops> {
   return {
     presence,
     wakeupHook,
+    redisPresence,
     demo,
     async close() {
       for (const stop of stops.splice(0).reverse()) stop();
       await wakeupHook?.close();
+      await redisPresence?.close();
     },
   };
 }

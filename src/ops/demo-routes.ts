@@ -18,6 +18,7 @@ import { mintToken } from '../gateway/auth.js';
 import type { ServerConfig } from '../gateway/config.js';
 import type { HttpRouter } from '../gateway/http-router.js';
 import type { PostOffice } from '../postoffice/post-office.js';
+import { RECEIPT_SENDER } from '../postoffice/receipts.js';
 
 const TokenBodySchema = z.object({ user: UserIdSchema, device: DeviceIdSchema.default('web') }).strict();
 
@@ -58,6 +59,8 @@ export function registerDemoRoutes(router: HttpRouter, deps: { postOffice: PostO
   router.route('POST', '/demo/token', async (ctx) => {
     const body = parseInput(TokenBodySchema, await ctx.json(), 'demo token');
     ctx.tag({ user: body.user, device: body.device });
+    // The receipts sender is reserved: a token for it could forge delivery receipts.
+    if (body.user === RECEIPT_SENDER) throw new PoboxError('FORBIDDEN', `user ${RECEIPT_SENDER} is reserved for delivery receipts`, { field: 'user' });
     const token = await mintToken({
       secret: deps.secret,
       user: body.user,
@@ -74,8 +77,4 @@ export function registerDemoRoutes(router: HttpRouter, deps: { postOffice: PostO
     const s = await deps.postOffice.stats(user);
     return { json: { user, pending: s.pending, pendingBytes: s.pendingBytes, lastSeq: s.lastSeq } };
   });
-}
-
-export function noDemoSecret(): PoboxError {
-  return new PoboxError('BAD_REQUEST', 'demo mode needs an HS256 secret to mint tokens (auth.secrets or the data dir secret)', { field: 'demo' });
 }

@@ -42,6 +42,11 @@ export class LocalPresence implements Presence {
     return devices ? [...devices.keys()] : [];
   }
 
+  /** Every connected (user, devices) pair on this node. */
+  *entries(): IterableIterator<[UserId, DeviceId[]]> {
+    for (const [user, devices] of this.users) yield [user, [...devices.keys()]];
+  }
+
   /** Users with at least one connected device. */
   get onlineUsers(): number {
     return this.users.size;

@@ -62,6 +62,11 @@ export interface WakeupHookOptions {
   /** In-process alternative (or addition) to the webhook URL. */
   callback?: WakeupCallback;
   presence: Presence;
+  /**
+   * Cluster-wide throttle: resolves true for the one caller that may call the hook for
+   * `user` in this interval (e.g. a Redis SET NX). Without it the limit is per process.
+   */
+  claim?: (user: UserId, intervalMs: number) => Promise<boolean>;
   /** Devices and pending count for the payload; attach() uses the post office's. */
   stats?: (user: UserId) => Promise<MailboxStats>;
   clock?: Clock;
@@ -82,6 +87,7 @@ export class WakeupHook {
   readonly config: WakeupHookConfig;
   private readonly callback: WakeupCallback | undefined;
   private readonly presence: Presence;
+  private readonly claim: WakeupHookOptions['claim'];
   private readonly clock: Clock;
   private readonly onOutcome: WakeupHookOptions['onOutcome'];
   /** Where devices and the pending count come from; set by attach() or the options. */
@@ -100,6 +106,7 @@ export class WakeupHook {
     if (!this.config.url && !opts.callback) throw new Error('wake-up hook needs a url or a callback');
     this.callback = opts.callback;
     this.presence = opts.presence;
+    this.claim = opts.claim;
     this.stats = opts.stats;
     this.clock = opts.clock ?? systemClock;
     this.onOutcome = opts.onOutcome;
@@ -170,6 +177,9 @@ export class WakeupHook {
       if (this.throttled(user)) return this.report(user, 'throttled');
       this.lastCall.delete(user);
       this.lastCall.set(user, this.clock.now());
+      // Another node called (or is calling) for this user within the interval. A failing
+      // claim errs towards calling: an extra push beats a missed one.
+      if (this.claim && !(await this.claim(user, this.config.intervalMs).catch(() => true))) return this.report(user, 'throttled');
       const payload: WakeupPayload = { user, devices: [] };
       if (this.stats) {
         const s = await this.stats(user);

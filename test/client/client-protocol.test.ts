@@ -167,6 +167,32 @@ describe('client protocol', () => {
     assert.equal(second.frames.filter((f) => f.type === 'send').length, 1);
   });
 
+  it('asks a token function for a fresh token on every attempt', async () => {
+    let minted = 0;
+    const c = connect(server.url, () => Promise.resolve(`tok${++minted}`), { WebSocket, backoffBaseMs: 10 });
+    clients.push(c);
+    const first = await server.connection(1);
+    assert.match(first.url, /token=tok1\b/);
+    first.socket.terminate();
+    const second = await server.connection(2);
+    assert.match(second.url, /token=tok2\b/);
+  });
+
+  it('moves on to the next URL when the first one does not answer', async () => {
+    const dead = await ScriptedServer.start();
+    const deadUrl = dead.url;
+    await dead.close();
+    const c = connect([deadUrl, server.url], 'tok', { WebSocket, backoffBaseMs: 10 });
+    clients.push(c);
+    const rec = record(c);
+    const conn = await server.connection(1);
+    await conn.next('hello');
+    conn.welcome();
+    await c.ready();
+    assert.equal(c.url, server.url);
+    assert.equal(rec.states[0]?.url, deadUrl, 'it tried the first URL first');
+  });
+
   it('leaves no timers behind after close()', async () => {
     const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     // Sockets of earlier tests may still be finishing their closing handshake (ws keeps a timer for that).

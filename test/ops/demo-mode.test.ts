@@ -40,6 +40,8 @@ test('with demo on: the page, its assets, a token that opens a session, and the 
     assert.match((await s.get('/demo/style.css', null)).type ?? '', /^text\/css/);
     let res = await fetch(`${s.server.url}/demo/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user":"not valid!"}' });
     assert.equal(res.status, 400);
+    res = await fetch(`${s.server.url}/demo/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user":"pobox"}' });
+    assert.equal(res.status, 403, 'the receipts sender is reserved');
     res = await fetch(`${s.server.url}/demo/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"user":"bob"}' });
     const { token, device } = (await res.json()) as { token: string; device: string };
     assert.equal(device, 'web');

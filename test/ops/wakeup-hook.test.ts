@@ -206,6 +206,7 @@ test('an in-process callback gets the same payload', async () => {
     hook.attach(po);
     await po.registerDevice('zed', 'watch');
     await po.send({ from: 'a', to: 'zed', id: '1', body: 'content' });
+    await hook.idle();
     await po.send({ from: 'a', to: 'zed', id: '2', body: 'content' });
     await hook.idle();
     assert.deepEqual(calls, [{ user: 'zed', devices: ['watch'], pendingHint: 1 }]); // the second send is within the interval

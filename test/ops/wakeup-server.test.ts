@@ -30,6 +30,8 @@ test('the server calls the webhook for offline users only, never for receipts', 
     // bob has a registered phone but is offline: woken once.
     await s.server.postOffice.registerDevice('bob', 'phone');
     await alice.sendAndWait({ id: 'm1', to: 'bob', body: 'secret stuff', receipt: true });
+    await s.server.ops.wakeupHook!.idle();
+    // Within the interval: throttled (counted once the first call is done, so exactly one).
     await alice.sendAndWait({ id: 'm2', to: 'bob', body: 'more secret stuff' });
     await s.server.ops.wakeupHook!.idle();
     assert.deepEqual(calls, [{ user: 'bob', devices: ['phone'], pendingHint: 1 }]);

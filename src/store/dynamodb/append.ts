@@ -5,6 +5,11 @@
  * only commit after this one (it is conditioned on the version this one wrote), so a
  * reader never sees seq N+1 committed while seq N is not.
  *
+ * The first attempt does not read the dedupe entries: each dedupe put is conditioned
+ * on the entry not existing, true for nearly every send, which saves a read per message.
+ * A resend (or a refusal, which must not shadow a duplicate) redoes the chunk with the
+ * entries read.
+ *
  * A chunk holds at most 49 new messages (2 items each, plus the meta item, under the
  * 100-item limit) and about 3.5 MB (under the 4 MB limit). A lost race (someone else
  * wrote the meta item since we read it) reads again and recomputes; transient failures
@@ -17,7 +22,7 @@ import type { StoredMessage } from '../../core/types.js';
 import type { AppendItem, AppendLimits, AppendOutcome } from '../contract.js';
 import { hasDevice } from '../rules.js';
 import { newEpoch } from '../epoch.js';
-import { decodeDedupe, decodeMessage, encodeDedupe, encodeMessage, itemSize, MAX_ITEM_BYTES, type MetaValue } from './codec.js';
+import { decodeDedupe, decodeMessage, encodeDedupe, encodeMessage, itemSize, MAX_ITEM_BYTES, type Item, type MetaValue } from './codec.js';
 import { dedupeSk, expiryShard, messageSk, pointerSk } from './keys.js';
 import { StaleRead, type TableClient } from './queries.js';
 import { pause } from './retry.js';
@@ -45,15 +50,22 @@ export function emptyMeta(): MetaValue {
 export async function appendForUser(t: TableClient, s: AppendSettings, user: UserId, entries: Entry[], limits: AppendLimits, out: AppendOutcome[]): Promise<void> {
   let pending = entries;
   let stale = 0;
+  // First try without reading dedupe entries: the dedupe puts are conditioned on the
+  // entry not existing, which holds for almost every send. A resend fails that condition
+  // and the chunk is redone with the entries read (and expired ones handled).
+  let readDedupe = false;
   while (pending.length > 0) {
     try {
-      const done = await appendChunk(t, s, user, pending, limits, out);
+      const done = await appendChunk(t, s, user, pending, limits, out, readDedupe);
       pending = pending.slice(done);
       stale = 0;
+      readDedupe = false;
     } catch (err) {
       if (err instanceof StaleRead && stale + 1 < t.retry.maxAttempts) {
         t.capacity.retries++;
-        await pause(stale++, t.retry);
+        if (readDedupe) await pause(stale, t.retry);
+        stale++;
+        readDedupe = true;
         continue;
       }
       const e =
@@ -67,12 +79,20 @@ export async function appendForUser(t: TableClient, s: AppendSettings, user: Use
 }
 
 /** Commit the first chunk of `pending`; returns how many entries got their outcome. */
-async function appendChunk(t: TableClient, s: AppendSettings, user: UserId, pending: Entry[], limits: AppendLimits, out: AppendOutcome[]): Promise<number> {
+async function appendChunk(
+  t: TableClient,
+  s: AppendSettings,
+  user: UserId,
+  pending: Entry[],
+  limits: AppendLimits,
+  out: AppendOutcome[],
+  readDedupe: boolean,
+): Promise<number> {
   const considered = pending.slice(0, MAX_CONSIDERED);
   const stored = await t.getMeta(user);
   const meta = stored ? { ...stored, devices: { ...stored.devices } } : emptyMeta();
   const ids = [...new Set(considered.map((e) => e.item.id))];
-  const dedupeItems = await t.getMany(user, ids.map(dedupeSk));
+  const dedupeItems = readDedupe ? await t.getMany(user, ids.map(dedupeSk)) : new Map<string, Item>();
   const seen = new Map<MessageId, { seq: Seq; expiresAt: number; fromThisChunk: boolean }>();
   for (const it of dedupeItems.values()) {
     const d = decodeDedupe(it);
@@ -110,7 +130,12 @@ async function appendChunk(t: TableClient, s: AppendSettings, user: UserId, pend
         if (m.id === item.id && m.expiresAt <= item.sentAt) old = m;
       }
     }
+    // A refusal is final only once we know the id is not a duplicate (which would win).
+    const refuse = (): void => {
+      if (!readDedupe) throw new StaleRead('a refusal needs the dedupe entries read');
+    };
     if (meta.count + 1 > limits.maxMailboxMessages || meta.bytes + item.bytes > limits.maxMailboxBytes) {
+      refuse();
       staged.push({ index, outcome: { ok: false, error: new PoboxError('MAILBOX_FULL', `mailbox of ${user} is full`) } });
       continue;
     }
@@ -118,6 +143,7 @@ async function appendChunk(t: TableClient, s: AppendSettings, user: UserId, pend
     const msgItem = encodeMessage({ ...item, seq }, s.ttlGraceSeconds);
     const size = itemSize(msgItem);
     if (size > MAX_ITEM_BYTES) {
+      refuse();
       staged.push({ index, outcome: { ok: false, error: new PoboxError('PAYLOAD_TOO_LARGE', `message item would be ${size} bytes; DynamoDB allows ${MAX_ITEM_BYTES}`, { field: 'body' }) } });
       continue;
     }
@@ -135,7 +161,8 @@ async function appendChunk(t: TableClient, s: AppendSettings, user: UserId, pend
     txBytes += size + 200;
     messages++;
     tx.push({ Put: { TableName: t.table, Item: msgItem } });
-    tx.push({ Put: { TableName: t.table, Item: encodeDedupe(user, { id: item.id, seq, expiresAt: item.expiresAt }, expiryShard(user, s.sweepShards), s.ttlGraceSeconds) } });
+    const dedupe = encodeDedupe(user, { id: item.id, seq, expiresAt: item.expiresAt }, expiryShard(user, s.sweepShards), s.ttlGraceSeconds);
+    tx.push({ Put: { TableName: t.table, Item: dedupe, ...(readDedupe ? {} : { ConditionExpression: 'attribute_not_exists(pk)' }) } });
     seen.set(item.id, { seq, expiresAt: item.expiresAt, fromThisChunk: true });
     staged.push({ index, outcome: { ok: true, seq, duplicate: false, epoch: meta.epoch } });
   }

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import {
   BatchGetItemCommand,
   BatchWriteItemCommand,
+  DeleteItemCommand,
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
@@ -198,6 +199,29 @@ export class TableClient {
       else if (t.Update) this.counts.keysWritten++;
       else if (t.Delete) this.counts.keysDeleted++;
     }
+  }
+
+  /** Delete one index-tracked item if it still has expiry `expiresAt`; false if it changed or is gone. */
+  async deleteIfExpiry(user: UserId, sk: string, expiresAt: number): Promise<boolean> {
+    try {
+      await this.call('write', 'DeleteItem', () =>
+        this.client.send(
+          new DeleteItemCommand({
+            TableName: this.table,
+            Key: itemKey(user, sk),
+            ConditionExpression: '#e = :e',
+            ExpressionAttributeNames: { '#e': 'exp' },
+            ExpressionAttributeValues: { ':e': { N: String(expiresAt) } },
+            ReturnConsumedCapacity: 'TOTAL',
+          }),
+        ),
+      );
+    } catch (err) {
+      if (err instanceof StaleRead) return false;
+      throw err;
+    }
+    this.counts.keysDeleted++;
+    return true;
   }
 
   /** Unconditional deletes of one user's items, 25 a request; unprocessed items retried. */

@@ -28,11 +28,11 @@ export async function sweep(t: TableClient, shards: number, now: number, max: nu
   }
   const more = due.length > max;
   if (more) due.length = max;
-  const byUser = new Map<UserId, string[]>();
+  const byUser = new Map<UserId, IndexEntry[]>();
   for (const it of due) {
     const user = it.pk!.S!;
     const list = byUser.get(user) ?? [];
-    list.push(it.sk!.S!);
+    list.push({ sk: it.sk!.S!, seq: Number(it.seq?.N ?? 0), expiresAt: Number(it.gsk!.S!) });
     byUser.set(user, list);
   }
   const total: SweepOutcome = { expired: 0, expiredBytes: 0, cleaned: 0, more };
@@ -47,7 +47,29 @@ export async function sweep(t: TableClient, shards: number, now: number, max: nu
   return total;
 }
 
-async function sweepUserChunk(t: TableClient, user: UserId, dedupeSks: string[], now: number): Promise<Omit<SweepOutcome, 'more'>> {
+interface IndexEntry {
+  sk: string;
+  seq: number;
+  expiresAt: number;
+}
+
+/**
+ * Usually the messages are long gone (acked) and only the dedupe entries are left: each
+ * is one conditional DeleteItem (1 write unit, no transaction, no meta item). Only when
+ * an expired message is still stored does the chunk take the transactional path.
+ */
+async function sweepUserChunk(t: TableClient, user: UserId, entries: IndexEntry[], now: number): Promise<Omit<SweepOutcome, 'more'>> {
+  const messages = await t.getMany(user, entries.map((e) => messageSk(e.seq)));
+  const live = entries.some((e) => {
+    const it = messages.get(messageSk(e.seq));
+    return it !== undefined && decodeMessage(it).expiresAt <= now;
+  });
+  if (!live) {
+    let cleaned = 0;
+    for (const e of entries) if (await t.deleteIfExpiry(user, e.sk, e.expiresAt)) cleaned++;
+    return { expired: 0, expiredBytes: 0, cleaned };
+  }
+  const dedupeSks = entries.map((e) => e.sk);
   for (let attempt = 0; ; attempt++) {
     try {
       return await trySweepUserChunk(t, user, dedupeSks, now);

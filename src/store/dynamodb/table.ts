@@ -46,9 +46,9 @@ export function tableDefinition(opts: TableOptions): CreateTableCommandInput {
           { AttributeName: 'gpk', KeyType: 'HASH' },
           { AttributeName: 'gsk', KeyType: 'RANGE' },
         ],
-        // Keys only: the sweeper re-reads the base items consistently anyway, and meta
-        // updates then never touch the index.
-        Projection: { ProjectionType: 'KEYS_ONLY' },
+        // Keys plus the seq a dedupe entry points at: the sweeper needs nothing else, and
+        // meta items (which have no seq) are indexed once and never rewritten there.
+        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['seq'] },
         ...throughput,
       },
     ],

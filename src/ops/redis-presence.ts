@@ -1,0 +1,122 @@
+/**
+ * Cluster-wide presence for the wake-up hook, in the Redis the bus already uses.
+ *
+ * Each node writes, per connected device, a field of the user's hash
+ * `<prefix>presence:<user>`: field `<device> <node>`, value the time (ms) until which
+ * the entry holds. Fields are refreshed every `refreshMs` while the device stays
+ * connected and removed when it disconnects; a node that dies stops refreshing, so its
+ * entries lapse after `ttlMs` (readers ignore lapsed values; the key itself expires).
+ *
+ * `claim` makes "at most once per user per interval" hold across nodes: the first node
+ * to SET `<prefix>wake:<user>` NX with the interval as expiry calls the hook.
+ *
+ * Only used when the wake-up hook is on and the bus is Redis, so a deployment without
+ * the hook pays nothing.
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { DeviceId, UserId } from '../core/ids.js';
+import type { TypedEvents } from '../postoffice/events.js';
+import type { Presence } from '../postoffice/wakeup-hook.js';
+import type { GatewayEvents } from '../gateway/events.js';
+import { LocalPresence } from './presence.js';
+
+export interface RedisPresenceOptions {
+  /** ioredis connection URL (no pobox query parameters). */
+  url: string;
+  prefix: string;
+  /** How long an entry holds without a refresh. */
+  ttlMs?: number;
+  refreshMs?: number;
+  /** This node's id in field names; random by default. */
+  node?: string;
+}
+
+export class RedisPresence implements Presence {
+  readonly node: string;
+  private readonly local = new LocalPresence();
+  private readonly redis: Redis;
+  private readonly ttlMs: number;
+  private readonly timer: NodeJS.Timeout;
+  private readonly pending = new Set<Promise<unknown>>();
+
+  constructor(private readonly opts: RedisPresenceOptions) {
+    this.node = opts.node ?? randomUUID().slice(0, 8);
+    this.ttlMs = opts.ttlMs ?? 60_000;
+    // Commands wait in ioredis's queue while Redis is away; presence is advisory, so a
+    // failure only makes users look offline (an extra push), never loses a message.
+    this.redis = new Redis(opts.url, { lazyConnect: false, maxRetriesPerRequest: 1, enableOfflineQueue: true });
+    this.redis.on('error', () => undefined);
+    this.timer = setInterval(() => this.refreshAll(), opts.refreshMs ?? Math.floor(this.ttlMs / 3));
+    this.timer.unref();
+  }
+
+  private key(user: UserId): string {
+    return `${this.opts.prefix}presence:${user}`;
+  }
+
+  private field(device: DeviceId): string {
+    return `${device} ${this.node}`;
+  }
+
+  private track(p: Promise<unknown>): void {
+    const q = p.catch(() => undefined);
+    this.pending.add(q);
+    void q.finally(() => this.pending.delete(q));
+  }
+
+  private write(user: UserId, device: DeviceId): Promise<unknown> {
+    const key = this.key(user);
+    return this.redis.multi().hset(key, this.field(device), String(Date.now() + this.ttlMs)).pexpire(key, this.ttlMs * 2).exec();
+  }
+
+  follow(events: TypedEvents<GatewayEvents>): () => void {
+    const offs = [
+      events.on('connection', (e) => {
+        this.local.up(e.user, e.device);
+        this.track(this.write(e.user, e.device));
+      }),
+      events.on('disconnect', (e) => {
+        this.local.down(e.user, e.device);
+        if (!this.local.connectedDevices(e.user).includes(e.device)) this.track(this.redis.hdel(this.key(e.user), this.field(e.device)));
+      }),
+    ];
+    return () => offs.forEach((f) => f());
+  }
+
+  private refreshAll(): void {
+    for (const [user, devices] of this.local.entries()) for (const device of devices) this.track(this.write(user, device));
+  }
+
+  async connectedDevices(user: UserId): Promise<readonly DeviceId[]> {
+    const local = this.local.connectedDevices(user);
+    if (local.length > 0) return local;
+    const all = await this.redis.hgetall(this.key(user));
+    const now = Date.now();
+    const devices = new Set<DeviceId>();
+    for (const [field, until] of Object.entries(all)) {
+      if (Number(until) > now) devices.add(field.slice(0, field.lastIndexOf(' ')));
+    }
+    return [...devices];
+  }
+
+  /** True for the one node that may call the hook for `user` in this interval. */
+  async claim(user: UserId, intervalMs: number): Promise<boolean> {
+    if (intervalMs <= 0) return true;
+    return (await this.redis.set(`${this.opts.prefix}wake:${user}`, this.node, 'PX', intervalMs, 'NX')) === 'OK';
+  }
+
+  get onlineUsers(): number {
+    return this.local.onlineUsers;
+  }
+
+  /** Remove this node's entries and disconnect. */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await Promise.allSettled([...this.pending]);
+    const drop = this.redis.multi();
+    for (const [user, devices] of this.local.entries()) for (const device of devices) drop.hdel(this.key(user), this.field(device));
+    await drop.exec().catch(() => undefined);
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
