@@ -305,7 +305,9 @@ export class DeviceSession {
   private async flushAcks(): Promise<void> {
     this.acking = true;
     try {
-      while (this.ackQueue !== undefined && !this.isClosed()) {
+      // Acks that arrived before the socket closed are still committed after it closes:
+      // the client has those messages, and dropping the ack would only resend them.
+      while (this.ackQueue !== undefined) {
         const upTo = this.ackQueue;
         this.ackQueue = undefined;
         try {
@@ -318,6 +320,7 @@ export class DeviceSession {
           this.write({ type: 'acked', cursor: this.cursor });
         } catch (err) {
           const e = toPoboxError(err);
+          if (this.isClosed()) continue; // nobody to tell; the messages come again next session
           if (e.code === 'BAD_REQUEST' || e.code === 'NOT_FOUND') this.rejectFrame(new FrameError(e));
           else this.writeError(e);
         }

@@ -59,7 +59,11 @@ interface IndexEntry {
  * an expired message is still stored does the chunk take the transactional path.
  */
 async function sweepUserChunk(t: TableClient, user: UserId, entries: IndexEntry[], now: number): Promise<Omit<SweepOutcome, 'more'>> {
-  const messages = await t.getMany(user, entries.map((e) => messageSk(e.seq)));
+  // Messages at or below the floor were acked by every device (deleted, or released for
+  // native TTL to collect): only those above it can still be stored and counted.
+  const meta = await t.getMeta(user);
+  const floor = meta?.floor ?? 0;
+  const messages = await t.getMany(user, entries.filter((e) => e.seq > floor).map((e) => messageSk(e.seq)));
   const live = entries.some((e) => {
     const it = messages.get(messageSk(e.seq));
     return it !== undefined && decodeMessage(it).expiresAt <= now;
