@@ -86,14 +86,18 @@ function summary(lookup?: ResultEnvelope<LookupData>, peers?: ResultEnvelope<Pee
   if (storm) {
     out.push(
       `- **Reconnect storm:** ${storm.devices.toLocaleString('en')} devices x ${storm.perDevice} pending, all reconnecting within ${storm.spreadMs / 1000} s: every message delivered and acked after **${(storm.totalMs / 1000).toFixed(1)} s**, ` +
-        `${storm.lost} lost, ${storm.duplicates} duplicates, ${storm.serverMessagesLeft} left on the server. Limited by CPU: server ${storm.serverCores} + load generators ${storm.loadGeneratorCores} cores of ${storm.machineCores}.`,
+        `${storm.lost} lost, ${storm.duplicates} duplicates, ${storm.serverMessagesLeft} left on the server. ` +
+        (storm.serverCores + storm.loadGeneratorCores > storm.machineCores * 0.8
+          ? `Limited by CPU: the server used ${storm.serverCores} and the load generators ${storm.loadGeneratorCores} of the machine's ${storm.machineCores} cores.`
+          : `CPU was not the limit (server ${storm.serverCores}, load generators ${storm.loadGeneratorCores} of ${storm.machineCores} cores): most of the time is the 1 s spread of the connects.`),
     );
   }
   const idle = e2e?.data.idle;
   if (idle) {
     out.push(
       `- **Idle connections:** ${idle.reached.toLocaleString('en')} held at **${idle.rssKiBPerConnection} KiB of server RSS each** ` +
-        `(100,000 would need about ${Math.round((idle.rssKiBPerConnection * 100_000) / 1024)} MiB); limited by ${idle.limitedBy.split(':')[0]} (${idle.serverNofile} per process).`,
+        `(100,000 would need about ${Math.round((idle.rssKiBPerConnection * 100_000) / 1024)} MiB); limited by ` +
+        (idle.limitedBy.startsWith('the open-files limit') ? `the open-files limit, ${idle.serverNofile} per process, that this container does not let even root raise.` : `${idle.limitedBy}.`),
     );
   }
   const gw = e2e?.data.gateway;

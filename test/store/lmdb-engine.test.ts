@@ -35,8 +35,27 @@ describe('lmdb engine', () => {
     }
   });
 
-  it("a user's message range is (lo, hi] and never reaches a neighbour's keys", () => {
-    assert.deepEqual(messageRange('bob', 0), { start: ['bob', 1], end: ['bob', Number.MAX_SAFE_INTEGER] });
-    assert.deepEqual(messageRange('bob', 4, 9), { start: ['bob', 5], end: ['bob', 10] });
+  it("a user's message range is (lo, hi] and never reaches a neighbour's keys", async () => {
+    assert.deepEqual(messageRange('bob', 4, 9), { start: ['bob', 1, 5], end: ['bob', 1, 10] });
+    const dir = await mkdtemp(join(tmpdir(), 'pobox-lmdb-'));
+    const store = await openLmdbStore({ path: dir });
+    try {
+      // Ids that are prefixes of each other must still keep their entries apart.
+      const users = ['bo', 'bob', 'bob2', 'bob.x'];
+      const limits = { maxMailboxMessages: 100, maxMailboxBytes: 1 << 20 };
+      for (const to of users) {
+        await store.registerDevice(to, 'd', 'auto', 1, 8);
+        await store.append([1, 2, 3].map((i) => ({ id: `${to}-${i}`, from: 'a', to, body: to, bytes: to.length, sentAt: 1, expiresAt: 1e15 })), limits);
+      }
+      const page = await store.read({ user: 'bob', device: 'd', afterSeq: 0, limit: 100, now: 2 });
+      assert.deepEqual(page.messages.map((m) => `${m.to}:${m.id}`), ['bob:bob-1', 'bob:bob-2', 'bob:bob-3']);
+      assert.equal(page.more, false);
+      assert.deepEqual(await store.users(), [...users].sort());
+      assert.deepEqual(await store.users({ after: 'bob', limit: 1 }), ['bob.x']);
+      assert.deepEqual(await store.users({ after: 'bob2' }), []);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

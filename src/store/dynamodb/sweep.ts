@@ -114,12 +114,12 @@ async function trySweepUserChunk(t: TableClient, user: UserId, dedupeSks: string
     const m = decodeMessage(it);
     if (m.id !== d.id || m.expiresAt > now) continue;
     tx.push({ Delete: { TableName: t.table, Key: itemKey(user, messageSk(m.seq)), ConditionExpression: 'attribute_exists(pk)' } });
+    // A released message was already reported deleted (by the ack that released it).
+    if (meta && isReleased(meta, m.seq, m.toDevice)) continue;
     expired++;
     expiredBytes += m.bytes;
-    if (meta && !isReleased(meta, m.seq, m.toDevice)) {
-      freedCount++;
-      freedBytes += m.bytes;
-    }
+    freedCount++;
+    freedBytes += m.bytes;
   }
   if (tx.length === 0) return { expired: 0, expiredBytes: 0, cleaned: 0 };
   if (meta && freedCount > 0) {

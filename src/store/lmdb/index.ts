@@ -8,7 +8,7 @@
  * so concurrent sends share one commit and one fsync (group commit).
  *
  * Reads run outside write transactions on lmdb-js's current read snapshot; they never
- * touch another user's keys (see keys.ts for the layout).
+ * touch another user's keys (see keys.ts for the layout: one B-tree, keyed by user first).
  */
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -36,10 +36,12 @@ import {
   expiryKey,
   messageKey,
   messageRange,
-  type DedupeKey,
+  metaKey,
+  pastUserKey,
+  seqOf,
   type DedupeValue,
   type ExpiryKey,
-  type MessageKey,
+  type MailboxKey,
   type MessageValue,
   type MetaValue,
 } from './keys.js';
@@ -60,9 +62,8 @@ export class LmdbStore implements MailboxStore {
   readonly capabilities: StoreCapabilities = { groupCommit: true, embedded: true, nativeExpiry: false };
 
   private readonly root: RootDatabase;
-  private readonly messages: Database<MessageValue, MessageKey>;
-  private readonly meta: Database<MetaValue, UserId>;
-  private readonly dedupe: Database<DedupeValue, DedupeKey>;
+  /** Meta, messages and dedupe entries of every user, under the user's prefix (keys.ts). */
+  private readonly mailboxes: Database<MetaValue | MessageValue | DedupeValue, MailboxKey>;
   private readonly expiry: Database<string, ExpiryKey>;
   private readonly scanBudget: number;
   private readonly count: StoreCounters = { keysRead: 0, keysWritten: 0, keysDeleted: 0 };
@@ -79,9 +80,7 @@ export class LmdbStore implements MailboxStore {
       cache: false,
       maxDbs: 8,
     });
-    this.messages = this.root.openDB<MessageValue, MessageKey>('messages', { cache: false });
-    this.meta = this.root.openDB<MetaValue, UserId>('meta', { cache: false });
-    this.dedupe = this.root.openDB<DedupeValue, DedupeKey>('dedupe', { cache: false });
+    this.mailboxes = this.root.openDB<MetaValue | MessageValue | DedupeValue, MailboxKey>('mailboxes', { cache: false });
     this.expiry = this.root.openDB<string, ExpiryKey>('expiry', { cache: false });
     this.scanBudget = opts.scanBudget ?? 1000;
   }
@@ -96,12 +95,12 @@ export class LmdbStore implements MailboxStore {
 
   private getMeta(user: UserId): MetaValue | undefined {
     this.count.keysRead++;
-    return this.meta.get(user);
+    return this.mailboxes.get(metaKey(user)) as MetaValue | undefined;
   }
 
   private putMeta(user: UserId, meta: MetaValue): void {
     this.count.keysWritten++;
-    this.meta.putSync(user, meta);
+    this.mailboxes.putSync(metaKey(user), meta);
   }
 
   /**
@@ -136,7 +135,7 @@ export class LmdbStore implements MailboxStore {
         // Dedupe first: a resend of a stored message answers with its seq even if its
         // target device has since been removed.
         this.count.keysRead++;
-        const seen = this.dedupe.get(dedupeKey(item.to, item.id));
+        const seen = this.mailboxes.get(dedupeKey(item.to, item.id)) as DedupeValue | undefined;
         if (seen && seen.expiresAt > item.sentAt) {
           out.push({ ok: true, seq: seen.seq, duplicate: true, epoch: meta.epoch });
           continue;
@@ -156,8 +155,8 @@ export class LmdbStore implements MailboxStore {
         const value: MessageValue = { id: item.id, from: item.from, body: item.body, bytes: item.bytes, sentAt: item.sentAt, expiresAt: item.expiresAt };
         if (item.toDevice !== undefined) value.toDevice = item.toDevice;
         if (item.receipt) value.receipt = true;
-        this.messages.putSync(messageKey(item.to, seq), value);
-        this.dedupe.putSync(dedupeKey(item.to, item.id), { seq, expiresAt: item.expiresAt });
+        this.mailboxes.putSync(messageKey(item.to, seq), value);
+        this.mailboxes.putSync(dedupeKey(item.to, item.id), { seq, expiresAt: item.expiresAt });
         this.expiry.putSync(expiryKey(item.expiresAt, item.to, seq), item.id);
         this.count.keysWritten += 3;
         dirty.add(item.to);
@@ -180,14 +179,15 @@ export class LmdbStore implements MailboxStore {
     let nextAfter = after;
     let scanned = 0;
     let more = false;
-    for (const { key, value } of this.messages.getRange(messageRange(req.user, after))) {
+    for (const { key, value: v } of this.mailboxes.getRange(messageRange(req.user, after))) {
       this.count.keysRead++;
       if (messages.length >= req.limit || scanned >= this.scanBudget) {
         more = true; // an entry exists past what we return
         break;
       }
       scanned++;
-      const seq = key[1];
+      const value = v as MessageValue;
+      const seq = seqOf(key);
       nextAfter = seq;
       if (value.expiresAt <= req.now) continue;
       if (value.toDevice !== undefined && value.toDevice !== req.device) continue;
@@ -202,22 +202,23 @@ export class LmdbStore implements MailboxStore {
     // something lmdb-js promises to iterate correctly.
     const doomed: Array<{ seq: Seq; bytes: number }> = [];
     if (plan.all) {
-      for (const { key, value } of this.messages.getRange(messageRange(user, plan.all.lo, plan.all.hi))) {
+      for (const { key, value } of this.mailboxes.getRange(messageRange(user, plan.all.lo, plan.all.hi))) {
         this.count.keysRead++;
-        doomed.push({ seq: key[1], bytes: value.bytes });
+        doomed.push({ seq: seqOf(key), bytes: (value as MessageValue).bytes });
       }
     }
     if (plan.targeted) {
       const { device } = plan.targeted;
-      for (const { key, value } of this.messages.getRange(messageRange(user, plan.targeted.lo, plan.targeted.hi))) {
+      for (const { key, value: v } of this.mailboxes.getRange(messageRange(user, plan.targeted.lo, plan.targeted.hi))) {
         this.count.keysRead++;
-        if (value.toDevice === device) doomed.push({ seq: key[1], bytes: value.bytes });
+        const value = v as MessageValue;
+        if (value.toDevice === device) doomed.push({ seq: seqOf(key), bytes: value.bytes });
       }
     }
     let deleted = 0;
     let bytes = 0;
     for (const d of doomed) {
-      if (!this.messages.removeSync(messageKey(user, d.seq))) continue;
+      if (!this.mailboxes.removeSync(messageKey(user, d.seq))) continue;
       this.count.keysDeleted++;
       deleted++;
       bytes += d.bytes;
@@ -296,9 +297,9 @@ export class LmdbStore implements MailboxStore {
     const meta = this.getMeta(user);
     if (!meta) return { user, epoch: '', lastSeq: 0, pending: 0, pendingBytes: 0, oldestAgeMs: null, devices: [] };
     let oldestAgeMs: number | null = null;
-    for (const { value } of this.messages.getRange({ ...messageRange(user, 0), limit: 1 })) {
+    for (const { value } of this.mailboxes.getRange({ ...messageRange(user, 0), limit: 1 })) {
       this.count.keysRead++;
-      oldestAgeMs = Math.max(0, now - value.sentAt);
+      oldestAgeMs = Math.max(0, now - (value as MessageValue).sentAt);
     }
     return {
       user,
@@ -343,9 +344,9 @@ export class LmdbStore implements MailboxStore {
         if (!metas.has(user)) metas.set(user, this.getMeta(user));
         const meta = metas.get(user);
         this.count.keysRead++;
-        const msg = this.messages.get(messageKey(user, seq));
+        const msg = this.mailboxes.get(messageKey(user, seq)) as MessageValue | undefined;
         if (msg && msg.expiresAt === expiresAt) {
-          this.messages.removeSync(messageKey(user, seq));
+          this.mailboxes.removeSync(messageKey(user, seq));
           this.count.keysDeleted++;
           expired++;
           expiredBytes += msg.bytes;
@@ -355,9 +356,9 @@ export class LmdbStore implements MailboxStore {
           }
         }
         this.count.keysRead++;
-        const d = this.dedupe.get(dedupeKey(user, id));
+        const d = this.mailboxes.get(dedupeKey(user, id)) as DedupeValue | undefined;
         if (d && d.seq === seq) {
-          this.dedupe.removeSync(dedupeKey(user, id));
+          this.mailboxes.removeSync(dedupeKey(user, id));
           this.count.keysDeleted++;
           cleaned++;
         }
@@ -373,11 +374,16 @@ export class LmdbStore implements MailboxStore {
   async users(opts: { after?: UserId; limit?: number } = {}): Promise<UserId[]> {
     this.ensureOpen();
     const out: UserId[] = [];
-    const range = opts.after === undefined ? {} : { start: opts.after, exclusiveStart: true };
-    for (const key of this.meta.getKeys({ ...range, limit: opts.limit ?? 1000 })) {
+    const limit = opts.limit ?? 1000;
+    // Hop from user to user: one seek per user, never a walk through their messages.
+    let start: MailboxKey | undefined = opts.after === undefined ? undefined : pastUserKey(opts.after);
+    while (out.length < limit) {
+      let next: UserId | undefined;
+      for (const key of this.mailboxes.getKeys(start === undefined ? { limit: 1 } : { start, limit: 1 })) next = key[0];
       this.count.keysRead++;
-      if (key === opts.after) continue;
-      out.push(key);
+      if (next === undefined) break;
+      out.push(next);
+      start = pastUserKey(next);
     }
     return out;
   }
