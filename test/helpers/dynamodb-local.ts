@@ -56,6 +56,12 @@ function stopProcess(child: ChildProcess): Promise<void> {
 export async function startDynamoDbLocal(opts: { startTimeoutMs?: number } = {}): Promise<DynamoDbLocal> {
   const port = await freePort();
   const child = spawn({ port, stdio: 'pipe' });
+  // If the test process dies without running its after() hook, do not leave a JVM behind.
+  const killOnExit = (): void => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.removeListener('exit', killOnExit));
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
   child.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));

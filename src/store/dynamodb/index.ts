@@ -189,6 +189,9 @@ export class DynamoDbStore implements MailboxStore {
       messages = messages.filter((m) => m.seq < firstUnchecked);
       nextAfter = firstUnchecked - 1;
       more = true;
+    } else {
+      // Every gap up to `end` is known deleted: continue after it, not before it again.
+      nextAfter = end;
     }
     return { epoch: meta.epoch, messages, nextAfter, more, lastSeq: meta.lastSeq };
   }
