@@ -95,100 +95,100 @@ runMain(async () => {
   try {
     for (const n of ladder) {
       try {
-      const newUsers = n / PER_USER - users;
-      const addCount = newUsers * PER_USER;
-      // Drop (or refuse) series whose load would not finish in reasonable time.
-      const ordered = n > orderedAbove;
-      // A rate measured with the other load order says nothing about this stage's.
-      if (ordered !== lastOrdered) loadRate.clear();
-      lastOrdered = ordered;
-      for (const s of [...active]) {
-        const rate = loadRate.get(s.name);
-        const budget = s === dynamo?.series ? dynamoLoadBudgetS : loadBudgetS;
-        const overCap = s === dynamo?.series && n > dynamoMaxN;
-        if (overCap || (rate !== undefined && addCount / rate > budget)) {
-          const why = overCap
-            ? `capped at N=${fmt(dynamoMaxN)} (--dynamodb-max-n): loading through DynamoDB Local ran at ${Math.round(rate ?? 0)} messages/s`
-            : `loading the next ${fmt(addCount)} messages at ${Math.round(rate!)} messages/s would take about ${Math.round(addCount / rate!)} s (budget ${budget} s)`;
-          notes.push(`${s.name} stops at N=${fmt(stored)}: ${why}.`);
-          active.splice(active.indexOf(s), 1);
-          if (s === dynamo?.series) await dynamo.close();
+        const newUsers = n / PER_USER - users;
+        const addCount = newUsers * PER_USER;
+        // Drop (or refuse) series whose load would not finish in reasonable time.
+        const ordered = n > orderedAbove;
+        // A rate measured with the other load order says nothing about this stage's.
+        if (ordered !== lastOrdered) loadRate.clear();
+        lastOrdered = ordered;
+        for (const s of [...active]) {
+          const rate = loadRate.get(s.name);
+          const budget = s === dynamo?.series ? dynamoLoadBudgetS : loadBudgetS;
+          const overCap = s === dynamo?.series && n > dynamoMaxN;
+          if (overCap || (rate !== undefined && addCount / rate > budget)) {
+            const why = overCap
+              ? `capped at N=${fmt(dynamoMaxN)} (--dynamodb-max-n): loading through DynamoDB Local ran at ${Math.round(rate ?? 0)} messages/s`
+              : `loading the next ${fmt(addCount)} messages at ${Math.round(rate!)} messages/s would take about ${Math.round(addCount / rate!)} s (budget ${budget} s)`;
+            notes.push(`${s.name} stops at N=${fmt(stored)}: ${why}.`);
+            active.splice(active.indexOf(s), 1);
+            if (s === dynamo?.series) await dynamo.close();
+          }
         }
-      }
-      if (!active.includes(pobox) || !active.includes(sharedLog)) {
-        notes.push(`Stopped at N=${fmt(stored)}: the next stage (N=${fmt(n)}) would not load in reasonable time.`);
-        break;
-      }
+        if (!active.includes(pobox) || !active.includes(sharedLog)) {
+          notes.push(`Stopped at N=${fmt(stored)}: the next stage (N=${fmt(n)}) would not load in reasonable time.`);
+          break;
+        }
 
-      // The stage's messages: 10 for each new user, in shuffled order.
-      const order = new Uint32Array(addCount);
-      for (let i = 0; i < addCount; i++) order[i] = users + Math.floor(i / PER_USER);
-      if (ordered) {
-        if (!notes.some((x) => x.startsWith('Stages above'))) {
-          const shuffledRate = !Number.isFinite(lastShuffledRate) ? '' : ` (random inserts into lmdb's copy-on-write B-tree ran at about ${Math.round(lastShuffledRate)} messages/s at the previous stage, so this stage would have taken about ${duration(addCount / lastShuffledRate)})`;
-          notes.push(
-            `Stages above N=${fmt(orderedAbove)} were loaded user by user, in key order, instead of shuffled${shuffledRate}. ` +
-              'This does not change what is measured: a pobox fetch is a key-range read whatever the insertion order, and the shared-log fetch scans the whole partition whatever the order.',
+        // The stage's messages: 10 for each new user, in shuffled order.
+        const order = new Uint32Array(addCount);
+        for (let i = 0; i < addCount; i++) order[i] = users + Math.floor(i / PER_USER);
+        if (ordered) {
+          if (!notes.some((x) => x.startsWith('Stages above'))) {
+            const shuffledRate = !Number.isFinite(lastShuffledRate) ? '' : ` (random inserts into lmdb's copy-on-write B-tree ran at about ${Math.round(lastShuffledRate)} messages/s at the previous stage, so this stage would have taken about ${duration(addCount / lastShuffledRate)})`;
+            notes.push(
+              `Stages above N=${fmt(orderedAbove)} were loaded user by user, in key order, instead of shuffled${shuffledRate}. ` +
+                'This does not change what is measured: a pobox fetch is a key-range read whatever the insertion order, and the shared-log fetch scans the whole partition whatever the order.',
+            );
+          }
+        } else {
+          shuffle(order, random);
+        }
+        const nextK = new Uint8Array(newUsers);
+        const baseTime = Date.now();
+        const bar = progress(`lookup: load N=${fmt(n)}`, addCount * active.length);
+        const spent = new Map<Series, number>(active.map((s) => [s, 0]));
+        for (let off = 0; off < addCount; off += BATCH) {
+          checkInterrupted();
+          const batch: Msg[] = [];
+          for (let i = off; i < Math.min(off + BATCH, addCount); i++) {
+            const u = order[i]!;
+            const k = nextK[u - users]!++;
+            batch.push(message(u, k, baseTime + i));
+          }
+          // The series load side by side (each waits on its own disk or server); each is timed on its own.
+          await Promise.all(
+            active.map(async (s) => {
+              const t0 = performance.now();
+              await s.load(batch);
+              spent.set(s, spent.get(s)! + performance.now() - t0);
+              bar.tick(batch.length);
+            }),
           );
         }
-      } else {
-        shuffle(order, random);
-      }
-      const nextK = new Uint8Array(newUsers);
-      const baseTime = Date.now();
-      const bar = progress(`lookup: load N=${fmt(n)}`, addCount * active.length);
-      const spent = new Map<Series, number>(active.map((s) => [s, 0]));
-      for (let off = 0; off < addCount; off += BATCH) {
-        checkInterrupted();
-        const batch: Msg[] = [];
-        for (let i = off; i < Math.min(off + BATCH, addCount); i++) {
-          const u = order[i]!;
-          const k = nextK[u - users]!++;
-          batch.push(message(u, k, baseTime + i));
-        }
-        // The series load side by side (each waits on its own disk or server); each is timed on its own.
-        await Promise.all(
-          active.map(async (s) => {
-            const t0 = performance.now();
-            await s.load(batch);
-            spent.set(s, spent.get(s)! + performance.now() - t0);
-            bar.tick(batch.length);
-          }),
-        );
-      }
-      bar.stop();
-      users += newUsers;
-      stored = n;
-      for (const [s, ms] of spent) loadRate.set(s.name, addCount / (ms / 1000));
-      if (!ordered) lastShuffledRate = loadRate.get(pobox.name) ?? lastShuffledRate;
+        bar.stop();
+        users += newUsers;
+        stored = n;
+        for (const [s, ms] of spent) loadRate.set(s.name, addCount / (ms / 1000));
+        if (!ordered) lastShuffledRate = loadRate.get(pobox.name) ?? lastShuffledRate;
 
-      // Who we ask for: the same random users for every series.
-      const sampleCount = Math.min(lookupSamples, users);
-      const sample = Array.from({ length: sampleCount }, () => userName(Math.floor(random() * users)));
-      for (const s of active) await s.prepare(sample);
-      await crossCheck(active, sample.slice(0, 5));
+        // Who we ask for: the same random users for every series.
+        const sampleCount = Math.min(lookupSamples, users);
+        const sample = Array.from({ length: sampleCount }, () => userName(Math.floor(random() * users)));
+        for (const s of active) await s.prepare(sample);
+        await crossCheck(active, sample.slice(0, 5));
 
-      for (const s of active) {
-        const isScan = s === sharedLog;
-        const lat = new Latency();
-        const want = isScan ? Math.min(scanSamples, sampleCount) : sampleCount;
-        const bar2 = progress(`lookup: ${s.name.slice(0, 22)} N=${fmt(n)}`, want);
-        for (const u of sample.slice(0, Math.min(20, sampleCount))) await s.fetch(u); // warm-up
-        const t0 = performance.now();
-        for (let i = 0; i < want; i++) {
-          if (i % 100 === 0) checkInterrupted();
-          const u = sample[i]!;
-          const ids = await lat.time(() => s.fetch(u));
-          if (ids.length !== PER_USER) throw new Error(`${s.name}: ${u} has ${ids.length} pending messages, expected ${PER_USER}`);
-          bar2.tick();
-          if (isScan && i + 1 >= scanMin && performance.now() - t0 > scanBudgetMs) break;
+        for (const s of active) {
+          const isScan = s === sharedLog;
+          const lat = new Latency();
+          const want = isScan ? Math.min(scanSamples, sampleCount) : sampleCount;
+          const bar2 = progress(`lookup: ${s.name.slice(0, 22)} N=${fmt(n)}`, want);
+          for (const u of sample.slice(0, Math.min(20, sampleCount))) await s.fetch(u); // warm-up
+          const t0 = performance.now();
+          for (let i = 0; i < want; i++) {
+            if (i % 100 === 0) checkInterrupted();
+            const u = sample[i]!;
+            const ids = await lat.time(() => s.fetch(u));
+            if (ids.length !== PER_USER) throw new Error(`${s.name}: ${u} has ${ids.length} pending messages, expected ${PER_USER}`);
+            bar2.tick();
+            if (isScan && i + 1 >= scanMin && performance.now() - t0 > scanBudgetMs) break;
+          }
+          bar2.stop();
+          const sum = lat.summary();
+          if (isScan && sum.count < want) notes.push(`At N=${fmt(n)} the scan series took ${sum.count} samples (time budget ${scanBudgetMs / 1000} s), so its p99 is close to its maximum.`);
+          points.push({ series: s.name, n, users, loadSeconds: round((spent.get(s) ?? 0) / 1000), ...sum });
+          log(`  ${s.name.padEnd(36)} N=${fmt(n).padStart(5)}  p50 ${sum.p50} ms  p99 ${sum.p99} ms  (${sum.count} fetches)`);
         }
-        bar2.stop();
-        const sum = lat.summary();
-        if (isScan && sum.count < want) notes.push(`At N=${fmt(n)} the scan series took ${sum.count} samples (time budget ${scanBudgetMs / 1000} s), so its p99 is close to its maximum.`);
-        points.push({ series: s.name, n, users, loadSeconds: round((spent.get(s) ?? 0) / 1000), ...sum });
-        log(`  ${s.name.padEnd(36)} N=${fmt(n).padStart(5)}  p50 ${sum.p50} ms  p99 ${sum.p99} ms  (${sum.count} fetches)`);
-      }
       } catch (err) {
         // Keep what the smaller stages measured; say why the run stopped here.
         checkInterrupted();

@@ -9,6 +9,7 @@
  */
 import path from 'node:path';
 import { benchArgs, numberFlag } from './lib/args.js';
+import { fdatasyncLatency } from './lib/disk-probe.js';
 import { writeBarChart, type BarPoint } from './lib/plot.js';
 import { checkInterrupted, runMain } from './lib/cleanup.js';
 import { log, progress } from './lib/progress.js';
@@ -47,6 +48,8 @@ export interface PeersData {
   peers: PeerResult[];
   natsFsync?: string;
   plot?: string;
+  /** This disk's small-write durability cost, which bounds every durable send. */
+  diskFdatasyncMs?: { p50: number; p99: number };
 }
 
 const BODY_LEN = 100;
@@ -63,6 +66,8 @@ runMain(async () => {
   const notes: string[] = [];
   const only = typeof args.values.only === 'string' ? args.values.only.split(',') : undefined;
 
+  const disk = await fdatasyncLatency();
+  log(`peers: this disk's 4 KiB append + fdatasync: p50 ${disk.p50} ms, p99 ${disk.p99} ms`);
   log('peers: probing the NATS server for fsync behaviour...');
   const probe = await natsFsyncProbe().catch((err: Error) => ({ publishes: 0, fsyncCalls: null, summary: `fsync behaviour not measured (${err.message})` }));
   const natsDurability = `PubAck after the server wrote the message to its file store; ${probe.summary}`;
@@ -127,7 +132,7 @@ runMain(async () => {
     machine: benchMachine(['lmdb', 'ioredis', 'pg', 'nats'], peerVersions),
     params: { users, perUser, page, fetches, concurrency, bodyBytes: BODY_LEN, only: only ?? 'all' },
     notes,
-    data: { users, perUser, page, fetches, concurrency, bodyBytes: BODY_LEN, peers: results, natsFsync: probe.summary, plot },
+    data: { users, perUser, page, fetches, concurrency, bodyBytes: BODY_LEN, peers: results, natsFsync: probe.summary, plot, diskFdatasyncMs: { p50: disk.p50, p99: disk.p99 } },
   });
   log(`wrote ${file}`);
 });

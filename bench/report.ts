@@ -43,6 +43,7 @@ export async function writeReport(dir: string, quick: boolean): Promise<string> 
   }
   out.push(...lookupSection(lookup), ...peersSection(peers), ...e2eSection(e2e));
   out.push(...embedded(dir, quick, 'store', 'Store engines (`npm run bench:store`)'));
+  out.push(...embedded(dir, quick, 'dynamodb-cost', 'DynamoDB capacity per message (`npm run bench:dynamodb-cost`)'));
   out.push(...embedded(dir, quick, 'gateway', 'Gateway (`npm run bench:gateway`)'));
   const file = path.join(dir, 'README.md');
   writeFileSync(file, `${out.join('\n').replace(/\n{3,}/g, '\n\n').trim()}\n`);
@@ -67,7 +68,7 @@ function summary(lookup?: ResultEnvelope<LookupData>, peers?: ResultEnvelope<Pee
     out.push(
       `- **Lookup vs scan:** from N = ${fmtN(first!.n)} to ${fmtN(last!.n)} stored messages, pobox's fetch of one user's ${lookup.data.perUser} messages stays at ` +
         `${Math.min(...p50s)}–${Math.max(...p50s)} ms p50, while the shared-log scan grows with N: at N = ${fmtN(r.n)} it is **${times(r.p50)} slower at p50 and ${times(r.p99)} at p99**. ` +
-        `Largest N limited by: ${lookup.notes.find((n) => n.startsWith('Stopped at')) ?? 'the ladder ends there'}.`,
+        (lookup.notes.find((n) => n.startsWith('Stopped at')) ?? `The ladder ended at N = ${fmtN(last!.n)} as planned.`),
     );
   }
   const pobox = peers?.data.peers.find((p) => p.name.startsWith('pobox'))?.ops;
@@ -78,7 +79,9 @@ function summary(lookup?: ResultEnvelope<LookupData>, peers?: ResultEnvelope<Pee
     out.push(
       `- **Peers** (${peers.data.concurrency} concurrent clients, durable sends): pobox does ${pobox.send.throughput.toLocaleString('en')} sends/s, ` +
         `${pobox.fetch.throughput.toLocaleString('en')} page fetches/s and ${pobox.delete.throughput.toLocaleString('en')} deletes/s. The others, as a multiple of pobox: ` +
-        `send ${cmp('send')}; fetch ${cmp('fetch')}; delete ${cmp('delete')}. Durable sends are bound by fsync latency on this disk; NATS does not fsync per publish (measured).` +
+        `send ${cmp('send')}; fetch ${cmp('fetch')}; delete ${cmp('delete')}. ` +
+        `NATS does not fsync before acknowledging a publish (measured), the others do` +
+        (peers.data.diskFdatasyncMs ? ` (this disk syncs a 4 KiB append in ${peers.data.diskFdatasyncMs.p50} ms, p50).` : '.') +
         (peers.data.peers.some((p) => p.error) ? ` Could not run: ${peers.data.peers.filter((p) => p.error).map((p) => `${p.name} (${p.error})`).join('; ')}.` : ''),
     );
   }
@@ -111,7 +114,7 @@ function summary(lookup?: ResultEnvelope<LookupData>, peers?: ResultEnvelope<Pee
   out.push(
     '',
     'Re-run: `npm run bench` (all, ~20 min), `npm run bench -- --quick` (all, small, ~1.5 min; writes to `quick/`), or one part: `npm run bench:lookup`, ' +
-      '`bench:peers`, `bench:e2e`, `bench:store`, `bench:gateway`; `npm run bench:report` rebuilds this page from the JSON. Every benchmark removes what it started ' +
+      '`bench:peers`, `bench:e2e`, `bench:store`, `bench:dynamodb-cost`, `bench:gateway`; `npm run bench:report` rebuilds this page from the JSON. Every benchmark removes what it started ' +
       '(servers, temp dirs, databases, streams) when it ends, fails or is interrupted.',
     '',
   );
@@ -156,7 +159,8 @@ function lookupSection(r: ResultEnvelope<LookupData> | undefined): string[] {
     `(through \`PostOffice.read\`); the shared log appends every message to one of ${d.partitions} partitions (segment files, group-committed`,
     'with fdatasync like pobox) and a reconnect scans its partition for the user\'s records (large sequential reads, byte comparison, only',
     'matches decoded). Both hold the same messages on the same disk, both warm in the page cache, and every answer is checked to be the same',
-    `${d.perUser} messages. (\`npm run bench:lookup\`, bench/lookup-vs-scan.ts)`,
+    `${d.perUser} messages. More partitions would divide the scan by their number, but it would still grow linearly with N; a partition`,
+    'per user is what a key lookup is, and what a shared log cannot afford for millions of users. (`npm run bench:lookup`, bench/lookup-vs-scan.ts)',
     '',
     `![p50 and p99 fetch latency against N, log axes](${d.plot})`,
     '',
@@ -221,10 +225,16 @@ function peersSection(r: ResultEnvelope<PeersData> | undefined): string[] {
   if (d.plot) out.push('', `![throughput per operation and peer](${d.plot})`);
   out.push('', 'What each peer\'s "acknowledged" means, and what else to know:', '');
   for (const p of d.peers) {
-    if (p.durability) out.push(`- **${p.name}** (${p.version}): ${p.durability}. ${(p.notes ?? []).join(' ')}`);
+    if (p.durability) out.push(`- **${p.name}** (${p.version}): ${p.durability.replace(/\.$/, '')}. ${(p.notes ?? []).join(' ')}`);
   }
   out.push(
     '- All four share the machine\'s cores with the benchmark process; pobox runs in-process (no network hop), the others over loopback TCP.',
+    ...(d.diskFdatasyncMs
+      ? [
+          `- What limits durable sends: this disk takes ${d.diskFdatasyncMs.p50} ms (p50; p99 ${d.diskFdatasyncMs.p99} ms) to append 4 KiB and fdatasync it. With ${d.concurrency} clients each waiting for its ack, ` +
+            `a store that group-commits puts at most ${d.concurrency} sends in one commit; what a commit costs beyond that sync is the store's own work (an LMDB commit syncs twice, data pages then the meta page, and rewrites B-tree pages where the others append to a log).`,
+        ]
+      : []),
     ...r.notes.map((n) => `- ${n}`),
     '',
   );

@@ -4,8 +4,8 @@
  *
  *   npm run bench [-- --quick] [--skip store,gateway]
  *
- * Each benchmark is also runnable alone (npm run bench:store, bench:lookup, bench:peers,
- * bench:gateway, bench:e2e). The gateway benchmark runs before e2e, which quotes its
+ * Each benchmark is also runnable alone (npm run bench:store, bench:dynamodb-cost,
+ * bench:lookup, bench:peers, bench:gateway, bench:e2e). The gateway benchmark runs before e2e, which quotes its
  * drain and live latency. A failed benchmark is reported and the rest still run; the
  * exit code says whether all passed. Ctrl-C / SIGTERM stop the running benchmark (it
  * cleans up after itself) and nothing after it starts.
@@ -20,6 +20,7 @@ import { writeReport, type RunStep } from './report.js';
 
 const ORDER: Array<{ script: string; title: string }> = [
   { script: 'bench:store', title: 'store engines' },
+  { script: 'bench:dynamodb-cost', title: 'DynamoDB capacity units per message' },
   { script: 'bench:lookup', title: 'lookup vs scan' },
   { script: 'bench:peers', title: 'pobox vs Redis, PostgreSQL, NATS' },
   { script: 'bench:gateway', title: 'gateway drain, live, throughput' },

@@ -8,14 +8,15 @@
  * dedupe in one transaction (append.ts). Acks, device removal and purge commit the meta
  * item first and then delete messages in batches (one write unit each instead of a
  * transaction's two); messages a crash leaves behind are "released" (released.ts):
- * invisible, and deleted by the sweeper without counting them twice.
+ * invisible, never counted twice, deleted by the sweeper or native TTL. Reads check
+ * gaps so a transaction still being applied is never skipped (read.ts).
  */
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import type { z } from 'zod';
 import { DynamoDbConfigSchema, parseConfig, type DynamoDbConfig } from '../../core/config.js';
 import { PoboxError } from '../../core/errors.js';
 import type { DeviceId, Seq, UserId } from '../../core/ids.js';
-import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage, StoredMessage } from '../../core/types.js';
+import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage } from '../../core/types.js';
 import type {
   AckOutcome,
   AppendItem,
@@ -32,12 +33,13 @@ import type {
 } from '../contract.js';
 import { deviceList, hasDevice, minCursor, planAfterAck, planAfterRegister, planAfterRemove, startCursor, type DeletePlan } from '../rules.js';
 import { appendForUser, emptyMeta, type Entry } from './append.js';
-import { decodeMessage, decodeMeta, MAX_BODY_BYTES, type Item, type MetaValue } from './codec.js';
-import { messageSk, MESSAGE_PREFIX, META_SK, USERS_GPK } from './keys.js';
+import { decodeMessage, MAX_BODY_BYTES, type Item, type MetaValue } from './codec.js';
+import { messageSk, MESSAGE_PREFIX, USERS_GPK } from './keys.js';
 import { StaleRead, TableClient, type CapacityCounters } from './queries.js';
 import { isReleased } from './released.js';
 import { DEFAULT_RETRY, pause, type RetryPolicy } from './retry.js';
 import { sweep } from './sweep.js';
+import { readOnce } from './read.js';
 
 export type { CapacityCounters } from './queries.js';
 
@@ -56,8 +58,6 @@ export interface DynamoDbStoreOptions {
 }
 
 const MAX_SK = MESSAGE_PREFIX + '9'.repeat(16);
-/** TransactGetItems takes 100 keys: the meta item and 99 gaps. */
-const MAX_GAPS_CHECKED = 99;
 
 export class DynamoDbStore implements MailboxStore {
   readonly engine = 'dynamodb';
@@ -116,84 +116,12 @@ export class DynamoDbStore implements MailboxStore {
   async read(req: ReadRequest): Promise<ReadPage> {
     this.ensureOpen();
     for (let attempt = 0; ; attempt++) {
-      const page = await this.readOnce(req);
+      const page = await readOnce(this.t, req, this.scanBudget);
       if (page) return page;
       // A gap was a write still being applied: read again, it is visible now.
       if (attempt + 1 >= this.t.retry.maxAttempts) throw new PoboxError('UNAVAILABLE', `mailbox of ${req.user} kept changing during a read; try again`);
       await pause(attempt, this.t.retry);
     }
-  }
-
-  /**
-   * One attempt at a page; undefined when it must be read again.
-   *
-   * A Query is only read-committed: while a transaction is being applied it may return
-   * seq N+1 and not yet seq N, and a live session reading after its last seq would skip
-   * N forever. So any gap in the seqs examined (normally a message deleted for another
-   * device, or swept) is checked with a serializable TransactGetItems of the meta item
-   * and the missing keys: absent there means deleted; present means "still being
-   * applied", and the page is read again. More than 99 gaps: the page stops before the
-   * first gap not checked, and the next read goes on from there.
-   */
-  private async readOnce(req: ReadRequest): Promise<ReadPage | undefined> {
-    const meta = await this.t.getMeta(req.user);
-    if (!meta || !hasDevice(meta.devices, req.device)) {
-      throw new PoboxError('NOT_FOUND', `device ${req.device} of ${req.user} is not registered`);
-    }
-    const after = Math.max(req.afterSeq, meta.devices[req.device]!.cursor);
-    let messages: StoredMessage[] = [];
-    let nextAfter = after;
-    let scanned = 0;
-    let more = false;
-    const examined: Seq[] = [];
-    // Bounded by the last seq of the meta item read first: the page and lastSeq agree.
-    const start = Math.max(after, meta.floor);
-    if (start >= meta.lastSeq) return { epoch: meta.epoch, messages, nextAfter, more, lastSeq: meta.lastSeq };
-    await this.t.queryRange(req.user, messageSk(start + 1), messageSk(meta.lastSeq), Math.min(req.limit + 1, this.scanBudget + 1), (items) => {
-      for (const item of items) {
-        if (messages.length >= req.limit || scanned >= this.scanBudget) {
-          more = true;
-          return false;
-        }
-        scanned++;
-        const m = decodeMessage(item);
-        examined.push(m.seq);
-        nextAfter = m.seq;
-        if (m.expiresAt <= req.now) continue;
-        if (m.toDevice !== undefined && m.toDevice !== req.device) continue;
-        messages.push(m);
-      }
-      return true;
-    });
-    const end = more ? nextAfter : meta.lastSeq;
-    const gaps: Seq[] = [];
-    let firstUnchecked: Seq | undefined;
-    let i = 0;
-    for (let seq = start + 1; seq <= end; seq++) {
-      if (examined[i] === seq) {
-        i++;
-        continue;
-      }
-      if (gaps.length === MAX_GAPS_CHECKED) {
-        firstUnchecked = seq;
-        break;
-      }
-      gaps.push(seq);
-    }
-    if (gaps.length === 0) return { epoch: meta.epoch, messages, nextAfter, more, lastSeq: meta.lastSeq };
-    const snap = await this.t.snapshot(req.user, [META_SK, ...gaps.map(messageSk)]);
-    const snapMeta = snap.get(META_SK);
-    if (!snapMeta || decodeMeta(snapMeta).lastSeq < gaps[gaps.length - 1]!) return undefined;
-    if (gaps.some((g) => snap.has(messageSk(g)))) return undefined;
-    if (firstUnchecked !== undefined) {
-      messages = messages.filter((m) => m.seq < firstUnchecked);
-      nextAfter = firstUnchecked - 1;
-      more = true;
-    } else {
-      // Every gap up to `end` is known deleted: continue after it, not before it again.
-      nextAfter = end;
-    }
-    return { epoch: meta.epoch, messages, nextAfter, more, lastSeq: meta.lastSeq };
   }
 
   /** The messages a plan lets us delete, read before the meta item commits. */
