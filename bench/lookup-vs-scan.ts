@@ -97,18 +97,18 @@ runMain(async () => {
       try {
         const newUsers = n / PER_USER - users;
         const addCount = newUsers * PER_USER;
-        // Drop (or refuse) series whose load would not finish in reasonable time.
         const ordered = n > orderedAbove;
         // A rate measured with the other load order says nothing about this stage's.
         if (ordered !== lastOrdered) loadRate.clear();
         lastOrdered = ordered;
+        // Drop series whose load would not finish in reasonable time (or that are capped).
         for (const s of [...active]) {
           const rate = loadRate.get(s.name);
           const budget = s === dynamo?.series ? dynamoLoadBudgetS : loadBudgetS;
           const overCap = s === dynamo?.series && n > dynamoMaxN;
           if (overCap || (rate !== undefined && addCount / rate > budget)) {
             const why = overCap
-              ? `capped at N=${fmt(dynamoMaxN)} (--dynamodb-max-n): loading through DynamoDB Local ran at ${Math.round(rate ?? 0)} messages/s`
+              ? `capped at N=${fmt(dynamoMaxN)} (--dynamodb-max-n)${rate === undefined ? '' : `: loading through DynamoDB Local ran at ${Math.round(rate)} messages/s, so the next stage would take about ${duration(addCount / rate)}`}`
               : `loading the next ${fmt(addCount)} messages at ${Math.round(rate!)} messages/s would take about ${Math.round(addCount / rate!)} s (budget ${budget} s)`;
             notes.push(`${s.name} stops at N=${fmt(stored)}: ${why}.`);
             active.splice(active.indexOf(s), 1);
@@ -120,7 +120,7 @@ runMain(async () => {
           break;
         }
 
-        // The stage's messages: 10 for each new user, in shuffled order.
+        // The stage's messages: 10 for each new user, shuffled (or user by user, see --ordered-above).
         const order = new Uint32Array(addCount);
         for (let i = 0; i < addCount; i++) order[i] = users + Math.floor(i / PER_USER);
         if (ordered) {
@@ -173,7 +173,9 @@ runMain(async () => {
           const lat = new Latency();
           const want = isScan ? Math.min(scanSamples, sampleCount) : sampleCount;
           const bar2 = progress(`lookup: ${s.name.slice(0, 22)} N=${fmt(n)}`, want);
-          for (const u of sample.slice(0, Math.min(20, sampleCount))) await s.fetch(u); // warm-up
+          // Warm-up (JIT, file handles, DynamoDB Local's JVM), unrecorded.
+          const warm = isScan ? 10 : 200;
+          for (let i = 0; i < warm; i++) await s.fetch(sample[i % sampleCount]!);
           const t0 = performance.now();
           for (let i = 0; i < want; i++) {
             if (i % 100 === 0) checkInterrupted();
