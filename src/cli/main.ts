@@ -48,10 +48,9 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Run when executed directly (e.g. `node --import tsx src/cli/main.ts`), not when imported by bin/pobox.js.
-const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\.ts$/, '.ts'));
-if (invokedDirectly) {
-  main(process.argv).then(
+/** Run the CLI as a process: the exit code becomes the process's. */
+export function runCli(argv: string[] = process.argv): void {
+  main(argv).then(
     (code) => {
       if (code !== 0) process.exitCode = code;
     },
@@ -61,3 +60,6 @@ if (invokedDirectly) {
     },
   );
 }
+
+// Run when executed directly (e.g. `node --import tsx src/cli/main.ts`), not when imported by bin/pobox.js.
+if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1])) runCli();

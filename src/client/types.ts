@@ -1,4 +1,5 @@
 import type { PoboxError } from '../core/errors.js';
+import type { MessageFrame } from '../core/protocol.js';
 
 /**
  * The subset of the standard WebSocket API the client uses. Browsers provide it as
@@ -51,16 +52,7 @@ export interface ClientOptions {
 }
 
 /** A message as handed to the application. */
-export interface ClientMessage {
-  seq: number;
-  id: string;
-  from: string;
-  body: string;
-  sentAt: number;
-  expiresAt: number;
-  toDevice?: string;
-  receipt?: boolean;
-}
+export type ClientMessage = Omit<MessageFrame, 'type'>;
 
 export interface SendOptions {
   to: string;

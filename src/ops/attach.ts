@@ -4,16 +4,10 @@
  * offline wake-up hook, and the demo page. Returns what it started, to close with the
  * server.
  */
-import type { Bus } from '../bus/contract.js';
-import { resolveSecrets, type Authenticator } from '../gateway/auth.js';
-import type { ServerConfig } from '../gateway/config.js';
-import type { GatewayEvents } from '../gateway/events.js';
-import type { HttpRouter } from '../gateway/http-router.js';
-import type { Logger } from '../gateway/logger.js';
+import { resolveSecrets } from '../gateway/auth.js';
+import type { ServerContext } from '../gateway/server.js';
 import { attachPostOffice, seedPending } from '../metrics/postoffice-metrics.js';
 import type { PoboxMetrics } from '../metrics/metrics.js';
-import type { TypedEvents } from '../postoffice/events.js';
-import type { PostOffice } from '../postoffice/post-office.js';
 import { enableReceipts, RECEIPT_SENDER } from '../postoffice/receipts.js';
 import { WakeupHook } from '../postoffice/wakeup-hook.js';
 import { demoEnabled, registerDemoRoutes, webDir } from './demo-routes.js';
@@ -24,14 +18,7 @@ import { LocalPresence } from './presence.js';
 import type { RedisPresence } from './redis-presence.js';
 import { parseRedisBusOptions } from '../bus/redis-options.js';
 
-export interface OpsDeps {
-  config: ServerConfig;
-  postOffice: PostOffice;
-  bus: Bus;
-  events: TypedEvents<GatewayEvents>;
-  router: HttpRouter;
-  auth: Authenticator;
-  log: Logger;
+export interface OpsDeps extends Pick<ServerContext, 'config' | 'postOffice' | 'bus' | 'events' | 'router' | 'auth' | 'log'> {
   metrics: PoboxMetrics;
   /** The server's live sessions (their `state`), for the sessions gauge. */
   sessions: () => ReadonlyArray<{ state: string }>;
