@@ -595,7 +595,11 @@ async function durableThroughput(server: ServerHandle, senders: PoboxClient[], i
       try {
         await c.send({ to, body });
       } catch {
+        // Ctrl-C closed the clients: stop. Otherwise count the refusal and yield to the
+        // event loop, so a failing client cannot spin on rejected promises.
+        if (interrupted()) return;
         failed++;
+        await new Promise((r) => setImmediate(r));
         continue;
       }
       completed++;
