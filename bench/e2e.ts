@@ -11,12 +11,14 @@
  *
  *   npm run bench:e2e [-- --quick] [--devices 10000] [--idle-max 100000]
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { benchArgs, numberFlag } from './lib/args.js';
 import { checkInterrupted, runMain } from './lib/cleanup.js';
 import { log, progress } from './lib/progress.js';
 import { benchMachine, readJson, resultsDir, writeResult } from './lib/results.js';
+import { diffCounters, tcpCounters } from './lib/netstat.js';
 import { percentile } from './lib/stats.js';
 import { forkChild, type Child } from './e2e/children.js';
 import type { IdleReply, ServerReply, StormDevice, StormReply } from './e2e/ipc.js';
@@ -46,6 +48,14 @@ export interface StormResult {
   serverCores: number;
   loadGeneratorCores: number;
   machineCores: number;
+  /** Share of the storm's time the server's event loop (its one JavaScript thread) was busy. */
+  serverEventLoopBusy: number;
+  /** The same in the busiest one-second window of the storm. */
+  serverEventLoopPeak1s: number;
+  /** Kernel TCP counters during the storm (machine-wide): listen-queue overflows, SYN retransmissions. */
+  tcp?: Record<string, number>;
+  /** The server socket's accept-queue length (ss Send-Q of the listener). */
+  listenBacklog?: number;
 }
 
 interface Pct {
@@ -155,6 +165,7 @@ async function stormBench(devices: number, perDevice: number, spreadMs: number):
   try {
     const ready = await server.next<Extract<ServerReply, { type: 'ready' }>>(['ready'], 60_000);
     const wsUrl = `ws://127.0.0.1:${ready.port}/ws`;
+    const backlog = listenBacklog(ready.port);
     const prefix = 'storm-';
     log(`e2e storm: prefilling ${devices} mailboxes x ${perDevice} messages...`);
     const pre = await server.ask<Extract<ServerReply, { type: 'prefilled' }>>({ cmd: 'prefill', users: devices, perUser: perDevice, prefix }, ['prefilled']);
@@ -172,6 +183,7 @@ async function stormBench(devices: number, perDevice: number, spreadMs: number):
       ),
     );
     const before = await server.ask<Extract<ServerReply, { type: 'memory' }>>({ cmd: 'memory' }, ['memory']);
+    const tcpBefore = tcpCounters();
     const startAt = Date.now() + 500;
     log(`e2e storm: ${devices} devices reconnect within ${spreadMs} ms...`);
     const bar = progress('e2e: reconnect storm', 1);
@@ -182,6 +194,7 @@ async function stormBench(devices: number, perDevice: number, spreadMs: number):
     const errors: Record<string, number> = {};
     for (const d of done) for (const [k, v] of Object.entries(d.errors)) errors[k] = (errors[k] ?? 0) + v;
     const lastAck = Math.max(...done.map((d) => d.lastAckAt));
+    const tcp = diffCounters(tcpBefore, tcpCounters());
     for (const c of clients) await c.stop();
     const mem = await server.ask<Extract<ServerReply, { type: 'memory' }>>({ cmd: 'memory' }, ['memory']);
     const wallS = (lastAck - startAt) / 1000;
@@ -214,6 +227,10 @@ async function stormBench(devices: number, perDevice: number, spreadMs: number):
       serverCores: Math.round(((mem.cpuMs - before.cpuMs) / 1000 / wallS) * 100) / 100,
       loadGeneratorCores: Math.round((done.reduce((n, d) => n + d.cpuMs, 0) / 1000 / wallS) * 100) / 100,
       machineCores: os.cpus().length,
+      serverEventLoopBusy: Math.round(((mem.eluActive - before.eluActive) / (mem.eluActive - before.eluActive + mem.eluIdle - before.eluIdle)) * 100) / 100,
+      serverEventLoopPeak1s: Math.round(mem.eluPeak1s * 100) / 100,
+      ...(tcp ? { tcp } : {}),
+      ...(backlog !== undefined ? { listenBacklog: backlog } : {}),
     };
     log(
       `e2e storm: ${result.completed}/${devices} devices done in ${result.totalMs} ms; delivered ${result.messagesDelivered}/${result.messagesExpected}, ` +
@@ -232,9 +249,17 @@ function stormNotes(s: StormResult): string[] {
   if (s.lost > 0 || s.serverMessagesLeft > 0) out.push(`Storm: ${s.lost} messages not delivered, ${s.serverMessagesLeft} left on the server (see errors: ${JSON.stringify(s.errors)}).`);
   if (s.retries > 0) out.push(`Storm: ${s.retries} reconnects after a failed connection (${JSON.stringify(s.errors)}).`);
   out.push(
-    `Storm CPU: the server process averaged ${s.serverCores} cores and the load generators ${s.loadGeneratorCores} cores of the machine's ${s.machineCores} while it ran` +
-      (s.serverCores + s.loadGeneratorCores > s.machineCores * 0.8 ? ': the run was CPU-bound, client and server competing for the same cores.' : '.'),
+    `Storm CPU: the server process averaged ${s.serverCores} cores (its event loop busy ${Math.round(s.serverEventLoopBusy * 100)}% of the storm, ${Math.round(s.serverEventLoopPeak1s * 100)}% in its busiest second) and the load generators ${s.loadGeneratorCores} cores, of the machine's ${s.machineCores}.`,
   );
+  const overflows = s.tcp?.ListenOverflows ?? 0;
+  if (overflows > 0) {
+    out.push(
+      `Storm: the server's listen queue overflowed ${overflows} times and the kernel retransmitted ${s.tcp?.TCPSynRetrans ?? 0} SYNs (SYN cookies sent: ${s.tcp?.SyncookiesSent ?? 0}). ` +
+        'Connections that arrive while the queue is full wait in TCP\'s retransmission backoff (1 s, then 3 s, 7 s, 15 s ...), which is what stretches the tail: ' +
+        `the time from connect to the socket opening is p50 ${s.open.p50} ms and p99 ${s.open.p99} ms, while opening to the durable ack takes about ${Math.max(0, s.acked.p50 - s.open.p50)} ms (p50). ` +
+        `The gateway's listen backlog is ${s.listenBacklog ?? 'unknown'}${s.listenBacklog === 511 ? " (Node's default)" : ''}; ${s.devices.toLocaleString('en')} connects in one second arrive faster than one event loop accepts them and sets up their sessions (busiest second: ${Math.round(s.serverEventLoopPeak1s * 100)}% busy).`,
+    );
+  }
   return out;
 }
 
@@ -296,6 +321,18 @@ async function idleBench(maxConnections: number, quick: boolean): Promise<IdleRe
     return result;
   } finally {
     await server.stop();
+  }
+}
+
+/** The accept-queue length of the listener on `port` (what `ss -ltn` shows as Send-Q). */
+function listenBacklog(port: number): number | undefined {
+  try {
+    const out = execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' });
+    const cols = out.trim().split(/\s+/);
+    const n = Number(cols[2]);
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -733,13 +733,13 @@ function explainDynamo(drains: DrainResult[], live: LiveResult, t: ThroughputRes
   const refused = live.failed + t.failed;
   if (refused > 0) {
     notes.push(
-      `${refused} sends were refused with "could not store the message ... the data changed under us" (${live.failed} live, ${t.failed} throughput): the engine's send transaction is conditioned on the mailbox's metadata item, which acks (a device cursor) and other sends to the same user also write; after maxAttempts conflicting retries the send fails with UNAVAILABLE (nothing is stored, the client may resend under the same id). The retries column shows how often a request was redone.`,
+      `${refused} sends were refused with "could not store the message ... the data changed under us" (${live.failed} live, ${t.failed} throughput): the engine's send transaction is conditioned on the mailbox's last seq, which other sends to the same user also move; after the contention budget (10 s of lost races) the send fails with UNAVAILABLE (nothing is stored, the client may resend under the same id). The retries column shows how often a request was redone.`,
     );
   }
   const drainSend = lifecycle.filter((l) => l.phase.startsWith('drain-') && l.send);
   if (drainSend.some((l) => l.send!.retries > 0)) {
     notes.push(
-      `Send RCU in the drain phases (${drainSend.map((l) => `${l.send!.billedRead} per message at ${l.phase}`).join(', ')}) is mostly conflict retries: 500 sends in flight to one user reach the store as several post-office batches at once; they conflict on the user's metadata item, and each redo first reads the chunk's dedupe entries (a BatchGetItem of up to 100 keys, 1 RCU each, found or not) so a resend is never stored twice. Without a conflict a grouped send reads only the metadata item (about 0.02 RCU per message at 49 messages per transaction).`,
+      `Send RCU in the drain phases (${drainSend.map((l) => `${l.send!.billedRead} per message at ${l.phase}`).join(', ')}) is mostly conflict retries: 500 sends in flight to one user reach the store as several post-office batches at once; they race for the user's last seq, and the loser reads the metadata item again and recomputes (it reads the chunk's dedupe entries, a BatchGetItem of up to 100 keys at 1 RCU each, only when a dedupe condition failed, so a resend is never stored twice). Without a conflict a grouped send reads only the metadata item (about 0.02 RCU per message at 49 messages per transaction).`,
     );
   }
   if (one && batched) {
@@ -760,7 +760,7 @@ function capacityMarkdown(lifecycle: LifecycleUnits[]): string[] {
   const lines = [
     '## Capacity units per message lifecycle',
     '',
-    'Per message: billed by AWS rules on the requests the engine really sent (bench/lib/dynamodb-billing.ts); in brackets what DynamoDB Local reported (ReturnConsumedCapacity TOTAL, which counts every TransactWriteItems as 2 units). Counted in the server process, after each phase has gone quiet; divided by the messages stored in that phase. "retries" counts requests redone after a conflict or throttling (a send transaction whose metadata item changed under it is redone with the dedupe entries read); "deleted" is items deleted per message (1 = the message was deleted on ack).',
+    'Per message: billed by AWS rules on the requests the engine really sent (bench/lib/dynamodb-billing.ts); in brackets what DynamoDB Local reported (ReturnConsumedCapacity TOTAL, which counts every TransactWriteItems as 2 units). Counted in the server process, after each phase has gone quiet; divided by the messages stored in that phase. "retries" counts requests redone after a conflict or throttling (a transaction conflict sent again as is, or a send that lost the race for the last seq of the mailbox recomputed from a fresh read); "deleted" is items deleted per message (1 = the message was deleted on ack).',
     '',
     '| phase | stage | WCU billed (reported) | RCU billed (reported) | requests | retries | deleted |',
     '| --- | --- | --- | --- | --- | --- | --- |',

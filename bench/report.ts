@@ -90,9 +90,10 @@ function summary(lookup?: ResultEnvelope<LookupData>, peers?: ResultEnvelope<Pee
     out.push(
       `- **Reconnect storm:** ${storm.devices.toLocaleString('en')} devices x ${storm.perDevice} pending, all reconnecting within ${storm.spreadMs / 1000} s: every message delivered and acked after **${(storm.totalMs / 1000).toFixed(1)} s**, ` +
         `${storm.lost} lost, ${storm.duplicates} duplicates, ${storm.serverMessagesLeft} left on the server. ` +
-        (storm.serverCores + storm.loadGeneratorCores > storm.machineCores * 0.8
-          ? `Limited by CPU: the server used ${storm.serverCores} and the load generators ${storm.loadGeneratorCores} of the machine's ${storm.machineCores} cores.`
-          : `CPU was not the limit (server ${storm.serverCores}, load generators ${storm.loadGeneratorCores} of ${storm.machineCores} cores): most of the time is the 1 s spread of the connects.`),
+        ((storm.tcp?.ListenOverflows ?? 0) > 0
+          ? `Limited by connection acceptance: the listen queue overflowed ${storm.tcp!.ListenOverflows} times and the stragglers waited in TCP's SYN retransmission backoff ` +
+            `(connect -> open p99 ${storm.open.p99} ms; open -> durable ack about ${Math.max(0, storm.acked.p50 - storm.open.p50)} ms); the server's event loop was busy ${Math.round(storm.serverEventLoopPeak1s * 100)}% in the storm's busiest second and ${Math.round(storm.serverEventLoopBusy * 100)}% over all of it.`
+          : `The server's event loop was busy ${Math.round(storm.serverEventLoopBusy * 100)}% of the storm (server ${storm.serverCores}, load generators ${storm.loadGeneratorCores} of ${storm.machineCores} cores); connects were spread over ${storm.spreadMs / 1000} s.`),
     );
   }
   const idle = e2e?.data.idle;
@@ -262,6 +263,9 @@ function e2eSection(r: ResultEnvelope<E2eData> | undefined): string[] {
       `| per device, connect -> caughtUp | ${storm.caughtUp.p50} / ${storm.caughtUp.p99} / ${storm.caughtUp.max} |`,
       `| per device, connect -> acked (durable) | ${storm.acked.p50} / ${storm.acked.p99} / ${storm.acked.max} |`,
       `| server RSS after the storm | ${storm.serverRssMiB} MiB |`,
+      `| server event loop busy: busiest second / whole storm | ${Math.round(storm.serverEventLoopPeak1s * 100)}% / ${Math.round(storm.serverEventLoopBusy * 100)}% |`,
+      `| CPU cores used: server / load generators (of ${storm.machineCores}) | ${storm.serverCores} / ${storm.loadGeneratorCores} |`,
+      ...(storm.tcp ? [`| kernel: listen-queue overflows / SYN retransmissions / SYN cookies | ${storm.tcp.ListenOverflows} / ${storm.tcp.TCPSynRetrans} / ${storm.tcp.SyncookiesSent} |`] : []),
       '',
     );
     if (Object.keys(storm.errors).length) out.push(`Errors seen by clients: ${JSON.stringify(storm.errors)}.`, '');

@@ -12,7 +12,7 @@ export type ServerRequest =
 export type ServerReply =
   | { type: 'ready'; port: number; nofile: number }
   | { type: 'prefilled'; ms: number }
-  | { type: 'memory'; rss: number; heapUsed: number; external: number; sessions: number; cpuMs: number }
+  | { type: 'memory'; rss: number; heapUsed: number; external: number; sessions: number; cpuMs: number; eluIdle: number; eluActive: number; eluPeak1s: number }
   | { type: 'pending'; pending: number; messagesLeft: number }
   | { type: 'error'; message: string };
 

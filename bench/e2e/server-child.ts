@@ -7,6 +7,7 @@
 import { rmSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { performance as perf, type EventLoopUtilization } from 'node:perf_hooks';
 import { startServer, type RunningServer } from '../../src/gateway/server.js';
 import type { ServerReply, ServerRequest } from './ipc.js';
 
@@ -35,6 +36,16 @@ server = await startServer({
   postOffice: { retention: { sweepIntervalMs: 0 } },
 });
 reply({ type: 'ready', port: server.port, nofile: Number(process.env.BENCH_NOFILE ?? 0) });
+
+// The busiest one-second window since the last memory request (sampled every 250 ms).
+let peakElu = 0;
+const windows: EventLoopUtilization[] = [perf.eventLoopUtilization()];
+setInterval(() => {
+  const now = perf.eventLoopUtilization();
+  windows.push(now);
+  if (windows.length > 5) windows.shift();
+  peakElu = Math.max(peakElu, perf.eventLoopUtilization(now, windows[0]).utilization);
+}, 250).unref();
 
 process.on('message', (raw) => {
   const m = raw as ServerRequest;
@@ -67,7 +78,23 @@ async function handle(m: ServerRequest): Promise<void> {
       gc?.();
       const mem = process.memoryUsage();
       const cpu = process.cpuUsage();
-      reply({ type: 'memory', rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, sessions: server!.sessions().length, cpuMs: (cpu.user + cpu.system) / 1000 });
+      // Event-loop time busy vs idle: the server runs its JavaScript on one thread, so near 100% busy means saturated.
+      const elu = perf.eventLoopUtilization();
+      const peak = peakElu;
+      // Start the next window after the forced GC, so it does not count as load.
+      peakElu = 0;
+      windows.splice(0, windows.length, elu);
+      reply({
+        type: 'memory',
+        rss: mem.rss,
+        heapUsed: mem.heapUsed,
+        external: mem.external,
+        sessions: server!.sessions().length,
+        cpuMs: (cpu.user + cpu.system) / 1000,
+        eluIdle: elu.idle,
+        eluActive: elu.active,
+        eluPeak1s: peak,
+      });
       return;
     }
     case 'pending': {

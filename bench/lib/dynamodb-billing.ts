@@ -67,6 +67,11 @@ export function modelBilling(client: DynamoDBClient): { units: ModelledUnits } {
         case 'PutItemCommand':
           units.write += kb(input.Item) + indexWrite(input as Put);
           break;
+        case 'UpdateItemCommand':
+          // Only the meta item is updated on its own (acks, devices, purge): billed on the
+          // larger of its sizes before and after, under 1 KB (counters and device cursors).
+          units.write += 1;
+          break;
         case 'DeleteItemCommand':
           units.write += 1 + (/^[de]#/.test((input.Key as Item).sk?.S ?? '') ? 1 : 0);
           break;

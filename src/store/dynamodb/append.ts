@@ -1,31 +1,39 @@
 /**
  * Appending to one user's mailbox: seq assignment, dedupe, quotas and the message write
- * are one TransactWriteItems (meta put conditioned on its version + message puts +
- * dedupe puts). Either all of a chunk is visible or none of it, and a later chunk can
- * only commit after this one (it is conditioned on the version this one wrote), so a
- * reader never sees seq N+1 committed while seq N is not.
+ * are one TransactWriteItems (an update of the meta item + message puts + dedupe puts).
+ * Either all of a chunk is visible or none of it, and a later chunk can only commit
+ * after this one (it is conditioned on the `last` this one wrote), so a reader never
+ * sees seq N+1 committed while seq N is not.
+ *
+ * The meta update is conditioned only on what a send depends on (meta-writes.ts): `last`
+ * unchanged, the quota still leaving room for what it adds, targeted devices still
+ * registered. Acks and the sweeper lower `cnt`/`bytes` by ADD and never touch `last`, so
+ * they do not invalidate a send; only another send to the same user does, and then the
+ * chunk is recomputed from a fresh read. A TransactionConflict (two writers on the item
+ * at the same instant) is retried as is in TableClient, without reading again.
  *
  * The first attempt does not read the dedupe entries: each dedupe put is conditioned
  * on the entry not existing, true for nearly every send, which saves a read per message.
  * A resend (or a refusal, which must not shadow a duplicate) redoes the chunk with the
- * entries read.
+ * entries read. A chunk that lost only the race for `last` is redone without them.
  *
  * A chunk holds at most 49 new messages (2 items each, plus the meta item, under the
- * 100-item limit) and about 3.5 MB (under the 4 MB limit). A lost race (someone else
- * wrote the meta item since we read it) reads again and recomputes; transient failures
- * are retried inside TableClient. What still fails gets UNAVAILABLE, item by item.
+ * 100-item limit) and about 3.5 MB (under the 4 MB limit). Lost races are retried for
+ * the contention time budget; transient failures are retried inside TableClient. What
+ * still fails gets UNAVAILABLE, item by item.
  */
 import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { PoboxError } from '../../core/errors.js';
-import type { MessageId, Seq, UserId } from '../../core/ids.js';
+import type { DeviceId, MessageId, Seq, UserId } from '../../core/ids.js';
 import type { StoredMessage } from '../../core/types.js';
 import type { AppendItem, AppendLimits, AppendOutcome } from '../contract.js';
 import { hasDevice } from '../rules.js';
 import { newEpoch } from '../epoch.js';
 import { decodeDedupe, decodeMessage, encodeDedupe, encodeMessage, itemSize, MAX_ITEM_BYTES, type Item, type MetaValue } from './codec.js';
 import { dedupeSk, expiryShard, messageSk, pointerSk } from './keys.js';
+import { sendUpdate } from './meta-writes.js';
 import { StaleRead, type TableClient } from './queries.js';
-import { pause } from './retry.js';
+import { contentionPause, withinBudget } from './retry.js';
 
 export interface AppendSettings {
   sweepShards: number;
@@ -36,6 +44,9 @@ const MAX_MESSAGES_PER_TX = 49;
 const MAX_TX_BYTES = 3_500_000;
 /** Items considered per pass: bounded by one BatchGetItem of dedupe keys. */
 const MAX_CONSIDERED = 100;
+
+/** The send lost the race for the meta item only (its dedupe conditions held). */
+class LostRace extends StaleRead {}
 
 export interface Entry {
   index: number;
@@ -50,6 +61,7 @@ export function emptyMeta(): MetaValue {
 export async function appendForUser(t: TableClient, s: AppendSettings, user: UserId, entries: Entry[], limits: AppendLimits, out: AppendOutcome[]): Promise<void> {
   let pending = entries;
   let stale = 0;
+  let startedAt = Date.now();
   // First try without reading dedupe entries: the dedupe puts are conditioned on the
   // entry not existing, which holds for almost every send. A resend fails that condition
   // and the chunk is redone with the entries read (and expired ones handled).
@@ -59,13 +71,19 @@ export async function appendForUser(t: TableClient, s: AppendSettings, user: Use
       const done = await appendChunk(t, s, user, pending, limits, out, readDedupe);
       pending = pending.slice(done);
       stale = 0;
+      startedAt = Date.now();
       readDedupe = false;
     } catch (err) {
-      if (err instanceof StaleRead && stale + 1 < t.retry.maxAttempts) {
+      if (err instanceof StaleRead && withinBudget(startedAt, t.retry)) {
         t.capacity.retries++;
-        if (readDedupe) await pause(stale, t.retry);
-        stale++;
-        readDedupe = true;
+        if (err instanceof LostRace) {
+          // Another send to this user committed first: recompute from a fresh read.
+          await contentionPause(stale++, t.retry);
+        } else if (readDedupe) {
+          await contentionPause(stale++, t.retry);
+        } else {
+          readDedupe = true; // a resend, or a refusal to confirm: read the entries now
+        }
         continue;
       }
       const e =
@@ -105,6 +123,7 @@ async function appendChunk(
 
   const tx: TransactWriteItem[] = [];
   const staged: Array<{ index: number; outcome: AppendOutcome }> = [];
+  const targeted: DeviceId[] = [];
   let txBytes = 0;
   let messages = 0;
   let done = 0;
@@ -161,6 +180,7 @@ async function appendChunk(
     txBytes += size + 200;
     messages++;
     tx.push({ Put: { TableName: t.table, Item: msgItem } });
+    if (item.toDevice !== undefined) targeted.push(item.toDevice);
     const dedupe = encodeDedupe(user, { id: item.id, seq, expiresAt: item.expiresAt }, expiryShard(user, s.sweepShards), s.ttlGraceSeconds);
     tx.push({ Put: { TableName: t.table, Item: dedupe, ...(readDedupe ? {} : { ConditionExpression: 'attribute_not_exists(pk)' }) } });
     seen.set(item.id, { seq, expiresAt: item.expiresAt, fromThisChunk: true });
@@ -168,10 +188,29 @@ async function appendChunk(
   }
   // Nothing is written (not even a new meta item) when nothing was stored.
   if (tx.length > 0) {
-    const expected = stored?.ver;
-    meta.ver = (stored?.ver ?? 0) + 1;
-    tx.push(t.metaPut(user, meta, expected));
-    await t.transact(tx);
+    if (!stored) {
+      tx.push(t.metaCreate(user, meta));
+    } else {
+      const change = {
+        expectedLast: stored.lastSeq,
+        newLast: meta.lastSeq,
+        count: meta.count - stored.count,
+        bytes: meta.bytes - stored.bytes,
+        maxCount: limits.maxMailboxMessages,
+        maxBytes: limits.maxMailboxBytes,
+        devices: targeted,
+      };
+      tx.push(t.metaUpdate(user, sendUpdate(change)));
+    }
+    const metaIndex = tx.length - 1;
+    try {
+      await t.transact(tx);
+    } catch (err) {
+      if (err instanceof StaleRead && err.failed.length > 0 && err.failed.every((i) => i === metaIndex)) {
+        throw new LostRace(err.message, { cause: err });
+      }
+      throw err;
+    }
   }
   for (const { index, outcome } of staged) out[index] = outcome;
   return done;

@@ -26,7 +26,7 @@ export interface MetaValue {
   /** Every message with seq <= floor is released (acked by all devices, or purged). */
   floor: Seq;
   devices: DeviceMap;
-  /** Optimistic-concurrency version: every meta write is conditioned on it. */
+  /** Version of the device state (devs, floor): every write but a send is conditioned on it and bumps it. */
   ver: number;
 }
 

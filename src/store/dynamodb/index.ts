@@ -3,9 +3,11 @@
  * docs/dynamodb.md). Loaded only when chosen; the AWS SDK is an optional dependency.
  *
  * Consistency: every mailbox read is strongly consistent. Every change to a user's
- * meta item is conditioned on the version we read, so concurrent nodes serialise per
- * user by optimistic concurrency, never by a lock. Appends commit meta + messages +
- * dedupe in one transaction (append.ts). Acks, device removal and purge commit the meta
+ * meta item is a conditional update of only the attributes it changes, conditioned on
+ * what it depends on (meta-writes.ts): sends on the last seq, device-state changes on
+ * the device-state version. Concurrent nodes serialise per user by optimistic
+ * concurrency, never by a lock, and an ack never invalidates a send. Appends commit
+ * meta + messages + dedupe in one transaction (append.ts). Acks, device removal and purge commit the meta
  * item first and then delete messages in batches (one write unit each instead of a
  * transaction's two); messages a crash leaves behind are "released" (released.ts):
  * invisible, never counted twice, deleted by the sweeper or native TTL. Reads check
@@ -35,9 +37,11 @@ import { deviceList, hasDevice, minCursor, planAfterAck, planAfterRegister, plan
 import { appendForUser, emptyMeta, type Entry } from './append.js';
 import { decodeMessage, MAX_BODY_BYTES, type Item, type MetaValue } from './codec.js';
 import { messageSk, MESSAGE_PREFIX, USERS_GPK } from './keys.js';
+import { UserLanes } from './lanes.js';
+import { stateUpdate } from './meta-writes.js';
 import { StaleRead, TableClient, type CapacityCounters } from './queries.js';
 import { isReleased } from './released.js';
-import { DEFAULT_RETRY, pause, type RetryPolicy } from './retry.js';
+import { contentionPause, DEFAULT_RETRY, withinBudget, type RetryPolicy } from './retry.js';
 import { sweep } from './sweep.js';
 import { readOnce } from './read.js';
 
@@ -70,6 +74,8 @@ export class DynamoDbStore implements MailboxStore {
   private readonly userConcurrency: number;
   private readonly ownsClient: boolean;
   private closed = false;
+  /** Appends of this instance to one user go one after another, coalesced (lanes.ts). */
+  private readonly lanes: UserLanes;
   /** Messages a crash or an outage left released but not yet deleted (they wait for the sweeper). */
   private orphaned = 0;
 
@@ -80,6 +86,8 @@ export class DynamoDbStore implements MailboxStore {
     this.scanBudget = opts.scanBudget ?? 1000;
     this.userConcurrency = opts.userConcurrency ?? 16;
     this.ownsClient = opts.ownsClient ?? false;
+    const settings = { sweepShards: this.sweepShards, ttlGraceSeconds: this.ttlGraceSeconds };
+    this.lanes = new UserLanes((user, entries, limits, out) => appendForUser(this.t, settings, user, entries, limits, out));
   }
 
   counters(): StoreCounters {
@@ -105,9 +113,8 @@ export class DynamoDbStore implements MailboxStore {
       byUser.set(item.to, list);
     });
     const queue = [...byUser];
-    const settings = { sweepShards: this.sweepShards, ttlGraceSeconds: this.ttlGraceSeconds };
     const worker = async (): Promise<void> => {
-      for (let next = queue.shift(); next; next = queue.shift()) await appendForUser(this.t, settings, next[0], next[1], limits, out);
+      for (let next = queue.shift(); next; next = queue.shift()) await this.lanes.append(next[0], next[1], limits, out);
     };
     await Promise.all(Array.from({ length: Math.min(this.userConcurrency, queue.length) }, worker));
     return out;
@@ -115,12 +122,13 @@ export class DynamoDbStore implements MailboxStore {
 
   async read(req: ReadRequest): Promise<ReadPage> {
     this.ensureOpen();
+    const startedAt = Date.now();
     for (let attempt = 0; ; attempt++) {
       const page = await readOnce(this.t, req, this.scanBudget);
       if (page) return page;
       // A gap was a write still being applied: read again, it is visible now.
-      if (attempt + 1 >= this.t.retry.maxAttempts) throw new PoboxError('UNAVAILABLE', `mailbox of ${req.user} kept changing during a read; try again`);
-      await pause(attempt, this.t.retry);
+      if (!withinBudget(startedAt, this.t.retry)) throw new PoboxError('UNAVAILABLE', `mailbox of ${req.user} kept changing during a read; try again`);
+      await contentionPause(attempt, this.t.retry);
     }
   }
 
@@ -162,17 +170,18 @@ export class DynamoDbStore implements MailboxStore {
     }
   }
 
-  /** Retry `fn` when a conditional meta write lost a race to another node. */
+  /** Retry `fn` when a conditional meta write lost a race to another node (for the contention budget). */
   private async optimistic<T>(fn: () => Promise<T>): Promise<T> {
     this.ensureOpen();
+    const startedAt = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
         return await fn();
       } catch (err) {
         if (!(err instanceof StaleRead)) throw err;
-        if (attempt + 1 >= this.t.retry.maxAttempts) throw new PoboxError('UNAVAILABLE', 'too many concurrent changes to one mailbox; try again', { cause: err });
+        if (!withinBudget(startedAt, this.t.retry)) throw new PoboxError('UNAVAILABLE', 'too many concurrent changes to one mailbox; try again', { cause: err });
         this.t.capacity.retries++;
-        await pause(attempt, this.t.retry);
+        await contentionPause(attempt, this.t.retry);
       }
     }
   }
@@ -189,24 +198,14 @@ export class DynamoDbStore implements MailboxStore {
       const newMin = minCursor(devices);
       const plan = planAfterAck(oldMin, newMin, device, dev.cursor, upToSeq);
       const victims = await this.collect(user, meta, plan);
-      const next = this.afterDeletes(meta, devices, plan, victims);
-      await this.t.putMeta(user, next, meta.ver);
+      // Conditioned on the device state we read (ver), not on last: sends go on meanwhile.
+      await this.t.updateMeta(
+        user,
+        stateUpdate({ expectedVer: meta.ver, setCursor: { device, cursor: upToSeq }, floor: newFloor(meta, plan), countDelta: -victims.count, bytesDelta: -victims.bytes }),
+      );
       await this.dropReleased(user, victims.sks);
       return { cursor: upToSeq, moved: true, deleted: victims.count, deletedBytes: victims.bytes };
     });
-  }
-
-  private afterDeletes(meta: MetaValue, devices: MetaValue['devices'], plan: DeletePlan, victims: { count: number; bytes: number }): MetaValue {
-    // The floor only rises over a contiguous released range, so "seq <= floor" always means released.
-    const floor = plan.all && plan.all.lo <= meta.floor ? Math.max(meta.floor, plan.all.hi) : meta.floor;
-    return {
-      ...meta,
-      devices,
-      floor,
-      count: Math.max(0, meta.count - victims.count),
-      bytes: Math.max(0, meta.bytes - victims.bytes),
-      ver: meta.ver + 1,
-    };
   }
 
   async registerDevice(user: UserId, device: DeviceId, start: DeviceStart, now: number, maxDevices: number): Promise<RegisterOutcome> {
@@ -221,10 +220,19 @@ export class DynamoDbStore implements MailboxStore {
         throw new PoboxError('FORBIDDEN', `${user} already has the maximum of ${maxDevices} devices`);
       }
       const cursor = startCursor(meta.devices, start, meta.lastSeq);
-      const devices = { ...meta.devices, [device]: { cursor, registeredAt: now } };
+      const value = { cursor, registeredAt: now };
+      const devices = { ...meta.devices, [device]: value };
+      if (!stored) {
+        // Nothing stored yet, so nothing to delete: create the meta item with the device.
+        await this.t.createMeta(user, { ...meta, devices });
+        return { device, cursor, registeredAt: now, created: true, deleted: 0, deletedBytes: 0 };
+      }
       const plan = planAfterRegister(minCursor(meta.devices), minCursor(devices));
       const victims = await this.collect(user, meta, plan);
-      await this.t.putMeta(user, this.afterDeletes(meta, devices, plan, victims), stored?.ver);
+      await this.t.updateMeta(
+        user,
+        stateUpdate({ expectedVer: meta.ver, addDevice: { device, value }, floor: newFloor(meta, plan), countDelta: -victims.count, bytesDelta: -victims.bytes }),
+      );
       await this.dropReleased(user, victims.sks);
       return { device, cursor, registeredAt: now, created: true, deleted: victims.count, deletedBytes: victims.bytes };
     });
@@ -240,7 +248,18 @@ export class DynamoDbStore implements MailboxStore {
       delete devices[device];
       const plan = planAfterRemove(oldMin, minCursor(devices), device, removedCursor, meta.lastSeq);
       const victims = await this.collect(user, meta, plan);
-      await this.t.putMeta(user, this.afterDeletes(meta, devices, plan, victims), meta.ver);
+      // Its messages are released up to the last seq we read: a send since then must not slip past.
+      await this.t.updateMeta(
+        user,
+        stateUpdate({
+          expectedVer: meta.ver,
+          expectedLast: meta.lastSeq,
+          removeDevice: device,
+          floor: newFloor(meta, plan),
+          countDelta: -victims.count,
+          bytesDelta: -victims.bytes,
+        }),
+      );
       await this.dropReleased(user, victims.sks);
       return { removed: true, deleted: victims.count, deletedBytes: victims.bytes };
     });
@@ -272,7 +291,8 @@ export class DynamoDbStore implements MailboxStore {
       const meta = await this.t.getMeta(user);
       if (!meta) return { deleted: 0, deletedBytes: 0 };
       const victims = await this.collect(user, meta, { all: { lo: 0, hi: meta.lastSeq }, targeted: null });
-      await this.t.putMeta(user, { ...meta, count: 0, bytes: 0, floor: meta.lastSeq, ver: meta.ver + 1 }, meta.ver);
+      // Zeroing the counters is exact only if no send landed since the read: conditioned on last too.
+      await this.t.updateMeta(user, stateUpdate({ expectedVer: meta.ver, expectedLast: meta.lastSeq, floor: meta.lastSeq, zero: true }));
       await this.dropReleased(user, victims.sks);
       return { deleted: victims.count, deletedBytes: victims.bytes };
     });
@@ -294,6 +314,11 @@ export class DynamoDbStore implements MailboxStore {
     this.closed = true;
     if (this.ownsClient) this.t.client.destroy();
   }
+}
+
+/** The floor only rises over a contiguous released range, so "seq <= floor" always means released. */
+function newFloor(meta: MetaValue, plan: DeletePlan): Seq {
+  return plan.all && plan.all.lo <= meta.floor ? Math.max(meta.floor, plan.all.hi) : meta.floor;
 }
 
 /** SDK client settings for a config: our own retry loop replaces the SDK's. */

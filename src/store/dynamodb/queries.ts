@@ -1,10 +1,11 @@
 /**
  * Every request the engine makes goes through here: strongly consistent reads of one
  * user's items, transactions, batch deletes and the sweeper's index walk. Each call
- * retries transient failures (throttling, 5xx, network, transaction conflicts) with
- * backoff and full jitter, counts the items it examined and the capacity DynamoDB
- * reports (ReturnConsumedCapacity: TOTAL), and turns what cannot be retried away into a
- * PoboxError: UNAVAILABLE, so a caller never mistakes a failure for success.
+ * retries transient failures (throttling, 5xx, network: `maxAttempts`; transaction
+ * conflicts: the contention time budget) with backoff and full jitter, counts the items
+ * it examined and the capacity DynamoDB reports (ReturnConsumedCapacity: TOTAL), and
+ * turns what cannot be retried away into a PoboxError: UNAVAILABLE, so a caller never
+ * mistakes a failure for success.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -16,6 +17,7 @@ import {
   QueryCommand,
   TransactGetItemsCommand,
   TransactWriteItemsCommand,
+  UpdateItemCommand,
   type ConsumedCapacity,
   type DynamoDBClient,
   type TransactWriteItem,
@@ -26,7 +28,8 @@ import type { UserId } from '../../core/ids.js';
 import type { StoreCounters } from '../contract.js';
 import { decodeMeta, encodeMeta, type Item, type MetaValue } from './codec.js';
 import { INDEX_NAME, itemKey, META_SK } from './keys.js';
-import { isStale, isTransient, pause, type RetryPolicy } from './retry.js';
+import type { MetaUpdate } from './meta-writes.js';
+import { contentionPause, failedConditions, isConflict, isStale, isTransient, pause, withinBudget, type RetryPolicy } from './retry.js';
 
 /** Capacity units DynamoDB reported for this engine's requests. */
 export interface CapacityCounters {
@@ -39,6 +42,8 @@ export interface CapacityCounters {
 /** Thrown when a conditional write found the data changed since we read it. */
 export class StaleRead extends Error {
   override readonly name = 'StaleRead';
+  /** For a transaction: the indexes of the items whose condition failed, when DynamoDB said. */
+  failed: number[] = [];
 }
 
 export class TableClient {
@@ -70,19 +75,33 @@ export class TableClient {
     what: string,
     send: () => Promise<T>,
   ): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
+    const startedAt = Date.now();
+    let conflicts = 0;
+    for (let attempt = 0; ; ) {
       try {
         this.capacity.requests++;
         const out = await send();
         this.account(kind, out.ConsumedCapacity);
         return out;
       } catch (err) {
-        if (isStale(err) && !isTransient(err)) throw new StaleRead(`${what}: the data changed under us`, { cause: err });
-        if (!isTransient(err) || attempt + 1 >= this.retry.maxAttempts) {
+        if (isStale(err) && !isTransient(err)) {
+          const stale = new StaleRead(`${what}: the data changed under us`, { cause: err });
+          stale.failed = failedConditions(err);
+          throw stale;
+        }
+        // Someone wrote the same item at that moment; nothing was applied and what we
+        // computed is still right unless a condition says otherwise: send it again.
+        if (isConflict(err) && withinBudget(startedAt, this.retry)) {
+          this.capacity.retries++;
+          await contentionPause(conflicts++, this.retry);
+          continue;
+        }
+        attempt++;
+        if (!isTransient(err) || attempt >= this.retry.maxAttempts) {
           throw new PoboxError('UNAVAILABLE', `DynamoDB ${what} failed: ${(err as Error).name}: ${(err as Error).message}`, { cause: err });
         }
         this.capacity.retries++;
-        await pause(attempt, this.retry);
+        await pause(attempt - 1, this.retry);
       }
     }
   }
@@ -95,23 +114,28 @@ export class TableClient {
     return out.Item ? decodeMeta(out.Item) : undefined;
   }
 
-  /** The meta item written only if nobody changed it since we read version `expectedVer` (undefined: it must not exist). */
-  metaPut(user: UserId, meta: MetaValue, expectedVer: number | undefined): TransactWriteItem {
-    return {
-      Put: {
-        TableName: this.table,
-        Item: encodeMeta(user, meta),
-        ...(expectedVer === undefined
-          ? { ConditionExpression: 'attribute_not_exists(pk)' }
-          : { ConditionExpression: '#v = :v', ExpressionAttributeNames: { '#v': 'ver' }, ExpressionAttributeValues: { ':v': { N: String(expectedVer) } } }),
-      },
-    };
+  /** A user's first meta item, written only if there is none yet (another node may have created it first). */
+  metaCreate(user: UserId, meta: MetaValue): TransactWriteItem {
+    return { Put: { TableName: this.table, Item: encodeMeta(user, meta), ConditionExpression: 'attribute_not_exists(pk)' } };
   }
 
-  /** A conditional meta write on its own (no transaction needed when no other item changes atomically with it). */
-  async putMeta(user: UserId, meta: MetaValue, expectedVer: number | undefined): Promise<void> {
-    const put = this.metaPut(user, meta, expectedVer).Put!;
+  /** metaCreate on its own (no other item changes atomically with it). */
+  async createMeta(user: UserId, meta: MetaValue): Promise<void> {
+    const put = this.metaCreate(user, meta).Put!;
     await this.call('write', 'PutItem', () => this.client.send(new PutItemCommand({ ...put, ReturnConsumedCapacity: 'TOTAL' })));
+    this.counts.keysWritten++;
+  }
+
+  /** A conditional update of the meta item in a transaction (meta-writes.ts builds it). */
+  metaUpdate(user: UserId, u: MetaUpdate): TransactWriteItem {
+    return { Update: { TableName: this.table, Key: itemKey(user, META_SK), ...u } };
+  }
+
+  /** A conditional UpdateItem of the meta item on its own; StaleRead when its condition failed. */
+  async updateMeta(user: UserId, u: MetaUpdate): Promise<void> {
+    await this.call('write', 'UpdateItem', () =>
+      this.client.send(new UpdateItemCommand({ TableName: this.table, Key: itemKey(user, META_SK), ...u, ReturnConsumedCapacity: 'TOTAL' })),
+    );
     this.counts.keysWritten++;
   }
 

@@ -2,6 +2,12 @@
  * Which DynamoDB failures are worth another try, and how long to wait: exponential
  * backoff with full jitter (a random wait between 0 and base * 2^attempt, capped), so
  * many nodes retrying the same hot mailbox spread out instead of colliding again.
+ *
+ * Two kinds of retry, two limits. Faults (throttling, 5xx, network) get `maxAttempts`:
+ * if DynamoDB is down, fail fast with UNAVAILABLE. Contention (a transaction conflict,
+ * or a conditional write that lost a race to another writer of the same mailbox) is the
+ * normal price of a busy mailbox and means someone else made progress, so it gets a
+ * time budget (`contentionBudgetMs`) instead of a small count.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -10,9 +16,14 @@ export interface RetryPolicy {
   maxAttempts: number;
   baseDelayMs: number;
   maxDelayMs: number;
+  /** How long one operation may keep retrying after conflicts and lost races. */
+  contentionBudgetMs: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 10, baseDelayMs: 20, maxDelayMs: 2000 };
+export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 10, baseDelayMs: 20, maxDelayMs: 2000, contentionBudgetMs: 10_000 };
+
+/** Contention backoff stays short (at most base * 2^4): the winner is done within milliseconds. */
+const CONTENTION_MAX_EXPONENT = 4;
 
 const RETRYABLE_NAMES = new Set([
   'ProvisionedThroughputExceededException',
@@ -22,6 +33,7 @@ const RETRYABLE_NAMES = new Set([
   'InternalFailure',
   'ServiceUnavailable',
   'TransactionInProgressException',
+  'TransactionConflictException',
   'LimitExceededException',
   'TimeoutError',
   'RequestTimeout',
@@ -54,6 +66,30 @@ export function isTransient(err: unknown): boolean {
   return false;
 }
 
+/**
+ * Another request was writing the same item at the same moment (TransactionConflict):
+ * nothing was applied and our conditions may still hold, so the very same request is
+ * sent again, without reading anything again.
+ */
+export function isConflict(err: unknown): boolean {
+  const e = err as AwsLikeError;
+  if (!e || typeof e !== 'object') return false;
+  if (e.name === 'TransactionConflictException') return true;
+  if (e.name !== 'TransactionCanceledException') return false;
+  const codes = (e.CancellationReasons ?? []).map((r) => r.Code);
+  return codes.includes('TransactionConflict') && !codes.includes('ConditionalCheckFailed');
+}
+
+/** Indexes of the transaction items whose condition failed (empty when unknown). */
+export function failedConditions(err: unknown): number[] {
+  const e = err as AwsLikeError;
+  const out: number[] = [];
+  (e?.CancellationReasons ?? []).forEach((r, i) => {
+    if (r.Code === 'ConditionalCheckFailed') out.push(i);
+  });
+  return out;
+}
+
 /** A failed condition on an item we read first: someone else wrote it; read again. */
 export function isStale(err: unknown): boolean {
   const e = err as AwsLikeError;
@@ -70,4 +106,14 @@ export function backoffMs(attempt: number, policy: RetryPolicy): number {
 
 export function pause(attempt: number, policy: RetryPolicy): Promise<void> {
   return sleep(backoffMs(attempt, policy));
+}
+
+/** The pause before another try after contention. */
+export function contentionPause(attempt: number, policy: RetryPolicy): Promise<void> {
+  return sleep(backoffMs(Math.min(attempt, CONTENTION_MAX_EXPONENT), policy));
+}
+
+/** Is there time left in the contention budget of an operation started at `startedAt`? */
+export function withinBudget(startedAt: number, policy: RetryPolicy): boolean {
+  return Date.now() - startedAt < policy.contentionBudgetMs;
 }

@@ -4,7 +4,8 @@
  * item sits in a sparse index partition ("x#" + shard of the user) sorted by expiry;
  * the sweeper walks the shards for entries due by `now`, re-reads them consistently
  * (the index is eventually consistent), and per user commits one transaction: the meta
- * item (count and bytes lowered, conditioned on its version) + the expired messages +
+ * item (count and bytes lowered by ADD, conditioned on its device-state version, which
+ * sends never change) + the expired messages +
  * the dedupe items (each conditioned on still holding the expiry we saw, so an id sent
  * again after expiry keeps its new entry). Native TTL (expiry + a grace period) only
  * frees storage when no pobox sweeper runs.
@@ -15,7 +16,8 @@ import type { SweepOutcome } from '../contract.js';
 import { decodeDedupe, decodeMessage, type Item } from './codec.js';
 import { expiryGpk, itemKey, messageSk, timeKey } from './keys.js';
 import { StaleRead, type TableClient } from './queries.js';
-import { pause } from './retry.js';
+import { stateUpdate } from './meta-writes.js';
+import { contentionPause, withinBudget } from './retry.js';
 import { isReleased } from './released.js';
 
 /** Dedupe entries per transaction: 2 deletes each, plus the meta item. */
@@ -74,13 +76,14 @@ async function sweepUserChunk(t: TableClient, user: UserId, entries: IndexEntry[
     return { expired: 0, expiredBytes: 0, cleaned };
   }
   const dedupeSks = entries.map((e) => e.sk);
+  const startedAt = Date.now();
   for (let attempt = 0; ; attempt++) {
     try {
       return await trySweepUserChunk(t, user, dedupeSks, now);
     } catch (err) {
-      if (!(err instanceof StaleRead) || attempt + 1 >= t.retry.maxAttempts) throw err;
+      if (!(err instanceof StaleRead) || !withinBudget(startedAt, t.retry)) throw err;
       t.capacity.retries++;
-      await pause(attempt, t.retry);
+      await contentionPause(attempt, t.retry);
     }
   }
 }
@@ -123,8 +126,8 @@ async function trySweepUserChunk(t: TableClient, user: UserId, dedupeSks: string
   }
   if (tx.length === 0) return { expired: 0, expiredBytes: 0, cleaned: 0 };
   if (meta && freedCount > 0) {
-    const next = { ...meta, count: Math.max(0, meta.count - freedCount), bytes: Math.max(0, meta.bytes - freedBytes), ver: meta.ver + 1 };
-    tx.push(t.metaPut(user, next, meta.ver));
+    // Bumps ver: an ack that read the state before this sweep must not count these again.
+    tx.push(t.metaUpdate(user, stateUpdate({ expectedVer: meta.ver, countDelta: -freedCount, bytesDelta: -freedBytes })));
   }
   await t.transact(tx);
   return { expired, expiredBytes, cleaned: dedupes.length };
