@@ -712,7 +712,7 @@ function explain(drains: DrainResult[], live: LiveResult, t: ThroughputResult, b
     notes.push(
       `Not CPU bound: the server used ${t.serverCores} of ${cores} cores while sends waited on commits. The post office alone (no gateway, no WebSocket, same ${spread.inFlight} sends in flight, in one process) commits ${spread.perSecond} sends/s over ${RECIPIENTS.toLocaleString('en-US')} recipients at ${spread.cores} cores` +
         (few ? `, and ${few.perSecond} sends/s when the same load goes to ${few.recipients} recipients.` : '.') +
-        ' Each message to a different user dirties that user's leaf page of the mailboxes B-tree (its meta, message and dedupe entry share a key prefix; see src/store/lmdb/keys.ts), so a group commit over thousands of users copies and fsyncs thousands of pages: the commit path (commit size x commit latency), not CPU, sets the ceiling.' +
+        ' Each message to a different user dirties that user\'s leaf page of the mailboxes B-tree (its meta, message and dedupe entry share a key prefix; see src/store/lmdb/keys.ts), so a group commit over thousands of users copies and fsyncs thousands of pages: the commit path (commit size x commit latency), not CPU, sets the ceiling.' +
         (t.perSecond < spread.perSecond * 0.7
           ? ' Through the gateway the sends arrive over many socket reads rather than in one burst, which likely splits them into more, smaller commits than in the in-process baseline.'
           : ''),

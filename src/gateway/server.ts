@@ -47,6 +47,9 @@ import { instrumentBus } from '../metrics/instrument-bus.js';
 import { instrumentStore } from '../metrics/instrument-store.js';
 import { attachOps, type Ops } from '../ops/attach.js';
 
+/** Pending connections the kernel may queue before we accept them. */
+const LISTEN_BACKLOG = 4096;
+
 /** Paths that accept WebSocket upgrades. `/ws` is the documented one. */
 export const WS_PATHS: ReadonlySet<string> = new Set(['/ws', '/v1/ws', '/']);
 
@@ -287,7 +290,10 @@ export async function startServer(input: ServerConfigInput = {}, options: StartO
     };
     http.once('error', onError);
     http.once('listening', onListening);
-    http.listen(config.port, config.host);
+    // A reconnect storm (every device of a region coming back at once) overflows Node's
+    // default accept backlog of 511 and leaves clients in SYN retransmission backoff for
+    // seconds (bench/results/README.md); the kernel caps this at net.core.somaxconn.
+    http.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG });
   }).catch(async (err: unknown) => {
     clearInterval(heartbeat);
     await closeExtensions();
