@@ -3,23 +3,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { api, ADMIN_KEY, RawClient, sendMany, startTestServer, type TestServer } from './helpers.js';
+import { api, ADMIN_KEY, autoAck, RawClient, sendMany, startTestServer, type TestServer } from './helpers.js';
 
 /** Ack every `every` messages, and at caughtUp, as a well-behaved client would. */
-function autoAck(c: RawClient, every: number): void {
-  let count = 0;
-  let last = 0;
-  c.ws.on('message', (data) => {
-    const f = JSON.parse(data.toString()) as { type: string; seq?: number };
-    if (f.type === 'message') {
-      count++;
-      last = f.seq!;
-      if (count % every === 0) c.send({ type: 'ack', upTo: last });
-    } else if (f.type === 'caughtUp' && last > 0) {
-      c.send({ type: 'ack', upTo: last });
-    }
-  });
-}
 
 /** Send `n` frames from a connected client and wait for every `accepted`. */
 async function wsSendMany(c: RawClient, to: string, n: number, prefix: string): Promise<Map<string, number>> {

@@ -193,3 +193,23 @@ export async function sendMany(server: { url: string }, from: string, to: string
   }
   return seqs;
 }
+
+/** Ack cumulatively every `every` messages, and at caughtUp. */
+export function autoAck(c: RawClient, every: number): void {
+  // Frames that arrived with the welcome (before this listener) count too: ack them now,
+  // or a client whose first read held a whole window would wait forever.
+  const early = c.messages();
+  let count = early.length;
+  let last = early.at(-1)?.seq ?? 0;
+  if (count > 0) c.send({ type: 'ack', upTo: last });
+  c.ws.on('message', (data) => {
+    const f = JSON.parse(data.toString()) as { type: string; seq?: number };
+    if (f.type === 'message') {
+      count++;
+      last = f.seq!;
+      if (count % every === 0) c.send({ type: 'ack', upTo: last });
+    } else if (f.type === 'caughtUp' && last > 0) {
+      c.send({ type: 'ack', upTo: last });
+    }
+  });
+}

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { api, RawClient, SECRET, tempDir } from './helpers.js';
+import { api, autoAck, RawClient, SECRET, tempDir } from './helpers.js';
 import { mintToken } from '../../src/gateway/auth.js';
 import { startServer } from '../../src/gateway/server.js';
 
@@ -169,14 +169,7 @@ describe('pobox serve process', () => {
     const second = await spawnServe(dir);
     children.push(second.proc);
     const rcpt = await RawClient.connect(second.url, await mintToken({ secret: SECRET, user: 'rcpt', device: 'phone' }));
-    let last = 0;
-    rcpt.ws.on('message', (data) => {
-      const f = JSON.parse(data.toString()) as { type: string; seq?: number };
-      if (f.type === 'message') {
-        last = f.seq!;
-        if (f.seq! % 100 === 0) rcpt.send({ type: 'ack', upTo: last });
-      }
-    });
+    autoAck(rcpt, 100);
     await rcpt.waitFor((f) => f.type === 'caughtUp', 0, 60_000);
     const got = rcpt.messages();
     const ids = got.map((m) => m.id);
