@@ -10,21 +10,17 @@
 import { z } from 'zod';
 import type { Bus } from '../bus/contract.js';
 import { PoboxError } from '../core/errors.js';
-import { DeviceIdSchema, MessageIdSchema, SeqSchema, UserIdSchema } from '../core/ids.js';
+import { DeviceIdSchema, SeqSchema, UserIdSchema } from '../core/ids.js';
 import { parseInput } from '../core/validate.js';
 import type { TypedEvents } from '../postoffice/events.js';
 import type { PostOffice } from '../postoffice/post-office.js';
 import { bearerOf, type Authenticator, type Principal, type Scope } from './auth.js';
 import type { GatewayEvents } from './events.js';
 import type { HttpContext, HttpRouter } from './http-router.js';
+import { SendFrameSchema } from './frames.js';
 
-const SendBodySchema = z.object({
-  id: MessageIdSchema,
-  to: UserIdSchema,
-  toDevice: DeviceIdSchema.optional(),
-  body: z.string().min(1, 'body must not be empty'),
-  ttlSeconds: z.number().int().min(1).optional(),
-  receipt: z.boolean().optional(),
+/** The WebSocket send frame's fields, plus `from`. */
+const SendBodySchema = SendFrameSchema.omit({ type: true }).extend({
   /** Only read for API keys with the `send` scope; a user token's `from` is its user. */
   from: z.unknown().optional(),
 });

@@ -251,6 +251,14 @@ export async function startServer(input: ServerConfigInput = {}, options: StartO
   const closeExtensions = async (): Promise<void> => {
     for (const ext of attached.reverse()) await ext.close?.().catch((err: unknown) => log.warn({ err: String(err) }, 'extension close failed'));
   };
+  /** Undo what start-up did so far, when it fails before listening. */
+  const unwind = async (): Promise<void> => {
+    await closeExtensions();
+    stopWakes();
+    stopHealth();
+    if (ownsBus) await bus.close();
+    if (ownsPostOffice) await postOffice.close();
+  };
   const ctx: ServerContext = { config, postOffice, bus, events, router, auth, log, sessions: () => [...allSessions] };
   let ops: Ops | undefined;
   // Metrics, receipts, the wake-up hook and the demo page attach first, like any extension.
@@ -264,11 +272,7 @@ export async function startServer(input: ServerConfigInput = {}, options: StartO
       if (ext) attached.push(ext);
     }
   } catch (err) {
-    await closeExtensions();
-    stopWakes();
-    stopHealth();
-    if (ownsBus) await bus.close();
-    if (ownsPostOffice) await postOffice.close();
+    await unwind();
     throw err;
   }
 
@@ -296,11 +300,7 @@ export async function startServer(input: ServerConfigInput = {}, options: StartO
     http.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG });
   }).catch(async (err: unknown) => {
     clearInterval(heartbeat);
-    await closeExtensions();
-    stopWakes();
-    stopHealth();
-    if (ownsBus) await bus.close();
-    if (ownsPostOffice) await postOffice.close();
+    await unwind();
     throw err;
   });
   http.on('error', (err) => log.error({ err: err.message }, 'http server error'));
