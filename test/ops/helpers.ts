@@ -1,24 +1,17 @@
-/** Shared pieces of the ops tests: temp dirs, a hand-moved clock, waiting on a condition. */
+/** Shared pieces of the ops tests: temp dirs, a hand-moved clock, waiting on a condition, a webhook receiver. */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Clock } from '../../src/core/types.js';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 export async function tempDir(prefix = 'pobox-ops-'): Promise<{ path: string; remove: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
 }
 
-/** A clock the test moves by hand, so nothing sleeps. */
-export class ManualClock implements Clock {
-  constructor(public t = Date.UTC(2026, 0, 1)) {}
-  now(): number {
-    return this.t;
-  }
-  advance(ms: number): void {
-    this.t += ms;
-  }
-}
+/** A clock the test moves by hand, so nothing sleeps (the conformance suite's). */
+export { FakeClock as ManualClock } from '../conformance/helpers.js';
 
 /** Poll `check` until it returns a value other than undefined/false, or fail after `timeoutMs`. */
 export async function waitFor<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
@@ -29,4 +22,44 @@ export async function waitFor<T>(check: () => T | undefined | false | Promise<T 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** A local HTTP receiver for the wake-up hook: records every request, answers as told. */
+export interface Receiver {
+  url: string;
+  requests: Array<{ headers: IncomingMessage['headers']; raw: string }>;
+  /** The JSON bodies received so far, in order. */
+  bodies<T = Record<string, unknown>>(): T[];
+  /** Decide each answer; may hold the response open. */
+  handler: (req: IncomingMessage, res: ServerResponse, n: number) => void;
+  close(): Promise<void>;
+}
+
+export async function startReceiver(): Promise<Receiver> {
+  const open = new Set<ServerResponse>();
+  const r: Receiver = {
+    url: '',
+    requests: [],
+    bodies: <T,>() => r.requests.map((q) => JSON.parse(q.raw) as T),
+    handler: (_req, res) => res.writeHead(204).end(),
+    close: async () => {
+      for (const res of open) res.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  const server = createServer((req, res) => {
+    let raw = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (raw += c));
+    req.on('end', () => {
+      r.requests.push({ headers: req.headers, raw });
+      open.add(res);
+      res.on('close', () => open.delete(res));
+      r.handler(req, res, r.requests.length);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  r.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/wake`;
+  return r;
 }

@@ -4,49 +4,13 @@
  * a send (checked by ordering and counts, not by timing).
  */
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { PostOffice } from '../../src/postoffice/post-office.js';
 import { WakeupHook, type Presence, type WakeupOutcome } from '../../src/postoffice/wakeup-hook.js';
 import { openLmdbStore } from '../../src/store/lmdb/index.js';
-import { ManualClock, tempDir, waitFor } from './helpers.js';
+import type { ServerResponse } from 'node:http';
+import { ManualClock, startReceiver, tempDir, waitFor } from './helpers.js';
 
-interface Receiver {
-  url: string;
-  requests: Array<{ headers: IncomingMessage['headers']; raw: string }>;
-  /** Decide each answer; may hold the response open. */
-  handler: (req: IncomingMessage, res: ServerResponse, n: number) => void;
-  close(): Promise<void>;
-}
-
-async function startReceiver(): Promise<Receiver> {
-  const open = new Set<ServerResponse>();
-  const r: Receiver = {
-    url: '',
-    requests: [],
-    handler: (_req, res) => res.writeHead(204).end(),
-    close: async () => {
-      for (const res of open) res.destroy();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-  const server = createServer((req, res) => {
-    let raw = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => (raw += c));
-    req.on('end', () => {
-      r.requests.push({ headers: req.headers, raw });
-      open.add(res);
-      res.on('close', () => open.delete(res));
-      r.handler(req, res, r.requests.length);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  r.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/wake`;
-  return r;
-}
 
 /** Presence as the gateway keeps it: the devices with a live session, per user. */
 class LocalPresence implements Presence {

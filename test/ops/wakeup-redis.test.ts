@@ -5,29 +5,19 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import { openLmdbStore } from '../../src/store/lmdb/index.js';
 import { startOpsServer, type OpsServer } from './server-helpers.js';
-import { tempDir, waitFor } from './helpers.js';
+import { startReceiver, tempDir, waitFor } from './helpers.js';
 import { RawClient } from './ws-client.js';
 
 test('a user connected to another node is not woken; one call per interval across nodes', async () => {
-  const calls: Array<{ user: string }> = [];
-  const receiver = createServer((req, res) => {
-    let raw = '';
-    req.on('data', (c) => (raw += c));
-    req.on('end', () => {
-      calls.push(JSON.parse(raw));
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const receiver = await startReceiver();
+  const calls = (): Array<{ user: string }> => receiver.bodies<{ user: string }>();
   const prefix = `pobox-test-${randomBytes(4).toString('hex')}:`;
   const bus = `redis://127.0.0.1:6379/?prefix=${prefix}`;
-  const hook = { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, intervalMs: 60_000 };
+  const hook = { url: receiver.url, intervalMs: 60_000 };
   const dir = await tempDir();
   const store = await openLmdbStore({ path: dir.path });
   const servers: OpsServer[] = [];
@@ -46,17 +36,17 @@ test('a user connected to another node is not woken; one call per interval acros
     await waitFor(async () => (await b.server.ops.redisPresence!.connectedDevices('bob')).includes('phone'), 'B sees bob online');
     await b.server.postOffice.send({ from: 'alice', to: 'bob', id: 'm1', body: 'hi' });
     await b.server.ops.wakeupHook!.idle();
-    assert.equal(calls.length, 0);
+    assert.equal(calls().length, 0);
 
     // bob leaves; node B wakes him once; node A, within the interval, does not call again.
     await bob.close();
     await waitFor(async () => (await b.server.ops.redisPresence!.connectedDevices('bob')).length === 0, 'B sees bob offline');
     await b.server.postOffice.send({ from: 'alice', to: 'bob', id: 'm2', body: 'hi again' });
     await b.server.ops.wakeupHook!.idle();
-    assert.deepEqual(calls.map((c) => c.user), ['bob']);
+    assert.deepEqual(calls().map((c) => c.user), ['bob']);
     await a.server.postOffice.send({ from: 'alice', to: 'bob', id: 'm3', body: 'and again' });
     await a.server.ops.wakeupHook!.idle();
-    assert.equal(calls.length, 1);
+    assert.equal(calls().length, 1);
     const m = (await a.get('/metrics')).text;
     assert.match(m, /pobox_wakeup_hook_total\{outcome="throttled"\} 1/);
   } finally {
@@ -67,7 +57,6 @@ test('a user connected to another node is not woken; one call per interval acros
     const keys = await redis.keys(`${prefix}*`);
     if (keys.length > 0) await redis.del(...keys);
     await redis.quit();
-    receiver.closeAllConnections();
-    await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    await receiver.close();
   }
 });

@@ -3,25 +3,16 @@
  * connected device is woken; a connected one is not; receipts never wake anyone.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { parseProm, sample } from './prom-text.js';
+import { startReceiver } from './helpers.js';
 import { startOpsServer } from './server-helpers.js';
 import { RawClient } from './ws-client.js';
 
 test('the server calls the webhook for offline users only, never for receipts', async () => {
-  const calls: Array<Record<string, unknown>> = [];
-  const receiver = createServer((req, res) => {
-    let raw = '';
-    req.on('data', (c) => (raw += c));
-    req.on('end', () => {
-      calls.push(JSON.parse(raw));
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+  const receiver = await startReceiver();
+  const calls = (): Array<Record<string, unknown>> => receiver.bodies<Record<string, unknown>>();
+  const url = receiver.url;
   const s = await startOpsServer({ wakeupHook: { url, intervalMs: 60_000 } });
   const clients: RawClient[] = [];
   try {
@@ -34,13 +25,13 @@ test('the server calls the webhook for offline users only, never for receipts', 
     // Within the interval: throttled (counted once the first call is done, so exactly one).
     await alice.sendAndWait({ id: 'm2', to: 'bob', body: 'more secret stuff' });
     await s.server.ops.wakeupHook!.idle();
-    assert.deepEqual(calls, [{ user: 'bob', devices: ['phone'], pendingHint: 1 }]);
+    assert.deepEqual(calls(), [{ user: 'bob', devices: ['phone'], pendingHint: 1 }]);
     // carol is online: never woken.
     const carol = await RawClient.session(s.server.wsUrl, await s.token('carol', 'web'));
     clients.push(carol);
     await alice.sendAndWait({ id: 'c1', to: 'carol', body: 'hi carol' });
     await s.server.ops.wakeupHook!.idle();
-    assert.equal(calls.length, 1);
+    assert.equal(calls().length, 1);
     // alice goes offline; bob comes online and acks m1: the receipt for alice wakes nobody.
     await alice.close();
     const bob = await RawClient.session(s.server.wsUrl, await s.token('bob', 'phone'));
@@ -49,7 +40,7 @@ test('the server calls the webhook for offline users only, never for receipts', 
     await bob.waitFor((f) => f.type === 'acked', 'bob acked');
     assert.equal((await s.server.postOffice.stats('alice')).pending, 1, 'the receipt is waiting for alice');
     await s.server.ops.wakeupHook!.idle();
-    assert.equal(calls.length, 1);
+    assert.equal(calls().length, 1);
     const m = parseProm((await s.get('/metrics')).text);
     assert.equal(sample(m, 'pobox_wakeup_hook_total', { outcome: 'delivered' }), 1);
     assert.equal(sample(m, 'pobox_wakeup_hook_total', { outcome: 'online' }), 1);
@@ -57,7 +48,6 @@ test('the server calls the webhook for offline users only, never for receipts', 
   } finally {
     for (const c of clients) await c.close();
     await s.close();
-    receiver.closeAllConnections();
-    await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    await receiver.close();
   }
 });
