@@ -12,9 +12,10 @@
  * random secret in `<dataDir>/jwt-secret` (mode 0600) and use that.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { errors as joseErrors, importJWK, importSPKI, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
+import { createDurableFile, ensureDurableDir, realFs, type FileSystem } from '../core/durable-files.js';
 import { PoboxError } from '../core/errors.js';
 import { DeviceIdSchema, UserIdSchema } from '../core/ids.js';
 import type { AuthConfig, ServerConfig } from './config.js';
@@ -40,8 +41,11 @@ function sha256(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
 
-/** Read or create the data dir secret. Returns the secret and whether it was just created. */
-export function ensureSecretFile(dataDir: string): { secret: string; path: string; created: boolean } {
+/**
+ * Read or create the data dir secret. Returns the secret and whether it was just created.
+ * A created secret is on disk (file and directory entry fsync'd) before it signs anything.
+ */
+export function ensureSecretFile(dataDir: string, fs: FileSystem = realFs): { secret: string; path: string; created: boolean } {
   const dir = resolve(dataDir);
   const path = join(dir, SECRET_FILE);
   if (existsSync(path)) {
@@ -49,16 +53,15 @@ export function ensureSecretFile(dataDir: string): { secret: string; path: strin
     if (secret.length < 32) throw new PoboxError('BAD_REQUEST', `${path} holds a secret shorter than 32 characters`, { field: 'auth.secrets' });
     return { secret, path, created: false };
   }
-  mkdirSync(dir, { recursive: true });
+  ensureDurableDir(dir, fs);
   const secret = randomBytes(32).toString('base64url');
-  // 'wx' fails if another process created it meanwhile: then read theirs.
   try {
-    writeFileSync(path, secret + '\n', { mode: 0o600, flag: 'wx' });
+    createDurableFile(path, secret + '\n', 0o600, fs);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return ensureSecretFile(dataDir);
+    // Another process created it meanwhile: read theirs.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return ensureSecretFile(dataDir, fs);
     throw err;
   }
-  chmodSync(path, 0o600);
   return { secret, path, created: true };
 }
 

@@ -11,6 +11,7 @@
  * touch another user's keys (see keys.ts for the layout: one B-tree, keyed by user first).
  */
 import { mkdirSync } from 'node:fs';
+import { ensureDurableDir, fsyncDir } from '../../core/durable-files.js';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { PoboxError } from '../../core/errors.js';
 import type { DeviceId, Seq, UserId } from '../../core/ids.js';
@@ -405,7 +406,12 @@ function toStored(user: UserId, seq: Seq, v: MessageValue): StoredMessage {
 
 export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> {
   try {
-    return new LmdbStore(opts);
+    // The data dir and lmdb's own files (data.mdb, lock.mdb) are created here: their names
+    // must survive a power loss as much as the commits inside them (src/core/durable-files.ts).
+    ensureDurableDir(opts.path);
+    const store = new LmdbStore(opts);
+    fsyncDir(opts.path);
+    return store;
   } catch (err) {
     // A path that is a file, unwritable, or an environment another program holds.
     throw new PoboxError('UNAVAILABLE', `cannot open the lmdb store at ${opts.path}: ${(err as Error).message}`, { cause: err, field: 'path' });
