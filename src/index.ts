@@ -9,7 +9,7 @@ export { openStore } from './store/open.js';
 export { PostOffice, type PostOfficeOptions } from './postoffice/post-office.js';
 export type { PostOfficeEvents } from './postoffice/events.js';
 export type { SendInput } from './postoffice/schemas.js';
-export { startServer, type RunningServer, type StartOptions, type ServerExtension, type ServerContext } from './gateway/server.js';
+export { startServer, type RunningServer, type StartOptions, type ServerExtension, type ServerContext } from './server/compose.js';
 export { ServerConfigSchema, loadServerConfig, type ServerConfig, type ServerConfigInput } from './gateway/config.js';
 export { mintToken } from './gateway/auth.js';
 export type { GatewayEvents } from './gateway/events.js';

@@ -8,7 +8,7 @@ import { rmSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance as perf, type EventLoopUtilization } from 'node:perf_hooks';
-import { startServer, type RunningServer } from '../../src/gateway/server.js';
+import { startServer, type RunningServer } from '../../src/server/compose.js';
 import type { ServerReply, ServerRequest } from './ipc.js';
 
 const secret = process.env.BENCH_SECRET;

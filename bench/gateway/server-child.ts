@@ -9,7 +9,7 @@
  * plus the modelled ones. The counters stay in bench code, never in the product's routes.
  */
 import { createInterface } from 'node:readline';
-import { startServer, type StartOptions } from '../../src/gateway/server.js';
+import { startServer, type StartOptions } from '../../src/server/compose.js';
 import { DynamoDbConfigSchema } from '../../src/core/config.js';
 import { ServerConfigSchema, storeConfigOf } from '../../src/gateway/config.js';
 

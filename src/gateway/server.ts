@@ -1,24 +1,12 @@
 /**
- * The pobox server in-process: HTTP API and WebSocket delivery on one port.
+ * The gateway: HTTP API and WebSocket delivery on one port, over a post office and a bus
+ * it is given. It opens nothing and closes neither of them: the composition root
+ * (src/server/compose.ts, `startServer`) opens the store, bus and metrics, plugs the
+ * optional parts in through the extension seam (extension.ts) and closes what it opened.
  *
- *   const server = await startServer({ port: 0, dataDir: tmp, logLevel: 'silent' });
- *   server.url        // 'http://127.0.0.1:41234'  (WebSocket: server.wsUrl, i.e. ws://.../ws)
- *   server.port       // 41234
- *   await server.close();   // graceful: stop accepting, finish sends, close sockets 1001, close store
- *
- * `startServer(config, options?)`:
- * - `config` is the ServerConfigSchema input (src/gateway/config.ts); everything has a
- *   default, so `{ port: 0, dataDir }` is enough. Use `loadServerConfig()` to read flags,
- *   environment and a config file the way `pobox serve` does.
- * - `options.store` / `options.bus` inject an already opened engine or bus (several
- *   nodes in one process over one MemoryBus; the server then does not close them),
- *   `options.logDestination` redirects log lines, `options.postOffice` a ready post office.
- *
- * What the returned RunningServer exposes for other parts (metrics, demo page, benches):
- * `postOffice` (and its `events`), `bus`, `events` (typed gateway events, see events.ts),
- * `router` (add routes: `server.router.route('GET', '/metrics', handler)`), `sessions()`,
- * `secretFile` (the generated secret's path, when one was created or used), `auth`.
- * `options.extensions` attach such parts before the server listens (see ServerExtension).
+ *   const gateway = await startGateway({ config, postOffice, bus, auth, log }, extensions);
+ *   gateway.url / gateway.wsUrl / gateway.port
+ *   await gateway.close();   // graceful: stop accepting, finish sends, close sockets 1001, close extensions
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -29,23 +17,18 @@ import type { Bus } from '../bus/contract.js';
 import { toPoboxError } from '../core/errors.js';
 import { CloseCode } from '../core/protocol.js';
 import { TypedEvents } from '../postoffice/events.js';
-import { PostOffice } from '../postoffice/post-office.js';
-import type { MailboxStore } from '../store/contract.js';
-import { openStore } from '../store/open.js';
-import { bearerOf, createAuthenticator, resolveSecrets, type Authenticator } from './auth.js';
-import { openBus } from './bus.js';
-import { parseConfig } from '../core/config.js';
-import { ServerConfigSchema, storeConfigOf, type ServerConfig, type ServerConfigInput } from './config.js';
+import type { PostOffice } from '../postoffice/post-office.js';
+import { bearerOf, type Authenticator } from './auth.js';
+import type { ServerConfig } from './config.js';
 import type { GatewayEvents } from './events.js';
+import type { AttachedExtension, ServerContext, ServerExtension } from './extension.js';
 import { registerHttpApi } from './http-api.js';
 import { HttpRouter } from './http-router.js';
-import { createLogger, type Logger } from './logger.js';
+import type { Logger } from './logger.js';
 import { AddressLimiter } from './rate-limit.js';
 import { DeviceSession } from './session.js';
-import { createMetrics, type PoboxMetrics } from '../metrics/metrics.js';
-import { instrumentBus } from '../metrics/instrument-bus.js';
-import { instrumentStore } from '../metrics/instrument-store.js';
-import { attachOps, type Ops } from '../ops/attach.js';
+
+export type { ServerContext, ServerExtension } from './extension.js';
 
 /** Pending connections the kernel may queue before we accept them. */
 const LISTEN_BACKLOG = 4096;
@@ -53,60 +36,27 @@ const LISTEN_BACKLOG = 4096;
 /** Paths that accept WebSocket upgrades. `/ws` is the documented one. */
 export const WS_PATHS: ReadonlySet<string> = new Set(['/ws', '/v1/ws', '/']);
 
-/** What an extension (metrics, demo page, receipts) gets to attach itself to a server. */
-export interface ServerContext {
+/** What the gateway runs over; the caller opened them and closes them after the gateway. */
+export interface GatewayParts {
   config: ServerConfig;
   postOffice: PostOffice;
   bus: Bus;
-  events: TypedEvents<GatewayEvents>;
-  router: HttpRouter;
   auth: Authenticator;
   log: Logger;
-  sessions: () => DeviceSession[];
 }
 
-/**
- * Runs once the server is wired and before it listens; may add routes and listeners.
- * Whatever it returns is closed during shutdown, after the sockets and before the store.
- */
-export type ServerExtension = (ctx: ServerContext) => Promise<{ close?: () => Promise<void> } | void> | { close?: () => Promise<void> } | void;
-
-export interface StartOptions {
-  store?: MailboxStore;
-  bus?: Bus;
-  postOffice?: PostOffice;
-  logger?: Logger;
-  logDestination?: NodeJS.WritableStream;
-  extensions?: readonly ServerExtension[];
-  /** Metrics registry to fill (default: a new one per server). */
-  metrics?: PoboxMetrics;
-}
-
-export interface RunningServer {
+export interface Gateway {
   /** http://host:port */
   readonly url: string;
   /** ws://host:port/ws */
   readonly wsUrl: string;
   readonly port: number;
   readonly host: string;
-  readonly config: ServerConfig;
-  readonly postOffice: PostOffice;
-  readonly bus: Bus;
   readonly events: TypedEvents<GatewayEvents>;
   readonly router: HttpRouter;
-  readonly auth: Authenticator;
-  readonly log: Logger;
-  /** This server's metrics (served at GET /metrics with an admin key). */
-  readonly metrics: PoboxMetrics;
-  /** Presence, the wake-up hook and demo mode as attached (src/ops/attach.ts). */
-  readonly ops: Ops;
-  /** Path of the data dir secret in use (undefined when secrets come from config). */
-  readonly secretFile: string | undefined;
-  /** True when this start created the secret file. */
-  readonly secretCreated: boolean;
   /** Live device sessions on this node. */
   sessions(): DeviceSession[];
-  /** Graceful stop; safe to call more than once. */
+  /** Graceful stop; safe to call more than once. Leaves the post office and bus open. */
   close(): Promise<void>;
 }
 
@@ -114,27 +64,8 @@ function sessionKey(user: string, device: string): string {
   return `${user}\u0000${device}`;
 }
 
-export async function startServer(input: ServerConfigInput = {}, options: StartOptions = {}): Promise<RunningServer> {
-  const config = parseConfig(ServerConfigSchema, input, 'server config');
-  const log = options.logger ?? createLogger(config.logLevel, options.logDestination);
-  const { secrets, file: secretFile, createdFile } = resolveSecrets(config);
-  const auth: Authenticator = await createAuthenticator(config.auth, secrets);
-
-  const ownsPostOffice = !options.postOffice;
-  const ownsStore = !options.store && ownsPostOffice;
-  const store = options.postOffice?.store ?? options.store ?? (await openStore(storeConfigOf(config)));
-  // A store lent by the caller stays open when our post office closes.
-  // Every store call is timed for /metrics (pobox_store_operation_seconds).
-  const metrics = options.metrics ?? createMetrics({ processMetrics: config.processMetrics });
-  const postOffice = options.postOffice ?? new PostOffice({ store: instrumentStore(ownsStore ? store : borrowed(store), metrics), config: config.postOffice });
-  let bus: Bus;
-  try {
-    bus = instrumentBus(options.bus ?? (await openBus(config.bus, log)), metrics);
-  } catch (err) {
-    if (ownsPostOffice) await postOffice.close();
-    throw err;
-  }
-  const ownsBus = !options.bus;
+export async function startGateway(parts: GatewayParts, extensions: readonly ServerExtension[] = []): Promise<Gateway> {
+  const { config, postOffice, bus, auth, log } = parts;
   const events = new TypedEvents<GatewayEvents>((err) => log.warn({ err: String(err) }, 'gateway event listener threw'));
 
   // Every stored message wakes its user's sessions, on this node and (through the bus) others.
@@ -247,7 +178,7 @@ export async function startServer(input: ServerConfigInput = {}, options: StartO
     });
   });
 
-  const attached: Array<{ close?: () => Promise<void> }> = [];
+  const attached: AttachedExtension[] = [];
   const closeExtensions = async (): Promise<void> => {
     for (const ext of attached.reverse()) await ext.close?.().catch((err: unknown) => log.warn({ err: String(err) }, 'extension close failed'));
   };
@@ -256,18 +187,10 @@ export async function startServer(input: ServerConfigInput = {}, options: StartO
     await closeExtensions();
     stopWakes();
     stopHealth();
-    if (ownsBus) await bus.close();
-    if (ownsPostOffice) await postOffice.close();
   };
   const ctx: ServerContext = { config, postOffice, bus, events, router, auth, log, sessions: () => [...allSessions] };
-  let ops: Ops | undefined;
-  // Metrics, receipts, the wake-up hook and the demo page attach first, like any extension.
-  const opsExtension: ServerExtension = async (c) => {
-    ops = await attachOps({ ...c, metrics });
-    return ops;
-  };
   try {
-    for (const extend of [opsExtension, ...(options.extensions ?? [])]) {
+    for (const extend of extensions) {
       const ext = await extend(ctx);
       if (ext) attached.push(ext);
     }
@@ -308,7 +231,7 @@ export async function startServer(input: ServerConfigInput = {}, options: StartO
   const port = (http.address() as AddressInfo).port;
   const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${hostForUrl}:${port}`;
-  log.info({ url, store: store.engine, bus: bus.kind }, 'listening');
+  log.info({ url, store: postOffice.store.engine, bus: bus.kind }, 'listening');
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -336,9 +259,6 @@ export async function startServer(input: ServerConfigInput = {}, options: StartO
       http.closeAllConnections();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
       await closeExtensions();
-      if (ownsBus) await bus.close().catch((err: unknown) => log.warn({ err: String(err) }, 'bus close failed'));
-      if (ownsPostOffice) await postOffice.close();
-      log.info('stopped');
     })();
     return closing;
   };
@@ -348,39 +268,10 @@ export async function startServer(input: ServerConfigInput = {}, options: StartO
     wsUrl: `ws://${hostForUrl}:${port}/ws`,
     port,
     host: config.host,
-    config,
-    postOffice,
-    bus,
     events,
     router,
-    auth,
-    log,
-    metrics,
-    ops: ops!,
-    secretFile,
-    secretCreated: createdFile !== undefined,
     sessions: () => [...allSessions],
     close,
-  };
-}
-
-/** The same store, with close() left to its owner. */
-function borrowed(store: MailboxStore): MailboxStore {
-  return {
-    engine: store.engine,
-    capabilities: store.capabilities,
-    append: (items, limits) => store.append(items, limits),
-    read: (req) => store.read(req),
-    ack: (user, device, upTo) => store.ack(user, device, upTo),
-    registerDevice: (user, device, start, now, max) => store.registerDevice(user, device, start, now, max),
-    removeDevice: (user, device) => store.removeDevice(user, device),
-    listDevices: (user) => store.listDevices(user),
-    stats: (user, now) => store.stats(user, now),
-    purge: (user) => store.purge(user),
-    sweep: (now, max) => store.sweep(now, max),
-    users: (opts) => store.users(opts),
-    counters: () => store.counters(),
-    close: async () => undefined,
   };
 }
 

@@ -5,7 +5,7 @@
  * server.
  */
 import { resolveSecrets } from '../gateway/auth.js';
-import type { ServerContext } from '../gateway/server.js';
+import type { ServerContext } from '../gateway/extension.js';
 import { attachPostOffice, seedPending } from '../metrics/postoffice-metrics.js';
 import type { PoboxMetrics } from '../metrics/metrics.js';
 import { enableReceipts, RECEIPT_SENDER } from '../postoffice/receipts.js';

@@ -7,7 +7,7 @@ import { WebSocket } from 'ws';
 import { connect, type ClientOptions, type PoboxClient } from '../../src/client/index.js';
 import { mintToken } from '../../src/gateway/auth.js';
 import type { ServerConfigInput } from '../../src/gateway/config.js';
-import { startServer, type RunningServer, type StartOptions } from '../../src/gateway/server.js';
+import { startServer, type RunningServer, type StartOptions } from '../../src/server/compose.js';
 
 export interface TestGateway {
   server: RunningServer;

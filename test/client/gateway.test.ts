@@ -11,7 +11,7 @@ import { ConnectionClosedError, connect, type PoboxClient } from '../../src/clie
 import { PostOffice } from '../../src/postoffice/post-office.js';
 import { openStore } from '../../src/store/open.js';
 import { mintToken } from '../../src/gateway/auth.js';
-import { startServer } from '../../src/gateway/server.js';
+import { startServer } from '../../src/server/compose.js';
 import { gate, record, waitFor } from './helpers.js';
 import { newSecret, Resources, sessionsOf, startGateway, tempDir } from './gateway-helpers.js';
 

@@ -9,7 +9,7 @@ import { PoboxError } from '../../src/core/errors.js';
 import { parseTtl } from '../../src/gateway/auth.js';
 import { loadServerConfig, storeConfigOf } from '../../src/gateway/config.js';
 import { TokenBucket } from '../../src/gateway/rate-limit.js';
-import { startServer } from '../../src/gateway/server.js';
+import { startServer } from '../../src/server/compose.js';
 import { tempDir } from './helpers.js';
 
 function fieldOf(fn: () => unknown): string | undefined {

@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import type { ServerFrame } from '../../src/core/protocol.js';
 import { mintToken } from '../../src/gateway/auth.js';
 import type { ServerConfigInput } from '../../src/gateway/config.js';
-import { startServer, type RunningServer, type StartOptions } from '../../src/gateway/server.js';
+import { startServer, type RunningServer, type StartOptions } from '../../src/server/compose.js';
 
 export const SECRET = 'test-secret-0123456789-abcdefghijklmnop';
 export const SEND_KEY = 'send-key-0123456789-abcdefghijkl';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { api, autoAck, RawClient, SECRET, tempDir } from './helpers.js';
 import { mintToken } from '../../src/gateway/auth.js';
-import { startServer } from '../../src/gateway/server.js';
+import { startServer } from '../../src/server/compose.js';
 
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 

@@ -12,7 +12,7 @@ import type { Bus } from '../../src/bus/contract.js';
 import { MemoryBus } from '../../src/bus/memory.js';
 import { openRedisBus } from '../../src/bus/redis.js';
 import { mintToken } from '../../src/gateway/auth.js';
-import { startServer, type RunningServer } from '../../src/gateway/server.js';
+import { startServer, type RunningServer } from '../../src/server/compose.js';
 import type { MailboxStore } from '../../src/store/contract.js';
 import { openStore } from '../../src/store/open.js';
 import { SHARED_REDIS, uniquePrefix } from '../bus/bus-helpers.js';

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { mintToken } from '../../src/gateway/auth.js';
 import type { ServerConfigInput } from '../../src/gateway/config.js';
-import { startServer, type RunningServer, type StartOptions } from '../../src/gateway/server.js';
+import { startServer, type RunningServer, type StartOptions } from '../../src/server/compose.js';
 import { tempDir } from './helpers.js';
 
 export interface OpsServer {

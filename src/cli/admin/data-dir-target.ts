@@ -11,7 +11,7 @@ import type { DeviceId, UserId } from '../../core/ids.js';
 import { totalsPage } from '../../metrics/totals.js';
 import { PostOffice } from '../../postoffice/post-office.js';
 import { openStore } from '../../store/open.js';
-import type { AdminTarget } from './target.js';
+import type { AdminTarget } from './contract.js';
 
 export async function openDataDirTarget(dataDir: string): Promise<AdminTarget> {
   const dir = resolve(dataDir);

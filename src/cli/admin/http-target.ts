@@ -7,7 +7,7 @@ import { isErrorCode, PoboxError } from '../../core/errors.js';
 import type { DeviceId, UserId } from '../../core/ids.js';
 import type { DeviceCursor, DeviceStart, MailboxStats, SendResult } from '../../core/types.js';
 import type { TotalsPage } from '../../metrics/totals.js';
-import type { AdminTarget } from './target.js';
+import type { AdminTarget } from './contract.js';
 
 export class HttpTarget implements AdminTarget {
   readonly where: string;

@@ -1,32 +1,13 @@
 /**
- * What the admin commands act on: a running server over HTTP (admin API key), or, for
- * the embedded engine, the data dir of a stopped server opened directly. Both give the
- * same answers in the same shapes, so each command is written once.
+ * Picks what the admin commands act on (contract.ts): a running server over HTTP, or the
+ * data dir of a stopped server. Each target is loaded only when chosen.
  */
 import { z } from 'zod';
 import { PoboxError } from '../../core/errors.js';
-import type { DeviceId, UserId } from '../../core/ids.js';
-import type { DeviceCursor, DeviceStart, MailboxStats, SendResult } from '../../core/types.js';
 import { parseInput } from '../../core/validate.js';
-import type { TotalsPage } from '../../metrics/totals.js';
+import type { AdminTarget } from './contract.js';
 
-export interface AdminTarget {
-  /** Where the commands act, for messages: the URL or the data dir. */
-  readonly where: string;
-  stats(user: UserId): Promise<MailboxStats>;
-  purge(user: UserId): Promise<{ deleted: number; deletedBytes: number }>;
-  /** Move one device's cursor to the user's last seq (it skips its backlog). */
-  skipToHead(user: UserId, device: DeviceId): Promise<{ cursor: number; deleted: number }>;
-  listDevices(user: UserId): Promise<DeviceCursor[]>;
-  addDevice(user: UserId, device: DeviceId, start: DeviceStart): Promise<DeviceCursor & { created: boolean }>;
-  removeDevice(user: UserId, device: DeviceId): Promise<boolean>;
-  /** One page of user ids, for counting before a walk. */
-  users(after: UserId | undefined, limit: number): Promise<UserId[]>;
-  /** Totals over one page of users. */
-  totals(after: UserId | undefined, limit: number): Promise<TotalsPage>;
-  send(msg: { from: UserId; to: UserId; id: string; body: string; toDevice?: DeviceId; ttlSeconds?: number }): Promise<SendResult>;
-  close(): Promise<void>;
-}
+export type { AdminTarget } from './contract.js';
 
 /** The flags every admin command takes. */
 export interface TargetFlags {

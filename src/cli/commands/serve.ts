@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { loadServerConfig, type ServerFlags } from '../../gateway/config.js';
-import { startServer } from '../../gateway/server.js';
+import { startServer } from '../../server/compose.js';
 
 export function addServerConfigOptions(cmd: Command): Command {
   return cmd
