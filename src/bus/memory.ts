@@ -15,10 +15,12 @@ export class MemoryBus implements Bus {
     };
   }
 
-  async publish(wake: Wake): Promise<void> {
+  async publish(wake: Wake): Promise<number> {
     const set = this.subs.get(wake.user);
-    if (!set) return;
-    for (const h of [...set]) h(wake);
+    if (!set) return 0;
+    let took = 0;
+    for (const h of [...set]) if (h(wake) === true) took++;
+    return took;
   }
 
   /** Users with at least one subscriber on this node. */

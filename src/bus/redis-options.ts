@@ -42,6 +42,8 @@ export const RedisBusOptionsSchema = z
      * (newest seq per user, without the message) and published once it is back, so a node
      * cut off from Redis alone does not leave other nodes' sessions waiting. At most this many users.
      */
+    /** How long a publisher waits for other nodes to say how many devices took an ephemeral message. */
+    reachTimeoutMs: z.number().int().min(1).max(60_000).default(250),
     maxDeferredUsers: z.number().int().min(0).max(10_000_000).default(10_000),
   })
   .strict();

@@ -37,11 +37,13 @@
  * Redis errors never escape as unhandled 'error' events or rejected promises: they are
  * logged (rate-limited to state changes) and reflected in `healthy()` and `stats()`.
  */
+import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { PoboxError } from '../core/errors.js';
 import { isValidId } from '../core/ids.js';
 import type { Bus, Wake, WakeHandler } from './contract.js';
 import { parseRedisBusOptions, type ParsedRedisBusOptions, type RedisBusOptionsInput } from './redis-options.js';
+import { ReachReplies } from './reach-replies.js';
 import { decodeWake, encodeWake } from './wake-codec.js';
 
 /** The subset of a pino logger the bus uses. */
@@ -101,6 +103,11 @@ export class RedisBus implements Bus {
   private readonly lastError = new Map<Redis, string>();
   /** Connections being dropped on purpose, until their socket closes. */
   private readonly forcing = new Set<Redis>();
+  /** This bus's id: other nodes answer ephemeral reach counts on `<prefix>n:<nodeId>`. */
+  readonly nodeId = randomUUID();
+  private readonly replies: ReachReplies;
+  /** The subscriber connection generation on which the reply channel is subscribed (-1: none). */
+  private replyGeneration = -1;
   private readonly counters = { published: 0, publishFailures: 0, republished: 0, deferredDropped: 0, received: 0, malformed: 0, resubscribes: 0 };
 
   constructor(options: string | (RedisBusOptionsInput & { logger?: BusLogger })) {
@@ -108,6 +115,7 @@ export class RedisBus implements Bus {
     this.opts = parseRedisBusOptions(rest);
     this.logger = logger;
     this.prefix = this.opts.prefix;
+    this.replies = new ReachReplies(this.opts.reachTimeoutMs);
     const common: RedisOptions = {
       lazyConnect: true,
       // Fail commands at once while down instead of queueing them: a queued SUBSCRIBE or
@@ -202,22 +210,38 @@ export class RedisBus implements Bus {
     };
   }
 
-  async publish(wake: Wake): Promise<void> {
+  async publish(wake: Wake): Promise<number | void> {
     if (this.closed) {
       this.counters.publishFailures++;
       return;
     }
     if (this.pub.status !== 'ready') {
       this.counters.publishFailures++;
-      this.defer(wake);
+      // An ephemeral message is worth nothing later: it is dropped, not deferred.
+      if (wake.ephemeral === undefined) this.defer(wake);
       return;
     }
     try {
-      await this.pub.publish(this.channelFor(wake.user), encodeWake(wake, this.opts.maxInlineBytes));
+      const channel = this.channelFor(wake.user);
+      if (wake.ephemeral === undefined) {
+        await this.pub.publish(channel, encodeWake(wake, this.opts.maxInlineBytes));
+        this.counters.published++;
+        return;
+      }
+      // Every receiving node answers with the devices that took it (reach-replies.ts);
+      // PUBLISH says how many nodes received it, so we know how many answers to wait for.
+      if (!(await this.ensureReplyChannel())) {
+        await this.pub.publish(channel, encodeWake(wake, this.opts.maxInlineBytes));
+        this.counters.published++;
+        return; // reach unknown beyond this node
+      }
+      const ref = this.replies.newRef();
+      const receivers = await this.pub.publish(channel, encodeWake({ ...wake, reply: { to: this.nodeId, ref } }, this.opts.maxInlineBytes));
       this.counters.published++;
+      return await this.replies.collect(ref, receivers);
     } catch (err) {
       this.counters.publishFailures++;
-      this.defer(wake);
+      if (wake.ephemeral === undefined) this.defer(wake);
       this.noteError(this.pub, 'publisher', err);
     }
   }
@@ -245,6 +269,7 @@ export class RedisBus implements Bus {
     if (this.pingTimer) clearInterval(this.pingTimer);
     this.healthListeners.clear();
     this.deferred.clear();
+    this.replies.close();
     for (const it of this.interests.values()) it.handlers.clear();
     this.interests.clear();
     await Promise.allSettled([quitOrDisconnect(this.pub), quitOrDisconnect(this.sub)]);
@@ -318,6 +343,29 @@ export class RedisBus implements Bus {
     return p;
   }
 
+  private replyChannel(nodeId: string): string {
+    return `${this.prefix}n:${nodeId}`;
+  }
+
+  /**
+   * Subscribe this node's reply channel, once per subscriber connection and only when the
+   * node first publishes an ephemeral message (nodes that never do keep one channel per user).
+   */
+  private async ensureReplyChannel(): Promise<boolean> {
+    const generation = this.subGeneration;
+    if (this.replyGeneration === generation) return true;
+    if (this.sub.status !== 'ready') return false;
+    try {
+      await this.sub.subscribe(this.replyChannel(this.nodeId));
+    } catch (err) {
+      this.noteError(this.sub, 'subscriber', err);
+      return false;
+    }
+    if (generation !== this.subGeneration) return false;
+    this.replyGeneration = generation;
+    return true;
+  }
+
   private async resubscribeAll(): Promise<void> {
     const generation = this.subGeneration;
     const wantedUnconfirmed = (): Interest[] => [...this.interests.values()].filter((it) => it.handlers.size > 0 && !it.confirmed);
@@ -341,20 +389,32 @@ export class RedisBus implements Bus {
   }
 
   private dispatch(channel: string, payload: string): void {
+    if (channel === this.replyChannel(this.nodeId)) {
+      this.replies.onReply(payload);
+      return;
+    }
     const it = this.interests.get(channel);
-    if (!it || it.handlers.size === 0) return;
-    const wake = decodeWake(payload);
-    if (!wake || wake.user !== it.user) {
+    const wake = it && it.handlers.size > 0 ? decodeWake(payload) : undefined;
+    if (it && (!wake || wake.user !== it.user)) {
       this.counters.malformed++;
       return;
     }
-    this.counters.received++;
-    for (const ref of [...it.handlers]) {
-      try {
-        ref.fn(wake);
-      } catch (err) {
-        this.logger?.warn({ user: it.user, err: String(err) }, 'wake handler threw');
+    let took = 0;
+    if (it && wake) {
+      this.counters.received++;
+      for (const ref of [...it.handlers]) {
+        try {
+          if (ref.fn(wake) === true) took++;
+        } catch (err) {
+          this.logger?.warn({ user: it.user, err: String(err) }, 'wake handler threw');
+        }
       }
+    }
+    // Answer every ephemeral that reached this node, even with 0 (a channel we just left):
+    // the publisher waits for as many answers as PUBLISH counted.
+    const reply = wake?.reply ?? (it ? undefined : replyOf(payload));
+    if (reply && this.pub.status === 'ready') {
+      this.pub.publish(this.replyChannel(reply.to), ReachReplies.encode(reply.ref, took)).catch((err: unknown) => this.noteError(this.pub, 'publisher', err));
     }
   }
 
@@ -410,6 +470,12 @@ export class RedisBus implements Bus {
     this.updateHealth();
     conn.disconnect(true);
   }
+}
+
+/** The reply address of an ephemeral wake that arrived on a channel we no longer want. */
+function replyOf(payload: string): { to: string; ref: string } | undefined {
+  if (!payload.includes('"reply"')) return undefined;
+  return decodeWake(payload)?.reply;
 }
 
 async function quitOrDisconnect(conn: Redis): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { DeviceIdSchema, MessageIdSchema, SeqSchema, UserIdSchema } from '../core/ids.js';
-import type { StoredMessage } from '../core/types.js';
+import type { EphemeralMessage, StoredMessage } from '../core/types.js';
 import type { Wake } from './contract.js';
 
 const StoredMessageSchema = z.object({
@@ -21,15 +21,33 @@ const StoredMessageSchema = z.object({
   receipt: z.boolean().optional(),
 });
 
+const EphemeralSchema = z.object({
+  id: MessageIdSchema,
+  from: UserIdSchema,
+  to: UserIdSchema,
+  toDevice: DeviceIdSchema.optional(),
+  body: z.string(),
+  bytes: z.number().int().min(0),
+  sentAt: z.number(),
+});
+
 const WakeSchema = z.object({
   user: UserIdSchema,
   epoch: z.string().min(1).max(128),
   seq: SeqSchema,
   message: StoredMessageSchema.optional(),
+  ephemeral: EphemeralSchema.optional(),
+  origin: z.string().min(1).max(64).optional(),
+  reply: z.object({ to: z.string().min(1).max(64), ref: z.string().min(1).max(64) }).optional(),
 });
 
 /** JSON for a wake; drops the message when the payload would exceed `maxInlineBytes`. */
 export function encodeWake(wake: Wake, maxInlineBytes: number): string {
+  // An ephemeral message exists nowhere else: it always travels whole.
+  if (wake.ephemeral !== undefined) {
+    const { user, epoch, seq, ephemeral, origin, reply } = wake;
+    return JSON.stringify({ user, epoch, seq, ephemeral, ...(origin !== undefined ? { origin } : {}), ...(reply !== undefined ? { reply } : {}) });
+  }
   const bare = { user: wake.user, epoch: wake.epoch, seq: wake.seq };
   if (wake.message === undefined) return JSON.stringify(bare);
   // UTF-8 takes at least one byte per UTF-16 unit: a long body is decided without serialising it.
@@ -48,7 +66,13 @@ export function decodeWake(payload: string): Wake | undefined {
   }
   const r = WakeSchema.safeParse(raw);
   if (!r.success) return undefined;
-  const { message, ...rest } = r.data;
+  const { message, ephemeral, origin, reply, ...rest } = r.data;
+  if (ephemeral !== undefined) {
+    if (ephemeral.to !== rest.user) return undefined;
+    const e: EphemeralMessage = { id: ephemeral.id, from: ephemeral.from, to: ephemeral.to, body: ephemeral.body, bytes: ephemeral.bytes, sentAt: ephemeral.sentAt };
+    if (ephemeral.toDevice !== undefined) e.toDevice = ephemeral.toDevice;
+    return { ...rest, ephemeral: e, ...(origin !== undefined ? { origin } : {}), ...(reply !== undefined ? { reply } : {}) };
+  }
   if (message === undefined) return rest;
   if (message.seq !== rest.seq || message.to !== rest.user) return undefined;
   const m: StoredMessage = {

@@ -37,6 +37,7 @@ import type {
   AckMode,
   ClientEvents,
   ClientMessage,
+  EphemeralClientMessage,
   ClientOptions,
   ClientState,
   ClientStats,
@@ -197,6 +198,7 @@ export class PoboxClient {
     if (input.toDevice !== undefined) frame.toDevice = input.toDevice;
     if (input.ttlSeconds !== undefined) frame.ttlSeconds = input.ttlSeconds;
     if (input.receipt !== undefined) frame.receipt = input.receipt;
+    if (input.ephemeral) frame.ephemeral = true;
     const { promise, isNew } = this.sends.add(frame, input.timeoutMs ?? this.opts.sendTimeoutMs);
     const conn = this.conn;
     if (isNew && conn?.welcomed && conn.socket.readyState === OPEN) {
@@ -301,11 +303,22 @@ export class PoboxClient {
         this.enqueue({ kind: 'message', message });
         return;
       }
+      case 'ephemeral': {
+        // Not stored, not acked, not in seq order: handed over at once, never queued.
+        if (typeof frame.body !== 'string' || typeof frame.id !== 'string') {
+          this.emitError(new PoboxError('BAD_REQUEST', 'server sent a malformed ephemeral frame'));
+          return;
+        }
+        const e: EphemeralClientMessage = { id: frame.id, from: frame.from, body: frame.body, sentAt: frame.sentAt };
+        if (frame.toDevice !== undefined) e.toDevice = frame.toDevice;
+        this.emitter.emit('ephemeral', e);
+        return;
+      }
       case 'caughtUp':
         this.enqueue({ kind: 'caughtUp', seq: frame.seq });
         return;
       case 'accepted':
-        this.sends.accepted(frame.id, frame.seq, frame.duplicate === true);
+        this.sends.accepted(frame.id, frame.seq, frame.duplicate === true, frame.ephemeral ? (frame.reached ?? 0) : undefined);
         return;
       case 'error': {
         const code: ErrorCode = isErrorCode(frame.code) ? frame.code : 'INTERNAL';

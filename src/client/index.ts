@@ -26,6 +26,7 @@ export type {
   ClientOptions,
   ClientState,
   ClientStats,
+  EphemeralClientMessage,
   SendOptions,
   SendReceipt,
   StateChange,

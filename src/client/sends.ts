@@ -68,10 +68,11 @@ export class PendingSends {
     return this.pending.get(id)?.text;
   }
 
-  accepted(id: string, seq: number, duplicate: boolean): boolean {
+  /** `reached` is given for an ephemeral send (devices it was handed to). */
+  accepted(id: string, seq: number, duplicate: boolean, reached?: number): boolean {
     const entry = this.settle(id);
     if (!entry) return false;
-    entry.resolve({ id, seq, duplicate });
+    entry.resolve(reached === undefined ? { id, seq, duplicate } : { id, seq, duplicate, reached });
     return true;
   }
 

@@ -1,5 +1,5 @@
 import type { PoboxError } from '../core/errors.js';
-import type { MessageFrame } from '../core/protocol.js';
+import type { EphemeralFrame, MessageFrame } from '../core/protocol.js';
 
 /**
  * The subset of the standard WebSocket API the client uses. Browsers provide it as
@@ -62,6 +62,13 @@ export interface SendOptions {
   toDevice?: string;
   ttlSeconds?: number;
   receipt?: boolean;
+  /**
+   * Deliver only to the recipient's devices connected right now; never stored. Resolves
+   * with `seq` 0 and `reached` (devices it was handed to). An ephemeral send that was not
+   * answered before a reconnect is written again on the next connection (unlike stored
+   * messages it is not deduplicated, so a device may see it twice).
+   */
+  ephemeral?: boolean;
   /** Overrides `sendTimeoutMs` for this send. */
   timeoutMs?: number;
 }
@@ -72,7 +79,12 @@ export interface SendReceipt {
   seq: number;
   /** True when the server already had this id (e.g. a resend after a reconnect). */
   duplicate: boolean;
+  /** For an ephemeral send: the devices it was handed to (seq is then 0). */
+  reached?: number;
 }
+
+/** An ephemeral message as handed to the application (event `ephemeral`): no seq, no ack. */
+export type EphemeralClientMessage = Omit<EphemeralFrame, 'type'>;
 
 export interface StateChange {
   state: ClientState;
@@ -90,6 +102,8 @@ export interface StateChange {
 
 export interface ClientEvents {
   message: ClientMessage;
+  /** An ephemeral message (typing, presence): delivered only while connected, never acked. */
+  ephemeral: EphemeralClientMessage;
   /** The backlog that existed at connect has been handed over; live delivery follows. */
   caughtUp: { seq: number };
   state: StateChange;

@@ -34,6 +34,12 @@ export interface SendFrame {
   body: string;
   ttlSeconds?: number;
   receipt?: boolean;
+  /**
+   * Deliver only to the recipient's devices connected right now (typing, presence,
+   * "read up to"): never stored, never counted against a quota, never in a drain.
+   * Answered with `accepted {ephemeral: true, reached}`.
+   */
+  ephemeral?: boolean;
 }
 
 export interface PingFrame {
@@ -78,13 +84,30 @@ export interface CaughtUpFrame {
   seq: number;
 }
 
-/** A send is durable. Never sent before the store has committed it. */
+/**
+ * The answer to a send. For a stored message: it is durable (never sent before the store
+ * has committed it), with its seq. For an ephemeral send (`ephemeral: true`): nothing was
+ * stored (`seq` 0, `durable` false) and `reached` says how many devices it was handed to,
+ * on every node; a lower bound when another node answered too late or the bus was down.
+ */
 export interface AcceptedFrame {
   type: 'accepted';
   id: string;
   seq: number;
   duplicate: boolean;
-  durable: true;
+  durable: boolean;
+  ephemeral?: true;
+  reached?: number;
+}
+
+/** An ephemeral message: no seq, never stored, never acked, never sent again. */
+export interface EphemeralFrame {
+  type: 'ephemeral';
+  id: string;
+  from: string;
+  body: string;
+  sentAt: number;
+  toDevice?: string;
 }
 
 export interface AckedFrame {
@@ -106,7 +129,7 @@ export interface PongFrame {
   t?: number;
 }
 
-export type ServerFrame = WelcomeFrame | MessageFrame | CaughtUpFrame | AcceptedFrame | AckedFrame | ErrorFrame | PongFrame;
+export type ServerFrame = WelcomeFrame | MessageFrame | EphemeralFrame | CaughtUpFrame | AcceptedFrame | AckedFrame | ErrorFrame | PongFrame;
 
 /** WebSocket close codes pobox uses (4000-4999 is the application range). */
 export const CloseCode = {

@@ -22,6 +22,24 @@ export interface StoredMessage {
   receipt?: boolean;
 }
 
+/** An ephemeral message on its way to connected devices; it has no seq and is never stored. */
+export interface EphemeralMessage {
+  id: MessageId;
+  from: UserId;
+  to: UserId;
+  toDevice?: DeviceId;
+  body: string;
+  bytes: number;
+  sentAt: number;
+}
+
+export interface EphemeralResult {
+  ephemeral: true;
+  /** Devices it was handed to (exact, or a lower bound when a node answered too late: see AcceptedFrame). */
+  reached: number;
+  durable: false;
+}
+
 /** The cursor of one device: the highest seq it has acknowledged. */
 export interface DeviceCursor {
   device: DeviceId;

@@ -30,6 +30,7 @@ export const SendFrameSchema = z.object({
   body: z.string().min(1, 'body must not be empty'),
   ttlSeconds: z.number().int().min(1).optional(),
   receipt: z.boolean().optional(),
+  ephemeral: z.boolean().optional(),
 });
 
 export const PingFrameSchema = z.object({

@@ -123,6 +123,18 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
       po.events.emit('rejected', { code: err instanceof PoboxError ? err.code : 'BAD_REQUEST' });
       throw err;
     }
+    if (input.ephemeral) {
+      const r = await po.sendEphemeral({
+        from,
+        to: input.to,
+        id: input.id,
+        body: input.body,
+        ...(input.toDevice !== undefined ? { toDevice: input.toDevice } : {}),
+        ...(input.ttlSeconds !== undefined ? { ttlSeconds: input.ttlSeconds } : {}),
+        ...(input.receipt !== undefined ? { receipt: input.receipt } : {}),
+      });
+      return { status: 200, json: { id: input.id, seq: 0, duplicate: false, durable: false, ephemeral: true, reached: r.reached } };
+    }
     const sending = po.send({
       from,
       to: input.to,

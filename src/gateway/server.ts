@@ -27,6 +27,7 @@ import { HttpRouter } from './http-router.js';
 import type { Logger } from './logger.js';
 import { AddressLimiter } from './rate-limit.js';
 import { DeviceSession } from './session.js';
+import { EphemeralRouter } from './ephemeral.js';
 
 export type { ServerContext, ServerExtension } from './extension.js';
 
@@ -74,6 +75,10 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
     const wake = message.bytes <= wakeMax ? { user, epoch, seq: message.seq, message } : { user, epoch, seq: message.seq };
     bus.publish(wake).catch((err: unknown) => log.warn({ user, err: String(err) }, 'wake publish failed; sessions will read on their next wake or poll'));
   });
+
+  // Ephemeral sends reach this node's sessions directly and other nodes through the bus.
+  const ephemeral = new EphemeralRouter(bus);
+  const stopEphemeral = postOffice.setEphemeralRoute(ephemeral.route);
 
   const live = new Map<string, DeviceSession>();
   const allSessions = new Set<DeviceSession>();
@@ -158,8 +163,10 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
           events,
           trackSend,
           shuttingDown: () => shuttingDown,
+          nodeId: ephemeral.nodeId,
           onEnd: (s) => {
             allSessions.delete(s);
+            ephemeral.remove(s);
             const key = sessionKey(s.user, s.device);
             if (live.get(key) === s) live.delete(key);
           },
@@ -168,6 +175,7 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
         const previous = live.get(key);
         live.set(key, session);
         allSessions.add(session);
+        ephemeral.add(session);
         if (previous) previous.close(CloseCode.REPLACED, 'replaced by a newer connection of this device');
         log.info({ requestId, user, device, remote, replaced: previous !== undefined }, 'connection opened');
         events.emit('connection', { user, device, remote });
@@ -186,6 +194,7 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
   const unwind = async (): Promise<void> => {
     await closeExtensions();
     stopWakes();
+    stopEphemeral();
     stopHealth();
   };
   const ctx: ServerContext = { config, postOffice, bus, events, router, auth, log, sessions: () => [...allSessions] };
@@ -253,6 +262,7 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
       for (const client of wss.clients) client.terminate();
       clearInterval(heartbeat);
       stopWakes();
+      stopEphemeral();
       stopHealth();
       http.closeIdleConnections();
       await withTimeout(httpClosed, Math.min(2000, config.shutdownTimeoutMs));

@@ -34,7 +34,7 @@ import type { WebSocket } from 'ws';
 import type { Bus, Wake } from '../bus/contract.js';
 import { PoboxError, toPoboxError, type ErrorCode } from '../core/errors.js';
 import { CloseCode, PROTOCOL_VERSION, type ClientFrame, type HelloFrame, type SendFrame, type ServerFrame } from '../core/protocol.js';
-import type { StoredMessage } from '../core/types.js';
+import type { EphemeralMessage, StoredMessage } from '../core/types.js';
 import type { TypedEvents } from '../postoffice/events.js';
 import type { PostOffice } from '../postoffice/post-office.js';
 import type { GatewayLimits, SessionConfig } from './config.js';
@@ -58,6 +58,8 @@ export interface SessionDeps {
   trackSend: (p: Promise<unknown>) => void;
   /** True once the server is shutting down: new sends are refused. */
   shuttingDown: () => boolean;
+  /** This gateway node's id on the bus (ephemeral wakes it published itself are skipped). */
+  nodeId: string;
 }
 
 interface InFlight {
@@ -264,6 +266,7 @@ export class DeviceSession {
       this.writeError(errorOf('UNAVAILABLE', 'server is shutting down; send again after reconnecting'), frame.id);
       return;
     }
+    if (frame.ephemeral) return this.onEphemeralSend(frame);
     // The sender is the token's user; the frame schema already dropped any `from`.
     const p = this.deps.postOffice
       .send({
@@ -288,6 +291,44 @@ export class DeviceSession {
       )
       .catch((err: unknown) => this.log.error({ err: String(err) }, 'failed to answer a send'));
     this.deps.trackSend(p);
+  }
+
+  private onEphemeralSend(frame: SendFrame): void {
+    const p = this.deps.postOffice
+      .sendEphemeral({
+        from: this.user,
+        to: frame.to,
+        id: frame.id,
+        body: frame.body,
+        ...(frame.toDevice !== undefined ? { toDevice: frame.toDevice } : {}),
+        // Passed on so the post office refuses them (BAD_REQUEST): they mean nothing here.
+        ...(frame.ttlSeconds !== undefined ? { ttlSeconds: frame.ttlSeconds } : {}),
+        ...(frame.receipt !== undefined ? { receipt: frame.receipt } : {}),
+      })
+      .then(
+        (r) => this.write({ type: 'accepted', id: frame.id, seq: 0, duplicate: false, durable: false, ephemeral: true, reached: r.reached }),
+        (err) => {
+          const e = toPoboxError(err);
+          if (e.code === 'BAD_REQUEST' || e.code === 'PAYLOAD_TOO_LARGE') this.rejectFrame(new FrameError(e, frame.id));
+          else this.writeError(e, frame.id);
+        },
+      )
+      .catch((err: unknown) => this.log.error({ err: String(err) }, 'failed to answer an ephemeral send'));
+    this.deps.trackSend(p);
+  }
+
+  /**
+   * Hand an ephemeral message to this device if it is connected and ready for it.
+   * Best effort by design: a device still starting, or whose socket is backed up, misses it.
+   */
+  deliverEphemeral(m: EphemeralMessage): boolean {
+    if (this.state !== 'draining' && this.state !== 'live') return false;
+    if (m.toDevice !== undefined && m.toDevice !== this.device) return false;
+    if (this.socketFull() || this.ws.readyState !== this.ws.OPEN) return false;
+    const frame: ServerFrame = { type: 'ephemeral', id: m.id, from: m.from, body: m.body, sentAt: m.sentAt };
+    if (m.toDevice !== undefined) frame.toDevice = m.toDevice;
+    this.ws.send(encodeFrame(frame), this.afterWrite);
+    return true;
   }
 
   private onAck(upTo: number): void {
@@ -332,7 +373,16 @@ export class DeviceSession {
 
   // ---- delivery -----------------------------------------------------------------
 
-  private onWake(w: Wake): void {
+  private onWake(w: Wake): boolean {
+    if (w.ephemeral !== undefined) {
+      // The node that took the send has handed it to its own sessions already.
+      return w.origin !== this.deps.nodeId && this.deliverEphemeral(w.ephemeral);
+    }
+    this.onStoredWake(w);
+    return false;
+  }
+
+  private onStoredWake(w: Wake): void {
     if (this.state !== 'draining' && this.state !== 'live') {
       this.again = true; // start() pumps once it is ready
       return;

@@ -13,12 +13,12 @@ export function instrumentBus(bus: Bus, metrics: PoboxMetrics, now: () => number
     subscribe: (user, handler) =>
       bus.subscribe(user, (wake) => {
         if (wake.message) metrics.busWakeSeconds.observe(labels, Math.max(0, now() - wake.message.sentAt) / 1000);
-        handler(wake);
+        return handler(wake);
       }),
     publish: async (wake) => {
       const end = metrics.busPublishSeconds.startTimer(labels);
       try {
-        await bus.publish(wake);
+        return await bus.publish(wake);
       } finally {
         end();
       }

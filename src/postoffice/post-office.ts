@@ -9,11 +9,11 @@
 import { PoboxError, toPoboxError } from '../core/errors.js';
 import { parseConfig, PostOfficeConfigSchema, type PostOfficeConfig, type PostOfficeConfigInput } from '../core/config.js';
 import type { DeviceId, Seq, UserId } from '../core/ids.js';
-import { systemClock, type AckResult, type Clock, type DeviceCursor, type DeviceStart, type MailboxStats, type ReadPage, type SendResult } from '../core/types.js';
+import { systemClock, type AckResult, type Clock, type DeviceCursor, type DeviceStart, type EphemeralMessage, type EphemeralResult, type MailboxStats, type ReadPage, type SendResult } from '../core/types.js';
 import { parseInput } from '../core/validate.js';
 import type { AppendItem, MailboxStore, PurgeOutcome, RegisterOutcome } from '../store/contract.js';
 import { TypedEvents, type PostOfficeEvents } from './events.js';
-import { AckInputSchema, DeviceInputSchema, ReadInputSchema, SendInputSchema, UserInputSchema, type SendInput } from './schemas.js';
+import { AckInputSchema, DeviceInputSchema, EphemeralInputSchema, ReadInputSchema, SendInputSchema, UserInputSchema, type EphemeralInput, type SendInput } from './schemas.js';
 
 export interface PostOfficeOptions {
   store: MailboxStore;
@@ -28,6 +28,13 @@ export interface PostOfficeOptions {
  * read what is about to be acked (delivery receipts do). Throwing fails the ack.
  */
 export type BeforeAckHook = (ack: { user: UserId; device: DeviceId; upTo: Seq }) => Promise<void>;
+
+/**
+ * Hands an ephemeral message to the recipient's connected devices and says how many it
+ * reached. The gateway installs one (local sessions + the bus); without one, nothing is
+ * connected and every ephemeral send reaches 0.
+ */
+export type EphemeralRoute = (message: EphemeralMessage) => Promise<number>;
 
 interface PendingSend {
   item: AppendItem;
@@ -49,6 +56,7 @@ export class PostOffice {
   private sweeping: Promise<number> | undefined;
   private closed = false;
   private readonly beforeAckHooks = new Set<BeforeAckHook>();
+  private ephemeralRoute: EphemeralRoute | undefined;
 
   constructor(opts: PostOfficeOptions) {
     this.store = opts.store;
@@ -93,13 +101,47 @@ export class PostOffice {
     });
   }
 
-  private prepare(input: SendInput): AppendItem {
-    const msg = parseInput(SendInputSchema, input, 'send');
-    const bytes = encoder.encode(msg.body).length;
+  /** Install the route ephemeral sends take (the gateway does); returns the remover. */
+  setEphemeralRoute(route: EphemeralRoute): () => void {
+    this.ephemeralRoute = route;
+    return () => {
+      if (this.ephemeralRoute === route) this.ephemeralRoute = undefined;
+    };
+  }
+
+  /**
+   * Hand a message to the recipient's devices connected right now, on any node. Nothing
+   * is stored, no quota is touched, no seq is used: it never appears in a drain or stats.
+   */
+  async sendEphemeral(input: EphemeralInput): Promise<EphemeralResult> {
+    let message: EphemeralMessage;
+    try {
+      this.ensureOpen();
+      const msg = parseInput(EphemeralInputSchema, input, 'send');
+      message = { id: msg.id, from: msg.from, to: msg.to, body: msg.body, bytes: this.bodyBytes(msg.body), sentAt: this.clock.now() };
+      if (msg.toDevice !== undefined) message.toDevice = msg.toDevice;
+    } catch (err) {
+      const e = toPoboxError(err);
+      this.events.emit('rejected', { code: e.code, ...(typeof (input as { to?: unknown })?.to === 'string' ? { to: (input as { to: string }).to } : {}) });
+      throw e;
+    }
+    const reached = this.ephemeralRoute ? await this.ephemeralRoute(message) : 0;
+    return { ephemeral: true, reached, durable: false };
+  }
+
+  /** The body's size in bytes, refused with PAYLOAD_TOO_LARGE over the limit. */
+  private bodyBytes(body: string): number {
+    const bytes = encoder.encode(body).length;
     const maxBody = Math.min(this.config.limits.maxBodyBytes, this.store.capabilities.maxBodyBytes ?? Infinity);
     if (bytes > maxBody) {
       throw new PoboxError('PAYLOAD_TOO_LARGE', `body is ${bytes} bytes; the limit is ${maxBody}`, { field: 'body' });
     }
+    return bytes;
+  }
+
+  private prepare(input: SendInput): AppendItem {
+    const msg = parseInput(SendInputSchema, input, 'send');
+    const bytes = this.bodyBytes(msg.body);
     const { defaultTtlSeconds, maxTtlSeconds } = this.config.retention;
     if (msg.ttlSeconds !== undefined && msg.ttlSeconds > maxTtlSeconds) {
       throw new PoboxError('BAD_REQUEST', `ttlSeconds ${msg.ttlSeconds} exceeds the maximum ${maxTtlSeconds}`, { field: 'ttlSeconds' });

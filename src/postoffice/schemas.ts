@@ -15,6 +15,15 @@ export const SendInputSchema = z
   .strict();
 export type SendInput = z.input<typeof SendInputSchema>;
 
+/** An ephemeral send: the same fields minus what only a stored message has. */
+const storedOnly = (field: string) =>
+  z
+    .unknown()
+    .refine((v) => v === undefined, `${field} applies only to stored messages, not to an ephemeral one`)
+    .optional();
+export const EphemeralInputSchema = SendInputSchema.extend({ ttlSeconds: storedOnly('ttlSeconds'), receipt: storedOnly('receipt') }).strict();
+export type EphemeralInput = z.input<typeof EphemeralInputSchema>;
+
 export const ReadInputSchema = z.object({
   user: UserIdSchema,
   device: DeviceIdSchema,
