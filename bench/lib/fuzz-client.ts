@@ -67,6 +67,8 @@ export interface WsOutcome {
   hang: boolean;
   /** Frames that are not documented server frames, or errors with an unknown code. */
   untyped: string[];
+  /** Frames written to the open socket (the fuzz frames only, not hello or the final ping). */
+  sent: number;
 }
 
 function describeFrame(text: string): { word: string; typed: boolean } {
@@ -90,7 +92,7 @@ function describeFrame(text: string): { word: string; typed: boolean } {
  * within `deadlineMs` of a step is a hang.
  */
 export async function runWsSession(wsUrl: string, session: WsSession, token: string | undefined, deadlineMs: number, opts: { localAddress?: string } = {}): Promise<WsOutcome> {
-  const out: WsOutcome = { answers: [], hang: false, untyped: [] };
+  const out: WsOutcome = { answers: [], hang: false, untyped: [], sent: 0 };
   const marker = Math.random();
   const ws = new WebSocket(wsUrl, {
     ...(token !== undefined ? { headers: { authorization: `Bearer ${token}` } } : {}),
@@ -141,10 +143,11 @@ export async function runWsSession(wsUrl: string, session: WsSession, token: str
       check();
     });
 
-  const send = (input: WsInput): void => {
-    if (ws.readyState !== WebSocket.OPEN) return;
+  const send = (input: WsInput): boolean => {
+    if (ws.readyState !== WebSocket.OPEN) return false;
     if (input.kind === 'binary') ws.send(input.bytes, { binary: true });
     else ws.send(input.text);
+    return true;
   };
 
   if (!(await until(() => ws.readyState === WebSocket.OPEN))) out.hang = true;
@@ -154,15 +157,13 @@ export async function runWsSession(wsUrl: string, session: WsSession, token: str
       if (!(await until(() => welcomed))) out.hang = true;
     }
     if (!out.hang) {
-      for (const f of session.frames) send(f);
+      for (const f of session.frames) if (send(f)) out.sent++;
       send({ kind: 'text', text: JSON.stringify({ type: 'ping', t: marker }) });
       if (!(await until(() => ponged))) out.hang = true;
     }
   }
-  if (!closed) {
-    ws.close(1000);
-    if (!(await until(() => false))) ws.terminate();
-  }
+  // Our own close needs no waiting for: the answers are in (ws ends the handshake itself).
+  if (!closed) ws.close(1000);
   if (out.close !== undefined && !KNOWN_CLOSE_CODES.has(out.close)) out.untyped.push(`close ${out.close}`);
   return out;
 }

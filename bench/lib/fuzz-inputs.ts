@@ -158,12 +158,16 @@ export const credential: fc.Arbitrary<string | undefined> = fc.oneof(
   { weight: 1, arbitrary: fc.string({ maxLength: 60 }) },
 );
 
-export const wsSession: fc.Arbitrary<WsSession> = fc.record({
-  auth: credential,
-  // Mostly a hello first (80%), so most frames reach the send and ack paths.
-  hello: fc.integer({ min: 0, max: 9 }).map((n) => n < 8),
-  frames: fc.array(wsInput, { minLength: 1, maxLength: 12 }),
-});
+/** A session of up to `maxFrames` frames (the server closes after maxInvalidFrames bad ones). */
+export const wsSessionOf = (maxFrames: number): fc.Arbitrary<WsSession> =>
+  fc.record({
+    auth: credential,
+    // Mostly a hello first (80%), so most frames reach the send and ack paths.
+    hello: fc.integer({ min: 0, max: 9 }).map((n) => n < 8),
+    frames: fc.array(wsInput, { minLength: 1, maxLength: maxFrames, size: 'max' }),
+  });
+
+export const wsSession: fc.Arbitrary<WsSession> = wsSessionOf(12);
 
 // ---- HTTP requests ------------------------------------------------------------------
 
