@@ -15,16 +15,20 @@ const secret = process.env.BENCH_SECRET;
 if (!secret || !process.send) throw new Error('server-child must be forked with BENCH_SECRET and an IPC channel');
 const reply = (m: ServerReply): void => void process.send!(m);
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'pobox-bench-e2e-server-'));
-let server: RunningServer | undefined;
+let server: RunningServer | undefined = undefined;
 
-const shutdown = async (): Promise<void> => {
-  await server?.close().catch(() => undefined);
-  rmSync(dataDir, { recursive: true, force: true });
-  process.exit(0);
+/** Close the server (a failed close only means less to clean up), remove its data, exit. */
+const shutdown = (): void => {
+  (server?.close() ?? Promise.resolve())
+    .catch((err: unknown) => process.stderr.write(`server-child: close failed: ${String(err)}\n`))
+    .finally(() => {
+      rmSync(dataDir, { recursive: true, force: true });
+      process.exit(0);
+    });
 };
-process.on('SIGTERM', () => void shutdown());
-process.on('SIGINT', () => void shutdown());
-process.on('disconnect', () => void shutdown());
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+process.on('disconnect', shutdown);
 
 server = await startServer({
   host: '127.0.0.1',
@@ -110,6 +114,6 @@ async function handle(m: ServerRequest): Promise<void> {
       return;
     }
     case 'close':
-      await shutdown();
+      shutdown();
   }
 }

@@ -65,7 +65,9 @@ function installSignalHandlers(): void {
       // A second signal during cleanup kills at once (the default action).
       const hardExit = setTimeout(() => process.exit(1), 30_000);
       hardExit.unref();
-      void runCleanups().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+      runCleanups()
+        .catch((err: unknown) => process.stderr.write(`cleanup failed: ${String(err)}\n`))
+        .finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
     });
   }
 }

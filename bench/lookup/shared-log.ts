@@ -114,7 +114,7 @@ export class SharedLog {
 
   async close(): Promise<void> {
     for (const fd of this.fds) closeSync(fd);
-    await Promise.all(this.readers.map((r) => r?.close()));
+    await Promise.all(this.readers.flatMap((r) => (r ? [r.close()] : [])));
   }
 }
 

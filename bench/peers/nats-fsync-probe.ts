@@ -57,10 +57,13 @@ export async function natsFsyncProbe(publishes = 300): Promise<FsyncProbe> {
             resolve(true);
           }
         }, 20);
-        void done.then(() => {
-          clearInterval(check);
-          resolve(false);
-        });
+        done.then(
+          () => {
+            clearInterval(check);
+            resolve(false);
+          },
+          () => resolve(false),
+        );
       }),
       sleep(5000).then(() => false),
     ]);

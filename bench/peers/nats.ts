@@ -60,7 +60,8 @@ export async function openNatsPeer(fsyncNote: string): Promise<Peer> {
       // Dropping the consumer is the client's housekeeping, not part of getting the page.
       const del = c.delete().then(() => undefined, () => undefined);
       deletes.add(del);
-      void del.finally(() => deletes.delete(del));
+      // `del` never rejects (both outcomes map to undefined above).
+      del.then(() => deletes.delete(del), () => undefined);
       return out;
     },
     async deleteUpTo(user, upToSeq) {

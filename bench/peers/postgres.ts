@@ -16,7 +16,7 @@ export async function openPostgresPeer(concurrency: number): Promise<Peer> {
   await admin.connect();
   await admin.query(`CREATE DATABASE ${dbName}`);
   await admin.end();
-  let pool: pg.Pool | undefined;
+  let pool: pg.Pool | undefined = undefined;
   const drop = onCleanup(`postgres database ${dbName}`, async () => {
     await pool?.end().catch(() => undefined);
     const c = new pg.Client({ ...BASE, database: 'postgres' });

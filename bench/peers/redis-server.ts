@@ -44,7 +44,10 @@ export async function startDurableRedis(): Promise<DurableRedis> {
       }
     });
     proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-    void exited.then(() => reject(new Error(`redis-server exited early:\n${out}`)));
+    exited.then(
+      () => reject(new Error(`redis-server exited early:\n${out}`)),
+      (err: unknown) => reject(err instanceof Error ? err : new Error(String(err))),
+    );
   });
   return {
     port,

@@ -149,7 +149,9 @@ export class RedisBus implements Bus {
       this.pubUp = false;
       this.updateHealth();
     });
-    this.sub.on('ready', () => void this.resubscribeAll());
+    this.sub.on('ready', () => {
+      this.resubscribeAll().catch((err: unknown) => this.logger?.warn({ err: String(err) }, 'redis bus resubscribe failed; the next reconnect tries again'));
+    });
     this.sub.on('close', () => {
       this.subGeneration++;
       this.subUp = false;

@@ -31,7 +31,7 @@ import { isErrorCode, PoboxError, type ErrorCode } from '../core/errors.js';
 import { CloseCode, PROTOCOL_VERSION, type ClientFrame, type SendFrame, type ServerFrame, type WelcomeFrame } from '../core/protocol.js';
 import { Backoff } from './backoff.js';
 import { DeliveryTracker } from './delivery.js';
-import { TypedEmitter, type Listener } from './emitter.js';
+import { TypedEmitter, type Listener } from '../core/emitter.js';
 import { PendingSends } from './sends.js';
 import type {
   AckMode,
@@ -134,7 +134,7 @@ export class PoboxClient {
       else this.emitError(toError(err, 'INTERNAL', `a '${String(event)}' listener threw`));
     });
     // Start on the next tick so listeners attached right after connect() see every event.
-    queueMicrotask(() => void this.open());
+    queueMicrotask(() => this.reopen());
   }
 
   // ---- public API ------------------------------------------------------------------
@@ -231,6 +231,11 @@ export class PoboxClient {
   }
 
   // ---- connection lifecycle ---------------------------------------------------------
+
+  /** open() reports its own failures; what escapes it is a bug, reported as an error event. */
+  private reopen(): void {
+    this.open().catch((err: unknown) => this.emitError(toError(err, 'INTERNAL', 'opening a connection failed')));
+  }
 
   private async open(): Promise<void> {
     if (this.currentState === 'closed') return;
@@ -402,7 +407,7 @@ export class PoboxClient {
     if (this.currentState !== 'reconnecting') return; // a state listener closed us
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
-      void this.open();
+      this.reopen();
     }, step.delayMs);
   }
 
@@ -425,7 +430,7 @@ export class PoboxClient {
 
   private enqueue(item: QueueItem): void {
     this.queue.push(item);
-    if (!this.pumping) void this.pump();
+    if (!this.pumping) this.pump().catch((err: unknown) => this.emitError(toError(err, 'INTERNAL', 'handing messages to the application failed')));
   }
 
   /** Hand queued frames to the application one at a time, in order. */
@@ -447,7 +452,7 @@ export class PoboxClient {
         }
         this.counters.delivered++;
         const generation = this.delivery.generation;
-        const pending = this.emitter.emit('message', message);
+        const pending = this.emitter.emitAndCollect('message', message);
         if (pending.length > 0) {
           const results = await Promise.allSettled(pending);
           for (const r of results) if (r.status === 'rejected') this.emitError(toError(r.reason, 'INTERNAL', `message handler failed for seq ${message.seq}`));

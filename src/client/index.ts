@@ -16,7 +16,7 @@ import type { ClientOptions, TokenSource } from './types.js';
 
 export { PoboxClient, ConnectionClosedError, toSocketUrl } from './client.js';
 export { Backoff, backoffCeiling, backoffDelay, type BackoffOptions, type BackoffStep } from './backoff.js';
-export { TypedEmitter, type Listener } from './emitter.js';
+export { TypedEmitter, type Listener } from '../core/emitter.js';
 export { PoboxError, isPoboxError, ErrorCode, RETRYABLE } from '../core/errors.js';
 export { CloseCode, PROTOCOL_VERSION } from '../core/protocol.js';
 export type {

@@ -1,7 +1,7 @@
 /**
  * What the gateway tells observers (metrics, the demo page, tests). Subscribe with
  * `server.events.on('connection', fn)`; listeners run synchronously and a throwing
- * listener never breaks the gateway (TypedEvents catches it).
+ * listener never breaks the gateway (TypedEmitter catches it).
  */
 import type { ErrorCode } from '../core/errors.js';
 

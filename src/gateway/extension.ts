@@ -5,7 +5,7 @@
  * hands them in as a list.
  */
 import type { Bus } from '../bus/contract.js';
-import type { TypedEvents } from '../postoffice/events.js';
+import type { TypedEmitter } from '../core/emitter.js';
 import type { PostOffice } from '../postoffice/post-office.js';
 import type { Authenticator } from './auth.js';
 import type { ServerConfig } from './config.js';
@@ -19,7 +19,7 @@ export interface ServerContext {
   config: ServerConfig;
   postOffice: PostOffice;
   bus: Bus;
-  events: TypedEvents<GatewayEvents>;
+  events: TypedEmitter<GatewayEvents>;
   router: HttpRouter;
   auth: Authenticator;
   log: Logger;

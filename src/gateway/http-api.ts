@@ -12,7 +12,7 @@ import type { Bus } from '../bus/contract.js';
 import { PoboxError } from '../core/errors.js';
 import { DeviceIdSchema, SeqSchema, UserIdSchema } from '../core/ids.js';
 import { parseInput } from '../core/validate.js';
-import type { TypedEvents } from '../postoffice/events.js';
+import type { TypedEmitter } from '../core/emitter.js';
 import type { PostOffice } from '../postoffice/post-office.js';
 import { bearerOf, type Authenticator, type Principal, type Scope } from './auth.js';
 import type { GatewayEvents } from './events.js';
@@ -47,7 +47,7 @@ export interface HttpApiDeps {
   postOffice: PostOffice;
   bus: Bus;
   auth: Authenticator;
-  events: TypedEvents<GatewayEvents>;
+  events: TypedEmitter<GatewayEvents>;
   trackSend: (p: Promise<unknown>) => void;
 }
 

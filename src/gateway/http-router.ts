@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HTTP_STATUS, PoboxError, toPoboxError } from '../core/errors.js';
-import type { TypedEvents } from '../postoffice/events.js';
+import type { TypedEmitter } from '../core/emitter.js';
 import type { GatewayEvents } from './events.js';
 import type { Logger } from './logger.js';
 
@@ -43,7 +43,7 @@ export class HttpRouter {
   private readonly routes: Route[] = [];
 
   constructor(
-    private readonly opts: { maxBodyBytes: number; log: Logger; events: TypedEvents<GatewayEvents>; unavailable: () => boolean },
+    private readonly opts: { maxBodyBytes: number; log: Logger; events: TypedEmitter<GatewayEvents>; unavailable: () => boolean },
   ) {}
 
   /** Add a route. Later routes never shadow earlier ones with the same method and pattern. */

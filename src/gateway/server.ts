@@ -16,7 +16,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Bus } from '../bus/contract.js';
 import { toPoboxError } from '../core/errors.js';
 import { CloseCode } from '../core/protocol.js';
-import { TypedEvents } from '../postoffice/events.js';
+import { TypedEmitter } from '../core/emitter.js';
 import type { PostOffice } from '../postoffice/post-office.js';
 import { bearerOf, type Authenticator } from './auth.js';
 import type { ServerConfig } from './config.js';
@@ -53,7 +53,7 @@ export interface Gateway {
   readonly wsUrl: string;
   readonly port: number;
   readonly host: string;
-  readonly events: TypedEvents<GatewayEvents>;
+  readonly events: TypedEmitter<GatewayEvents>;
   readonly router: HttpRouter;
   /** Live device sessions on this node. */
   sessions(): DeviceSession[];
@@ -67,7 +67,7 @@ function sessionKey(user: string, device: string): string {
 
 export async function startGateway(parts: GatewayParts, extensions: readonly ServerExtension[] = []): Promise<Gateway> {
   const { config, postOffice, bus, auth, log } = parts;
-  const events = new TypedEvents<GatewayEvents>((err) => log.warn({ err: String(err) }, 'gateway event listener threw'));
+  const events = new TypedEmitter<GatewayEvents>((err) => log.warn({ err: String(err) }, 'gateway event listener threw'));
 
   // Every stored message wakes its user's sessions, on this node and (through the bus) others.
   const wakeMax = config.session.wakeMessageMaxBytes;
@@ -91,7 +91,8 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
       () => undefined,
     );
     sendsInFlight.add(settled);
-    void settled.then(() => sendsInFlight.delete(settled));
+    // `settled` never rejects (both outcomes map to undefined above).
+    settled.then(() => sendsInFlight.delete(settled), () => undefined);
   };
 
   const stopHealth = bus.onHealth((healthy) => {

@@ -1,9 +1,9 @@
 /** Feeds metrics from a gateway's typed events (connections, deliveries, drains, refusals). */
-import type { TypedEvents } from '../postoffice/events.js';
+import type { TypedEmitter } from '../core/emitter.js';
 import type { GatewayEvents } from '../gateway/events.js';
 import type { PoboxMetrics } from '../metrics/metrics.js';
 
-export function followGateway(events: TypedEvents<GatewayEvents>, metrics: PoboxMetrics, now: () => number = Date.now): () => void {
+export function followGateway(events: TypedEmitter<GatewayEvents>, metrics: PoboxMetrics, now: () => number = Date.now): () => void {
   const offs = [
     events.on('connection', () => metrics.connectionOpened()),
     events.on('disconnect', () => metrics.connectionClosed()),

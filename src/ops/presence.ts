@@ -7,7 +7,7 @@
  * (docs/operations.md says what that means for the wake-up hook).
  */
 import type { DeviceId, UserId } from '../core/ids.js';
-import type { TypedEvents } from '../postoffice/events.js';
+import type { TypedEmitter } from '../core/emitter.js';
 import type { Presence } from '../postoffice/wakeup-hook.js';
 import type { GatewayEvents } from '../gateway/events.js';
 
@@ -15,7 +15,7 @@ export class LocalPresence implements Presence {
   private readonly users = new Map<UserId, Map<DeviceId, number>>();
 
   /** Follow a gateway's events. Returns the function that stops following. */
-  follow(events: TypedEvents<GatewayEvents>): () => void {
+  follow(events: TypedEmitter<GatewayEvents>): () => void {
     const offs = [events.on('connection', (e) => this.up(e.user, e.device)), events.on('disconnect', (e) => this.down(e.user, e.device))];
     return () => offs.forEach((f) => f());
   }

@@ -16,7 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { DeviceId, UserId } from '../core/ids.js';
-import type { TypedEvents } from '../postoffice/events.js';
+import type { TypedEmitter } from '../core/emitter.js';
 import type { Presence } from '../postoffice/wakeup-hook.js';
 import type { GatewayEvents } from '../gateway/events.js';
 import { LocalPresence } from './presence.js';
@@ -62,7 +62,8 @@ export class RedisPresence implements Presence {
   private track(p: Promise<unknown>): void {
     const q = p.catch(() => undefined);
     this.pending.add(q);
-    void q.finally(() => this.pending.delete(q));
+    // `q` never rejects: the write's failure is caught on the line above.
+    q.then(() => this.pending.delete(q), () => undefined);
   }
 
   private write(user: UserId, device: DeviceId): Promise<unknown> {
@@ -70,7 +71,7 @@ export class RedisPresence implements Presence {
     return this.redis.multi().hset(key, this.field(device), String(Date.now() + this.ttlMs)).pexpire(key, this.ttlMs * 2).exec();
   }
 
-  follow(events: TypedEvents<GatewayEvents>): () => void {
+  follow(events: TypedEmitter<GatewayEvents>): () => void {
     const offs = [
       events.on('connection', (e) => {
         this.local.up(e.user, e.device);

@@ -15,37 +15,3 @@ export interface PostOfficeEvents {
   removed: { user: UserId; count: number; bytes: number; reason: 'purge' | 'device-removed' };
   device: { user: UserId; device: DeviceId; change: 'registered' | 'removed' };
 }
-
-type Listener<T> = (event: T) => void;
-
-/** A small typed emitter; a throwing listener never breaks the emitter's caller. */
-export class TypedEvents<E> {
-  private readonly listeners = new Map<keyof E, Set<Listener<never>>>();
-
-  constructor(private readonly onListenerError: (err: unknown) => void = (err) => process.emitWarning(`pobox event listener threw: ${String(err)}`)) {}
-
-  on<K extends keyof E>(type: K, fn: Listener<E[K]>): () => void {
-    let set = this.listeners.get(type);
-    if (!set) this.listeners.set(type, (set = new Set()));
-    set.add(fn as Listener<never>);
-    return () => {
-      set.delete(fn as Listener<never>);
-    };
-  }
-
-  emit<K extends keyof E>(type: K, event: E[K]): void {
-    const set = this.listeners.get(type);
-    if (!set) return;
-    for (const fn of set) {
-      try {
-        (fn as Listener<E[K]>)(event);
-      } catch (err) {
-        this.onListenerError(err);
-      }
-    }
-  }
-
-  listenerCount(type: keyof E): number {
-    return this.listeners.get(type)?.size ?? 0;
-  }
-}

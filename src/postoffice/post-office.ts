@@ -12,7 +12,8 @@ import type { DeviceId, Seq, UserId } from '../core/ids.js';
 import { systemClock, type AckResult, type Clock, type DeviceCursor, type DeviceStart, type EphemeralMessage, type EphemeralResult, type MailboxStats, type ReadPage, type SendResult } from '../core/types.js';
 import { parseInput } from '../core/validate.js';
 import type { AppendItem, MailboxStore, PurgeOutcome, RegisterOutcome } from '../store/contract.js';
-import { TypedEvents, type PostOfficeEvents } from './events.js';
+import { TypedEmitter } from '../core/emitter.js';
+import type { PostOfficeEvents } from './events.js';
 import { AckInputSchema, DeviceInputSchema, EphemeralInputSchema, ReadInputSchema, SendInputSchema, UserInputSchema, type EphemeralInput, type SendInput } from './schemas.js';
 
 export interface PostOfficeOptions {
@@ -47,7 +48,7 @@ const encoder = new TextEncoder();
 export class PostOffice {
   readonly config: PostOfficeConfig;
   readonly store: MailboxStore;
-  readonly events = new TypedEvents<PostOfficeEvents>();
+  readonly events = new TypedEmitter<PostOfficeEvents>();
   private readonly clock: Clock;
   private queue: PendingSend[] = [];
   private flushScheduled = false;
@@ -165,9 +166,16 @@ export class PostOffice {
     this.flushScheduled = false;
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.config.maxBatch);
-      const p = this.commit(batch);
+      const p: Promise<void> = this.commit(batch)
+        // commit() settles every send itself; arriving here is a bug: fail the batch rather than leave it waiting.
+        .catch((err: unknown) => {
+          const e = toPoboxError(err, 'INTERNAL');
+          for (const s of batch) s.reject(e);
+        })
+        .then(() => {
+          this.inflight.delete(p);
+        });
       this.inflight.add(p);
-      void p.finally(() => this.inflight.delete(p));
     }
   }
 

@@ -157,16 +157,19 @@ export class WakeupHook {
     while (!this.closed && this.active < this.config.concurrency && this.queue.length > 0) {
       const user = this.queue.shift()!;
       this.active++;
-      void this.run(user).finally(() => {
-        this.queued.delete(user);
-        this.active--;
-        this.pump();
-        if (this.active === 0 && this.queue.length === 0) {
-          const waiters = this.idleWaiters;
-          this.idleWaiters = [];
-          for (const w of waiters) w();
-        }
-      });
+      this.run(user)
+        // run() reports its own outcomes; arriving here is a bug, reported as a failed call.
+        .catch((err: unknown) => this.report(user, 'failed', { error: String(err) }))
+        .finally(() => {
+          this.queued.delete(user);
+          this.active--;
+          this.pump();
+          if (this.active === 0 && this.queue.length === 0) {
+            const waiters = this.idleWaiters;
+            this.idleWaiters = [];
+            for (const w of waiters) w();
+          }
+        });
     }
   }
 

@@ -33,7 +33,7 @@ import { instrumentBus } from '../metrics/instrument-bus.js';
 import { instrumentStore } from '../metrics/instrument-store.js';
 import { createMetrics, type PoboxMetrics } from '../metrics/metrics.js';
 import { attachOps, type Ops } from '../ops/attach.js';
-import type { TypedEvents } from '../postoffice/events.js';
+import type { TypedEmitter } from '../core/emitter.js';
 import { PostOffice } from '../postoffice/post-office.js';
 import type { MailboxStore } from '../store/contract.js';
 import { openStore } from '../store/open.js';
@@ -61,7 +61,7 @@ export interface RunningServer {
   readonly config: ServerConfig;
   readonly postOffice: PostOffice;
   readonly bus: Bus;
-  readonly events: TypedEvents<GatewayEvents>;
+  readonly events: TypedEmitter<GatewayEvents>;
   readonly router: HttpRouter;
   readonly auth: Authenticator;
   readonly log: Logger;

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { Backoff, backoffCeiling, backoffDelay } from '../../src/client/backoff.js';
 import { toSocketUrl } from '../../src/client/client.js';
 import { DeliveryTracker } from '../../src/client/delivery.js';
-import { TypedEmitter } from '../../src/client/emitter.js';
+import { TypedEmitter } from '../../src/core/emitter.js';
 import { PendingSends } from '../../src/client/sends.js';
 import { PoboxError } from '../../src/core/errors.js';
 import type { SendFrame } from '../../src/core/protocol.js';
@@ -154,7 +154,7 @@ describe('typed emitter', () => {
     e.once('n', async (n) => {
       seen.push(n * 10);
     });
-    const pending = e.emit('n', 1);
+    const pending = e.emitAndCollect('n', 1);
     assert.equal(pending.length, 1);
     await Promise.all(pending);
     e.emit('n', 2);

@@ -40,7 +40,8 @@ export class UserLanes {
         return;
       }
       this.lanes.set(user, [{ entries, limits, out, done, fail }]);
-      void this.drain(user);
+      // drain() hands every failure to its waiters; a throw outside that (a bug) fails this append.
+      this.drain(user).catch(fail);
     });
   }
 

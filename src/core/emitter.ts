@@ -1,15 +1,19 @@
 /**
- * A tiny typed event emitter that runs in browsers and Node alike (no `events` import).
- * Listeners may return a promise; `emit` hands back what they returned so the client can
- * wait for the application's message handlers before it acks.
+ * The one typed event emitter of pobox: the post office's change events, the gateway's
+ * events and the client SDK's events all use it. It runs in browsers and Node alike (no
+ * `events` import). A listener that throws, or returns a promise that rejects, never
+ * breaks the emitting code: what it threw goes to `onListenerError`.
  */
 export type Listener<T> = (payload: T) => unknown;
+
+export type ListenerErrorHandler<Events> = (err: unknown, event: keyof Events) => void;
+
+const warn = (err: unknown): void => process.emitWarning(`pobox event listener threw: ${String(err)}`);
 
 export class TypedEmitter<Events> {
   private readonly listeners = new Map<keyof Events, Listener<never>[]>();
 
-  /** @param onListenerError receives what a listener threw, so one bad listener never breaks delivery. */
-  constructor(private readonly onListenerError: (err: unknown, event: keyof Events) => void) {}
+  constructor(private readonly onListenerError: ListenerErrorHandler<Events> = warn) {}
 
   /** Subscribe; returns a function that unsubscribes. */
   on<K extends keyof Events>(event: K, listener: Listener<Events[K]>): () => void {
@@ -40,8 +44,17 @@ export class TypedEmitter<Events> {
     return this.listeners.get(event)?.length ?? 0;
   }
 
-  /** Call every listener; returns the promises they returned (empty when all were synchronous). */
-  emit<K extends keyof Events>(event: K, payload: Events[K]): Promise<unknown>[] {
+  /** Call every listener; a promise a listener returns is not waited for, its failure is reported. */
+  emit<K extends keyof Events>(event: K, payload: Events[K]): void {
+    for (const pending of this.emitAndCollect(event, payload)) pending.catch((err: unknown) => this.onListenerError(err, event));
+  }
+
+  /**
+   * Call every listener and hand back the promises they returned (empty when all were
+   * synchronous), for a caller that waits for them: the client acks a message only after
+   * the application's handlers finished.
+   */
+  emitAndCollect<K extends keyof Events>(event: K, payload: Events[K]): Promise<unknown>[] {
     const list = this.listeners.get(event);
     if (!list) return [];
     const pending: Promise<unknown>[] = [];
