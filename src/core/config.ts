@@ -5,7 +5,7 @@ export const KiB = 1024;
 export const MiB = 1024 * KiB;
 export const DAY_SECONDS = 24 * 60 * 60;
 
-/** Per-mailbox and per-message limits. Defaults are the ones DESIGN.md promises. */
+/** Per-mailbox and per-message limits. Defaults are the ones the README and docs/protocol.md promise. */
 export const LimitsSchema = z
   .object({
     maxBodyBytes: z.number().int().min(1).max(16 * MiB).default(64 * KiB),

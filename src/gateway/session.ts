@@ -1,5 +1,5 @@
 /**
- * One device's WebSocket session: the delivery state machine of DESIGN.md "Delivery".
+ * One device's WebSocket session: the delivery state machine of ARCHITECTURE.md "The delivery state machine".
  *
  *   awaiting-hello --hello--> starting --welcome--> draining --caughtUp--> live --> closed
  *         |                      |                     |                    |

@@ -1,5 +1,5 @@
 /**
- * Delivery at the protocol level: raw frames in, exact order out (DESIGN.md "Delivery").
+ * Delivery at the protocol level: raw frames in, exact order out (ARCHITECTURE.md "The delivery state machine").
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

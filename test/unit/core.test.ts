@@ -18,7 +18,7 @@ function thrown(fn: () => unknown): PoboxError {
 }
 
 describe('errors', () => {
-  it('has exactly the nine codes of DESIGN.md, each with an HTTP status', () => {
+  it('has exactly the nine codes of docs/protocol.md, each with an HTTP status', () => {
     assert.deepEqual([...ERROR_CODES].sort(), ['BAD_REQUEST', 'FORBIDDEN', 'INTERNAL', 'MAILBOX_FULL', 'NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'RATE_LIMITED', 'UNAUTHORIZED', 'UNAVAILABLE']);
     for (const c of ERROR_CODES) assert.ok(HTTP_STATUS[c] >= 400 && HTTP_STATUS[c] < 600, c);
     assert.equal(HTTP_STATUS.PAYLOAD_TOO_LARGE, 413);
@@ -90,7 +90,7 @@ describe('parseInput', () => {
 });
 
 describe('config', () => {
-  it('defaults match DESIGN.md: 64 KiB body, 10,000 messages / 64 MiB per mailbox, 30 days', () => {
+  it('defaults match the README: 64 KiB body, 10,000 messages / 64 MiB per mailbox, 30 days', () => {
     const c = parseConfig(PostOfficeConfigSchema, {});
     assert.equal(c.limits.maxBodyBytes, 64 * KiB);
     assert.equal(c.limits.maxMailboxMessages, 10_000);
