@@ -176,9 +176,9 @@ describe('socket URL', () => {
 });
 
 describe('browser safety', () => {
-  it('imports nothing but its own files and the core protocol and error modules', () => {
+  it('imports nothing but its own files and the core protocol, error and emitter modules', () => {
     const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src');
-    const allowed = new Set(['core/protocol.ts', 'core/errors.ts', ...readdirSync(path.join(src, 'client')).map((f) => `client/${f}`)]);
+    const allowed = new Set(['core/protocol.ts', 'core/errors.ts', 'core/emitter.ts', ...readdirSync(path.join(src, 'client')).map((f) => `client/${f}`)]);
     const seen = new Set<string>();
     const visit = (rel: string): void => {
       if (seen.has(rel)) return;
