@@ -126,7 +126,7 @@ async function main(): Promise<void> {
     const to = pick(users);
     const id = `backend.${httpNo++}`;
     // The books count it only once it is accepted; a failed attempt is retried with the same id.
-    void (async () => {
+    (async () => {
       for (let attempt = 0; attempt < 5; attempt++) {
         books.sent++;
         const r = await http(server, 'POST', '/v1/messages', sendKey, { from: 'backend', to, id, body: `soak ${id}` }).catch((err: Error) => ({ status: 0, json: undefined, text: err.message }));
@@ -142,7 +142,10 @@ async function main(): Promise<void> {
         books.errors[`http send ${r.status}`] = (books.errors[`http send ${r.status}`] ?? 0) + 1;
         await sleep(500);
       }
-    })().finally(() => (httpBusy = false));
+    })()
+      // http() failures are caught per attempt above; anything else is a bug in the books, counted as such.
+      .catch((err: unknown) => (books.errors[`http sender: ${String(err)}`] = (books.errors[`http sender: ${String(err)}`] ?? 0) + 1))
+      .finally(() => (httpBusy = false));
   });
   every(RECONNECT_EVERY_S * 1000, () => {
     totals.reconnects++;

@@ -95,10 +95,10 @@ export async function startServeProcess(opts: ServeOptions): Promise<ServeProces
         resolve(m[1]!);
       }
     });
-    void exited.then(({ code, signal }) => {
+    exited.then(({ code, signal }) => {
       clearTimeout(timer);
       reject(new Error(`pobox serve exited (${code ?? signal}) before listening:\n${stderr}`));
-    });
+    }, reject);
   });
 
   const stop = async (graceMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> => {

@@ -77,7 +77,7 @@ export class SoakDevice {
       this.ws = undefined;
       if (code !== 1000 && code !== 4000) this.bump(`close ${code}`);
       // Dropped (not by us): come back after a short pause, as a real client would.
-      if (!this.stopped) setTimeout(() => void this.connect(), 200 + Math.random() * 800).unref();
+      if (!this.stopped) setTimeout(() => this.reconnectLater(), 200 + Math.random() * 800).unref();
     });
   }
 
@@ -87,7 +87,12 @@ export class SoakDevice {
     if (!ws) return;
     this.ws = undefined;
     ws.close(1000);
-    void this.connect();
+    this.reconnectLater();
+  }
+
+  /** A failed connect (token or socket set-up) is counted like any other problem; the next reconnect tries again. */
+  private reconnectLater(): void {
+    this.connect().catch((err: unknown) => this.bump(`connect failed: ${err instanceof Error ? err.message : String(err)}`));
   }
 
   /** Stop reading the socket for `ms` (the server's send buffer fills; acks stop). */
