@@ -39,7 +39,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import { PoboxError } from '../core/errors.js';
+import { PoboxError, closedError } from '../core/errors.js';
 import { isValidId } from '../core/ids.js';
 import type { Bus, Wake, WakeHandler } from './contract.js';
 import { parseRedisBusOptions, type ParsedRedisBusOptions, type RedisBusOptionsInput } from './redis-options.js';
@@ -189,7 +189,7 @@ export class RedisBus implements Bus {
   }
 
   async subscribe(user: string, handler: WakeHandler): Promise<() => Promise<void>> {
-    if (this.closed) throw new PoboxError('UNAVAILABLE', 'redis bus is closed');
+    if (this.closed) throw closedError('redis bus');
     if (!isValidId(user)) throw new PoboxError('BAD_REQUEST', 'bus subscribe: invalid user id', { field: 'user' });
     const channel = this.channelFor(user);
     let it = this.interests.get(channel);

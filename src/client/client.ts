@@ -27,7 +27,7 @@
  *
  * With several URLs (gateway nodes of one deployment), each reconnect moves to the next.
  */
-import { isErrorCode, PoboxError, type ErrorCode } from '../core/errors.js';
+import { isErrorCode, PoboxError, type ErrorCode, closedError } from '../core/errors.js';
 import { CloseCode, PROTOCOL_VERSION, type ClientFrame, type SendFrame, type ServerFrame, type WelcomeFrame } from '../core/protocol.js';
 import { Backoff } from './backoff.js';
 import { DeliveryTracker } from './delivery.js';
@@ -172,7 +172,7 @@ export class PoboxClient {
   /** Resolves when the server has welcomed this client (state open or live); rejects if it closes first. */
   ready(): Promise<void> {
     if (this.currentState === 'open' || this.currentState === 'live') return Promise.resolve();
-    if (this.currentState === 'closed') return Promise.reject(new PoboxError('UNAVAILABLE', 'client is closed'));
+    if (this.currentState === 'closed') return Promise.reject(closedError('client'));
     return new Promise((resolve, reject) => {
       const off = this.emitter.on('state', ({ state }) => {
         if (state === 'open' || state === 'live') {
@@ -191,7 +191,7 @@ export class PoboxClient {
    * PoboxError carrying the server's code, or UNAVAILABLE on timeout or close().
    */
   send(input: SendOptions): Promise<SendReceipt> {
-    if (this.currentState === 'closed') return Promise.reject(new PoboxError('UNAVAILABLE', 'client is closed'));
+    if (this.currentState === 'closed') return Promise.reject(closedError('client'));
     const bad = checkSend(input);
     if (bad) return Promise.reject(bad);
     const frame: SendFrame = { type: 'send', id: input.id ?? newId(), to: input.to, body: input.body };

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PoboxError } from './errors.js';
+import { parseInput } from './validate.js';
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -46,11 +46,7 @@ export type PostOfficeConfigInput = z.input<typeof PostOfficeConfigSchema>;
 
 /** Validate a configuration object; the error names the bad field. */
 export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, source = 'config'): z.output<S> {
-  const result = schema.safeParse(input);
-  if (result.success) return result.data;
-  const lines = result.error.issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
-  const first = result.error.issues[0];
-  throw new PoboxError('BAD_REQUEST', `invalid ${source}:\n${lines.join('\n')}`, first && first.path.length ? { field: first.path.join('.') } : undefined);
+  return parseInput(schema, input, source, { allIssues: true });
 }
 
 /** Which engine holds the mailboxes. The embedded engine needs nothing else. */

@@ -77,3 +77,23 @@ export function toPoboxError(err: unknown, fallback: ErrorCode = 'INTERNAL'): Po
   const message = err instanceof Error ? err.message : String(err);
   return new PoboxError(fallback, message, { cause: err });
 }
+
+// Named constructors for the errors raised in more than one place, so each reads the same
+// wherever it comes from (engines, post office, HTTP API, admin CLI).
+
+export function deviceNotRegistered(user: string, device: string, field?: string): PoboxError {
+  return new PoboxError('NOT_FOUND', `device ${device} of ${user} is not registered`, field === undefined ? undefined : { field });
+}
+
+export function tooManyDevices(user: string, maxDevices: number): PoboxError {
+  return new PoboxError('FORBIDDEN', `${user} already has the maximum of ${maxDevices} devices`);
+}
+
+export function ackBeyondLastSeq(upTo: number, lastSeq: number): PoboxError {
+  return new PoboxError('BAD_REQUEST', `ack up to ${upTo} is beyond the last seq ${lastSeq}`, { field: 'upTo' });
+}
+
+/** `what` (the store, the post office, the client, the bus) was closed and takes no more calls. */
+export function closedError(what: string): PoboxError {
+  return new PoboxError('UNAVAILABLE', `${what} is closed`);
+}

@@ -1,15 +1,36 @@
 import type { z } from 'zod';
 import { PoboxError } from './errors.js';
 
+export interface BadInputOptions {
+  /** The field the whole input stands for (a query parameter, a token claim); issue paths go below it. */
+  field?: string;
+  /** List every issue, one per line (config errors), instead of the first only. */
+  allIssues?: boolean;
+}
+
 /**
- * Parse untrusted input with a schema. A failure becomes a BAD_REQUEST that names the
- * first offending field, so every entry point reports bad input the same way.
+ * The one conversion from a zod failure to a PoboxError: BAD_REQUEST naming the first
+ * offending field, so every entry point reports bad input the same way.
  */
-export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what = 'input'): z.output<S> {
+export function badInputError(error: z.ZodError, what: string | undefined, opts: BadInputOptions = {}): PoboxError {
+  const pathOf = (issue: z.core.$ZodIssue): string | undefined => {
+    const parts = [...(opts.field === undefined ? [] : [opts.field]), ...issue.path.map(String)];
+    return parts.length > 0 ? parts.join('.') : undefined;
+  };
+  const first = error.issues[0];
+  const field = first ? pathOf(first) : opts.field;
+  if (opts.allIssues) {
+    const lines = error.issues.map((i) => `  ${pathOf(i) ?? '(root)'}: ${i.message}`);
+    return new PoboxError('BAD_REQUEST', `invalid ${what ?? 'input'}:\n${lines.join('\n')}`, field === undefined ? undefined : { field });
+  }
+  const label = [what, field].filter((part) => part !== undefined && part !== '').join(': ');
+  const detail = first ? first.message : 'invalid';
+  return new PoboxError('BAD_REQUEST', label ? `${label}: ${detail}` : detail, field === undefined ? undefined : { field });
+}
+
+/** Parse untrusted input with a schema; a failure is a BAD_REQUEST from badInputError. */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string | undefined = 'input', opts: BadInputOptions = {}): z.output<S> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const field = issue && issue.path.length > 0 ? issue.path.map(String).join('.') : undefined;
-  const detail = issue ? issue.message : 'invalid';
-  throw new PoboxError('BAD_REQUEST', field ? `${what}: ${field}: ${detail}` : `${what}: ${detail}`, field ? { field } : undefined);
+  throw badInputError(result.error, what, opts);
 }

@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { errors as joseErrors, importJWK, importSPKI, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
 import { createDurableFile, ensureDurableDir, realFs, type FileSystem } from '../core/durable-files.js';
 import { PoboxError } from '../core/errors.js';
+import { parseInput } from '../core/validate.js';
 import { DeviceIdSchema, UserIdSchema } from '../core/ids.js';
 import type { AuthConfig, ServerConfig } from './config.js';
 
@@ -183,14 +184,12 @@ export async function mintToken(opts: {
   audience?: string;
   now?: number;
 }): Promise<string> {
-  const user = UserIdSchema.safeParse(opts.user);
-  if (!user.success) throw new PoboxError('BAD_REQUEST', `user: ${user.error.issues[0]?.message ?? 'invalid'}`, { field: 'user' });
-  const device = DeviceIdSchema.safeParse(opts.device);
-  if (!device.success) throw new PoboxError('BAD_REQUEST', `device: ${device.error.issues[0]?.message ?? 'invalid'}`, { field: 'device' });
+  const user = parseInput(UserIdSchema, opts.user, undefined, { field: 'user' });
+  const device = parseInput(DeviceIdSchema, opts.device, undefined, { field: 'device' });
   const now = Math.floor((opts.now ?? Date.now()) / 1000);
-  let jwt = new SignJWT({ device: device.data })
+  let jwt = new SignJWT({ device })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setSubject(user.data)
+    .setSubject(user)
     .setIssuedAt(now)
     .setExpirationTime(now + (opts.ttlSeconds ?? 3600));
   if (opts.issuer) jwt = jwt.setIssuer(opts.issuer);

@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import type { Bus } from '../bus/contract.js';
-import { PoboxError } from '../core/errors.js';
+import { PoboxError, deviceNotRegistered } from '../core/errors.js';
 import { DeviceIdSchema, SeqSchema, UserIdSchema } from '../core/ids.js';
 import { parseInput } from '../core/validate.js';
 import type { TypedEmitter } from '../core/emitter.js';
@@ -83,9 +83,7 @@ function deviceParam(ctx: HttpContext): string {
 }
 
 function field<T>(schema: z.ZodType<T>, value: unknown, what: string, name: string): T {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  throw new PoboxError('BAD_REQUEST', `${what}: ${name}: ${r.error.issues[0]?.message ?? 'invalid'}`, { field: name });
+  return parseInput(schema, value, what, { field: name });
 }
 
 export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
@@ -194,7 +192,7 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
     const device = deviceParam(ctx);
     requireSelfOrAdmin(p, user);
     const removed = await po.removeDevice(user, device);
-    if (!removed) throw new PoboxError('NOT_FOUND', `device ${device} of ${user} is not registered`);
+    if (!removed) throw deviceNotRegistered(user, device);
     return { json: { user, device, removed: true } };
   });
 

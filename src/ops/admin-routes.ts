@@ -7,7 +7,7 @@
  *   POST /v1/users/:user/devices/:device/skip       -> {user, device, cursor, deleted}
  */
 import { z } from 'zod';
-import { PoboxError } from '../core/errors.js';
+import { deviceNotRegistered } from '../core/errors.js';
 import { DeviceIdSchema, UserIdSchema } from '../core/ids.js';
 import { parseInput } from '../core/validate.js';
 import type { Authenticator } from '../gateway/auth.js';
@@ -46,7 +46,7 @@ export function registerAdminRoutes(router: HttpRouter, auth: Authenticator, po:
     const device = parseInput(DeviceIdSchema, ctx.params['device'], 'device');
     ctx.tag({ user, device });
     const s = await po.stats(user);
-    if (!s.devices.some((d) => d.device === device)) throw new PoboxError('NOT_FOUND', `device ${device} of ${user} is not registered`);
+    if (!s.devices.some((d) => d.device === device)) throw deviceNotRegistered(user, device);
     // An admin skipping a backlog is not a delivery: no receipts.
     const r = await po.ack(user, device, s.lastSeq, { skipHooks: true });
     return { json: { user, device, cursor: r.cursor, deleted: r.deleted } };

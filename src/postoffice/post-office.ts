@@ -6,7 +6,7 @@
  * into one store append (group commit: one transaction, one fsync), and announces
  * what changed as in-process events. The store does the rest atomically.
  */
-import { PoboxError, toPoboxError } from '../core/errors.js';
+import { PoboxError, toPoboxError, closedError } from '../core/errors.js';
 import { parseConfig, PostOfficeConfigSchema, type PostOfficeConfig, type PostOfficeConfigInput } from '../core/config.js';
 import type { DeviceId, Seq, UserId } from '../core/ids.js';
 import { systemClock, type AckResult, type Clock, type DeviceCursor, type DeviceStart, type EphemeralMessage, type EphemeralResult, type MailboxStats, type ReadPage, type SendResult } from '../core/types.js';
@@ -75,7 +75,7 @@ export class PostOffice {
   }
 
   private ensureOpen(): void {
-    if (this.closed) throw new PoboxError('UNAVAILABLE', 'post office is closed');
+    if (this.closed) throw closedError('post office');
   }
 
   /**

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { PoboxError } from '../../core/errors.js';
+import { PoboxError, deviceNotRegistered } from '../../core/errors.js';
 import type { DeviceId, UserId } from '../../core/ids.js';
 import { totalsPage } from '../../metrics/totals.js';
 import { PostOffice } from '../../postoffice/post-office.js';
@@ -23,7 +23,7 @@ export async function openDataDirTarget(dataDir: string): Promise<AdminTarget> {
   const po = new PostOffice({ store, sweeper: false });
   const skipToHead = async (user: UserId, device: DeviceId) => {
     const s = await po.stats(user);
-    if (!s.devices.some((d) => d.device === device)) throw new PoboxError('NOT_FOUND', `device ${device} of ${user} is not registered`);
+    if (!s.devices.some((d) => d.device === device)) throw deviceNotRegistered(user, device);
     const r = await po.ack(user, device, s.lastSeq, { skipHooks: true });
     return { cursor: r.cursor, deleted: r.deleted };
   };

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { PoboxError } from '../../core/errors.js';
+import { deviceNotRegistered } from '../../core/errors.js';
 import { parseInput } from '../../core/validate.js';
 import { emit, isoTime, table } from '../admin/output.js';
 import { addTargetOptions } from '../admin/options.js';
@@ -46,7 +46,7 @@ export function registerDevices(program: Command): void {
         }
         case 'remove': {
           const removed = await t.removeDevice(user, args.device);
-          if (!removed) throw new PoboxError('NOT_FOUND', `device ${args.device} of ${user} is not registered`);
+          if (!removed) throw deviceNotRegistered(user, args.device);
           emit(opts.json === true, { user, device: args.device, removed }, () => `removed: ${user}/${args.device}\n`);
           return;
         }

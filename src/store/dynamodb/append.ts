@@ -23,7 +23,7 @@
  * still fails gets UNAVAILABLE, item by item.
  */
 import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import { PoboxError } from '../../core/errors.js';
+import { PoboxError, deviceNotRegistered } from '../../core/errors.js';
 import type { DeviceId, MessageId, Seq, UserId } from '../../core/ids.js';
 import type { StoredMessage } from '../../core/types.js';
 import type { AppendItem, AppendLimits, AppendOutcome } from '../contract.js';
@@ -131,7 +131,7 @@ async function appendChunk(
     if (messages >= MAX_MESSAGES_PER_TX) break;
     done++;
     if (item.toDevice !== undefined && !hasDevice(meta.devices, item.toDevice)) {
-      staged.push({ index, outcome: { ok: false, error: new PoboxError('NOT_FOUND', `device ${item.toDevice} of ${user} is not registered`, { field: 'toDevice' }) } });
+      staged.push({ index, outcome: { ok: false, error: deviceNotRegistered(user, item.toDevice, 'toDevice') } });
       continue;
     }
     const prior = seen.get(item.id);

@@ -16,7 +16,7 @@
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import type { z } from 'zod';
 import { DynamoDbConfigSchema, parseConfig, type DynamoDbConfig } from '../../core/config.js';
-import { PoboxError } from '../../core/errors.js';
+import { PoboxError, deviceNotRegistered, tooManyDevices, ackBeyondLastSeq, closedError } from '../../core/errors.js';
 import type { DeviceId, Seq, UserId } from '../../core/ids.js';
 import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage } from '../../core/types.js';
 import type {
@@ -100,7 +100,7 @@ export class DynamoDbStore implements MailboxStore {
   }
 
   private ensureOpen(): void {
-    if (this.closed) throw new PoboxError('UNAVAILABLE', 'store is closed');
+    if (this.closed) throw closedError('store');
   }
 
   async append(items: readonly AppendItem[], limits: AppendLimits): Promise<AppendOutcome[]> {
@@ -189,8 +189,8 @@ export class DynamoDbStore implements MailboxStore {
   async ack(user: UserId, device: DeviceId, upToSeq: Seq): Promise<AckOutcome> {
     return this.optimistic(async () => {
       const meta = await this.t.getMeta(user);
-      if (!meta || !hasDevice(meta.devices, device)) throw new PoboxError('NOT_FOUND', `device ${device} of ${user} is not registered`);
-      if (upToSeq > meta.lastSeq) throw new PoboxError('BAD_REQUEST', `ack up to ${upToSeq} is beyond the last seq ${meta.lastSeq}`, { field: 'upTo' });
+      if (!meta || !hasDevice(meta.devices, device)) throw deviceNotRegistered(user, device);
+      if (upToSeq > meta.lastSeq) throw ackBeyondLastSeq(upToSeq, meta.lastSeq);
       const dev = meta.devices[device]!;
       if (upToSeq <= dev.cursor) return { cursor: dev.cursor, moved: false, deleted: 0, deletedBytes: 0 };
       const oldMin = minCursor(meta.devices);
@@ -217,7 +217,7 @@ export class DynamoDbStore implements MailboxStore {
         return { device, cursor: d.cursor, registeredAt: d.registeredAt, created: false };
       }
       if (Object.keys(meta.devices).length >= maxDevices) {
-        throw new PoboxError('FORBIDDEN', `${user} already has the maximum of ${maxDevices} devices`);
+        throw tooManyDevices(user, maxDevices);
       }
       const cursor = startCursor(meta.devices, start, meta.lastSeq);
       const value = { cursor, registeredAt: now };

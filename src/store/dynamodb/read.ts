@@ -2,7 +2,7 @@
  * One page of a device's view, strongly consistent, with the gap check that keeps a
  * reader from skipping a seq whose transaction is still being applied.
  */
-import { PoboxError } from '../../core/errors.js';
+import { deviceNotRegistered } from '../../core/errors.js';
 import type { Seq } from '../../core/ids.js';
 import type { ReadPage, StoredMessage } from '../../core/types.js';
 import type { ReadRequest } from '../contract.js';
@@ -28,7 +28,7 @@ const MAX_GAPS_CHECKED = 99;
 export async function readOnce(t: TableClient, req: ReadRequest, scanBudget: number): Promise<ReadPage | undefined> {
   const meta = await t.getMeta(req.user);
   if (!meta || !hasDevice(meta.devices, req.device)) {
-    throw new PoboxError('NOT_FOUND', `device ${req.device} of ${req.user} is not registered`);
+    throw deviceNotRegistered(req.user, req.device);
   }
   const after = Math.max(req.afterSeq, meta.devices[req.device]!.cursor);
   let messages: StoredMessage[] = [];

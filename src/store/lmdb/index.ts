@@ -13,7 +13,7 @@
 import { mkdirSync } from 'node:fs';
 import { ensureDurableDir, fsyncDir } from '../../core/durable-files.js';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { PoboxError } from '../../core/errors.js';
+import { PoboxError, deviceNotRegistered, tooManyDevices, ackBeyondLastSeq, closedError } from '../../core/errors.js';
 import type { DeviceId, Seq, UserId } from '../../core/ids.js';
 import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage, StoredMessage } from '../../core/types.js';
 import type {
@@ -91,7 +91,7 @@ export class LmdbStore implements MailboxStore {
   }
 
   private ensureOpen(): void {
-    if (this.closed) throw new PoboxError('UNAVAILABLE', 'store is closed');
+    if (this.closed) throw closedError('store');
   }
 
   private getMeta(user: UserId): MetaValue | undefined {
@@ -142,7 +142,7 @@ export class LmdbStore implements MailboxStore {
           continue;
         }
         if (item.toDevice !== undefined && !hasDevice(meta.devices, item.toDevice)) {
-          out.push({ ok: false, error: new PoboxError('NOT_FOUND', `device ${item.toDevice} of ${item.to} is not registered`, { field: 'toDevice' }) });
+          out.push({ ok: false, error: deviceNotRegistered(item.to, item.toDevice, 'toDevice') });
           continue;
         }
         if (meta.count + 1 > limits.maxMailboxMessages || meta.bytes + item.bytes > limits.maxMailboxBytes) {
@@ -172,7 +172,7 @@ export class LmdbStore implements MailboxStore {
     this.ensureOpen();
     const meta = this.getMeta(req.user);
     if (!meta || !hasDevice(meta.devices, req.device)) {
-      throw new PoboxError('NOT_FOUND', `device ${req.device} of ${req.user} is not registered`);
+      throw deviceNotRegistered(req.user, req.device);
     }
     const cursor = meta.devices[req.device]!.cursor;
     const after = Math.max(req.afterSeq, cursor);
@@ -231,10 +231,10 @@ export class LmdbStore implements MailboxStore {
     return this.write(() => {
       const meta = this.getMeta(user);
       if (!meta || !hasDevice(meta.devices, device)) {
-        throw new PoboxError('NOT_FOUND', `device ${device} of ${user} is not registered`);
+        throw deviceNotRegistered(user, device);
       }
       if (upToSeq > meta.lastSeq) {
-        throw new PoboxError('BAD_REQUEST', `ack up to ${upToSeq} is beyond the last seq ${meta.lastSeq}`, { field: 'upTo' });
+        throw ackBeyondLastSeq(upToSeq, meta.lastSeq);
       }
       const dev = meta.devices[device]!;
       if (upToSeq <= dev.cursor) return { cursor: dev.cursor, moved: false, deleted: 0, deletedBytes: 0 };
@@ -258,7 +258,7 @@ export class LmdbStore implements MailboxStore {
         return { device, cursor: existing.cursor, registeredAt: existing.registeredAt, created: false };
       }
       if (Object.keys(meta.devices).length >= maxDevices) {
-        throw new PoboxError('FORBIDDEN', `${user} already has the maximum of ${maxDevices} devices`);
+        throw tooManyDevices(user, maxDevices);
       }
       const oldMin = minCursor(meta.devices);
       const cursor = startCursor(meta.devices, start, meta.lastSeq);
