@@ -39,6 +39,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
+import { backoffDelay } from '../core/backoff.js';
 import { PoboxError, closedError } from '../core/errors.js';
 import { isValidId } from '../core/ids.js';
 import type { Bus, Wake, WakeHandler } from './contract.js';
@@ -130,10 +131,7 @@ export class RedisBus implements Bus {
       keepAlive: 10_000,
       // A link dropped for not answering is not waited on to close gracefully.
       disconnectTimeout: Math.min(this.opts.commandTimeoutMs, 1000),
-      retryStrategy: (attempt) => {
-        const ceiling = Math.min(this.opts.reconnectMaxDelayMs, 50 * 2 ** Math.min(attempt, 10));
-        return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
-      },
+      retryStrategy: (attempt) => backoffDelay(attempt, { baseMs: 50, maxMs: this.opts.reconnectMaxDelayMs, jitter: 'equal' }).delayMs,
     };
     this.pub = new Redis(this.opts.connectionUrl, { ...common, connectionName: 'pobox-bus-pub' });
     this.sub = new Redis(this.opts.connectionUrl, { ...common, connectionName: 'pobox-bus-sub' });

@@ -29,7 +29,7 @@
  */
 import { isErrorCode, PoboxError, type ErrorCode, closedError } from '../core/errors.js';
 import { CloseCode, PROTOCOL_VERSION, type ClientFrame, type SendFrame, type ServerFrame, type WelcomeFrame } from '../core/protocol.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../core/backoff.js';
 import { DeliveryTracker } from './delivery.js';
 import { TypedEmitter, type Listener } from '../core/emitter.js';
 import { PendingSends } from './sends.js';

@@ -15,7 +15,7 @@ import { PoboxClient } from './client.js';
 import type { ClientOptions, TokenSource } from './types.js';
 
 export { PoboxClient, ConnectionClosedError, toSocketUrl } from './client.js';
-export { Backoff, backoffCeiling, backoffDelay, type BackoffOptions, type BackoffStep } from './backoff.js';
+export { Backoff, backoffCeiling, backoffDelay, type BackoffOptions, type BackoffStep } from '../core/backoff.js';
 export { TypedEmitter, type Listener } from '../core/emitter.js';
 export { PoboxError, isPoboxError, ErrorCode, RETRYABLE } from '../core/errors.js';
 export { CloseCode, PROTOCOL_VERSION } from '../core/protocol.js';

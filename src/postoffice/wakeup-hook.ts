@@ -15,6 +15,7 @@
  * docs/operations.md.
  */
 import { z } from 'zod';
+import { backoffDelay } from '../core/backoff.js';
 import { parseConfig } from '../core/config.js';
 import type { DeviceId, UserId } from '../core/ids.js';
 import { systemClock, type Clock, type MailboxStats } from '../core/types.js';
@@ -200,7 +201,7 @@ export class WakeupHook {
           if (this.closed || !retryable || attempts > this.config.retries) {
             return this.report(user, 'failed', { attempts, error: err instanceof Error ? err.message : String(err) });
           }
-          await this.sleep(this.config.backoffMs * 2 ** (attempts - 1));
+          await this.sleep(backoffDelay(attempts - 1, { baseMs: this.config.backoffMs, maxMs: Infinity, jitter: 'none' }).delayMs);
         }
       }
     } catch (err) {

@@ -10,6 +10,7 @@
  * time budget (`contentionBudgetMs`) instead of a small count.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffDelay } from '../../core/backoff.js';
 
 export interface RetryPolicy {
   /** Attempts in all, the first included. */
@@ -100,8 +101,7 @@ export function isStale(err: unknown): boolean {
 }
 
 export function backoffMs(attempt: number, policy: RetryPolicy): number {
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
-  return Math.random() * ceiling;
+  return backoffDelay(attempt, { baseMs: policy.baseDelayMs, maxMs: policy.maxDelayMs }).delayMs;
 }
 
 export function pause(attempt: number, policy: RetryPolicy): Promise<void> {

@@ -1,13 +1,21 @@
 /**
- * Reconnect delays: exponential backoff with "full jitter" (a uniform random delay between
- * 0 and the current ceiling). Spreading reconnects over the whole interval keeps a fleet of
- * clients from stampeding a node that just restarted.
+ * The one backoff of pobox: the client's reconnects, the Redis bus's reconnects, the
+ * wake-up hook's retries and the DynamoDB engine's retries all draw their delays here.
+ *
+ * The ceiling grows exponentially, min(maxMs, baseMs * 2^attempt). How the delay is drawn
+ * under it is the caller's choice:
+ * - `full` (default): uniform in [0, ceiling). Spreads a fleet of clients over the whole
+ *   interval, so they do not stampede a node that just restarted.
+ * - `equal`: uniform in [ceiling/2, ceiling]. Never retries at once; for a server's own
+ *   links (the Redis bus), where one caller waits and spreading matters less.
+ * - `none`: the ceiling itself, for retries whose timing tests and operators reason about.
  */
 export interface BackoffOptions {
   /** Ceiling of the first retry, in ms. */
   baseMs: number;
   /** Largest ceiling, in ms. */
   maxMs: number;
+  jitter?: 'full' | 'equal' | 'none';
 }
 
 export interface BackoffStep {
@@ -26,7 +34,9 @@ export function backoffCeiling(attempt: number, { baseMs, maxMs }: BackoffOption
 /** The delay before retry number `attempt`; `random` returns a number in [0, 1). */
 export function backoffDelay(attempt: number, options: BackoffOptions, random: () => number = Math.random): BackoffStep {
   const ceilingMs = backoffCeiling(attempt, options);
-  return { attempt, ceilingMs, delayMs: Math.floor(random() * ceilingMs) };
+  const jitter = options.jitter ?? 'full';
+  const delayMs = jitter === 'none' ? ceilingMs : jitter === 'equal' ? Math.round(ceilingMs / 2 + (random() * ceilingMs) / 2) : Math.floor(random() * ceilingMs);
+  return { attempt, ceilingMs, delayMs };
 }
 
 /** Counts attempts; `reset()` after a connection that reached the server's welcome. */
