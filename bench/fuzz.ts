@@ -70,9 +70,16 @@ class InputStream<T> {
     private readonly arb: fc.Arbitrary<T>,
     private readonly seed: number,
   ) {}
+  /** Batches the generators themselves failed on (a bug in fuzz-inputs.ts, not the server). */
+  generatorErrors: string[] = [];
   next(): { value: T; batch: number; index: number } {
-    if (this.index >= this.queue.length) {
-      this.queue = sampleBatch(this.arb, this.seed, ++this.batch, BATCH);
+    while (this.index >= this.queue.length) {
+      try {
+        this.queue = sampleBatch(this.arb, this.seed, ++this.batch, BATCH);
+      } catch (err) {
+        this.generatorErrors.push(`batch ${this.batch}: ${(err as Error).message.slice(0, 200)}`);
+        this.queue = [];
+      }
       this.index = 0;
     }
     return { value: this.queue[this.index]!, batch: this.batch, index: this.index++ };
@@ -122,6 +129,7 @@ async function main(): Promise<void> {
     durationMs: 0,
     diskProbe: probe,
     maxInvalidFrames: MAX_INVALID_FRAMES,
+    generatorErrors: [],
   };
   const finding = (kind: keyof FuzzData['findings'], f: Finding): void => {
     const list = data.findings[kind];
@@ -277,6 +285,7 @@ async function main(): Promise<void> {
   // One last probe after the run, then a graceful stop: it must exit 0.
   if (!server.exit) await probeOnce();
   data.durationMs = Date.now() - t0;
+  data.generatorErrors = [...wsStream.generatorErrors, ...httpStream.generatorErrors, ...rawStream.generatorErrors];
   data.server.rssEndBytes = server.osStats()?.rssBytes ?? 0;
   const crashed = server.exit !== undefined;
   const exit = await server.stop();

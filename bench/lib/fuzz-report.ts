@@ -45,6 +45,8 @@ export interface FuzzData {
   /** Set when the run ended before `runs` inputs (--max-minutes). */
   stoppedEarly?: string;
   maxInvalidFrames: number;
+  /** Batches the input generators failed to build (skipped; a bug of the fuzzer, not the server). */
+  generatorErrors: string[];
 }
 
 const CLOSE_NAMES: Record<string, string> = {
@@ -107,6 +109,7 @@ ${d.stoppedEarly ? `\n**This run ${d.stoppedEarly}.**\n` : ''}Raw numbers: [${pa
 | server log lines at level error | ${d.server.errorLogLines} |
 | server RSS at start / end | ${mib(d.server.rssStartBytes)} / ${mib(d.server.rssEndBytes)} |
 | server stop | ${d.server.exit ?? 'unknown'} |
+| input batches the generators failed to build (skipped) | ${d.generatorErrors.length} |
 
 ## Answers by code
 
