@@ -21,7 +21,7 @@ import WebSocket from 'ws';
 import { benchArgs, numberFlag } from './lib/args.js';
 import { runMain } from './lib/cleanup.js';
 import { fdatasyncLatency } from './lib/disk-probe.js';
-import { keepAliveAgent, resolveCredential, runHttp, runRaw, runWsSession, type FuzzSecrets } from './lib/fuzz-client.js';
+import { isServerFailure, keepAliveAgent, resolveCredential, runHttp, runRaw, runWsSession, type FuzzSecrets } from './lib/fuzz-client.js';
 import { httpInput, rawHttpRequest, sampleBatch, wsSessionOf, type HttpInput, type WsSession } from './lib/fuzz-inputs.js';
 import { writeFuzzReport, type FuzzData, type Finding } from './lib/fuzz-report.js';
 import { benchMachine, resultsDir, writeResult } from './lib/results.js';
@@ -197,7 +197,7 @@ async function main(): Promise<void> {
         data.counts.hang++;
         finding('hang', { ...where, answer: 'no answer' });
       }
-      if (r.status >= 500) {
+      if (isServerFailure(r.status, r.typed)) {
         data.counts.fiveXX++;
         finding('fiveXX', { ...where, answer: `${r.status} ${r.code ?? ''} ${r.sample ?? ''}` });
       }
@@ -223,7 +223,7 @@ async function main(): Promise<void> {
         data.counts.hang++;
         finding('hang', { ...where, answer: 'no answer' });
       }
-      if (r.status >= 500) {
+      if (isServerFailure(r.status, r.typed)) {
         data.counts.fiveXX++;
         finding('fiveXX', { ...where, answer: r.sample ?? String(r.status) });
       }

@@ -188,6 +188,14 @@ export interface HttpOutcome {
   sample?: string;
 }
 
+/**
+ * A 5xx that means the server failed. 501 (unknown method) and 505 (HTTP version) with the
+ * typed body are refusals of the request, which docs/openapi.yaml allows for parser errors.
+ */
+export function isServerFailure(status: number, typed: boolean): boolean {
+  return status >= 500 && !(typed && (status === 501 || status === 505));
+}
+
 export const keepAliveAgent = (): Agent => new Agent({ keepAlive: true, maxSockets: 64 });
 
 /** Judge an HTTP answer: success, or `{error: {code, message}}` with the matching status. */

@@ -100,7 +100,7 @@ ${d.stoppedEarly ? `\n**This run ${d.stoppedEarly}.**\n` : ''}Raw numbers: [${pa
 | WebSocket frames (in sessions) | ${d.inputs.wsFrames.toLocaleString('en-US')} (${d.inputs.wsSessions.toLocaleString('en-US')}) |
 | HTTP requests | ${d.inputs.http.toLocaleString('en-US')} |
 | raw requests to the HTTP parser | ${d.inputs.raw.toLocaleString('en-US')} |
-| **5xx answers** | **${d.counts.fiveXX}** |
+| **5xx answers** (a typed 501/505 refusal of an unknown method or HTTP version is not counted; see the tables) | **${d.counts.fiveXX}** |
 | **INTERNAL errors (HTTP code, WebSocket error frame or close 1011)** | **${d.counts.internal}** |
 | **crashes** | **${d.counts.crash}** |
 | **hangs (no answer within ${d.deadlineMs / 1000} s)** | **${d.counts.hang}** |
