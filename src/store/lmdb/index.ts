@@ -1,20 +1,56 @@
 /**
- * The embedded engine: one LMDB environment on disk, zero set-up.
+ * The embedded engine: a write-ahead log in front of one LMDB environment, zero set-up.
  *
- * Durability: the environment is opened with `overlappingSync: false`, so a write
- * transaction's promise resolves only after LMDB's commit has fsync'd the data. Every
- * mutation runs inside `root.transaction(cb)`; lmdb-js queues callbacks from the same
- * event turn into one write transaction, and the post office hands us whole batches,
- * so concurrent sends share one commit and one fsync (group commit).
+ * Write path. Every mutation (a send batch, an ack, a device registration or removal)
+ * is decided here, synchronously, against the in-memory state (resident.ts: the meta of
+ * every user with unapplied changes, plus what LMDB holds), then logged as ONE record of
+ * its effect (wal/ops.ts) and applied to that state in the same synchronous step. Its
+ * promise resolves once the log group holding the record is fdatasync'd (wal/log.ts).
+ * Seq assignment, dedupe, quotas and cursor moves therefore stay single-threaded and
+ * authoritative, and the log order is the order they were decided in.
  *
- * Reads run outside write transactions on lmdb-js's current read snapshot; they never
- * touch another user's keys (see keys.ts for the layout: one B-tree, keyed by user first).
+ * Apply. Off the hot path (a timer, or the resident index reaching its size limit), the
+ * state of every changed user is captured at the log's last lsn L and, once L is synced,
+ * written to LMDB by async puts issued in one event turn: lmdb-js commits them as ONE
+ * transaction from its own write thread, together with `applied = L`. A message that
+ * every device acked before its apply was captured is never written to the B-tree (its
+ * dedupe and expiry entries are: a resend must still be recognised). After the commit,
+ * log segments holding only records <= L are deleted.
+ *
+ * Durability and ordering, the argument:
+ *  - Acknowledged means on disk: a call resolves only after `synced(lsn)` of its record
+ *    (or, when it changed nothing, of the last record that changed its user).
+ *  - Prefix: the log is written in lsn order and recovery stops at the first record that
+ *    is torn, fails its checksum or breaks the lsn sequence, so what survives a crash is
+ *    a prefix of the decisions, each one applied to exactly the state it was decided on.
+ *  - LMDB is always the state after a synced prefix: an apply waits for `synced(L)`
+ *    before it writes, and `applied` commits in the same transaction as the data.
+ *  - Recovery = LMDB (state at `applied`) + replay of the surviving records after it,
+ *    through the same effect functions as the live path. Records <= applied are skipped,
+ *    so a crash during an apply (before or after its commit) or during a trim replays
+ *    nothing twice and loses nothing.
+ *  - No reader sees what a crash could take back: read/stats/listDevices first wait for
+ *    the user's last record to be synced, and a read shows no seq above the user's last
+ *    seq at the moment it started (everything up to it is synced by then). A seq is thus
+ *    never shown before it is durable, so it can never be given to another message.
+ *  - Cursors never move backwards and deletes never lose an unacked message: an ack is
+ *    logged after the messages it covers and replayed through the same delete rules.
+ *  - Rare whole-store operations (purge, sweep, users) take a gate: new mutations wait,
+ *    everything logged is applied, then they run directly on LMDB as before. With nothing
+ *    unapplied, LMDB alone is the whole truth while they run.
+ *
+ * Reads merge LMDB's range (below the first resident seq, minus tombs) with the resident
+ * messages: no gap and no duplicate at the boundary (see resident.ts for why).
+ *
+ * Not in a worker thread: the B-tree work of an apply already runs on lmdb-js's write
+ * thread (async puts), and the decisions must stay on one thread to stay authoritative.
  */
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { ensureDurableDir, fsyncDir } from '../../core/durable-files.js';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { PoboxError, deviceNotRegistered, tooManyDevices, ackBeyondLastSeq, closedError } from '../../core/errors.js';
-import type { DeviceId, Seq, UserId } from '../../core/ids.js';
+import { PoboxError } from '../../core/errors.js';
+import type { DeviceId, MessageId, Seq, UserId } from '../../core/ids.js';
 import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage, StoredMessage } from '../../core/types.js';
 import type {
   AckOutcome,
@@ -46,16 +82,57 @@ import {
   type MessageValue,
   type MetaValue,
 } from './keys.js';
+import { copyMeta, firstResidentSeq, newState, residentAfter, type UserState } from './resident.js';
+import { openWal, type WalLog } from './wal/log.js';
+import { decodeOp, encodeOp, entryValue, OP_ACK, OP_APPEND, OP_REGISTER, OP_REMOVE, type AckOp, type AppendEntry, type RegisterOp, type RemoveOp } from './wal/ops.js';
+
+/** Moments of the apply cycle, for crash tests that want their kills to land in them. */
+export type WalEvent = 'apply' | 'applied' | 'trim' | 'trimmed';
+
+export interface WalTuning {
+  /** Apply whatever changed at least this often. */
+  applyIntervalMs: number;
+  /** Resident index size that forces an apply (at twice this, new sends wait for it). */
+  maxResidentMessages: number;
+  maxResidentBytes: number;
+  /** Start a new log segment past this size; only whole segments are trimmed. */
+  segmentBytes: number;
+  /** Apply everything on close, so a clean restart replays nothing. */
+  applyOnClose: boolean;
+  onEvent?: (e: WalEvent) => void;
+}
+
+export const DEFAULT_WAL: WalTuning = {
+  applyIntervalMs: 500,
+  maxResidentMessages: 100_000,
+  maxResidentBytes: 64 * 1024 * 1024,
+  segmentBytes: 64 * 1024 * 1024,
+  applyOnClose: true,
+};
 
 export interface LmdbStoreOptions {
-  /** Directory holding the environment; created if missing. */
+  /** Directory holding the environment and its `wal/` directory; created if missing. */
   path: string;
   /** Most entries a read scans past (targeted at other devices, expired) before returning a short page. */
   scanBudget?: number;
+  wal?: Partial<WalTuning>;
 }
 
-function emptyMeta(): MetaValue {
-  return { epoch: newEpoch(), lastSeq: 0, count: 0, bytes: 0, devices: {} };
+function emptyMeta(epoch: string = newEpoch()): MetaValue {
+  return { epoch, lastSeq: 0, count: 0, bytes: 0, devices: {} };
+}
+
+interface Merged {
+  seq: Seq;
+  v: MessageValue;
+}
+
+/** What an apply wrote, so its effects can be dropped from memory once it committed. */
+interface Captured {
+  lsn: number;
+  users: UserId[];
+  tombs: Array<[UserId, Seq[]]>;
+  dedupe: Array<[UserId, MessageId, DedupeValue]>;
 }
 
 export class LmdbStore implements MailboxStore {
@@ -66,15 +143,35 @@ export class LmdbStore implements MailboxStore {
   /** Meta, messages and dedupe entries of every user, under the user's prefix (keys.ts). */
   private readonly mailboxes: Database<MetaValue | MessageValue | DedupeValue, MailboxKey>;
   private readonly expiry: Database<string, ExpiryKey>;
+  /** `applied`: the last log record whose effects LMDB holds. */
+  private readonly walState: Database<number, string>;
+  private readonly wal: WalLog;
+  private readonly tuning: WalTuning;
   private readonly scanBudget: number;
   private readonly count: StoreCounters = { keysRead: 0, keysWritten: 0, keysDeleted: 0 };
   private closed = false;
+  private failure: Error | undefined;
+
+  private readonly states = new Map<UserId, UserState>();
+  private dirty = new Set<UserId>();
+  private newDedupe: Array<[UserId, MessageId, DedupeValue]> = [];
+  private newExpiry: Array<[ExpiryKey, MessageId]> = [];
+  private residentMessages = 0;
+  private residentBytes = 0;
+  private tombCount = 0;
+  private applying: Promise<void> | null = null;
+  private gate: Promise<void> | null = null;
+  private readonly timer: NodeJS.Timeout;
+  /** What the log recovery found, for tests and logs. */
+  readonly recovery: { replayed: number; stop: string };
 
   constructor(opts: LmdbStoreOptions) {
     mkdirSync(opts.path, { recursive: true });
+    this.tuning = { ...DEFAULT_WAL, ...opts.wal };
     this.root = open({
       path: opts.path,
-      // Resolve write promises only once the commit is fsync'd: what we acknowledge is on disk.
+      // Resolve write promises only once the commit is fsync'd: an apply is durable
+      // before the log segments it covers are deleted.
       overlappingSync: false,
       noSync: false,
       compression: false,
@@ -83,35 +180,361 @@ export class LmdbStore implements MailboxStore {
     });
     this.mailboxes = this.root.openDB<MetaValue | MessageValue | DedupeValue, MailboxKey>('mailboxes', { cache: false });
     this.expiry = this.root.openDB<string, ExpiryKey>('expiry', { cache: false });
+    this.walState = this.root.openDB<number, string>('wal', { cache: false });
     this.scanBudget = opts.scanBudget ?? 1000;
+    const applied = this.walState.get('applied') ?? 0;
+    const onEvent = this.tuning.onEvent;
+    const { log, records, stop } = openWal(join(opts.path, 'wal'), applied, { segmentBytes: this.tuning.segmentBytes, ...(onEvent ? { onEvent } : {}) });
+    this.wal = log;
+    for (const r of records) this.replay(r.type, r.payload, r.lsn);
+    this.recovery = { replayed: records.length, stop };
+    this.timer = setInterval(() => this.kick(), this.tuning.applyIntervalMs);
+    this.timer.unref();
   }
 
   counters(): StoreCounters {
     return { ...this.count };
   }
 
-  private ensureOpen(): void {
-    if (this.closed) throw closedError('store');
+  /** Messages and bytes held only in memory right now (tests, the RSS benchmark). */
+  residentSize(): { messages: number; bytes: number; users: number; tombs: number } {
+    return { messages: this.residentMessages, bytes: this.residentBytes, users: this.states.size, tombs: this.tombCount };
   }
 
-  private getMeta(user: UserId): MetaValue | undefined {
-    this.count.keysRead++;
+  /** Bytes appended to the log since open. */
+  walBytesWritten(): number {
+    return this.wal.bytesWritten;
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new PoboxError('UNAVAILABLE', 'store is closed');
+    if (this.failure) throw new PoboxError('UNAVAILABLE', `lmdb store failed: ${this.failure.message}`, { cause: this.failure });
+  }
+
+  private overLimit(factor: number): boolean {
+    return this.residentMessages >= factor * this.tuning.maxResidentMessages || this.residentBytes >= factor * this.tuning.maxResidentBytes || this.tombCount >= factor * this.tuning.maxResidentMessages;
+  }
+
+  /** Wait while a whole-store operation runs, or while the resident index is far over its limit. */
+  private async admit(): Promise<void> {
+    for (;;) {
+      this.ensureOpen();
+      if (this.gate) await this.gate;
+      else if (this.overLimit(2)) await this.startApply();
+      else return;
+    }
+  }
+
+  private async durable(lsn: number): Promise<void> {
+    try {
+      await this.wal.synced(lsn);
+    } catch (err) {
+      throw new PoboxError('UNAVAILABLE', `write-ahead log write failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private log(type: number, op: unknown): number {
+    try {
+      return this.wal.append(type, encodeOp(op));
+    } catch (err) {
+      throw new PoboxError('UNAVAILABLE', `write-ahead log write failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  // ---- state ---------------------------------------------------------------------------
+
+  private lmdbMeta(user: UserId): MetaValue | undefined {
     return this.mailboxes.get(metaKey(user)) as MetaValue | undefined;
   }
 
-  private putMeta(user: UserId, meta: MetaValue): void {
-    this.count.keysWritten++;
-    this.mailboxes.putSync(metaKey(user), meta);
+  /** The current meta: memory if the user has unapplied changes, else LMDB. */
+  private metaOf(user: UserId): MetaValue | undefined {
+    this.count.keysRead++;
+    return this.states.get(user)?.meta ?? this.lmdbMeta(user);
+  }
+
+  /** The user's in-memory state, created from LMDB (or empty, with `epoch`) when absent. */
+  private own(user: UserId, epoch?: string | null): UserState {
+    let s = this.states.get(user);
+    if (!s) {
+      s = newState(this.lmdbMeta(user) ?? emptyMeta(epoch ?? undefined));
+      this.states.set(user, s);
+    }
+    return s;
+  }
+
+  private touched(user: UserId, s: UserState, lsn: number): void {
+    s.lsn = lsn;
+    this.dirty.add(user);
+  }
+
+  /** Wait until everything logged for `user` so far is durable. */
+  private async userSynced(user: UserId): Promise<void> {
+    const s = this.states.get(user);
+    if (s && s.lsn > this.wal.syncedLsn) await this.durable(s.lsn);
   }
 
   /**
-   * Run `fn` inside one durable write transaction; resolves after fsync. It runs as a
-   * child transaction of lmdb-js's batched commit: callbacks queued in the same event
-   * turn still share one commit (group commit), but if `fn` throws, its own writes are
-   * rolled back instead of being committed half-done next to the others.
+   * The user's messages with lo < seq <= hi in seq order: LMDB's below the first resident
+   * seq (minus tombs), then the resident ones. Counts every entry examined.
+   */
+  private *merged(user: UserId, lo: Seq, hi: Seq): Generator<Merged> {
+    const s = this.states.get(user);
+    const lmdbHi = Math.min(hi, firstResidentSeq(s) - 1);
+    if (lmdbHi > lo) {
+      for (const { key, value } of this.mailboxes.getRange(messageRange(user, lo, lmdbHi))) {
+        this.count.keysRead++;
+        const seq = seqOf(key);
+        if (s && s.tombs.has(seq)) continue;
+        yield { seq, v: value as MessageValue };
+      }
+    }
+    if (!s) return;
+    for (let i = residentAfter(s, lo); i < s.resident.length; i++) {
+      const r = s.resident[i]!;
+      if (r.seq > hi) return;
+      this.count.keysRead++;
+      yield r;
+    }
+  }
+
+  /**
+   * Delete what a plan allows, in memory: a resident message not yet captured by an apply
+   * simply disappears (it never reaches the B-tree); anything LMDB may hold gets a tomb.
+   */
+  private applyDeletes(user: UserId, s: UserState, plan: DeletePlan): { deleted: number; bytes: number } {
+    const doomed: Merged[] = [];
+    if (plan.all) for (const m of this.merged(user, plan.all.lo, plan.all.hi)) doomed.push(m);
+    if (plan.targeted) {
+      const { device } = plan.targeted;
+      for (const m of this.merged(user, plan.targeted.lo, plan.targeted.hi)) if (m.v.toDevice === device) doomed.push(m);
+    }
+    if (doomed.length === 0) return { deleted: 0, bytes: 0 };
+    let bytes = 0;
+    const gone = new Set<Seq>();
+    for (const d of doomed) {
+      if (gone.has(d.seq)) continue;
+      gone.add(d.seq);
+      bytes += d.v.bytes;
+      this.count.keysDeleted++;
+    }
+    const first = firstResidentSeq(s);
+    const keep = [];
+    for (const r of s.resident) {
+      if (!gone.has(r.seq)) keep.push(r);
+      else {
+        this.residentMessages--;
+        this.residentBytes -= r.v.bytes;
+        if (r.applying) this.tomb(s, r.seq);
+      }
+    }
+    s.resident = keep;
+    for (const seq of gone) if (seq < first) this.tomb(s, seq);
+    return { deleted: gone.size, bytes };
+  }
+
+  private tomb(s: UserState, seq: Seq): void {
+    if (s.tombs.has(seq)) return;
+    s.tombs.add(seq);
+    this.tombCount++;
+  }
+
+  // ---- effects: the live path and recovery both change state only through these ----------
+
+  private replay(type: number, payload: Uint8Array, lsn: number): void {
+    switch (type) {
+      case OP_APPEND:
+        for (const e of decodeOp<AppendEntry[]>(payload)) this.effectAppend(e, lsn);
+        return;
+      case OP_ACK: {
+        const [u, d, upTo] = decodeOp<AckOp>(payload);
+        this.effectAck(u, d, upTo, lsn);
+        return;
+      }
+      case OP_REGISTER: {
+        const [u, d, cursor, at, epoch] = decodeOp<RegisterOp>(payload);
+        this.effectRegister(u, d, cursor, at, epoch, lsn);
+        return;
+      }
+      case OP_REMOVE: {
+        const [u, d] = decodeOp<RemoveOp>(payload);
+        this.effectRemove(u, d, lsn);
+        return;
+      }
+      default:
+        throw new PoboxError('UNAVAILABLE', `write-ahead log record ${lsn} has unknown type ${type}`);
+    }
+  }
+
+  private effectAppend(e: AppendEntry, lsn: number): void {
+    const [user, seq] = e;
+    const s = this.own(user, e[2]);
+    const v = entryValue(e);
+    s.meta.lastSeq = seq;
+    s.meta.count += 1;
+    s.meta.bytes += v.bytes;
+    s.resident.push({ seq, v, applying: false });
+    const d: DedupeValue = { seq, expiresAt: v.expiresAt };
+    s.dedupe.set(v.id, d);
+    this.newDedupe.push([user, v.id, d]);
+    this.newExpiry.push([expiryKey(v.expiresAt, user, seq), v.id]);
+    this.residentMessages++;
+    this.residentBytes += v.bytes;
+    this.touched(user, s, lsn);
+  }
+
+  private effectAck(user: UserId, device: DeviceId, upToSeq: Seq, lsn: number): { deleted: number; bytes: number } {
+    const cur = this.states.get(user)?.meta ?? this.lmdbMeta(user);
+    if (!cur || !hasDevice(cur.devices, device) || upToSeq <= cur.devices[device]!.cursor) return { deleted: 0, bytes: 0 };
+    const s = this.own(user);
+    const dev = s.meta.devices[device]!;
+    const oldMin = minCursor(s.meta.devices);
+    const oldCursor = dev.cursor;
+    dev.cursor = upToSeq;
+    const r = this.applyDeletes(user, s, planAfterAck(oldMin, minCursor(s.meta.devices), device, oldCursor, upToSeq));
+    s.meta.count -= r.deleted;
+    s.meta.bytes -= r.bytes;
+    this.touched(user, s, lsn);
+    return r;
+  }
+
+  private effectRegister(user: UserId, device: DeviceId, cursor: Seq, registeredAt: number, epoch: string | null, lsn: number): { deleted: number; bytes: number } {
+    const cur = this.states.get(user)?.meta ?? this.lmdbMeta(user);
+    if (cur && hasDevice(cur.devices, device)) return { deleted: 0, bytes: 0 };
+    const s = this.own(user, epoch);
+    const oldMin = minCursor(s.meta.devices);
+    s.meta.devices[device] = { cursor, registeredAt };
+    const r = this.applyDeletes(user, s, planAfterRegister(oldMin, minCursor(s.meta.devices)));
+    s.meta.count -= r.deleted;
+    s.meta.bytes -= r.bytes;
+    this.touched(user, s, lsn);
+    return r;
+  }
+
+  private effectRemove(user: UserId, device: DeviceId, lsn: number): { deleted: number; bytes: number } {
+    const cur = this.states.get(user)?.meta ?? this.lmdbMeta(user);
+    if (!cur || !hasDevice(cur.devices, device)) return { deleted: 0, bytes: 0 };
+    const s = this.own(user);
+    const oldMin = minCursor(s.meta.devices);
+    const removedCursor = s.meta.devices[device]!.cursor;
+    delete s.meta.devices[device];
+    const r = this.applyDeletes(user, s, planAfterRemove(oldMin, minCursor(s.meta.devices), device, removedCursor, s.meta.lastSeq));
+    s.meta.count -= r.deleted;
+    s.meta.bytes -= r.bytes;
+    this.touched(user, s, lsn);
+    return r;
+  }
+
+  // ---- apply: log -> LMDB --------------------------------------------------------------------
+
+  private kick(): void {
+    if (this.applying || this.closed || this.failure) return;
+    if (this.dirty.size === 0) return;
+    this.startApply().catch(() => undefined);
+  }
+
+  private startApply(): Promise<void> {
+    if (this.applying) return this.applying;
+    if (this.dirty.size === 0) return Promise.resolve();
+    const p = this.applyOnce()
+      .catch((err: unknown) => {
+        this.failure ??= err instanceof Error ? err : new Error(String(err));
+        throw new PoboxError('UNAVAILABLE', `lmdb apply failed: ${this.failure.message}`, { cause: err });
+      })
+      .finally(() => {
+        this.applying = null;
+        if (!this.closed && !this.failure && this.overLimit(1)) this.kick();
+      });
+    this.applying = p;
+    return p;
+  }
+
+  private async applyOnce(): Promise<void> {
+    // Capture synchronously: the state of every changed user as of the last lsn.
+    const lsn = this.wal.lastLsn;
+    const users = [...this.dirty];
+    this.dirty = new Set();
+    const metas: Array<[UserId, MetaValue]> = [];
+    const puts: Array<[UserId, Seq, MessageValue]> = [];
+    const tombs: Array<[UserId, Seq[]]> = [];
+    for (const u of users) {
+      const s = this.states.get(u)!;
+      metas.push([u, copyMeta(s.meta)]);
+      for (const r of s.resident) {
+        if (r.applying) continue;
+        r.applying = true;
+        puts.push([u, r.seq, r.v]);
+      }
+      if (s.tombs.size > 0) tombs.push([u, [...s.tombs]]);
+    }
+    const dedupe = this.newDedupe;
+    const expiry = this.newExpiry;
+    this.newDedupe = [];
+    this.newExpiry = [];
+    this.tuning.onEvent?.('apply');
+
+    // LMDB may only ever hold the state after a durable prefix of the log.
+    await this.wal.synced(lsn);
+    // One event turn of async writes = one LMDB transaction, run on lmdb-js's write thread.
+    for (const [u, seq, v] of puts) void this.mailboxes.put(messageKey(u, seq), v);
+    for (const [u, seqs] of tombs) for (const seq of seqs) void this.mailboxes.remove(messageKey(u, seq));
+    for (const [u, id, d] of dedupe) void this.mailboxes.put(dedupeKey(u, id), d);
+    for (const [key, id] of expiry) void this.expiry.put(key, id);
+    for (const [u, meta] of metas) void this.mailboxes.put(metaKey(u), meta);
+    await this.walState.put('applied', lsn);
+    this.tuning.onEvent?.('applied');
+    this.forget({ lsn, users, tombs, dedupe });
+    this.wal.trim(lsn);
+  }
+
+  /** After an apply committed: drop from memory what LMDB now holds. */
+  private forget(c: Captured): void {
+    for (const [u, seqs] of c.tombs) {
+      const s = this.states.get(u)!;
+      for (const seq of seqs) if (s.tombs.delete(seq)) this.tombCount--;
+    }
+    for (const [u, id, d] of c.dedupe) {
+      const s = this.states.get(u);
+      if (s && s.dedupe.get(id) === d) s.dedupe.delete(id);
+    }
+    for (const u of c.users) {
+      const s = this.states.get(u)!;
+      let n = 0;
+      while (n < s.resident.length && s.resident[n]!.applying) {
+        this.residentMessages--;
+        this.residentBytes -= s.resident[n]!.v.bytes;
+        n++;
+      }
+      if (n > 0) s.resident.splice(0, n);
+      if (s.lsn <= c.lsn && s.resident.length === 0 && s.tombs.size === 0 && s.dedupe.size === 0) this.states.delete(u);
+    }
+  }
+
+  /** Apply everything logged so far. */
+  private async applyAll(): Promise<void> {
+    while (this.applying || this.dirty.size > 0) await this.startApply();
+  }
+
+  /** Run `fn` with new mutations held back and LMDB holding everything logged. */
+  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    this.ensureOpen();
+    while (this.gate) await this.gate;
+    let open!: () => void;
+    this.gate = new Promise((r) => (open = r));
+    try {
+      await this.applyAll();
+      return await fn();
+    } finally {
+      this.gate = null;
+      open();
+    }
+  }
+
+  /**
+   * A durable LMDB write transaction, for the whole-store operations run under the gate.
+   * A child transaction: if `fn` throws, its own writes are rolled back.
    */
   private async write<T>(fn: () => T): Promise<T> {
-    this.ensureOpen();
     try {
       return (await this.root.childTransaction(fn)) as T;
     } catch (err) {
@@ -120,187 +543,175 @@ export class LmdbStore implements MailboxStore {
     }
   }
 
+  // ---- the contract --------------------------------------------------------------------------
+
   async append(items: readonly AppendItem[], limits: AppendLimits): Promise<AppendOutcome[]> {
     if (items.length === 0) return [];
-    return this.write(() => {
-      const metas = new Map<UserId, MetaValue>();
-      // Only mailboxes that really stored something are written back: a refused send
-      // to a user we have never seen must not create an (empty) mailbox.
-      const dirty = new Set<UserId>();
-      const out: AppendOutcome[] = [];
-      for (const item of items) {
-        let meta = metas.get(item.to) ?? this.getMeta(item.to);
-        if (!meta) meta = emptyMeta();
-        metas.set(item.to, meta);
-
-        // Dedupe first: a resend of a stored message answers with its seq even if its
-        // target device has since been removed.
+    if (this.gate || this.overLimit(2) || this.closed || this.failure) await this.admit();
+    // Mailboxes that do not exist yet: only created (with this epoch) if a send is stored.
+    const fresh = new Map<UserId, { meta: MetaValue; created: boolean }>();
+    const entries: AppendEntry[] = [];
+    const out: AppendOutcome[] = [];
+    const touched: UserState[] = [];
+    for (const item of items) {
+      const s = this.states.get(item.to);
+      let f = s ? undefined : fresh.get(item.to);
+      if (!s && !f) {
         this.count.keysRead++;
-        const seen = this.mailboxes.get(dedupeKey(item.to, item.id)) as DedupeValue | undefined;
-        if (seen && seen.expiresAt > item.sentAt) {
-          out.push({ ok: true, seq: seen.seq, duplicate: true, epoch: meta.epoch });
-          continue;
-        }
-        if (item.toDevice !== undefined && !hasDevice(meta.devices, item.toDevice)) {
-          out.push({ ok: false, error: deviceNotRegistered(item.to, item.toDevice, 'toDevice') });
-          continue;
-        }
-        if (meta.count + 1 > limits.maxMailboxMessages || meta.bytes + item.bytes > limits.maxMailboxBytes) {
-          out.push({ ok: false, error: new PoboxError('MAILBOX_FULL', `mailbox of ${item.to} is full`) });
-          continue;
-        }
-        const seq = meta.lastSeq + 1;
-        meta.lastSeq = seq;
-        meta.count += 1;
-        meta.bytes += item.bytes;
-        const value: MessageValue = { id: item.id, from: item.from, body: item.body, bytes: item.bytes, sentAt: item.sentAt, expiresAt: item.expiresAt };
-        if (item.toDevice !== undefined) value.toDevice = item.toDevice;
-        if (item.receipt) value.receipt = true;
-        this.mailboxes.putSync(messageKey(item.to, seq), value);
-        this.mailboxes.putSync(dedupeKey(item.to, item.id), { seq, expiresAt: item.expiresAt });
-        this.expiry.putSync(expiryKey(item.expiresAt, item.to, seq), item.id);
-        this.count.keysWritten += 3;
-        dirty.add(item.to);
-        out.push({ ok: true, seq, duplicate: false, epoch: meta.epoch });
+        const m = this.lmdbMeta(item.to);
+        f = { meta: m ?? emptyMeta(), created: !m };
+        fresh.set(item.to, f);
       }
-      for (const user of dirty) this.putMeta(user, metas.get(user)!);
+      const meta = s ? s.meta : f!.meta;
+      // Dedupe first: a resend of a stored message answers with its seq even if its
+      // target device has since been removed.
+      this.count.keysRead++;
+      const seen = s?.dedupe.get(item.id) ?? (this.mailboxes.get(dedupeKey(item.to, item.id)) as DedupeValue | undefined);
+      if (seen && seen.expiresAt > item.sentAt) {
+        out.push({ ok: true, seq: seen.seq, duplicate: true, epoch: meta.epoch });
+        continue;
+      }
+      if (item.toDevice !== undefined && !hasDevice(meta.devices, item.toDevice)) {
+        out.push({ ok: false, error: new PoboxError('NOT_FOUND', `device ${item.toDevice} of ${item.to} is not registered`, { field: 'toDevice' }) });
+        continue;
+      }
+      if (meta.count + 1 > limits.maxMailboxMessages || meta.bytes + item.bytes > limits.maxMailboxBytes) {
+        out.push({ ok: false, error: new PoboxError('MAILBOX_FULL', `mailbox of ${item.to} is full`) });
+        continue;
+      }
+      const e: AppendEntry = [item.to, meta.lastSeq + 1, f?.created ? meta.epoch : null, item.id, item.from, item.body, item.bytes, item.sentAt, item.expiresAt, item.toDevice ?? null, item.receipt ? 1 : 0];
+      entries.push(e);
+      // Applied now (lsn set below), so later items of this batch see it: dedupe, quota.
+      this.effectAppend(e, 0);
+      fresh.delete(item.to);
+      touched.push(this.states.get(item.to)!);
+      this.count.keysWritten += 3;
+      out.push({ ok: true, seq: e[1], duplicate: false, epoch: meta.epoch });
+    }
+    if (entries.length === 0) {
+      for (const item of items) await this.userSynced(item.to);
       return out;
-    });
+    }
+    let lsn: number;
+    try {
+      lsn = this.log(OP_APPEND, entries);
+    } catch (err) {
+      this.failure ??= err as Error; // memory holds effects the log does not: stop here
+      throw err;
+    }
+    for (const s of touched) s.lsn = lsn;
+    this.count.keysWritten += new Set(entries.map((e) => e[0])).size;
+    if (this.overLimit(1)) this.kick();
+    await this.durable(lsn);
+    // Duplicates answered from an earlier, maybe not yet synced record: that one is older.
+    return out;
   }
 
   async read(req: ReadRequest): Promise<ReadPage> {
     this.ensureOpen();
-    const meta = this.getMeta(req.user);
+    // Nothing above the last seq assigned when the read started is shown, and all of that
+    // is durable once the user's last record is synced.
+    const startMeta = this.states.get(req.user)?.meta;
+    const cap = startMeta?.lastSeq;
+    await this.userSynced(req.user);
+    const meta = this.metaOf(req.user);
     if (!meta || !hasDevice(meta.devices, req.device)) {
-      throw deviceNotRegistered(req.user, req.device);
+      throw new PoboxError('NOT_FOUND', `device ${req.device} of ${req.user} is not registered`);
     }
+    const lastSeq = cap ?? meta.lastSeq;
     const cursor = meta.devices[req.device]!.cursor;
     const after = Math.max(req.afterSeq, cursor);
     const messages: StoredMessage[] = [];
     let nextAfter = after;
     let scanned = 0;
     let more = false;
-    for (const { key, value: v } of this.mailboxes.getRange(messageRange(req.user, after))) {
-      this.count.keysRead++;
+    for (const { seq, v } of this.merged(req.user, after, lastSeq)) {
       if (messages.length >= req.limit || scanned >= this.scanBudget) {
         more = true; // an entry exists past what we return
         break;
       }
       scanned++;
-      const value = v as MessageValue;
-      const seq = seqOf(key);
       nextAfter = seq;
-      if (value.expiresAt <= req.now) continue;
-      if (value.toDevice !== undefined && value.toDevice !== req.device) continue;
-      messages.push(toStored(req.user, seq, value));
+      if (v.expiresAt <= req.now) continue;
+      if (v.toDevice !== undefined && v.toDevice !== req.device) continue;
+      messages.push(toStored(req.user, seq, v));
     }
-    return { epoch: meta.epoch, messages, nextAfter, more, lastSeq: meta.lastSeq };
-  }
-
-  /** Delete what a plan allows; returns count and bytes freed. Call inside a write. */
-  private applyDeletes(user: UserId, plan: DeletePlan): { deleted: number; bytes: number } {
-    // Collect first, delete after: removing entries under a live range cursor is not
-    // something lmdb-js promises to iterate correctly.
-    const doomed: Array<{ seq: Seq; bytes: number }> = [];
-    if (plan.all) {
-      for (const { key, value } of this.mailboxes.getRange(messageRange(user, plan.all.lo, plan.all.hi))) {
-        this.count.keysRead++;
-        doomed.push({ seq: seqOf(key), bytes: (value as MessageValue).bytes });
-      }
-    }
-    if (plan.targeted) {
-      const { device } = plan.targeted;
-      for (const { key, value: v } of this.mailboxes.getRange(messageRange(user, plan.targeted.lo, plan.targeted.hi))) {
-        this.count.keysRead++;
-        const value = v as MessageValue;
-        if (value.toDevice === device) doomed.push({ seq: seqOf(key), bytes: value.bytes });
-      }
-    }
-    let deleted = 0;
-    let bytes = 0;
-    for (const d of doomed) {
-      if (!this.mailboxes.removeSync(messageKey(user, d.seq))) continue;
-      this.count.keysDeleted++;
-      deleted++;
-      bytes += d.bytes;
-    }
-    return { deleted, bytes };
+    return { epoch: meta.epoch, messages, nextAfter, more, lastSeq };
   }
 
   async ack(user: UserId, device: DeviceId, upToSeq: Seq): Promise<AckOutcome> {
-    return this.write(() => {
-      const meta = this.getMeta(user);
-      if (!meta || !hasDevice(meta.devices, device)) {
-        throw deviceNotRegistered(user, device);
-      }
-      if (upToSeq > meta.lastSeq) {
-        throw ackBeyondLastSeq(upToSeq, meta.lastSeq);
-      }
-      const dev = meta.devices[device]!;
-      if (upToSeq <= dev.cursor) return { cursor: dev.cursor, moved: false, deleted: 0, deletedBytes: 0 };
-      const oldMin = minCursor(meta.devices);
-      const oldCursor = dev.cursor;
-      dev.cursor = upToSeq;
-      const newMin = minCursor(meta.devices);
-      const { deleted, bytes } = this.applyDeletes(user, planAfterAck(oldMin, newMin, device, oldCursor, upToSeq));
-      meta.count -= deleted;
-      meta.bytes -= bytes;
-      this.putMeta(user, meta);
-      return { cursor: upToSeq, moved: true, deleted, deletedBytes: bytes };
-    });
+    if (this.gate || this.closed || this.failure) await this.admit();
+    const meta = this.metaOf(user);
+    if (!meta || !hasDevice(meta.devices, device)) {
+      throw new PoboxError('NOT_FOUND', `device ${device} of ${user} is not registered`);
+    }
+    if (upToSeq > meta.lastSeq) {
+      throw new PoboxError('BAD_REQUEST', `ack up to ${upToSeq} is beyond the last seq ${meta.lastSeq}`, { field: 'upTo' });
+    }
+    const cursor = meta.devices[device]!.cursor;
+    if (upToSeq <= cursor) {
+      await this.userSynced(user);
+      return { cursor, moved: false, deleted: 0, deletedBytes: 0 };
+    }
+    const lsn = this.log(OP_ACK, [user, device, upToSeq] satisfies AckOp);
+    const { deleted, bytes } = this.effectAck(user, device, upToSeq, lsn);
+    this.count.keysWritten++;
+    if (this.overLimit(1)) this.kick();
+    await this.durable(lsn);
+    return { cursor: upToSeq, moved: true, deleted, deletedBytes: bytes };
   }
 
   async registerDevice(user: UserId, device: DeviceId, start: DeviceStart, now: number, maxDevices: number): Promise<RegisterOutcome> {
-    return this.write(() => {
-      const meta = this.getMeta(user) ?? emptyMeta();
-      const existing = meta.devices[device];
-      if (existing && hasDevice(meta.devices, device)) {
-        return { device, cursor: existing.cursor, registeredAt: existing.registeredAt, created: false };
-      }
-      if (Object.keys(meta.devices).length >= maxDevices) {
-        throw tooManyDevices(user, maxDevices);
-      }
-      const oldMin = minCursor(meta.devices);
-      const cursor = startCursor(meta.devices, start, meta.lastSeq);
-      meta.devices[device] = { cursor, registeredAt: now };
-      const { deleted, bytes } = this.applyDeletes(user, planAfterRegister(oldMin, minCursor(meta.devices)));
-      meta.count -= deleted;
-      meta.bytes -= bytes;
-      this.putMeta(user, meta);
-      return { device, cursor, registeredAt: now, created: true, deleted, deletedBytes: bytes };
-    });
+    if (this.gate || this.closed || this.failure) await this.admit();
+    const meta = this.metaOf(user);
+    const existing = meta?.devices[device];
+    if (meta && existing && hasDevice(meta.devices, device)) {
+      await this.userSynced(user);
+      return { device, cursor: existing.cursor, registeredAt: existing.registeredAt, created: false };
+    }
+    const devices = meta?.devices ?? {};
+    if (Object.keys(devices).length >= maxDevices) {
+      throw new PoboxError('FORBIDDEN', `${user} already has the maximum of ${maxDevices} devices`);
+    }
+    const cursor = startCursor(devices, start, meta?.lastSeq ?? 0);
+    const epoch = meta ? null : newEpoch();
+    const lsn = this.log(OP_REGISTER, [user, device, cursor, now, epoch] satisfies RegisterOp);
+    const { deleted, bytes } = this.effectRegister(user, device, cursor, now, epoch, lsn);
+    this.count.keysWritten++;
+    await this.durable(lsn);
+    return { device, cursor, registeredAt: now, created: true, deleted, deletedBytes: bytes };
   }
 
   async removeDevice(user: UserId, device: DeviceId): Promise<RemoveOutcome> {
-    return this.write(() => {
-      const meta = this.getMeta(user);
-      if (!meta || !hasDevice(meta.devices, device)) return { removed: false, deleted: 0, deletedBytes: 0 };
-      const oldMin = minCursor(meta.devices);
-      const removedCursor = meta.devices[device]!.cursor;
-      delete meta.devices[device];
-      const newMin = minCursor(meta.devices);
-      const { deleted, bytes } = this.applyDeletes(user, planAfterRemove(oldMin, newMin, device, removedCursor, meta.lastSeq));
-      meta.count -= deleted;
-      meta.bytes -= bytes;
-      this.putMeta(user, meta);
-      return { removed: true, deleted, deletedBytes: bytes };
-    });
+    if (this.gate || this.closed || this.failure) await this.admit();
+    const meta = this.metaOf(user);
+    if (!meta || !hasDevice(meta.devices, device)) {
+      await this.userSynced(user);
+      return { removed: false, deleted: 0, deletedBytes: 0 };
+    }
+    const lsn = this.log(OP_REMOVE, [user, device] satisfies RemoveOp);
+    const { deleted, bytes } = this.effectRemove(user, device, lsn);
+    this.count.keysWritten++;
+    await this.durable(lsn);
+    return { removed: true, deleted, deletedBytes: bytes };
   }
 
   async listDevices(user: UserId): Promise<DeviceCursor[]> {
     this.ensureOpen();
-    const meta = this.getMeta(user);
+    await this.userSynced(user);
+    const meta = this.metaOf(user);
     return meta ? deviceList(meta.devices) : [];
   }
 
   async stats(user: UserId, now: number): Promise<MailboxStats> {
     this.ensureOpen();
-    const meta = this.getMeta(user);
+    await this.userSynced(user);
+    const meta = this.metaOf(user);
     if (!meta) return { user, epoch: '', lastSeq: 0, pending: 0, pendingBytes: 0, oldestAgeMs: null, devices: [] };
     let oldestAgeMs: number | null = null;
-    for (const { value } of this.mailboxes.getRange({ ...messageRange(user, 0), limit: 1 })) {
-      this.count.keysRead++;
-      oldestAgeMs = Math.max(0, now - (value as MessageValue).sentAt);
+    for (const { v } of this.merged(user, 0, Number.MAX_SAFE_INTEGER - 1)) {
+      oldestAgeMs = Math.max(0, now - v.sentAt);
+      break;
     }
     return {
       user,
@@ -313,20 +724,54 @@ export class LmdbStore implements MailboxStore {
     };
   }
 
+  /** Delete a user's messages found in LMDB (only called under the gate: memory is empty). */
+  private deleteRange(user: UserId, lo: Seq, hi: Seq): { deleted: number; bytes: number } {
+    const doomed: Array<{ seq: Seq; bytes: number }> = [];
+    for (const { key, value } of this.mailboxes.getRange(messageRange(user, lo, hi))) {
+      this.count.keysRead++;
+      doomed.push({ seq: seqOf(key), bytes: (value as MessageValue).bytes });
+    }
+    let deleted = 0;
+    let bytes = 0;
+    for (const d of doomed) {
+      if (!this.mailboxes.removeSync(messageKey(user, d.seq))) continue;
+      this.count.keysDeleted++;
+      deleted++;
+      bytes += d.bytes;
+    }
+    return { deleted, bytes };
+  }
+
   async purge(user: UserId): Promise<PurgeOutcome> {
-    return this.write(() => {
-      const meta = this.getMeta(user);
-      if (!meta) return { deleted: 0, deletedBytes: 0 };
-      const { deleted, bytes } = this.applyDeletes(user, { all: { lo: 0, hi: meta.lastSeq }, targeted: null });
-      meta.count = 0;
-      meta.bytes = 0;
-      this.putMeta(user, meta);
-      return { deleted, deletedBytes: bytes };
-    });
+    return this.exclusive(() =>
+      this.write(() => {
+        const meta = this.lmdbMeta(user);
+        this.count.keysRead++;
+        if (!meta) return { deleted: 0, deletedBytes: 0 };
+        const { deleted, bytes } = this.deleteRange(user, 0, meta.lastSeq);
+        meta.count = 0;
+        meta.bytes = 0;
+        this.count.keysWritten++;
+        this.mailboxes.putSync(metaKey(user), meta);
+        return { deleted, deletedBytes: bytes };
+      }),
+    );
   }
 
   async sweep(now: number, max: number): Promise<SweepOutcome> {
     this.ensureOpen();
+    // Cheap check first: most passes find nothing due and must not hold sends back.
+    // An apply in flight holds expiry entries that are in neither place we can look.
+    let due = this.applying !== null || this.newExpiry.some(([k]) => k[0] <= now);
+    if (!due) {
+      for (const _ of this.expiry.getKeys({ start: [0], end: [now + 1], limit: 1 })) due = true;
+      this.count.keysRead++;
+    }
+    if (!due) return { expired: 0, expiredBytes: 0, cleaned: 0, more: false };
+    return this.exclusive(() => this.sweepLmdb(now, max));
+  }
+
+  private async sweepLmdb(now: number, max: number): Promise<SweepOutcome> {
     const due: Array<{ key: ExpiryKey; id: string }> = [];
     for (const { key, value } of this.expiry.getRange({ start: [0], end: [now + 1], limit: max + 1 })) {
       this.count.keysRead++;
@@ -342,7 +787,10 @@ export class LmdbStore implements MailboxStore {
       const metas = new Map<UserId, MetaValue | undefined>();
       for (const { key, id } of due) {
         const [expiresAt, user, seq] = key;
-        if (!metas.has(user)) metas.set(user, this.getMeta(user));
+        if (!metas.has(user)) {
+          this.count.keysRead++;
+          metas.set(user, this.lmdbMeta(user));
+        }
         const meta = metas.get(user);
         this.count.keysRead++;
         const msg = this.mailboxes.get(messageKey(user, seq)) as MessageValue | undefined;
@@ -367,33 +815,46 @@ export class LmdbStore implements MailboxStore {
         this.count.keysDeleted++;
         cleaned++;
       }
-      for (const [user, meta] of metas) if (meta) this.putMeta(user, meta);
+      for (const [user, meta] of metas) {
+        if (!meta) continue;
+        this.count.keysWritten++;
+        this.mailboxes.putSync(metaKey(user), meta);
+      }
       return { expired, expiredBytes, cleaned, more };
     });
   }
 
   async users(opts: { after?: UserId; limit?: number } = {}): Promise<UserId[]> {
-    this.ensureOpen();
-    const out: UserId[] = [];
-    const limit = opts.limit ?? 1000;
-    // Hop from user to user: one seek per user, never a walk through their messages.
-    let start: MailboxKey | undefined = opts.after === undefined ? undefined : pastUserKey(opts.after);
-    while (out.length < limit) {
-      let next: UserId | undefined;
-      for (const key of this.mailboxes.getKeys(start === undefined ? { limit: 1 } : { start, limit: 1 })) next = key[0];
-      this.count.keysRead++;
-      if (next === undefined) break;
-      out.push(next);
-      start = pastUserKey(next);
-    }
-    return out;
+    return this.exclusive(async () => {
+      const out: UserId[] = [];
+      const limit = opts.limit ?? 1000;
+      // Hop from user to user: one seek per user, never a walk through their messages.
+      let start: MailboxKey | undefined = opts.after === undefined ? undefined : pastUserKey(opts.after);
+      while (out.length < limit) {
+        let next: UserId | undefined;
+        for (const key of this.mailboxes.getKeys(start === undefined ? { limit: 1 } : { start, limit: 1 })) next = key[0];
+        this.count.keysRead++;
+        if (next === undefined) break;
+        out.push(next);
+        start = pastUserKey(next);
+      }
+      return out;
+    });
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    this.closed = true;
-    await this.root.flushed;
-    await this.root.close();
+    clearInterval(this.timer);
+    while (this.gate) await this.gate.catch(() => undefined);
+    try {
+      if (this.tuning.applyOnClose && !this.failure) await this.applyAll();
+      else if (this.applying) await this.applying.catch(() => undefined);
+    } finally {
+      this.closed = true;
+      await this.wal.close();
+      await this.root.flushed;
+      await this.root.close();
+    }
   }
 }
 
@@ -408,6 +869,7 @@ export async function openLmdbStore(opts: LmdbStoreOptions): Promise<LmdbStore> 
   try {
     // The data dir and lmdb's own files (data.mdb, lock.mdb) are created here: their names
     // must survive a power loss as much as the commits inside them (src/core/durable-files.ts).
+    // The log's directory and segments are made durable by wal/log.ts.
     ensureDurableDir(opts.path);
     const store = new LmdbStore(opts);
     fsyncDir(opts.path);
