@@ -1,8 +1,10 @@
 /**
- * npm run crash -- --cycles N [--engine lmdb|dynamodb] [--path DIR] [--table T --endpoint URL --region R]
+ * npm run crash -- --cycles N [--seed S] [--engine lmdb|dynamodb] [--path DIR] [--table T --endpoint URL --region R]
  *
  * Runs N kill-and-check cycles (see harness.ts) and ends with exactly one line on stdout:
- *   crash: N cycles, A acknowledged, L lost, D duplicated
+ *   crash: N cycles, A acknowledged, L lost, D duplicated (seed S; kills inside an apply X, inside a trim Y)
+ * The seed (random unless given) is printed first on stderr too: the same seed replays the
+ * same kill schedule and the same writer choices (timing on a busy machine still varies).
  * Progress goes to stderr. Exit code 1 when anything was lost or duplicated.
  * Without --path, the lmdb engine uses a temp dir that is removed at the end, even on Ctrl-C.
  */
@@ -15,6 +17,7 @@ import { crashLine, runCrash } from './harness.js';
 const { values } = parseArgs({
   options: {
     cycles: { type: 'string', default: '20' },
+    seed: { type: 'string' },
     engine: { type: 'string', default: 'lmdb' },
     path: { type: 'string' },
     table: { type: 'string' },
@@ -47,10 +50,18 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
+const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
+if (!Number.isInteger(seed) || seed < 0) {
+  process.stderr.write(`--seed must be a non-negative integer, got ${values.seed}\n`);
+  process.exit(2);
+}
+process.stderr.write(`crash: seed ${seed}\n`);
+
 try {
   const totals = await runCrash({
     storeConfig,
     cycles,
+    seed,
     onCycle: (n, t) => process.stderr.write(`\rcycle ${n}/${cycles}: ${t.acknowledged} acknowledged, ${t.lost} lost, ${t.duplicated} duplicated`),
   });
   process.stderr.write('\n');

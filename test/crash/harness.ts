@@ -7,7 +7,14 @@
  * under load, SIGKILL it at a random moment (sometimes before it is even ready), then
  * open the store here and check that every message the writer reported as acknowledged,
  * in this cycle and all earlier ones, is stored once, at its seq, with its exact body,
- * and that a resend of it is still recognised as a duplicate.
+ * and that a resend of it is still recognised as a duplicate. Users k* have one device
+ * that acks as it reads: their cursor must be at least the last ack reported, every
+ * acknowledged message above it must be there, and their pending count must match what
+ * is readable (a delete that went missing or too far counts as lost).
+ *
+ * On lmdb, half the cycles (chosen from the seed) run the write-ahead log with tiny apply
+ * thresholds, so applies and trims run all the time; the writer reports their moments,
+ * and the totals say how many kills landed inside an apply or a trim.
  *
  * Why this proves durability on lmdb: the engine opens LMDB with `overlappingSync:
  * false`, so a write transaction's promise resolves only after its commit is fsync'd,
@@ -21,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { openStore } from '../../src/store/open.js';
 import type { MailboxStore } from '../../src/store/contract.js';
 import { bodyFor } from './bodies.js';
+import { seeded } from './random.js';
 
 const WRITER = fileURLToPath(new URL('./writer.ts', import.meta.url));
 const VERIFIER = 'crash-verifier';
@@ -34,6 +42,10 @@ export interface Acked {
 
 export interface CycleResult {
   acknowledged: number;
+  /** Highest upTo each k-user's device acked (resolved) in this cycle. */
+  acks: Map<string, number>;
+  /** Where the kill landed: the last apply-cycle event the writer reported. */
+  killedIn: 'apply' | 'trim' | 'other';
   /** Resends inside the writer that came back with a different seq. */
   dedupeMismatches: number;
   killedBeforeReady: boolean;
@@ -43,6 +55,8 @@ export interface CrashOptions {
   /** What openStore takes; passed to the writer as JSON. */
   storeConfig: Record<string, unknown>;
   cycles: number;
+  /** Seeds kill times, the writer's choices and the check's samples (default: random). */
+  seed?: number;
   /** Load time before the kill is random in [minMs, maxMs] after the writer is ready. */
   minMs?: number;
   maxMs?: number;
@@ -60,13 +74,18 @@ export interface CrashTotals {
   acknowledged: number;
   lost: number;
   duplicated: number;
+  seed: number;
+  acks: number;
+  /** Kills that landed after an apply started and before it committed / inside a trim. */
+  killedInApply: number;
+  killedInTrim: number;
 }
 
-const randomIn = (lo: number, hi: number): number => lo + Math.random() * (hi - lo);
-
 /** Start the writer, kill it at a random moment, collect what it acknowledged. */
-export async function runCycle(storeConfig: Record<string, unknown>, runId: string, opts: CrashOptions): Promise<{ acked: Acked[]; result: CycleResult }> {
-  const args = ['--import', 'tsx', WRITER, JSON.stringify(storeConfig), runId];
+export async function runCycle(storeConfig: Record<string, unknown>, runId: string, opts: CrashOptions, random: () => number = Math.random): Promise<{ acked: Acked[]; result: CycleResult }> {
+  const randomIn = (lo: number, hi: number): number => lo + random() * (hi - lo);
+  const args = ['--import', 'tsx', WRITER, JSON.stringify(storeConfig), runId, '--seed', String(Math.floor(random() * 2 ** 31))];
+  if (storeConfig.engine === 'lmdb' && random() < 0.5) args.push('--wal', 'tiny');
   if (opts.reportEarly) args.push('--report-early');
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const acked: Acked[] = [];
@@ -75,7 +94,9 @@ export async function runCycle(storeConfig: Record<string, unknown>, runId: stri
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
 
-  const early = Math.random() < (opts.earlyKillRate ?? 0.1);
+  const early = random() < (opts.earlyKillRate ?? 0.1);
+  const acks = new Map<string, number>();
+  let phase: CycleResult['killedIn'] = 'other';
   let timer: NodeJS.Timeout | undefined;
   const kill = (): void => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -88,6 +109,8 @@ export async function runCycle(storeConfig: Record<string, unknown>, runId: stri
     if (kind === 'R' && !early) timer = setTimeout(kill, randomIn(opts.minMs ?? 100, opts.maxMs ?? 600));
     else if (kind === 'A' && a && b && c) acked.push({ user: a, seq: Number(b), id: c });
     else if (kind === 'X') mismatches++;
+    else if (kind === 'K' && a && b) acks.set(a, Math.max(acks.get(a) ?? 0, Number(b)));
+    else if (kind === 'P') phase = a === 'apply' ? 'apply' : a === 'trim' ? 'trim' : 'other';
   });
   // A writer that never gets going must not hang the harness.
   const watchdog = setTimeout(kill, 60_000);
@@ -95,7 +118,7 @@ export async function runCycle(storeConfig: Record<string, unknown>, runId: stri
   clearTimeout(watchdog);
   if (timer) clearTimeout(timer);
   if (signal !== 'SIGKILL') throw new Error(`writer exited by itself (signal ${String(signal)}): ${stderr}`);
-  return { acked, result: { acknowledged: acked.length, dedupeMismatches: mismatches, killedBeforeReady: early } };
+  return { acked, result: { acknowledged: acked.length, acks, killedIn: phase, dedupeMismatches: mismatches, killedBeforeReady: early } };
 }
 
 /**
@@ -103,7 +126,7 @@ export async function runCycle(storeConfig: Record<string, unknown>, runId: stri
  * lost (missing, moved to another seq, or with another body) and how many ids are
  * stored more than once or not recognised as duplicates on resend.
  */
-export async function verify(store: MailboxStore, all: readonly Acked[], now: number): Promise<{ lost: number; duplicated: number }> {
+export async function verify(store: MailboxStore, all: readonly Acked[], now: number, ackedUpTo: ReadonlyMap<string, number> = new Map(), random: () => number = Math.random): Promise<{ lost: number; duplicated: number }> {
   const byUser = new Map<string, Acked[]>();
   for (const a of all) {
     let list = byUser.get(a.user);
@@ -113,6 +136,12 @@ export async function verify(store: MailboxStore, all: readonly Acked[], now: nu
   let lost = 0;
   let duplicated = 0;
   for (const [user, expected] of byUser) {
+    if (user.startsWith('k')) {
+      const r = await verifyAcking(store, user, expected, ackedUpTo.get(user) ?? 0, now);
+      lost += r.lost;
+      duplicated += r.duplicated;
+      continue;
+    }
     // A reader device that never acks, so nothing is ever deleted under the check.
     await store.registerDevice(user, VERIFIER, 'oldest', now, 1000);
     const stored = new Map<string, { seq: number; body: string }>();
@@ -135,7 +164,7 @@ export async function verify(store: MailboxStore, all: readonly Acked[], now: nu
     }
   }
   // Dedupe survives the crash: resend a sample of acknowledged ids.
-  const sample = Array.from({ length: Math.min(20, all.length) }, () => all[Math.floor(Math.random() * all.length)]!);
+  const sample = Array.from({ length: Math.min(20, all.length) }, () => all[Math.floor(random() * all.length)]!);
   const outcomes = await store.append(
     sample.map((a) => ({ id: a.id, from: 'crash', to: a.user, body: bodyFor(a.id), bytes: Buffer.byteLength(bodyFor(a.id)), sentAt: now, expiresAt: now + 86_400_000 })),
     { maxMailboxMessages: 1_000_000, maxMailboxBytes: 1 << 30 },
@@ -148,14 +177,56 @@ export async function verify(store: MailboxStore, all: readonly Acked[], now: nu
   return { lost, duplicated };
 }
 
+/**
+ * A user whose only device (d) acks as it reads, never the verifier's: its cursor is at
+ * least the last ack that resolved, what is above it is there, and pending counts match.
+ */
+async function verifyAcking(store: MailboxStore, user: string, expected: readonly Acked[], ackedUpTo: number, now: number): Promise<{ lost: number; duplicated: number }> {
+  let lost = 0;
+  let duplicated = 0;
+  const device = (await store.listDevices(user)).find((d) => d.device === 'd');
+  const cursor = device?.cursor ?? 0;
+  if (!device || cursor < ackedUpTo) lost++; // a resolved ack was taken back
+  const stored = new Map<string, { seq: number; body: string }>();
+  let after = 0;
+  let lastSeq = 0;
+  let readable = 0;
+  for (;;) {
+    const page = await store.read({ user, device: 'd', afterSeq: after, limit: 1000, now });
+    for (const m of page.messages) {
+      if (m.seq <= lastSeq || stored.has(m.id)) duplicated++;
+      lastSeq = m.seq;
+      stored.set(m.id, { seq: m.seq, body: m.body });
+      readable++;
+    }
+    if (!page.more) break;
+    after = page.nextAfter;
+  }
+  for (const a of expected) {
+    if (a.seq !== 0 && a.seq <= cursor) continue; // acked by its only device: deleted
+    const s = stored.get(a.id);
+    if (!s || s.body !== bodyFor(a.id) || (a.seq !== 0 && s.seq !== a.seq)) lost++;
+  }
+  // Deletes went exactly as far as the cursor: what is counted is what can be read.
+  if ((await store.stats(user, now)).pending !== readable) lost++;
+  return { lost, duplicated };
+}
+
 /** Run the cycles over one store; everything acknowledged so far is checked after each kill. */
 export async function runCrash(opts: CrashOptions): Promise<CrashTotals> {
-  const totals: CrashTotals = { cycles: 0, acknowledged: 0, lost: 0, duplicated: 0 };
+  const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
+  const random = seeded(seed);
+  const totals: CrashTotals = { cycles: 0, acknowledged: 0, lost: 0, duplicated: 0, seed, acks: 0, killedInApply: 0, killedInTrim: 0 };
+  const ackedUpTo = new Map<string, number>();
   const all: Acked[] = [];
   const seen = new Set<string>();
   let writerMismatches = 0;
   for (let cycle = 1; cycle <= opts.cycles; cycle++) {
-    const { acked, result } = await runCycle(opts.storeConfig, `c${cycle}`, opts);
+    const { acked, result } = await runCycle(opts.storeConfig, `c${cycle}`, opts, random);
+    for (const [user, upTo] of result.acks) ackedUpTo.set(user, Math.max(ackedUpTo.get(user) ?? 0, upTo));
+    totals.acks += result.acks.size;
+    if (result.killedIn === 'apply') totals.killedInApply++;
+    if (result.killedIn === 'trim') totals.killedInTrim++;
     for (const a of acked) {
       const key = `${a.user}\u0000${a.id}`;
       if (seen.has(key)) continue; // reported twice by the writer (its own resend check)
@@ -167,7 +238,7 @@ export async function runCrash(opts: CrashOptions): Promise<CrashTotals> {
     writerMismatches += result.dedupeMismatches;
     const store = await openStore(opts.storeConfig);
     try {
-      const r = await verify(store, all, Date.now());
+      const r = await verify(store, all, Date.now(), ackedUpTo, random);
       // Each check covers everything acknowledged so far, so the latest one is the total.
       totals.lost = r.lost;
       totals.duplicated = writerMismatches + r.duplicated;
@@ -181,5 +252,5 @@ export async function runCrash(opts: CrashOptions): Promise<CrashTotals> {
 }
 
 export function crashLine(t: CrashTotals): string {
-  return `crash: ${t.cycles} cycles, ${t.acknowledged} acknowledged, ${t.lost} lost, ${t.duplicated} duplicated`;
+  return `crash: ${t.cycles} cycles, ${t.acknowledged} acknowledged, ${t.lost} lost, ${t.duplicated} duplicated (seed ${t.seed}; kills inside an apply ${t.killedInApply}, inside a trim ${t.killedInTrim})`;
 }

@@ -1,43 +1,68 @@
 /**
  * The process the crash test kills. It opens the configured store and a post office and
- * sends under load until it is SIGKILLed, reporting on stdout, one line each:
+ * sends (and acks) under load until it is SIGKILLed, reporting on stdout, one line each:
  *
  *   R                      the store is open, load starts
  *   A <user> <seq> <id>    `send` RESOLVED for this message (it is durable)
+ *   K <user> <upTo>        `ack` of device d RESOLVED (users k*: their only device acks)
  *   X <id> <seq> <got>     a resend of an acknowledged id came back with another seq
+ *   P <event>              the lmdb engine's apply cycle: apply, applied, trim, trimmed
  *
  * stdout to a pipe is synchronous on Linux, so a line written is a line the parent
  * reads, even if the kill comes right after.
  *
- * usage: node --import tsx test/crash/writer.ts <dataDir | store-config-json> <runId> [--report-early]
+ * usage: node --import tsx test/crash/writer.ts <dataDir | store-config-json> <runId>
+ *          [--seed N] [--wal tiny] [--report-early]
  *
+ * --wal tiny (lmdb only) shrinks the write-ahead log's apply interval, resident limit and
+ * segment size, so applies and trims run all the time and kills land inside them.
  * --report-early reports a send BEFORE it resolves. It exists only so the harness can
  * show that its check catches a lost message; the product has no such mode.
  */
+import { parseArgs } from 'node:util';
 import { openStore } from '../../src/store/open.js';
+import { openLmdbStore } from '../../src/store/lmdb/index.js';
 import { PostOffice } from '../../src/postoffice/post-office.js';
 import { bodyFor } from './bodies.js';
+import { seeded } from './random.js';
 
-const [target, runId = 'r', ...flags] = process.argv.slice(2);
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { seed: { type: 'string', default: '1' }, wal: { type: 'string', default: 'default' }, 'report-early': { type: 'boolean', default: false } },
+});
+const [target, runId = 'r'] = positionals;
 if (!target) {
-  process.stderr.write('usage: writer.ts <dataDir | store-config-json> <runId> [--report-early]\n');
+  process.stderr.write('usage: writer.ts <dataDir | store-config-json> <runId> [--seed N] [--wal tiny] [--report-early]\n');
   process.exit(2);
 }
-const reportEarly = flags.includes('--report-early');
-const storeConfig: unknown = target.startsWith('{') ? JSON.parse(target) : { engine: 'lmdb', path: target };
+const reportEarly = values['report-early'];
+const random = seeded(Number(values.seed));
+const storeConfig = (target.startsWith('{') ? JSON.parse(target) : { engine: 'lmdb', path: target }) as { engine: string; path?: string };
 
 const SENDERS = Number(process.env.CRASH_SENDERS ?? 48);
 const USERS = Number(process.env.CRASH_USERS ?? 300);
+/** Users whose one device acks as it reads: their messages are deleted under load. */
+const ACK_USERS = Number(process.env.CRASH_ACK_USERS ?? 40);
+const DEVICE = 'd';
 
-const store = await openStore(storeConfig);
+const write = (line: string): void => {
+  process.stdout.write(`${line}\n`);
+};
+const store =
+  storeConfig.engine === 'lmdb' && values.wal === 'tiny'
+    ? await openLmdbStore({
+        path: storeConfig.path!,
+        wal: { applyIntervalMs: 15, maxResidentMessages: 150, maxResidentBytes: 64 * 1024, segmentBytes: 16 * 1024, onEvent: (e) => write(`P ${e}`) },
+      })
+    : storeConfig.engine === 'lmdb'
+      ? await openLmdbStore({ path: storeConfig.path!, wal: { onEvent: (e) => write(`P ${e}`) } })
+      : await openStore(storeConfig);
 const po = new PostOffice({
   store,
   sweeper: false,
   config: { limits: { maxMailboxMessages: 1_000_000, maxMailboxBytes: 1 << 30 } },
 });
-const write = (line: string): void => {
-  process.stdout.write(`${line}\n`);
-};
+for (let i = 0; i < ACK_USERS; i++) await po.registerDevice(`k${i}`, DEVICE, 'oldest');
 write('R');
 
 const acknowledged: Array<{ user: string; id: string; seq: number }> = [];
@@ -45,13 +70,13 @@ const acknowledged: Array<{ user: string; id: string; seq: number }> = [];
 async function sender(n: number): Promise<void> {
   for (let i = 0; ; i++) {
     // Now and then resend something already acknowledged: it must come back with its seq.
-    if (acknowledged.length > 0 && Math.random() < 0.05) {
-      const old = acknowledged[Math.floor(Math.random() * acknowledged.length)]!;
+    if (acknowledged.length > 0 && random() < 0.05) {
+      const old = acknowledged[Math.floor(random() * acknowledged.length)]!;
       const r = await po.send({ to: old.user, from: `w${n}`, id: old.id, body: bodyFor(old.id) });
       if (r.seq !== old.seq || !r.duplicate) write(`X ${old.id} ${old.seq} ${r.seq}`);
       continue;
     }
-    const user = `u${Math.floor(Math.random() * USERS)}`;
+    const user = random() < 0.3 ? `k${Math.floor(random() * ACK_USERS)}` : `u${Math.floor(random() * USERS)}`;
     const id = `${runId}-${n}-${i}`;
     const sending = po.send({ to: user, from: `w${n}`, id, body: bodyFor(id) });
     if (reportEarly) write(`A ${user} 0 ${id}`);
@@ -61,4 +86,19 @@ async function sender(n: number): Promise<void> {
   }
 }
 
-await Promise.all(Array.from({ length: SENDERS }, (_, n) => sender(n)));
+/** Read a k-user's page as its device and ack a random prefix of it. */
+async function acker(): Promise<void> {
+  for (;;) {
+    const user = `k${Math.floor(random() * ACK_USERS)}`;
+    const page = await po.read(user, DEVICE, 0, 50);
+    if (page.messages.length === 0) {
+      await new Promise((r) => setTimeout(r, 2));
+      continue;
+    }
+    const upTo = page.messages[Math.floor(random() * page.messages.length)]!.seq;
+    await po.ack(user, DEVICE, upTo);
+    write(`K ${user} ${upTo}`);
+  }
+}
+
+await Promise.all([...Array.from({ length: SENDERS }, (_, n) => sender(n)), acker(), acker()]);

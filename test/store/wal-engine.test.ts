@@ -1,0 +1,171 @@
+/**
+ * The embedded engine's write-ahead log, behaviour by behaviour: reads see a message as
+ * soon as it is accepted, across the apply boundary with no gap and no duplicate; a
+ * message acked before its apply never reaches the B-tree (its dedupe entry does); the
+ * resident index stays under its size limit; a restart replays sends, acks and device
+ * changes; applied segments are deleted.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { open } from 'lmdb';
+import { openLmdbStore, type LmdbStoreOptions, type WalEvent } from '../../src/store/lmdb/index.js';
+import { dedupeKey, messageRange } from '../../src/store/lmdb/keys.js';
+import type { AppendItem } from '../../src/store/contract.js';
+
+const LIMITS = { maxMailboxMessages: 100_000, maxMailboxBytes: 1 << 30 };
+const NEVER = { applyIntervalMs: 3_600_000, maxResidentMessages: 1_000_000 };
+const msg = (to: string, id: string): AppendItem => ({ id, from: 'alice', to, body: `body ${id}`, bytes: 5 + id.length, sentAt: 1, expiresAt: 1e15 });
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'pobox-wal-'));
+  try {
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** What LMDB itself holds for a user (the store must be closed). */
+function lmdbHolds(dir: string, user: string, ids: string[]): { messages: number; dedupe: number } {
+  const root = open({ path: dir, compression: false, cache: false, maxDbs: 8 });
+  try {
+    const db = root.openDB<unknown, (string | number)[]>('mailboxes', { cache: false });
+    const messages = [...db.getKeys(messageRange(user, 0))].length;
+    const dedupe = ids.filter((id) => db.get(dedupeKey(user, id)) !== undefined).length;
+    return { messages, dedupe };
+  } finally {
+    void root.close();
+  }
+}
+
+describe('lmdb write-ahead log', () => {
+  it('a read sees an accepted message before any apply, and after it', async () => {
+    await withDir(async (dir) => {
+      const events: WalEvent[] = [];
+      const store = await openLmdbStore({ path: dir, wal: { ...NEVER, onEvent: (e) => events.push(e) } });
+      await store.registerDevice('bob', 'phone', 'auto', 1, 8);
+      await store.append([msg('bob', 'a'), msg('bob', 'b')], LIMITS);
+      assert.equal(store.residentSize().messages, 2);
+      assert.deepEqual(events, [], 'nothing applied yet');
+      const page = await store.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: 2 });
+      assert.deepEqual(page.messages.map((m) => [m.seq, m.id]), [[1, 'a'], [2, 'b']]);
+      await store.close();
+      assert.deepEqual(events.slice(0, 2), ['apply', 'applied']);
+      assert.deepEqual(lmdbHolds(dir, 'bob', ['a', 'b']), { messages: 2, dedupe: 2 });
+      const again = await openLmdbStore({ path: dir, wal: NEVER });
+      assert.equal(again.recovery.replayed, 0, 'a clean close leaves nothing to replay');
+      assert.deepEqual((await again.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: 2 })).messages.map((m) => m.id), ['a', 'b']);
+      await again.close();
+    });
+  });
+
+  it('pages read while applies run have no gap and no duplicate at the boundary', { timeout: 120_000 }, async () => {
+    await withDir(async (dir) => {
+      let applies = 0;
+      const store = await openLmdbStore({ path: dir, wal: { applyIntervalMs: 3, maxResidentMessages: 25, onEvent: (e) => (e === 'applied' ? applies++ : 0) } });
+      await store.registerDevice('bob', 'phone', 'auto', 1, 8);
+      let sending = true;
+      const sender = (async () => {
+        for (let i = 0; i < 600; i++) await store.append([msg('bob', `m${i}`), msg('carol', `m${i}`)], LIMITS);
+        sending = false;
+      })();
+      let reads = 0;
+      while (sending) {
+        let after = 0;
+        for (;;) {
+          const page = await store.read({ user: 'bob', device: 'phone', afterSeq: after, limit: 7, now: 2 });
+          reads++;
+          const seqs = page.messages.map((m) => m.seq);
+          assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, k) => after + 1 + k), `page after ${after}`);
+          if (!page.more) {
+            assert.equal(seqs.length ? seqs[seqs.length - 1] : after, page.lastSeq, 'a last page ends at lastSeq');
+            break;
+          }
+          after = page.nextAfter;
+        }
+      }
+      await sender;
+      assert.ok(applies > 5, `applies ran meanwhile (${applies})`);
+      assert.ok(reads > 10);
+      await store.close();
+    });
+  });
+
+  it('a message acked before its apply never reaches the B-tree; its dedupe entry does', async () => {
+    await withDir(async (dir) => {
+      const store = await openLmdbStore({ path: dir, wal: NEVER });
+      await store.registerDevice('bob', 'phone', 'auto', 1, 8);
+      const ids = Array.from({ length: 10 }, (_, i) => `m${i}`);
+      await store.append(ids.map((id) => msg('bob', id)), LIMITS);
+      const r = await store.ack('bob', 'phone', 7);
+      assert.deepEqual([r.deleted, r.moved], [7, true]);
+      assert.equal((await store.stats('bob', 2)).pending, 3);
+      const [dup] = await store.append([msg('bob', 'm2')], LIMITS);
+      assert.deepEqual(dup && dup.ok && [dup.seq, dup.duplicate], [3, true]);
+      await store.close();
+      assert.deepEqual(lmdbHolds(dir, 'bob', ids), { messages: 3, dedupe: 10 });
+    });
+  });
+
+  it('an ack after the apply deletes from LMDB, and a restart keeps the cursor', async () => {
+    await withDir(async (dir) => {
+      const opts: LmdbStoreOptions = { path: dir, wal: { ...NEVER, applyOnClose: false } };
+      let store = await openLmdbStore({ path: dir, wal: NEVER });
+      await store.registerDevice('bob', 'phone', 'auto', 1, 8);
+      await store.append(['a', 'b', 'c', 'd'].map((id) => msg('bob', id)), LIMITS);
+      await store.close(); // applied
+      store = await openLmdbStore(opts);
+      assert.equal((await store.ack('bob', 'phone', 3)).deleted, 3);
+      await store.registerDevice('bob', 'tablet', 'head', 1, 8);
+      await store.append([msg('bob', 'e')], LIMITS);
+      await store.close(); // not applied: the ack, the device and 'e' live only in the log
+      store = await openLmdbStore(opts);
+      assert.equal(store.recovery.replayed, 3);
+      assert.deepEqual((await store.listDevices('bob')).map((d) => [d.device, d.cursor]), [['phone', 3], ['tablet', 4]]);
+      assert.deepEqual((await store.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: 2 })).messages.map((m) => m.id), ['d', 'e']);
+      assert.equal((await store.stats('bob', 2)).pending, 2);
+      assert.equal((await store.removeDevice('bob', 'tablet')).removed, true);
+      await store.close();
+      store = await openLmdbStore({ path: dir, wal: NEVER });
+      assert.deepEqual((await store.listDevices('bob')).map((d) => d.device), ['phone']);
+      await store.close();
+      assert.deepEqual(lmdbHolds(dir, 'bob', []).messages, 2);
+    });
+  });
+
+  it('the resident index stays within its limit: reaching it forces an apply', { timeout: 60_000 }, async () => {
+    await withDir(async (dir) => {
+      let applies = 0;
+      const store = await openLmdbStore({ path: dir, wal: { applyIntervalMs: 3_600_000, maxResidentMessages: 50, onEvent: (e) => (e === 'applied' ? applies++ : 0) } });
+      let peak = 0;
+      await Promise.all(
+        Array.from({ length: 8 }, async (_, w) => {
+          for (let i = 0; i < 60; i++) {
+            await store.append([msg(`u${i % 13}`, `w${w}-${i}`)], LIMITS);
+            peak = Math.max(peak, store.residentSize().messages);
+          }
+        }),
+      );
+      assert.ok(applies >= 4, `the limit forced applies (${applies})`);
+      assert.ok(peak <= 100, `at most twice the limit resident (peak ${peak})`);
+      await store.close();
+    });
+  });
+
+  it('segments whose records are applied are deleted', { timeout: 60_000 }, async () => {
+    await withDir(async (dir) => {
+      const store = await openLmdbStore({ path: dir, wal: { applyIntervalMs: 3_600_000, maxResidentMessages: 40, segmentBytes: 2048 } });
+      for (let i = 0; i < 400; i++) await store.append([msg('bob', `m${i}`)], LIMITS);
+      const segments = readdirSync(join(dir, 'wal')).length;
+      assert.ok(segments <= 6, `${segments} segments left of ~${Math.ceil(store.walBytesWritten() / 2048)} written`);
+      await store.close();
+      const again = await openLmdbStore({ path: dir, wal: NEVER });
+      assert.equal((await again.stats('bob', 2)).pending, 400);
+      await again.close();
+    });
+  });
+});
