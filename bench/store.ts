@@ -7,7 +7,10 @@
  *   2. read latency (p50/p99, microseconds) of random users' pending pages, measured
  *      when 10% of the messages are stored and again when all are;
  *   3. ack-delete throughput: every user's device acks its whole mailbox;
- *   4. bytes on disk after the sends and after the deletes.
+ *   4. bytes on disk after the sends and after the deletes;
+ *   5. the process's peak RSS during the sends (the write-ahead log's resident index is
+ *      bounded; see LmdbStore.residentSize) and the disk's own fdatasync latency, probed
+ *      in the same run, beside every number.
  * Writes bench/results/store.json and bench/results/store.md (or store-quick.* with
  * --quick). The temp dir is removed at the end, on error and on Ctrl-C.
  */
@@ -20,6 +23,7 @@ import { openLmdbStore } from '../src/store/lmdb/index.js';
 import { PostOffice } from '../src/postoffice/post-office.js';
 import { machineInfo, machineMarkdown } from './lib/machine.js';
 import { percentile } from './lib/stats.js';
+import { fdatasyncLatency } from './lib/disk-probe.js';
 
 const { values } = parseArgs({
   options: {
@@ -73,7 +77,17 @@ const bodyFor = (n: number): string => `${n}: ${BODY_BASE}`.slice(0, BODY_BYTES)
 
 const info = machineInfo(['lmdb']);
 const started = new Date().toISOString();
+const disk = await fdatasyncLatency();
+process.stderr.write(`disk: 4 KiB append + fdatasync p50 ${disk.p50} ms, p99 ${disk.p99} ms\n`);
 const store = await openLmdbStore({ path: dir });
+// Peak RSS while sending, sampled; and the largest resident index seen (engines without one report nothing).
+let peakRss = 0;
+let peakResident = 0;
+const resident = (): number => ('residentSize' in store ? (store as { residentSize(): { messages: number } }).residentSize().messages : 0);
+const rssTimer = setInterval(() => {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  peakResident = Math.max(peakResident, resident());
+}, 50);
 const po = new PostOffice({
   store,
   sweeper: false,
@@ -168,6 +182,7 @@ async function sendUntil(limit: number, b: cliProgress.SingleBar): Promise<void>
   reads.push(await measureReads(MESSAGES));
 }
 sendLat.sort((a, b2) => a - b2);
+clearInterval(rssTimer);
 const diskAfterSend = diskBytes();
 
 // ---- 3. ack-delete ---------------------------------------------------------------------
@@ -208,6 +223,8 @@ const results = {
   machine: info,
   loadavgAfter: loadAfter,
   config: { messages: MESSAGES, users: USERS, concurrentSenders: SENDERS, bodyBytes: BODY_BYTES, readSamples: READ_SAMPLES, pageLimit: PAGE },
+  diskFdatasyncMs: { p50: disk.p50, p99: disk.p99 },
+  memory: { peakRssMiB: round(peakRss / 2 ** 20, 1), peakResidentMessages: peakResident },
   send: {
     messages: MESSAGES,
     seconds: round(sendSeconds, 2),
@@ -250,6 +267,8 @@ time, so treat the numbers as a lower bound and compare runs with care.
 | --- | --- |
 | durable sends | ${MESSAGES.toLocaleString('en-US')} messages (${BODY_BYTES} B bodies) over ${USERS.toLocaleString('en-US')} users in ${results.send.seconds} s: **${results.send.perSecond.toLocaleString('en-US')} msg/s** |
 | send ack latency | p50 ${results.send.ackLatencyMs.p50} ms, p99 ${results.send.ackLatencyMs.p99} ms (with ${SENDERS} senders in flight) |
+| this disk, same run | 4 KiB append + fdatasync p50 ${disk.p50} ms, p99 ${disk.p99} ms |
+| peak RSS while sending | ${results.memory.peakRssMiB} MiB (largest write-ahead log resident index seen: ${peakResident.toLocaleString('en-US')} messages) |
 ${reads
   .map(
     (r) =>
@@ -270,4 +289,4 @@ const base = quick ? 'store-quick' : 'store';
 writeFileSync(join(outDir, `${base}.json`), `${JSON.stringify(results, null, 2)}\n`);
 writeFileSync(join(outDir, `${base}.md`), md);
 process.stderr.write(`wrote bench/results/${base}.json and ${base}.md\n`);
-process.stdout.write(`${JSON.stringify({ send: results.send, reads: results.reads.map((r) => ({ at: r.storedMessages, p50Us: r.p50Us, p99Us: r.p99Us })), ackDelete: results.ackDelete, disk: results.disk.afterSend })}\n`);
+process.stdout.write(`${JSON.stringify({ fdatasyncMs: results.diskFdatasyncMs, memory: results.memory, send: results.send, reads: results.reads.map((r) => ({ at: r.storedMessages, p50Us: r.p50Us, p99Us: r.p99Us })), ackDelete: results.ackDelete, disk: results.disk.afterSend })}\n`);

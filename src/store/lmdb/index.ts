@@ -212,7 +212,9 @@ export class LmdbStore implements MailboxStore {
   }
 
   private overLimit(factor: number): boolean {
-    return this.residentMessages >= factor * this.tuning.maxResidentMessages || this.residentBytes >= factor * this.tuning.maxResidentBytes || this.tombCount >= factor * this.tuning.maxResidentMessages;
+    const max = factor * this.tuning.maxResidentMessages;
+    // Dedupe and expiry entries wait for the apply even when their message was deleted.
+    return this.residentMessages >= max || this.residentBytes >= factor * this.tuning.maxResidentBytes || this.tombCount >= max || this.newExpiry.length >= 2 * max;
   }
 
   /** Wait while a whole-store operation runs, or while the resident index is far over its limit. */
