@@ -6,7 +6,7 @@
  * changes; applied segments are deleted.
  */
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { open } from 'lmdb';
 import { openLmdbStore, type LmdbStoreOptions, type WalEvent } from '../../src/store/lmdb/index.js';
 import { dedupeKey, messageRange } from '../../src/store/lmdb/keys.js';
 import type { AppendItem } from '../../src/store/contract.js';
+import { PoboxError } from '../../src/core/errors.js';
 
 const LIMITS = { maxMailboxMessages: 100_000, maxMailboxBytes: 1 << 30 };
 const NEVER = { applyIntervalMs: 3_600_000, maxResidentMessages: 1_000_000 };
@@ -165,6 +166,20 @@ describe('lmdb write-ahead log', () => {
       await store.close();
       const again = await openLmdbStore({ path: dir, wal: NEVER });
       assert.equal((await again.stats('bob', 2)).pending, 400);
+      await again.close();
+    });
+  });
+
+  it('one writer per log: a second open is refused, a dead writer\'s lock is taken over', async () => {
+    await withDir(async (dir) => {
+      const store = await openLmdbStore({ path: dir, wal: NEVER });
+      await assert.rejects(openLmdbStore({ path: dir, wal: NEVER }), (err: unknown) => err instanceof PoboxError && err.code === 'UNAVAILABLE' && /already open/.test(err.message));
+      await store.registerDevice('bob', 'phone', 'auto', 1, 8);
+      await store.close();
+      // A lock file naming a process that no longer runs (as after a SIGKILL).
+      writeFileSync(join(dir, 'wal', 'LOCK'), '2147483646');
+      const again = await openLmdbStore({ path: dir, wal: NEVER });
+      assert.equal((await again.listDevices('bob')).length, 1);
       await again.close();
     });
   });

@@ -184,10 +184,17 @@ export class LmdbStore implements MailboxStore {
     this.scanBudget = opts.scanBudget ?? 1000;
     const applied = this.walState.get('applied') ?? 0;
     const onEvent = this.tuning.onEvent;
-    const { log, records, stop } = openWal(join(opts.path, 'wal'), applied, { segmentBytes: this.tuning.segmentBytes, ...(onEvent ? { onEvent } : {}) });
-    this.wal = log;
-    for (const r of records) this.replay(r.type, r.payload, r.lsn);
-    this.recovery = { replayed: records.length, stop };
+    let recovered;
+    try {
+      recovered = openWal(join(opts.path, 'wal'), applied, { segmentBytes: this.tuning.segmentBytes, ...(onEvent ? { onEvent } : {}) });
+      this.wal = recovered.log;
+      for (const r of recovered.records) this.replay(r.type, r.payload, r.lsn);
+    } catch (err) {
+      void recovered?.log.close();
+      void this.root.close();
+      throw err;
+    }
+    this.recovery = { replayed: recovered.records.length, stop: recovered.stop };
     this.timer = setInterval(() => this.kick(), this.tuning.applyIntervalMs);
     this.timer.unref();
   }

@@ -16,7 +16,7 @@
  * ends: the segment is cut there and any later segment deleted, so a half-written record
  * can never be read, and the next record written reuses nothing after the cut.
  */
-import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, writeSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { open as openAsync, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDurableDir, fsyncDir } from '../../../core/durable-files.js';
@@ -47,6 +47,42 @@ export interface RecoveredWal {
   stop: string;
 }
 
+/** Whether a process with this id is running (EPERM: it is, under another user). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * One writer per log: two processes appending to the same segment would interleave
+ * records. LMDB itself would allow a second process; the log does not. A lock left by a
+ * process that died (SIGKILL, power loss) is taken over.
+ */
+function takeLock(dir: string): string {
+  const file = join(dir, 'LOCK');
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = openSync(file, 'wx');
+      try {
+        writeSync(fd, String(process.pid));
+      } finally {
+        closeSync(fd);
+      }
+      return file;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+      const pid = Number(readFileSync(file, 'utf8'));
+      if (pid === process.pid) throw new Error(`the write-ahead log in ${dir} is already open in this process`);
+      if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new Error(`the write-ahead log in ${dir} is in use by process ${pid}; stop it first`);
+      unlinkSync(file);
+    }
+  }
+}
+
 /** Create an empty segment and make its existence durable before it is used. */
 function createSegment(dir: string, firstLsn: number): number {
   const fd = openSync(join(dir, segmentName(firstLsn)), 'wx');
@@ -62,61 +98,67 @@ function createSegment(dir: string, firstLsn: number): number {
  */
 export function openWal(dir: string, appliedLsn: number, opts: WalOptions): RecoveredWal {
   ensureDurableDir(dir);
-  const names = readdirSync(dir)
-    .filter((n) => n.endsWith(SUFFIX) && /^\d{16}\.wal$/.test(n))
-    .sort();
-  const segments: Segment[] = [];
-  const records: WalRecord[] = [];
-  let lastLsn = appliedLsn;
-  let stop = 'end';
-  let damagedFrom = -1;
-  for (let i = 0; i < names.length; i++) {
-    const name = names[i]!;
-    const firstLsn = Number(name.slice(0, 16));
-    // A segment must continue the one before it, unless everything in between was applied.
-    const prevLast = segments.length ? segments[segments.length - 1]!.lastLsn : undefined;
-    if (prevLast !== undefined ? firstLsn !== prevLast + 1 && firstLsn > appliedLsn + 1 : firstLsn > appliedLsn + 1) {
-      stop = `gap before segment ${name}`;
-      damagedFrom = i;
-      break;
+  const lock = takeLock(dir);
+  try {
+    const names = readdirSync(dir)
+      .filter((n) => n.endsWith(SUFFIX) && /^\d{16}\.wal$/.test(n))
+      .sort();
+    const segments: Segment[] = [];
+    const records: WalRecord[] = [];
+    let lastLsn = appliedLsn;
+    let stop = 'end';
+    let damagedFrom = -1;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      const firstLsn = Number(name.slice(0, 16));
+      // A segment must continue the one before it, unless everything in between was applied.
+      const prevLast = segments.length ? segments[segments.length - 1]!.lastLsn : undefined;
+      if (prevLast !== undefined ? firstLsn !== prevLast + 1 && firstLsn > appliedLsn + 1 : firstLsn > appliedLsn + 1) {
+        stop = `gap before segment ${name}`;
+        damagedFrom = i;
+        break;
+      }
+      const buf = readFileSync(join(dir, name));
+      const got = decodeAll(buf, firstLsn);
+      const seg: Segment = { firstLsn, lastLsn: firstLsn - 1 + got.records.length, name };
+      segments.push(seg);
+      for (const r of got.records) if (r.lsn > appliedLsn) records.push(r);
+      if (got.records.length) lastLsn = Math.max(lastLsn, seg.lastLsn);
+      if (got.stop !== 'end') {
+        stop = `${got.stop} record in ${name} at byte ${got.validBytes}`;
+        const fd = openSync(join(dir, name), 'r+');
+        try {
+          ftruncateSync(fd, got.validBytes);
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+        damagedFrom = i + 1;
+        break;
+      }
     }
-    const buf = readFileSync(join(dir, name));
-    const got = decodeAll(buf, firstLsn);
-    const seg: Segment = { firstLsn, lastLsn: firstLsn - 1 + got.records.length, name };
-    segments.push(seg);
-    for (const r of got.records) if (r.lsn > appliedLsn) records.push(r);
-    if (got.records.length) lastLsn = Math.max(lastLsn, seg.lastLsn);
-    if (got.stop !== 'end') {
-      stop = `${got.stop} record in ${name} at byte ${got.validBytes}`;
-      const fd = openSync(join(dir, name), 'r+');
+    if (damagedFrom >= 0 && damagedFrom < names.length) {
+      for (const name of names.slice(damagedFrom)) unlinkSync(join(dir, name));
+      fsyncDir(dir);
+    }
+    // Whatever we are about to replay must be on disk before anyone sees it (a process
+    // crash leaves written-but-unsynced pages in the page cache).
+    for (const seg of segments) {
+      if (seg.lastLsn <= appliedLsn) continue;
+      const fd = openSync(join(dir, seg.name), 'r+');
       try {
-        ftruncateSync(fd, got.validBytes);
-        fsyncSync(fd);
+        fdatasyncSync(fd);
       } finally {
         closeSync(fd);
       }
-      damagedFrom = i + 1;
-      break;
     }
+    const log = new WalLog(dir, segments, lastLsn, opts, lock);
+    log.trim(appliedLsn);
+    return { log, records, stop };
+  } catch (err) {
+    unlinkSync(lock);
+    throw err;
   }
-  if (damagedFrom >= 0 && damagedFrom < names.length) {
-    for (const name of names.slice(damagedFrom)) unlinkSync(join(dir, name));
-    fsyncDir(dir);
-  }
-  // Whatever we are about to replay must be on disk before anyone sees it (a process
-  // crash leaves written-but-unsynced pages in the page cache).
-  for (const seg of segments) {
-    if (seg.lastLsn <= appliedLsn) continue;
-    const fd = openSync(join(dir, seg.name), 'r+');
-    try {
-      fdatasyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  }
-  const log = new WalLog(dir, segments, lastLsn, opts);
-  log.trim(appliedLsn);
-  return { log, records, stop };
 }
 
 interface Waiter {
@@ -144,6 +186,7 @@ export class WalLog {
     private segments: Segment[],
     lastLsn: number,
     private readonly opts: WalOptions,
+    private readonly lockFile: string,
   ) {
     this.lastLsnValue = lastLsn;
     this.syncedLsnValue = lastLsn;
@@ -288,6 +331,7 @@ export class WalLog {
     while (this.writing) await new Promise((r) => setImmediate(r));
     if (this.active) await this.active.fh!.close();
     this.active = undefined;
+    unlinkSync(this.lockFile);
   }
 }
 
