@@ -62,7 +62,7 @@ const po = new PostOffice({
   sweeper: false,
   config: { limits: { maxMailboxMessages: 1_000_000, maxMailboxBytes: 1 << 30 } },
 });
-for (let i = 0; i < ACK_USERS; i++) await po.registerDevice(`k${i}`, DEVICE, 'oldest');
+await Promise.all(Array.from({ length: ACK_USERS }, (_, i) => po.registerDevice(`k${i}`, DEVICE, 'oldest')));
 write('R');
 
 const acknowledged: Array<{ user: string; id: string; seq: number }> = [];

@@ -18,7 +18,7 @@
  */
 import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, writeSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { open as openAsync, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ensureDurableDir, fsyncDir } from '../../../core/durable-files.js';
 import { decodeAll, encodeRecord, type WalRecord } from './record.js';
 
@@ -57,12 +57,20 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Logs open in this process, by directory. */
+const openHere = new Set<string>();
+
 /**
  * One writer per log: two processes appending to the same segment would interleave
- * records. LMDB itself would allow a second process; the log does not. A lock left by a
- * process that died (SIGKILL, power loss) is taken over.
+ * records. LMDB itself would allow a second process; the log does not. The lock file names
+ * the holder's pid; a lock whose process is gone (SIGKILL, power loss) is taken over, and
+ * so is one naming our own pid when this process has not opened the log (a restarted
+ * container gets the same pid). A live unrelated process that reused the pid would be
+ * mistaken for a holder: the open fails with a message naming it, never corrupts.
  */
 function takeLock(dir: string): string {
+  const key = resolve(dir);
+  if (openHere.has(key)) throw new Error(`the write-ahead log in ${dir} is already open in this process`);
   const file = join(dir, 'LOCK');
   for (let attempt = 0; ; attempt++) {
     try {
@@ -72,15 +80,20 @@ function takeLock(dir: string): string {
       } finally {
         closeSync(fd);
       }
+      openHere.add(key);
       return file;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
       const pid = Number(readFileSync(file, 'utf8'));
-      if (pid === process.pid) throw new Error(`the write-ahead log in ${dir} is already open in this process`);
-      if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw new Error(`the write-ahead log in ${dir} is in use by process ${pid}; stop it first`);
+      if (pid !== process.pid && Number.isInteger(pid) && pid > 0 && alive(pid)) throw new Error(`the write-ahead log in ${dir} is in use by process ${pid}; stop it first`);
       unlinkSync(file);
     }
   }
+}
+
+function releaseLock(file: string): void {
+  openHere.delete(resolve(dirname(file)));
+  unlinkSync(file);
 }
 
 /** Create an empty segment and make its existence durable before it is used. */
@@ -156,7 +169,7 @@ export function openWal(dir: string, appliedLsn: number, opts: WalOptions): Reco
     log.trim(appliedLsn);
     return { log, records, stop };
   } catch (err) {
-    unlinkSync(lock);
+    releaseLock(lock);
     throw err;
   }
 }
@@ -331,7 +344,7 @@ export class WalLog {
     while (this.writing) await new Promise((r) => setImmediate(r));
     if (this.active) await this.active.fh!.close();
     this.active = undefined;
-    unlinkSync(this.lockFile);
+    releaseLock(this.lockFile);
   }
 }
 
