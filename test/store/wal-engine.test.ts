@@ -31,7 +31,7 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 }
 
 /** What LMDB itself holds for a user (the store must be closed). */
-function lmdbHolds(dir: string, user: string, ids: string[]): { messages: number; dedupe: number } {
+async function lmdbHolds(dir: string, user: string, ids: string[]): Promise<{ messages: number; dedupe: number }> {
   const root = open({ path: dir, compression: false, cache: false, maxDbs: 8 });
   try {
     const db = root.openDB<unknown, (string | number)[]>('mailboxes', { cache: false });
@@ -39,7 +39,7 @@ function lmdbHolds(dir: string, user: string, ids: string[]): { messages: number
     const dedupe = ids.filter((id) => db.get(dedupeKey(user, id)) !== undefined).length;
     return { messages, dedupe };
   } finally {
-    void root.close();
+    await root.close();
   }
 }
 
@@ -56,7 +56,7 @@ describe('lmdb write-ahead log', () => {
       assert.deepEqual(page.messages.map((m) => [m.seq, m.id]), [[1, 'a'], [2, 'b']]);
       await store.close();
       assert.deepEqual(events.slice(0, 2), ['apply', 'applied']);
-      assert.deepEqual(lmdbHolds(dir, 'bob', ['a', 'b']), { messages: 2, dedupe: 2 });
+      assert.deepEqual(await lmdbHolds(dir, 'bob', ['a', 'b']), { messages: 2, dedupe: 2 });
       const again = await openLmdbStore({ path: dir, wal: NEVER });
       assert.equal(again.recovery.replayed, 0, 'a clean close leaves nothing to replay');
       assert.deepEqual((await again.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: 2 })).messages.map((m) => m.id), ['a', 'b']);
@@ -110,7 +110,7 @@ describe('lmdb write-ahead log', () => {
       const [dup] = await store.append([msg('bob', 'm2')], LIMITS);
       assert.deepEqual(dup && dup.ok && [dup.seq, dup.duplicate], [3, true]);
       await store.close();
-      assert.deepEqual(lmdbHolds(dir, 'bob', ids), { messages: 3, dedupe: 10 });
+      assert.deepEqual(await lmdbHolds(dir, 'bob', ids), { messages: 3, dedupe: 10 });
     });
   });
 
@@ -136,7 +136,7 @@ describe('lmdb write-ahead log', () => {
       store = await openLmdbStore({ path: dir, wal: NEVER });
       assert.deepEqual((await store.listDevices('bob')).map((d) => d.device), ['phone']);
       await store.close();
-      assert.deepEqual(lmdbHolds(dir, 'bob', []).messages, 2);
+      assert.equal((await lmdbHolds(dir, 'bob', [])).messages, 2);
     });
   });
 

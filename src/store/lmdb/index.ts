@@ -190,8 +190,8 @@ export class LmdbStore implements MailboxStore {
       this.wal = recovered.log;
       for (const r of recovered.records) this.replay(r.type, r.payload, r.lsn);
     } catch (err) {
-      void recovered?.log.close();
-      void this.root.close();
+      recovered?.log.close().catch(() => undefined);
+      this.root.close().catch(() => undefined);
       throw err;
     }
     this.recovery = { replayed: recovered.records.length, stop: recovered.stop };
@@ -485,12 +485,14 @@ export class LmdbStore implements MailboxStore {
     // LMDB may only ever hold the state after a durable prefix of the log.
     await this.wal.synced(lsn);
     // One event turn of async writes = one LMDB transaction, run on lmdb-js's write thread.
-    for (const [u, seq, v] of puts) void this.mailboxes.put(messageKey(u, seq), v);
-    for (const [u, seqs] of tombs) for (const seq of seqs) void this.mailboxes.remove(messageKey(u, seq));
-    for (const [u, id, d] of dedupe) void this.mailboxes.put(dedupeKey(u, id), d);
-    for (const [key, id] of expiry) void this.expiry.put(key, id);
-    for (const [u, meta] of metas) void this.mailboxes.put(metaKey(u), meta);
-    await this.walState.put('applied', lsn);
+    const writes: Array<Promise<unknown>> = [];
+    for (const [u, seq, v] of puts) writes.push(this.mailboxes.put(messageKey(u, seq), v));
+    for (const [u, seqs] of tombs) for (const seq of seqs) writes.push(this.mailboxes.remove(messageKey(u, seq)));
+    for (const [u, id, d] of dedupe) writes.push(this.mailboxes.put(dedupeKey(u, id), d));
+    for (const [key, id] of expiry) writes.push(this.expiry.put(key, id));
+    for (const [u, meta] of metas) writes.push(this.mailboxes.put(metaKey(u), meta));
+    writes.push(this.walState.put('applied', lsn));
+    await Promise.all(writes);
     this.tuning.onEvent?.('applied');
     this.forget({ lsn, users, tombs, dedupe });
     this.wal.trim(lsn);

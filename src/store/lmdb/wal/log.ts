@@ -226,7 +226,7 @@ export class WalLog {
       // Records appended in the same synchronous run share the group.
       queueMicrotask(() => {
         this.scheduled = false;
-        void this.writeGroups();
+        this.writeGroups().catch(() => undefined); // failures reach the waiters
       });
     }
     return lsn;
@@ -309,7 +309,10 @@ export class WalLog {
     const synced = this.syncedLsnValue;
     if (this.waiters.length === 0) return;
     const still: Waiter[] = [];
-    for (const w of this.waiters) (w.lsn <= synced ? w.resolve() : still.push(w));
+    for (const w of this.waiters) {
+      if (w.lsn <= synced) w.resolve();
+      else still.push(w);
+    }
     this.waiters = still;
   }
 
