@@ -49,7 +49,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDurableDir, fsyncDir } from '../../core/durable-files.js';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { PoboxError } from '../../core/errors.js';
+import { PoboxError, ackBeyondLastSeq, closedError, deviceNotRegistered, tooManyDevices } from '../../core/errors.js';
 import type { DeviceId, MessageId, Seq, UserId } from '../../core/ids.js';
 import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage, StoredMessage } from '../../core/types.js';
 import type {
@@ -214,7 +214,7 @@ export class LmdbStore implements MailboxStore {
   }
 
   private ensureOpen(): void {
-    if (this.closed) throw new PoboxError('UNAVAILABLE', 'store is closed');
+    if (this.closed) throw closedError('store');
     if (this.failure) throw new PoboxError('UNAVAILABLE', `lmdb store failed: ${this.failure.message}`, { cause: this.failure });
   }
 
@@ -583,7 +583,7 @@ export class LmdbStore implements MailboxStore {
         continue;
       }
       if (item.toDevice !== undefined && !hasDevice(meta.devices, item.toDevice)) {
-        out.push({ ok: false, error: new PoboxError('NOT_FOUND', `device ${item.toDevice} of ${item.to} is not registered`, { field: 'toDevice' }) });
+        out.push({ ok: false, error: deviceNotRegistered(item.to, item.toDevice, 'toDevice') });
         continue;
       }
       if (meta.count + 1 > limits.maxMailboxMessages || meta.bytes + item.bytes > limits.maxMailboxBytes) {
@@ -627,7 +627,7 @@ export class LmdbStore implements MailboxStore {
     await this.userSynced(req.user);
     const meta = this.metaOf(req.user);
     if (!meta || !hasDevice(meta.devices, req.device)) {
-      throw new PoboxError('NOT_FOUND', `device ${req.device} of ${req.user} is not registered`);
+      throw deviceNotRegistered(req.user, req.device);
     }
     const lastSeq = cap ?? meta.lastSeq;
     const cursor = meta.devices[req.device]!.cursor;
@@ -654,10 +654,10 @@ export class LmdbStore implements MailboxStore {
     if (this.gate || this.closed || this.failure) await this.admit();
     const meta = this.metaOf(user);
     if (!meta || !hasDevice(meta.devices, device)) {
-      throw new PoboxError('NOT_FOUND', `device ${device} of ${user} is not registered`);
+      throw deviceNotRegistered(user, device);
     }
     if (upToSeq > meta.lastSeq) {
-      throw new PoboxError('BAD_REQUEST', `ack up to ${upToSeq} is beyond the last seq ${meta.lastSeq}`, { field: 'upTo' });
+      throw ackBeyondLastSeq(upToSeq, meta.lastSeq);
     }
     const cursor = meta.devices[device]!.cursor;
     if (upToSeq <= cursor) {
@@ -682,7 +682,7 @@ export class LmdbStore implements MailboxStore {
     }
     const devices = meta?.devices ?? {};
     if (Object.keys(devices).length >= maxDevices) {
-      throw new PoboxError('FORBIDDEN', `${user} already has the maximum of ${maxDevices} devices`);
+      throw tooManyDevices(user, maxDevices);
     }
     const cursor = startCursor(devices, start, meta?.lastSeq ?? 0);
     const epoch = meta ? null : newEpoch();
