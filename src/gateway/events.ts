@@ -23,6 +23,11 @@ export interface GatewayEvents {
   error: { code: ErrorCode; via: 'ws' | 'http'; user?: string; device?: string };
   /** An HTTP request finished. `route` is the pattern (`/v1/users/:user/devices`), not the path. */
   http: { method: string; route: string; status: number; ms: number };
+  /**
+   * A send was refused by the gateway before it reached the post office (bad frame, rate
+   * limit, shutting down, auth); the post office announces its own refusals as `rejected`.
+   */
+  sendRefused: { code: ErrorCode; via: 'ws' | 'http'; to?: string };
   /** A connection attempt was refused before a session started. */
   refused: { reason: 'unauthorized' | 'rate-limited' | 'shutting-down'; remote: string };
 }

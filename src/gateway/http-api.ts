@@ -118,7 +118,7 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
       }
     } catch (err) {
       // Refused before reaching the post office (auth, size, bad input): count it for metrics.
-      po.events.emit('rejected', { code: err instanceof PoboxError ? err.code : 'BAD_REQUEST' });
+      events.emit('sendRefused', { code: err instanceof PoboxError ? err.code : 'BAD_REQUEST', via: 'http' });
       throw err;
     }
     if (input.ephemeral) {

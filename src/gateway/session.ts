@@ -158,7 +158,7 @@ export class DeviceSession {
     } catch (err) {
       const fe = err instanceof FrameError ? err : new FrameError(toPoboxError(err, 'BAD_REQUEST'));
       // A malformed send never reaches the post office; count its refusal for metrics here.
-      if (fe.frameId !== undefined) this.deps.postOffice.events.emit('rejected', { code: fe.code });
+      if (fe.frameId !== undefined) this.deps.events.emit('sendRefused', { code: fe.code, via: 'ws' });
       this.rejectFrame(fe);
       return;
     }
@@ -257,12 +257,12 @@ export class DeviceSession {
 
   private onSend(frame: SendFrame): void {
     if (!this.sendBucket.take()) {
-      this.deps.postOffice.events.emit('rejected', { code: 'RATE_LIMITED', to: frame.to });
+      this.deps.events.emit('sendRefused', { code: 'RATE_LIMITED', via: 'ws', to: frame.to });
       this.writeError(errorOf('RATE_LIMITED', 'send rate limit exceeded; slow down'), frame.id);
       return;
     }
     if (this.deps.shuttingDown()) {
-      this.deps.postOffice.events.emit('rejected', { code: 'UNAVAILABLE', to: frame.to });
+      this.deps.events.emit('sendRefused', { code: 'UNAVAILABLE', via: 'ws', to: frame.to });
       this.writeError(errorOf('UNAVAILABLE', 'server is shutting down; send again after reconnecting'), frame.id);
       return;
     }

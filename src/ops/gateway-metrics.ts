@@ -8,6 +8,8 @@ export function followGateway(events: TypedEmitter<GatewayEvents>, metrics: Pobo
     events.on('connection', () => metrics.connectionOpened()),
     events.on('disconnect', () => metrics.connectionClosed()),
     events.on('refused', (e) => metrics.connectionsRefused.inc({ reason: e.reason })),
+    // Sends the gateway refused itself count with the post office's own refusals.
+    events.on('sendRefused', (e) => metrics.rejected(e.code)),
     events.on('caughtUp', (e) => metrics.drained(e.ms / 1000, e.drained)),
     events.on('delivered', (e) => metrics.deliveredMessage(e.live ? 'live' : 'drain', e.sentAt, now())),
   ];
