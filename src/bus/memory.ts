@@ -23,11 +23,6 @@ export class MemoryBus implements Bus {
     return took;
   }
 
-  /** Users with at least one subscriber on this node. */
-  subscribedUsers(): number {
-    return this.subs.size;
-  }
-
   healthy(): boolean {
     return true;
   }

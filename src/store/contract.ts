@@ -86,12 +86,8 @@ export interface StoreCounters {
 
 /** Where engines really differ, they say so here; callers check flags, never names. */
 export interface StoreCapabilities {
-  /** The whole append batch commits in one local transaction (group commit). */
-  groupCommit: boolean;
   /** Data lives in this process's files; admin tools may open it directly when stopped. */
   embedded: boolean;
-  /** The engine deletes expired entries itself (e.g. DynamoDB TTL), late. */
-  nativeExpiry: boolean;
   /** Largest stored message the engine accepts, in bytes of body, if it has a hard limit. */
   maxBodyBytes?: number;
 }

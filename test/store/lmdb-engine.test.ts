@@ -27,7 +27,7 @@ describe('lmdb engine', () => {
     try {
       const store = await openStore({ engine: 'lmdb', path: dir });
       assert.equal(store.engine, 'lmdb');
-      assert.deepEqual(store.capabilities, { groupCommit: true, embedded: true, nativeExpiry: false });
+      assert.deepEqual(store.capabilities, { embedded: true });
       await store.close();
       await store.close(); // closing twice is harmless
     } finally {

@@ -65,7 +65,7 @@ const MAX_SK = MESSAGE_PREFIX + '9'.repeat(16);
 
 export class DynamoDbStore implements MailboxStore {
   readonly engine = 'dynamodb';
-  readonly capabilities: StoreCapabilities = { groupCommit: false, embedded: false, nativeExpiry: true, maxBodyBytes: MAX_BODY_BYTES };
+  readonly capabilities: StoreCapabilities = { embedded: false, maxBodyBytes: MAX_BODY_BYTES };
 
   private readonly t: TableClient;
   private readonly sweepShards: number;

@@ -44,10 +44,6 @@ export const dedupeSk = (id: MessageId): string => DEDUPE_PREFIX + id;
 export const pointerSk = (seq: Seq): string => POINTER_PREFIX + String(seq).padStart(SEQ_DIGITS, '0');
 export const timeKey = (ms: number): string => String(Math.max(0, Math.floor(ms))).padStart(TIME_DIGITS, '0');
 
-export function seqFromSk(sk: string): Seq {
-  return Number(sk.slice(MESSAGE_PREFIX.length));
-}
-
 /** Which expiry shard of the index a user's dedupe items live in (FNV-1a of the user id). */
 export function expiryShard(user: UserId, shards: number): number {
   let h = 0x811c9dc5;

@@ -137,7 +137,7 @@ interface Captured {
 
 export class LmdbStore implements MailboxStore {
   readonly engine = 'lmdb';
-  readonly capabilities: StoreCapabilities = { groupCommit: true, embedded: true, nativeExpiry: false };
+  readonly capabilities: StoreCapabilities = { embedded: true };
 
   private readonly root: RootDatabase;
   /** Meta, messages and dedupe entries of every user, under the user's prefix (keys.ts). */
