@@ -3,30 +3,8 @@
  *
  * One channel per user, `<prefix>u:<user>`. A node is subscribed to a user's channel
  * while at least one local handler wants that user, and unsubscribes when the last one
- * leaves. Subscriptions live on one connection (Redis puts it in subscriber mode);
- * publishes go on a second one.
- *
- * Subscription state machine, per user channel ("interest"):
- *
- *   handlers  the local subscribers (each subscribe() call is its own reference)
- *   confirmed true once Redis acknowledged SUBSCRIBE on the current connection
- *
- *   Every change of `handlers` enqueues a sync on the interest's own promise chain. A
- *   sync compares what is wanted (handlers non-empty) with what is confirmed and sends
- *   SUBSCRIBE or UNSUBSCRIBE. Because syncs of one channel run one after another and
- *   each decides from the state at the moment it runs, any interleaving of concurrent
- *   subscribe/unsubscribe calls ends with Redis matching the last wanted state. An
- *   interest is forgotten once nothing wants it, nothing is confirmed and no sync is queued.
- *
- * Connection state machine (both connections, managed by ioredis with our options):
- *
- *   ready -> (socket closes) -> reconnecting -> ready -> ...
- *
- *   On close every interest becomes unconfirmed and the connection generation moves on,
- *   so a reply from an older connection can never mark a channel confirmed. ioredis's own
- *   resubscribe and command replay are off: on ready the bus resubscribes every wanted
- *   channel itself and reports healthy only after Redis confirmed them all. Commands are
- *   never queued while down (they fail at once), so nothing stale is sent after a reconnect.
+ * leaves. Subscriptions live on one connection (Redis puts it in subscriber mode, see
+ * SubscriberLink in ./redis-link.ts for its state machine); publishes go on a second one.
  *
  * Health is `publisher ready && subscriber ready and resubscribed`. While unhealthy,
  * wake-ups can be missed; the gateway's sessions then read the store at a bounded
@@ -34,24 +12,39 @@
  * Publishes that fail while the publisher is down are counted and swallowed, and the
  * newest seq per user is kept (bounded) and published again once the link is back.
  *
+ * Ephemeral messages (never stored) ride the same channels; PUBLISH says how many nodes
+ * received one, and each answers on the publisher's reply channel `<prefix>n:<nodeId>`
+ * with how many of its devices took it (./reach-replies.ts).
+ *
  * Redis errors never escape as unhandled 'error' events or rejected promises: they are
  * logged (rate-limited to state changes) and reflected in `healthy()` and `stats()`.
+ * The Redis Cluster variant (sharded pub/sub) is ./redis-cluster.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
-import { backoffDelay } from '../core/backoff.js';
-import { PoboxError, closedError } from '../core/errors.js';
+import { Redis } from 'ioredis';
+import { closedError, PoboxError } from '../core/errors.js';
 import { isValidId } from '../core/ids.js';
 import type { Bus, Wake, WakeHandler } from './contract.js';
-import { parseRedisBusOptions, type ParsedRedisBusOptions, type RedisBusOptionsInput } from './redis-options.js';
+import {
+  DeferredWakes,
+  deliverWake,
+  ErrorNotes,
+  forceReconnect,
+  HealthSignal,
+  linkOptions,
+  quitOrDisconnect,
+  replyOf,
+  SubscriberLink,
+  waitHealthy,
+  type BusLogger,
+  type Interest,
+} from './redis-link.js';
+import { parseRedisBusOptions, redactUrl, type ParsedRedisBusOptions, type RedisBusOptionsInput } from './redis-options.js';
 import { ReachReplies } from './reach-replies.js';
 import { decodeWake, encodeWake } from './wake-codec.js';
 
-/** The subset of a pino logger the bus uses. */
-export interface BusLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
+export type { BusLogger } from './redis-link.js';
+export { redactUrl } from './redis-options.js';
 
 export interface RedisBusStats {
   published: number;
@@ -71,74 +64,40 @@ export interface RedisBusStats {
   healthy: boolean;
 }
 
-interface HandlerRef {
-  fn: WakeHandler;
-}
-
-interface Interest {
-  channel: string;
-  user: string;
-  handlers: Set<HandlerRef>;
-  confirmed: boolean;
-  chain: Promise<void>;
-  queued: number;
-}
-
 export class RedisBus implements Bus {
   readonly kind = 'redis';
   readonly prefix: string;
   private readonly opts: ParsedRedisBusOptions;
   private readonly logger: BusLogger | undefined;
   private readonly pub: Redis;
-  private readonly sub: Redis;
+  private readonly link: SubscriberLink;
   private readonly interests = new Map<string, Interest>();
-  private readonly healthListeners = new Set<(healthy: boolean) => void>();
-  /** Newest wake per user that could not be published (without the message). */
-  private readonly deferred = new Map<string, Wake>();
-  private subGeneration = 0;
+  private readonly health: HealthSignal;
+  private readonly errors: ErrorNotes;
+  private readonly deferred: DeferredWakes;
+  private readonly forcing = new Set<Redis>();
   private pubUp = false;
-  private subUp = false;
-  private lastHealth = false;
   private closed = false;
   private pingTimer: NodeJS.Timeout | undefined;
-  private readonly lastError = new Map<Redis, string>();
-  /** Connections being dropped on purpose, until their socket closes. */
-  private readonly forcing = new Set<Redis>();
   /** This bus's id: other nodes answer ephemeral reach counts on `<prefix>n:<nodeId>`. */
   readonly nodeId = randomUUID();
   private readonly replies: ReachReplies;
-  /** The subscriber connection generation on which the reply channel is subscribed (-1: none). */
-  private replyGeneration = -1;
-  private readonly counters = { published: 0, publishFailures: 0, republished: 0, deferredDropped: 0, received: 0, malformed: 0, resubscribes: 0 };
+  private readonly counters = { published: 0, publishFailures: 0, republished: 0, received: 0, malformed: 0 };
 
   constructor(options: string | (RedisBusOptionsInput & { logger?: BusLogger })) {
     const { logger, ...rest } = typeof options === 'string' ? { url: options } : options;
     this.opts = parseRedisBusOptions(rest);
     this.logger = logger;
     this.prefix = this.opts.prefix;
+    this.health = new HealthSignal(logger);
+    this.errors = new ErrorNotes(logger, () => this.closed);
+    this.deferred = new DeferredWakes(this.opts.maxDeferredUsers);
     this.replies = new ReachReplies(this.opts.reachTimeoutMs);
-    const common: RedisOptions = {
-      lazyConnect: true,
-      // Fail commands at once while down instead of queueing them: a queued SUBSCRIBE or
-      // PUBLISH replayed after a reconnect would be stale; the bus does its own recovery.
-      enableOfflineQueue: false,
-      // Reject in-flight commands when the socket closes (0 = flush on every close).
-      maxRetriesPerRequest: 0,
-      autoResubscribe: false,
-      autoResendUnfulfilledCommands: false,
-      connectTimeout: this.opts.commandTimeoutMs * 2,
-      commandTimeout: this.opts.commandTimeoutMs,
-      keepAlive: 10_000,
-      // A link dropped for not answering is not waited on to close gracefully.
-      disconnectTimeout: Math.min(this.opts.commandTimeoutMs, 1000),
-      retryStrategy: (attempt) => backoffDelay(attempt, { baseMs: 50, maxMs: this.opts.reconnectMaxDelayMs, jitter: 'equal' }).delayMs,
-    };
+    const common = linkOptions(this.opts);
     this.pub = new Redis(this.opts.connectionUrl, { ...common, connectionName: 'pobox-bus-pub' });
-    this.sub = new Redis(this.opts.connectionUrl, { ...common, connectionName: 'pobox-bus-sub' });
-    this.wire(this.pub, 'publisher');
-    this.wire(this.sub, 'subscriber');
-    this.sub.on('message', (channel: string, payload: string) => this.dispatch(channel, payload));
+    this.pub.on('error', (err: unknown) => this.errors.note('publisher', err));
     this.pub.on('ready', () => {
+      this.errors.recovered('publisher');
       this.pubUp = true;
       this.updateHealth();
       this.flushDeferred();
@@ -147,39 +106,27 @@ export class RedisBus implements Bus {
       this.pubUp = false;
       this.updateHealth();
     });
-    this.sub.on('ready', () => {
-      this.resubscribeAll().catch((err: unknown) => this.logger?.warn({ err: String(err) }, 'redis bus resubscribe failed; the next reconnect tries again'));
-    });
-    this.sub.on('close', () => {
-      this.subGeneration++;
-      this.subUp = false;
-      for (const it of this.interests.values()) it.confirmed = false;
-      this.updateHealth();
+    this.link = new SubscriberLink(this.opts.connectionUrl, { ...common, connectionName: 'pobox-bus-sub' }, {
+      sharded: false,
+      role: 'subscriber',
+      errors: this.errors,
+      onMessage: (channel, payload) => this.dispatch(channel, payload),
+      onChange: () => this.updateHealth(),
+      isClosed: () => this.closed,
     });
     if (this.opts.pingIntervalMs > 0) {
       this.pingTimer = setInterval(() => this.pingBoth(), this.opts.pingIntervalMs);
       this.pingTimer.unref();
     }
-    // Connect only now that every listener is attached (lazyConnect above), so no early
+    // Connect only now that every listener is attached (lazyConnect), so no early
     // error can go unhandled. Failures here are reported through 'error' and health.
-    for (const conn of [this.pub, this.sub]) conn.connect().catch(() => undefined);
+    this.pub.connect().catch(() => undefined);
+    this.link.connect();
   }
 
   /** Resolves once both connections are up and resubscribed, or false after `timeoutMs`. */
   waitHealthy(timeoutMs: number): Promise<boolean> {
-    if (this.healthy()) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        off();
-        resolve(false);
-      }, timeoutMs);
-      const off = this.onHealth((h) => {
-        if (!h) return;
-        clearTimeout(timer);
-        off();
-        resolve(true);
-      });
-    });
+    return waitHealthy(this, timeoutMs);
   }
 
   channelFor(user: string): string {
@@ -192,21 +139,24 @@ export class RedisBus implements Bus {
     const channel = this.channelFor(user);
     let it = this.interests.get(channel);
     if (!it) {
-      it = { channel, user, handlers: new Set(), confirmed: false, chain: Promise.resolve(), queued: 0 };
+      it = { user, handlers: new Set() };
       this.interests.set(channel, it);
     }
-    const ref: HandlerRef = { fn: handler };
+    const ref = { fn: handler };
     it.handlers.add(ref);
     const interest = it;
     // While Redis is down this resolves without a subscription: the bus reports unhealthy
     // (so the session polls) and the channel is subscribed on reconnect.
-    await this.sync(interest);
+    await this.link.want(channel, true);
     let done = false;
     return async () => {
       if (done) return;
       done = true;
       interest.handlers.delete(ref);
-      await this.sync(interest);
+      if (interest.handlers.size > 0) return;
+      // A later subscribe makes a new interest; its want(true) queues after this want(false).
+      this.interests.delete(channel);
+      await this.link.want(channel, false);
     };
   }
 
@@ -218,129 +168,62 @@ export class RedisBus implements Bus {
     if (this.pub.status !== 'ready') {
       this.counters.publishFailures++;
       // An ephemeral message is worth nothing later: it is dropped, not deferred.
-      if (wake.ephemeral === undefined) this.defer(wake);
+      if (wake.ephemeral === undefined) this.deferred.add(wake);
       return;
     }
     try {
       const channel = this.channelFor(wake.user);
-      if (wake.ephemeral === undefined) {
+      if (wake.ephemeral === undefined || !(await this.ensureReplyChannel())) {
         await this.pub.publish(channel, encodeWake(wake, this.opts.maxInlineBytes));
         this.counters.published++;
-        return;
+        return; // an ephemeral's reach is unknown beyond this node without the reply channel
       }
       // Every receiving node answers with the devices that took it (reach-replies.ts);
       // PUBLISH says how many nodes received it, so we know how many answers to wait for.
-      if (!(await this.ensureReplyChannel())) {
-        await this.pub.publish(channel, encodeWake(wake, this.opts.maxInlineBytes));
-        this.counters.published++;
-        return; // reach unknown beyond this node
-      }
       const ref = this.replies.newRef();
       const receivers = await this.pub.publish(channel, encodeWake({ ...wake, reply: { to: this.nodeId, ref } }, this.opts.maxInlineBytes));
       this.counters.published++;
       return await this.replies.collect(ref, receivers);
     } catch (err) {
       this.counters.publishFailures++;
-      if (wake.ephemeral === undefined) this.defer(wake);
-      this.noteError(this.pub, 'publisher', err);
+      if (wake.ephemeral === undefined) this.deferred.add(wake);
+      this.errors.note('publisher', err);
     }
   }
 
   healthy(): boolean {
-    return !this.closed && this.pubUp && this.subUp;
+    return !this.closed && this.pubUp && this.link.isUp();
   }
 
   onHealth(fn: (healthy: boolean) => void): () => void {
-    this.healthListeners.add(fn);
-    return () => {
-      this.healthListeners.delete(fn);
-    };
+    return this.health.on(fn);
   }
 
   stats(): RedisBusStats {
-    let channels = 0;
-    for (const it of this.interests.values()) if (it.handlers.size > 0) channels++;
-    return { ...this.counters, channels, healthy: this.healthy() };
+    return {
+      ...this.counters,
+      deferredDropped: this.deferred.dropped,
+      resubscribes: this.link.resubscribes,
+      channels: this.interests.size,
+      healthy: this.healthy(),
+    };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.pingTimer) clearInterval(this.pingTimer);
-    this.healthListeners.clear();
+    this.health.clear();
     this.deferred.clear();
     this.replies.close();
-    for (const it of this.interests.values()) it.handlers.clear();
     this.interests.clear();
-    await Promise.allSettled([quitOrDisconnect(this.pub), quitOrDisconnect(this.sub)]);
+    await Promise.allSettled([quitOrDisconnect(this.pub), this.link.close()]);
   }
 
   // ---- internals -------------------------------------------------------------------
 
-  private wire(conn: Redis, role: 'publisher' | 'subscriber'): void {
-    // Without a listener ioredis would print every connection error; with one, an error
-    // can never become an uncaught exception. Logged once per distinct message.
-    conn.on('error', (err: unknown) => this.noteError(conn, role, err));
-    conn.on('ready', () => {
-      if (this.lastError.delete(conn)) this.logger?.info({ role }, 'redis bus connection is back');
-    });
-  }
-
-  private noteError(conn: Redis, role: string, err: unknown): void {
-    if (this.closed) return;
-    const message = err instanceof Error ? err.message : String(err);
-    if (this.lastError.get(conn) === message) return;
-    this.lastError.set(conn, message);
-    this.logger?.warn({ role, err: message }, 'redis bus connection error; sessions poll the store until it recovers');
-  }
-
   private updateHealth(): void {
-    const h = this.healthy();
-    if (h === this.lastHealth) return;
-    this.lastHealth = h;
-    for (const fn of [...this.healthListeners]) {
-      try {
-        fn(h);
-      } catch (err) {
-        this.logger?.warn({ err: String(err) }, 'redis bus health listener threw');
-      }
-    }
-  }
-
-  /** Queue a reconciliation of one channel with what its handlers want. */
-  private sync(it: Interest): Promise<void> {
-    it.queued++;
-    const run = async (): Promise<void> => {
-      let generation = -1;
-      try {
-        const want = it.handlers.size > 0 && !this.closed;
-        if (want === it.confirmed) return;
-        // Down: every interest is unconfirmed already and the reconnect path subscribes what is wanted.
-        if (this.sub.status !== 'ready') return;
-        generation = this.subGeneration;
-        if (want) {
-          await this.sub.subscribe(it.channel);
-          if (generation === this.subGeneration) it.confirmed = true;
-        } else {
-          await this.sub.unsubscribe(it.channel);
-          if (generation === this.subGeneration) it.confirmed = false;
-        }
-      } catch (err) {
-        this.noteError(this.sub, 'subscriber', err);
-        // If the socket closed, the close handler unconfirmed everything and the reconnect
-        // resubscribes. If it did not (a timeout on a slow or silent link), Redis and this
-        // node may disagree about the channel: reconnecting puts them back in step.
-        if (generation === this.subGeneration && !this.closed) this.forceReconnect(this.sub);
-      } finally {
-        it.queued--;
-        if (it.queued === 0 && it.handlers.size === 0 && !it.confirmed && this.interests.get(it.channel) === it) {
-          this.interests.delete(it.channel);
-        }
-      }
-    };
-    const p = it.chain.then(run);
-    it.chain = p;
-    return p;
+    this.health.set(this.healthy());
   }
 
   private replyChannel(nodeId: string): string {
@@ -348,44 +231,13 @@ export class RedisBus implements Bus {
   }
 
   /**
-   * Subscribe this node's reply channel, once per subscriber connection and only when the
-   * node first publishes an ephemeral message (nodes that never do keep one channel per user).
+   * Subscribe this node's reply channel when it first publishes an ephemeral message (nodes
+   * that never do keep one channel per user); the link keeps it across reconnects.
    */
   private async ensureReplyChannel(): Promise<boolean> {
-    const generation = this.subGeneration;
-    if (this.replyGeneration === generation) return true;
-    if (this.sub.status !== 'ready') return false;
-    try {
-      await this.sub.subscribe(this.replyChannel(this.nodeId));
-    } catch (err) {
-      this.noteError(this.sub, 'subscriber', err);
-      return false;
-    }
-    if (generation !== this.subGeneration) return false;
-    this.replyGeneration = generation;
-    return true;
-  }
-
-  private async resubscribeAll(): Promise<void> {
-    const generation = this.subGeneration;
-    const wantedUnconfirmed = (): Interest[] => [...this.interests.values()].filter((it) => it.handlers.size > 0 && !it.confirmed);
-    let todo = wantedUnconfirmed();
-    const hadChannels = todo.length > 0;
-    // Subscribes that arrive meanwhile queue their own sync; a few rounds settle them.
-    for (let round = 0; todo.length > 0 && round < 3; round++) {
-      await Promise.all(todo.map((it) => this.sync(it)));
-      if (this.closed || generation !== this.subGeneration || this.sub.status !== 'ready') return;
-      todo = wantedUnconfirmed();
-    }
-    if (todo.length > 0) {
-      // SUBSCRIBE keeps failing without the socket closing (e.g. timeouts): reconnecting
-      // is the one recovery that covers every case.
-      this.forceReconnect(this.sub);
-      return;
-    }
-    if (hadChannels) this.counters.resubscribes++;
-    this.subUp = true;
-    this.updateHealth();
+    const channel = this.replyChannel(this.nodeId);
+    if (!this.link.isConfirmed(channel)) await this.link.want(channel, true);
+    return this.link.isConfirmed(channel);
   }
 
   private dispatch(channel: string, payload: string): void {
@@ -394,7 +246,7 @@ export class RedisBus implements Bus {
       return;
     }
     const it = this.interests.get(channel);
-    const wake = it && it.handlers.size > 0 ? decodeWake(payload) : undefined;
+    const wake = it ? decodeWake(payload) : undefined;
     if (it && (!wake || wake.user !== it.user)) {
       this.counters.malformed++;
       return;
@@ -402,47 +254,24 @@ export class RedisBus implements Bus {
     let took = 0;
     if (it && wake) {
       this.counters.received++;
-      for (const ref of [...it.handlers]) {
-        try {
-          if (ref.fn(wake) === true) took++;
-        } catch (err) {
-          this.logger?.warn({ user: it.user, err: String(err) }, 'wake handler threw');
-        }
-      }
+      took = deliverWake(it, wake, this.logger);
     }
     // Answer every ephemeral that reached this node, even with 0 (a channel we just left):
     // the publisher waits for as many answers as PUBLISH counted.
     const reply = wake?.reply ?? (it ? undefined : replyOf(payload));
     if (reply && this.pub.status === 'ready') {
-      this.pub.publish(this.replyChannel(reply.to), ReachReplies.encode(reply.ref, took)).catch((err: unknown) => this.noteError(this.pub, 'publisher', err));
+      this.pub.publish(this.replyChannel(reply.to), ReachReplies.encode(reply.ref, took)).catch((err: unknown) => this.errors.note('publisher', err));
     }
-  }
-
-  private defer(wake: Wake): void {
-    if (this.opts.maxDeferredUsers === 0) return;
-    const prev = this.deferred.get(wake.user);
-    if (prev) {
-      if (wake.seq > prev.seq || wake.epoch !== prev.epoch) this.deferred.set(wake.user, { user: wake.user, epoch: wake.epoch, seq: wake.seq });
-      return;
-    }
-    if (this.deferred.size >= this.opts.maxDeferredUsers) {
-      this.counters.deferredDropped++;
-      return;
-    }
-    this.deferred.set(wake.user, { user: wake.user, epoch: wake.epoch, seq: wake.seq });
   }
 
   private flushDeferred(): void {
-    if (this.deferred.size === 0) return;
-    const wakes = [...this.deferred.values()];
-    this.deferred.clear();
-    for (const wake of wakes) {
+    for (const wake of this.deferred.take()) {
       this.pub.publish(this.channelFor(wake.user), encodeWake(wake, 0)).then(
         () => {
           this.counters.republished++;
         },
         () => {
-          this.defer(wake);
+          this.deferred.add(wake);
         },
       );
     }
@@ -450,44 +279,17 @@ export class RedisBus implements Bus {
 
   /** A socket can stay open with nobody answering; an unanswered ping forces a reconnect. */
   private pingBoth(): void {
-    for (const conn of [this.pub, this.sub]) {
-      if (conn.status !== 'ready') continue;
-      conn.ping().catch((err: unknown) => {
-        if (this.closed || conn.status !== 'ready') return;
-        this.noteError(conn, conn === this.pub ? 'publisher' : 'subscriber', err);
-        this.forceReconnect(conn);
+    this.link.ping();
+    if (this.pub.status !== 'ready') return;
+    this.pub.ping().catch((err: unknown) => {
+      if (this.closed || this.pub.status !== 'ready') return;
+      this.errors.note('publisher', err);
+      forceReconnect(this.pub, this.forcing, () => {
+        this.pubUp = false;
+        this.updateHealth();
       });
-    }
+    });
   }
-
-  /** Drop a link that stopped answering; unhealthy at once, not when the socket finally closes. */
-  private forceReconnect(conn: Redis): void {
-    if (this.forcing.has(conn)) return;
-    this.forcing.add(conn);
-    conn.once('close', () => this.forcing.delete(conn));
-    if (conn === this.pub) this.pubUp = false;
-    else this.subUp = false;
-    this.updateHealth();
-    conn.disconnect(true);
-  }
-}
-
-/** The reply address of an ephemeral wake that arrived on a channel we no longer want. */
-function replyOf(payload: string): { to: string; ref: string } | undefined {
-  if (!payload.includes('"reply"')) return undefined;
-  return decodeWake(payload)?.reply;
-}
-
-async function quitOrDisconnect(conn: Redis): Promise<void> {
-  if (conn.status === 'ready') {
-    try {
-      await conn.quit();
-      return;
-    } catch {
-      // fall through: a dead link cannot say goodbye
-    }
-  }
-  conn.disconnect();
 }
 
 /**
@@ -509,7 +311,7 @@ export async function openRedisBus(options: RedisBusOptionsInput & { logger?: Bu
 
 /**
  * The bus for a `--bus` URL such as `redis://127.0.0.1:6379/0?prefix=myapp:` (what
- * src/gateway/bus.ts calls). Connected, or UNAVAILABLE if Redis cannot be reached.
+ * src/bus/open.ts calls). Connected, or UNAVAILABLE if Redis cannot be reached.
  */
 export function createRedisBus(url: string, extra: Omit<RedisBusOptionsInput, 'url'> & { logger?: BusLogger } = {}): Promise<RedisBus> {
   return openRedisBus({ ...extra, url });
@@ -518,15 +320,4 @@ export function createRedisBus(url: string, extra: Omit<RedisBusOptionsInput, 'u
 function stripLogger(options: RedisBusOptionsInput & { logger?: BusLogger }): RedisBusOptionsInput {
   const { logger: _logger, ...rest } = options;
   return rest;
-}
-
-/** The URL without a password, for logs and errors. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(invalid url)';
-  }
 }

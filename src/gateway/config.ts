@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { checkBusSpec } from '../bus/open.js';
 import { KiB, MiB, parseConfig, PostOfficeConfigSchema, StoreConfigSchema } from '../core/config.js';
 import { PoboxError } from '../core/errors.js';
 import { WakeupHookConfigSchema } from '../postoffice/wakeup-hook.js';
@@ -102,10 +103,16 @@ export const ServerConfigSchema = z
       })
       .strict()
       .default({}),
-    /** `memory` (single node) or a redis:// / rediss:// URL. */
+    /** `memory` (single node), a redis:// URL (one Redis) or a redis-cluster:// URL (Redis Cluster); see src/bus/open.ts. */
     bus: z
       .string()
-      .refine((s) => s === 'memory' || /^rediss?:\/\//.test(s), 'bus must be "memory" or a redis:// URL')
+      .superRefine((spec, ctx) => {
+        try {
+          checkBusSpec(spec);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+        }
+      })
       .default('memory'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     auth: AuthConfigSchema.default(() => AuthConfigSchema.parse({})),

@@ -16,7 +16,8 @@ import { registerMetricsRoute } from './metrics-route.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { LocalPresence } from './presence.js';
 import type { RedisPresence } from './redis-presence.js';
-import { parseRedisBusOptions } from '../bus/redis-options.js';
+import { checkBusSpec } from '../bus/open.js';
+import { parseRedisBusOptions, parseRedisClusterBusOptions } from '../bus/redis-options.js';
 
 export interface OpsDeps extends Pick<ServerContext, 'config' | 'postOffice' | 'bus' | 'events' | 'router' | 'auth' | 'log'> {
   metrics: PoboxMetrics;
@@ -76,11 +77,17 @@ export async function attachOps(deps: OpsDeps): Promise<Ops> {
   if (config.wakeupHook?.url) {
     const hookConfig = { ...config.wakeupHook, ignoreSenders: [...config.wakeupHook.ignoreSenders, RECEIPT_SENDER] };
     // With the Redis bus (several nodes), presence and the per-interval limit are kept in Redis.
-    if (/^rediss?:\/\//.test(config.bus)) {
-      const bus = parseRedisBusOptions({ url: config.bus });
+    const busKind = checkBusSpec(config.bus);
+    if (busKind !== 'memory') {
       // Loaded only here, so a single node never loads ioredis.
       const { RedisPresence } = await import('./redis-presence.js');
-      redisPresence = new RedisPresence({ url: bus.connectionUrl, prefix: bus.prefix });
+      if (busKind === 'redis') {
+        const bus = parseRedisBusOptions({ url: config.bus });
+        redisPresence = new RedisPresence({ url: bus.connectionUrl, prefix: bus.prefix });
+      } else {
+        const bus = parseRedisClusterBusOptions({ url: config.bus });
+        redisPresence = new RedisPresence({ cluster: bus, prefix: bus.prefix });
+      }
       stops.push(redisPresence.follow(deps.events));
     }
     wakeupHook = new WakeupHook({

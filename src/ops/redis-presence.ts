@@ -14,7 +14,7 @@
  * the hook pays nothing.
  */
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { DeviceId, UserId } from '../core/ids.js';
 import type { TypedEmitter } from '../core/emitter.js';
 import type { Presence } from '../postoffice/wakeup-hook.js';
@@ -22,8 +22,10 @@ import type { GatewayEvents } from '../gateway/events.js';
 import { LocalPresence } from './presence.js';
 
 export interface RedisPresenceOptions {
-  /** ioredis connection URL (no pobox query parameters). */
-  url: string;
+  /** ioredis connection URL (no pobox query parameters)... */
+  url?: string;
+  /** ...or the Redis Cluster's seed nodes (with the redis-cluster:// bus). */
+  cluster?: { seeds: Array<{ host: string; port: number }>; username?: string | undefined; password?: string | undefined; tls?: boolean };
   prefix: string;
   /** How long an entry holds without a refresh. */
   ttlMs?: number;
@@ -35,7 +37,7 @@ export interface RedisPresenceOptions {
 export class RedisPresence implements Presence {
   readonly node: string;
   private readonly local = new LocalPresence();
-  private readonly redis: Redis;
+  private readonly redis: Redis | Cluster;
   private readonly ttlMs: number;
   private readonly timer: NodeJS.Timeout;
   private readonly pending = new Set<Promise<unknown>>();
@@ -45,7 +47,14 @@ export class RedisPresence implements Presence {
     this.ttlMs = opts.ttlMs ?? 60_000;
     // Commands wait in ioredis's queue while Redis is away; presence is advisory, so a
     // failure only makes users look offline (an extra push), never loses a message.
-    this.redis = new Redis(opts.url, { lazyConnect: false, maxRetriesPerRequest: 1, enableOfflineQueue: true });
+    const options = { lazyConnect: false, maxRetriesPerRequest: 1, enableOfflineQueue: true };
+    if (opts.cluster) {
+      const { seeds, username, password, tls } = opts.cluster;
+      const auth = { ...(username ? { username } : {}), ...(password ? { password } : {}), ...(tls ? { tls: {} } : {}) };
+      this.redis = new Cluster(seeds, { lazyConnect: false, enableOfflineQueue: true, redisOptions: { ...auth, maxRetriesPerRequest: 1 } });
+    } else {
+      this.redis = new Redis(opts.url ?? 'redis://127.0.0.1:6379', options);
+    }
     this.redis.on('error', () => undefined);
     this.timer = setInterval(() => this.refreshAll(), opts.refreshMs ?? Math.floor(this.ttlMs / 3));
     this.timer.unref();
@@ -115,9 +124,9 @@ export class RedisPresence implements Presence {
   async close(): Promise<void> {
     clearInterval(this.timer);
     await Promise.allSettled([...this.pending]);
-    const drop = this.redis.multi();
-    for (const [user, devices] of this.local.entries()) for (const device of devices) drop.hdel(this.key(user), this.field(device));
-    await drop.exec().catch(() => undefined);
+    // One HDEL per user rather than one MULTI: in a Redis Cluster the users' keys live on different shards.
+    const drops = [...this.local.entries()].map(([user, devices]) => this.redis.hdel(this.key(user), ...[...devices].map((d) => this.field(d))));
+    await Promise.allSettled(drops);
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

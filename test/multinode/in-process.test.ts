@@ -1,7 +1,9 @@
 /**
  * Three gateway nodes in one process sharing one lmdb store: first over one in-memory
  * bus (the nodes' logic alone), then each node with its own RedisBus on the machine's
- * Redis (the real wake-up path, still without child processes).
+ * Redis (the real wake-up path, still without child processes), then each node with its
+ * own RedisClusterBus on a local 3-master Redis Cluster (sharded pub/sub), including a
+ * master SIGKILLed and restarted.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,14 +13,18 @@ import { after, before, describe, it } from 'node:test';
 import type { Bus } from '../../src/bus/contract.js';
 import { MemoryBus } from '../../src/bus/memory.js';
 import { openRedisBus } from '../../src/bus/redis.js';
+import { openRedisClusterBus } from '../../src/bus/redis-cluster.js';
 import { mintToken } from '../../src/gateway/auth.js';
 import { startServer, type RunningServer } from '../../src/server/compose.js';
 import type { MailboxStore } from '../../src/store/contract.js';
 import { openStore } from '../../src/store/open.js';
 import { SHARED_REDIS, uniquePrefix } from '../bus/bus-helpers.js';
-import { crossNodeLive, moveMidStream, moveMidStreamRaw, type Cluster } from './scenarios.js';
+import { startRedisCluster, type RedisClusterHandle } from '../helpers/redis-cluster.js';
+import { crossNodeLive, moveMidStream, moveMidStreamRaw, redisOutage, type Cluster } from './scenarios.js';
 
 interface InProcessCluster extends Cluster {
+  /** True while node `i`'s bus reports healthy. */
+  ready(i: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -53,6 +59,7 @@ async function startCluster(busFor: (node: number) => Promise<Bus>): Promise<InP
   return {
     nodes: servers.map((s) => s.wsUrl),
     token: (user, device) => mintToken({ secret, user, device }),
+    ready: async (i) => buses[i]!.healthy(),
     close,
   };
 }
@@ -81,4 +88,35 @@ describe('three nodes in one process, each with its own RedisBus', () => {
   it('alice on node 1 reaches bob on node 3 live', () => crossNodeLive(cluster));
   it('bob moves from node 3 to node 2 mid-stream: nothing lost, nothing seen twice', () => moveMidStream(cluster));
   it('the move at the wire level: acked messages are not resent, the rest are', () => moveMidStreamRaw(cluster));
+});
+
+describe('three nodes in one process, each with its own RedisClusterBus on a 3-master Redis Cluster', () => {
+  let redis: RedisClusterHandle | undefined;
+  let cluster: InProcessCluster | undefined;
+  before(async () => {
+    redis = await startRedisCluster({ masters: 3, nodeTimeoutMs: 1000 });
+    const url = redis.url(uniquePrefix());
+    cluster = await startCluster(() => openRedisClusterBus({ url, reconnectMaxDelayMs: 200, pingIntervalMs: 500, slotsRefreshIntervalMs: 500 }));
+  });
+  after(async () => {
+    await cluster?.close();
+    await redis?.dispose();
+  });
+
+  it('alice on node 1 reaches bob on node 3 live', () => crossNodeLive(cluster!));
+  it('bob moves from node 3 to node 2 mid-stream: nothing lost, nothing seen twice', () => moveMidStream(cluster!));
+  it('the move at the wire level: acked messages are not resent, the rest are', () => moveMidStreamRaw(cluster!));
+  it('a master SIGKILLed: sends are delivered by polling; restarted: live wake-ups resume', () =>
+    redisOutage(
+      cluster!,
+      {
+        stop: () => redis!.kill(1),
+        start: async () => {
+          await redis!.restart(1);
+          await redis!.waitOk();
+        },
+      },
+      (i) => cluster!.ready(i),
+      3,
+    ));
 });

@@ -24,7 +24,13 @@ describe('three pobox serve processes over DynamoDB Local and Redis', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pobox-multinode-'));
-    [ddb, redis] = await Promise.all([startDynamoDbLocal(), startRedisServer()]);
+    // Both started together; if one fails the other is still kept, so after() removes it.
+    const [d, r] = await Promise.allSettled([startDynamoDbLocal(), startRedisServer()]);
+    if (d.status === 'fulfilled') ddb = d.value;
+    if (r.status === 'fulfilled') redis = r.value;
+    if (d.status === 'rejected') throw d.reason;
+    if (r.status === 'rejected') throw r.reason;
+    if (!ddb || !redis) throw new Error('unreachable: a started service is missing');
     const table = await ddb.newTable({ ttl: true });
     cluster = await startProcessCluster({
       nodes: 3,

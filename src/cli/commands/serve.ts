@@ -24,7 +24,7 @@ export function registerServe(program: Command): void {
       .description('run the pobox server (HTTP API and WebSocket delivery on one port)')
       .option('--port <port>', 'port to listen on; 0 picks a free one (env PORT, default 8080)')
       .option('--host <host>', 'address to bind (env POBOX_HOST, default 127.0.0.1)')
-      .option('--bus <spec>', 'memory (default) or redis://host:port (env POBOX_BUS)')
+      .option('--bus <spec>', 'memory (default), redis://host:port or redis-cluster://host:port,host:port (env POBOX_BUS)')
       .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env POBOX_LOG_LEVEL)')
       .option('--demo', 'serve the demo page at / and mint demo tokens (env POBOX_DEMO; default: on for lmdb on a loopback host)')
       .option('--no-demo', 'never serve the demo page')

@@ -1,0 +1,408 @@
+/**
+ * The Redis Cluster bus: sharded pub/sub (SSUBSCRIBE / SPUBLISH, Redis 7), so a
+ * wake-up travels only to the shard that owns the user's channel instead of being
+ * broadcast over the whole cluster as classic PUBLISH is.
+ *
+ * Channels are `<prefix>u:<user>`, hashed to slots like keys (no hash tag, so users
+ * spread over every shard). Two kinds of connection:
+ *
+ * - publishing goes through ioredis's `Cluster`, which routes SPUBLISH to the owner of
+ *   the channel's slot, follows MOVED, and re-reads the slot map every
+ *   `slotsRefreshIntervalMs` (so a failover or resharding is followed);
+ * - subscriptions live on one SubscriberLink per master (./redis-link.ts, the same
+ *   per-channel state machine as the single-server bus, in sharded mode). After every
+ *   slot-map refresh each wanted channel is moved to the link of its slot's master:
+ *   unsubscribed from the old one, subscribed on the new one.
+ *
+ * ioredis's own `shardedSubscribers` mode is not used: it resubscribes after a topology
+ * change without telling anyone whether that worked, and the bus must know when every
+ * channel is confirmed again before it reports healthy and sessions stop polling.
+ *
+ * Health is: the cluster client ready, every slot has a master, and every master's
+ * link up with all its channels confirmed. A master killed makes its link drop, so the
+ * bus reports unhealthy and sessions poll the store; once the master is back (restarted,
+ * or replaced by a promoted replica that the next slot refresh finds), its channels are
+ * subscribed again and the bus reports healthy. Wake-ups whose publish failed meanwhile
+ * are kept (newest seq per user) and published again when the bus is healthy.
+ *
+ * Ephemeral messages work as on one Redis (./redis.ts): SPUBLISH says how many nodes
+ * received one, and each answers with its reach on the publisher's reply channel
+ * `<prefix>n:<nodeId>`, itself a sharded channel on whichever master owns its slot.
+ */
+import { randomUUID } from 'node:crypto';
+import calculateSlot from 'cluster-key-slot';
+import { Cluster, type RedisOptions } from 'ioredis';
+import { closedError, PoboxError } from '../core/errors.js';
+import { isValidId } from '../core/ids.js';
+import type { Bus, Wake, WakeHandler } from './contract.js';
+import {
+  reconnectDelay,
+  DeferredWakes,
+  deliverWake,
+  ErrorNotes,
+  HealthSignal,
+  linkOptions,
+  replyOf,
+  SubscriberLink,
+  waitHealthy,
+  type BusLogger,
+  type Interest,
+} from './redis-link.js';
+import { parseRedisClusterBusOptions, redactUrl, type ParsedRedisClusterBusOptions, type RedisClusterBusOptionsInput } from './redis-options.js';
+import type { RedisBusStats } from './redis.js';
+import { ReachReplies } from './reach-replies.js';
+import { decodeWake, encodeWake } from './wake-codec.js';
+
+export interface RedisClusterBusStats extends RedisBusStats {
+  /** Masters (shards) this node has a subscriber link to. */
+  shards: number;
+  /** Channels moved to another master after a slot-map change. */
+  moved: number;
+}
+
+const SLOTS = 16384;
+
+interface ClusterInterest extends Interest {
+  /** The master whose link the channel is wanted on ("host:port"), once the slot map is known. */
+  owner: string | undefined;
+}
+
+export class RedisClusterBus implements Bus {
+  readonly kind = 'redis-cluster';
+  readonly prefix: string;
+  private readonly opts: ParsedRedisClusterBusOptions;
+  private readonly logger: BusLogger | undefined;
+  private readonly cluster: Cluster;
+  private readonly linkOpts: RedisOptions;
+  /** One subscriber link per master, by "host:port". */
+  private readonly links = new Map<string, SubscriberLink>();
+  private readonly interests = new Map<string, ClusterInterest>();
+  private readonly health: HealthSignal;
+  private readonly errors: ErrorNotes;
+  private readonly deferred: DeferredWakes;
+  /** Master of each slot, as of the last refresh. */
+  private owners: Array<string | undefined> = [];
+  private complete = false;
+  private closed = false;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private resubscribesOfClosedLinks = 0;
+  /** This bus's id: other nodes answer ephemeral reach counts on `<prefix>n:<nodeId>`. */
+  readonly nodeId = randomUUID();
+  private readonly replies: ReachReplies;
+  /** The reply channel, once this node first published an ephemeral message. */
+  private replyInterest: ClusterInterest | undefined;
+  private readonly counters = { published: 0, publishFailures: 0, republished: 0, received: 0, malformed: 0, moved: 0 };
+
+  constructor(options: string | (RedisClusterBusOptionsInput & { logger?: BusLogger })) {
+    const { logger, ...rest } = typeof options === 'string' ? { url: options } : options;
+    this.opts = parseRedisClusterBusOptions(rest);
+    this.logger = logger;
+    this.prefix = this.opts.prefix;
+    this.health = new HealthSignal(logger);
+    this.errors = new ErrorNotes(logger, () => this.closed);
+    this.deferred = new DeferredWakes(this.opts.maxDeferredUsers);
+    this.replies = new ReachReplies(this.opts.reachTimeoutMs);
+    const auth: RedisOptions = {
+      ...(this.opts.username !== undefined ? { username: this.opts.username } : {}),
+      ...(this.opts.password !== undefined ? { password: this.opts.password } : {}),
+      ...(this.opts.tls ? { tls: {} } : {}),
+    };
+    this.linkOpts = { ...linkOptions(this.opts), ...auth, connectionName: 'pobox-bus-sub' };
+    const { retryStrategy: _own, lazyConnect: _lazy, ...nodeOpts } = linkOptions(this.opts);
+    this.cluster = new Cluster(this.opts.seeds, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      slotsRefreshInterval: this.opts.slotsRefreshIntervalMs,
+      slotsRefreshTimeout: this.opts.commandTimeoutMs,
+      clusterRetryStrategy: (attempt) => reconnectDelay(attempt, this.opts.reconnectMaxDelayMs),
+      // A master restarted without a slot change is reconnected to, with the same backoff.
+      clusterNodeRetryStrategy: (attempt) => reconnectDelay(attempt, this.opts.reconnectMaxDelayMs),
+      redisOptions: { ...nodeOpts, ...auth, connectionName: 'pobox-bus-pub' },
+    });
+    this.cluster.on('error', (err: unknown) => this.errors.note('cluster', err));
+    this.cluster.on('node error', (err: unknown, key: string) => this.errors.note(`cluster node ${key}`, err));
+    this.cluster.on('ready', () => {
+      this.errors.recovered('cluster');
+      this.followSlots();
+    });
+    this.cluster.on('refresh', () => this.followSlots());
+    for (const ev of ['close', 'end', 'reconnecting']) this.cluster.on(ev, () => this.updateHealth());
+    if (this.opts.pingIntervalMs > 0) {
+      this.pingTimer = setInterval(() => this.tick(), this.opts.pingIntervalMs);
+      this.pingTimer.unref();
+    }
+    this.cluster.connect().catch(() => undefined);
+  }
+
+  waitHealthy(timeoutMs: number): Promise<boolean> {
+    return waitHealthy(this, timeoutMs);
+  }
+
+  channelFor(user: string): string {
+    return `${this.prefix}u:${user}`;
+  }
+
+  /** The master ("host:port") that owns a user's channel, as this node last saw the slot map. */
+  shardOf(user: string): string | undefined {
+    return this.owners[calculateSlot(this.channelFor(user))];
+  }
+
+  async subscribe(user: string, handler: WakeHandler): Promise<() => Promise<void>> {
+    if (this.closed) throw closedError('redis cluster bus');
+    if (!isValidId(user)) throw new PoboxError('BAD_REQUEST', 'bus subscribe: invalid user id', { field: 'user' });
+    const channel = this.channelFor(user);
+    let it = this.interests.get(channel);
+    if (!it) {
+      it = { user, handlers: new Set(), owner: undefined };
+      this.interests.set(channel, it);
+      this.place(channel, it);
+    }
+    const ref = { fn: handler };
+    it.handlers.add(ref);
+    const interest = it;
+    // Without a slot map yet, or with the owner down, this resolves without a subscription:
+    // the bus is unhealthy (sessions poll) and the channel is subscribed once it can be.
+    if (interest.owner) await this.links.get(interest.owner)?.want(channel, true);
+    let done = false;
+    return async () => {
+      if (done) return;
+      done = true;
+      interest.handlers.delete(ref);
+      if (interest.handlers.size > 0) return;
+      // A later subscribe makes a new interest; its want(true) queues after this want(false).
+      this.interests.delete(channel);
+      if (interest.owner) await this.links.get(interest.owner)?.want(channel, false);
+    };
+  }
+
+  async publish(wake: Wake): Promise<number | void> {
+    if (this.closed) {
+      this.counters.publishFailures++;
+      return;
+    }
+    if (this.cluster.status !== 'ready') {
+      this.counters.publishFailures++;
+      // An ephemeral message is worth nothing later: it is dropped, not deferred.
+      if (wake.ephemeral === undefined) this.deferred.add(wake);
+      return;
+    }
+    try {
+      if (wake.ephemeral === undefined || !(await this.ensureReplyChannel())) {
+        await this.spublish(wake, this.opts.maxInlineBytes);
+        this.counters.published++;
+        return; // an ephemeral's reach is unknown beyond this node without the reply channel
+      }
+      const ref = this.replies.newRef();
+      const receivers = await this.spublish({ ...wake, reply: { to: this.nodeId, ref } }, this.opts.maxInlineBytes);
+      this.counters.published++;
+      return await this.replies.collect(ref, receivers);
+    } catch (err) {
+      this.counters.publishFailures++;
+      if (wake.ephemeral === undefined) this.deferred.add(wake);
+      this.errors.note('publisher', err);
+    }
+  }
+
+  healthy(): boolean {
+    if (this.closed || this.cluster.status !== 'ready' || !this.complete || this.links.size === 0) return false;
+    for (const link of this.links.values()) if (!link.isUp()) return false;
+    return true;
+  }
+
+  onHealth(fn: (healthy: boolean) => void): () => void {
+    return this.health.on(fn);
+  }
+
+  stats(): RedisClusterBusStats {
+    let resubscribes = this.resubscribesOfClosedLinks;
+    for (const link of this.links.values()) resubscribes += link.resubscribes;
+    return {
+      ...this.counters,
+      deferredDropped: this.deferred.dropped,
+      resubscribes,
+      channels: this.interests.size,
+      shards: this.links.size,
+      healthy: this.healthy(),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.health.clear();
+    this.deferred.clear();
+    this.replies.close();
+    this.interests.clear();
+    const links = [...this.links.values()];
+    this.links.clear();
+    await Promise.allSettled([...links.map((l) => l.close()), this.quitCluster()]);
+  }
+
+  // ---- internals -------------------------------------------------------------------
+
+  /**
+   * QUIT every node, but not for longer than a command timeout: ioredis queues the QUIT of
+   * a node it is still reconnecting to, and that node may never come back.
+   */
+  private async quitCluster(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.opts.commandTimeoutMs)));
+    await Promise.race([this.cluster.quit().catch(() => undefined), late]);
+    clearTimeout(timer);
+    this.cluster.disconnect();
+  }
+
+  /** SPUBLISH (receivers on the shard), bounded by the command timeout even if ioredis keeps retrying a redirect. */
+  private spublish(wake: Wake, maxInlineBytes: number): Promise<number> {
+    return this.spublishRaw(this.channelFor(wake.user), encodeWake(wake, maxInlineBytes));
+  }
+
+  private async spublishRaw(channel: string, payload: string): Promise<number> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`SPUBLISH unanswered for ${this.opts.commandTimeoutMs} ms`)), this.opts.commandTimeoutMs);
+    });
+    try {
+      return Number(await Promise.race([this.cluster.spublish(channel, payload), timeout]));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private replyChannel(nodeId: string): string {
+    return `${this.prefix}n:${nodeId}`;
+  }
+
+  /** Subscribe this node's reply channel (on its slot's master) when it first publishes an ephemeral message. */
+  private async ensureReplyChannel(): Promise<boolean> {
+    const channel = this.replyChannel(this.nodeId);
+    if (!this.replyInterest) {
+      this.replyInterest = { user: '', handlers: new Set([{ fn: () => undefined }]), owner: undefined };
+      this.place(channel, this.replyInterest);
+    }
+    const link = this.replyInterest.owner ? this.links.get(this.replyInterest.owner) : undefined;
+    if (!link) return false;
+    if (!link.isConfirmed(channel)) await link.want(channel, true);
+    return link.isConfirmed(channel);
+  }
+
+  /** Adopt the slot map ioredis just read: a link per master, every channel on its owner's link. */
+  private followSlots(): void {
+    if (this.closed) return;
+    const owners: Array<string | undefined> = new Array(SLOTS);
+    let complete = true;
+    const masters = new Set<string>();
+    for (let slot = 0; slot < SLOTS; slot++) {
+      const owner = this.cluster.slots[slot]?.[0];
+      owners[slot] = owner;
+      if (owner === undefined) complete = false;
+      else masters.add(owner);
+    }
+    this.owners = owners;
+    this.complete = complete;
+    for (const key of masters) if (!this.links.has(key)) this.openLink(key);
+    for (const [channel, it] of this.interests) this.place(channel, it);
+    if (this.replyInterest) this.place(this.replyChannel(this.nodeId), this.replyInterest);
+    for (const [key, link] of this.links) {
+      if (masters.has(key)) continue;
+      this.links.delete(key);
+      this.resubscribesOfClosedLinks += link.resubscribes;
+      link.close().catch((err: unknown) => this.errors.note(`subscriber ${key}`, err));
+    }
+    this.updateHealth();
+  }
+
+  /** Want the channel on the link of its slot's current master (and no longer on the old one). */
+  private place(channel: string, it: ClusterInterest): void {
+    const owner = this.owners[calculateSlot(channel)];
+    if (owner === it.owner) return;
+    const previous = it.owner;
+    it.owner = owner;
+    if (previous !== undefined) {
+      this.counters.moved++;
+      // want() reports its own failures (and reconnects); nothing is left to handle here.
+      this.links.get(previous)?.want(channel, false).catch((err: unknown) => this.errors.note(`subscriber ${previous}`, err));
+    }
+    if (owner !== undefined && it.handlers.size > 0) this.links.get(owner)?.want(channel, true).catch((err: unknown) => this.errors.note(`subscriber ${owner}`, err));
+  }
+
+  private openLink(key: string): void {
+    const colon = key.lastIndexOf(':');
+    const host = key.slice(0, colon);
+    const port = Number(key.slice(colon + 1));
+    const role = `subscriber ${key}`;
+    const link: SubscriberLink = new SubscriberLink({ host, port }, this.linkOpts, {
+      sharded: true,
+      role,
+      errors: this.errors,
+      onMessage: (channel, payload) => this.dispatch(channel, payload),
+      onChange: () => this.updateHealth(),
+      isClosed: (): boolean => this.closed || this.links.get(key) !== link,
+    });
+    this.links.set(key, link);
+    link.connect();
+  }
+
+  private updateHealth(): void {
+    const healthy = this.healthy();
+    if (this.health.set(healthy) && healthy) this.flushDeferred();
+  }
+
+  private dispatch(channel: string, payload: string): void {
+    if (channel === this.replyChannel(this.nodeId)) {
+      this.replies.onReply(payload);
+      return;
+    }
+    const it = this.interests.get(channel);
+    const wake = it ? decodeWake(payload) : undefined;
+    if (it && (!wake || wake.user !== it.user)) {
+      this.counters.malformed++;
+      return;
+    }
+    let took = 0;
+    if (it && wake) {
+      this.counters.received++;
+      took = deliverWake(it, wake, this.logger);
+    }
+    // Answer every ephemeral that reached this node, even with 0: the publisher waits for as many answers as SPUBLISH counted.
+    const reply = wake?.reply ?? (it ? undefined : replyOf(payload));
+    if (reply) this.spublishRaw(this.replyChannel(reply.to), ReachReplies.encode(reply.ref, took)).catch((err: unknown) => this.errors.note('publisher', err));
+  }
+
+  private flushDeferred(): void {
+    for (const wake of this.deferred.take()) {
+      this.spublish(wake, 0).then(
+        () => {
+          this.counters.republished++;
+        },
+        () => {
+          this.deferred.add(wake);
+        },
+      );
+    }
+  }
+
+  /** Ping every link (a silently dead master is noticed) and retry kept wake-ups while healthy. */
+  private tick(): void {
+    for (const link of this.links.values()) link.ping();
+    if (this.deferred.size > 0 && this.healthy()) this.flushDeferred();
+  }
+}
+
+/**
+ * Create a Redis Cluster bus and wait until it is healthy. Unless `startDisconnected` is
+ * set, a cluster that cannot be reached fails start-up with UNAVAILABLE.
+ */
+export async function openRedisClusterBus(options: RedisClusterBusOptionsInput & { logger?: BusLogger }): Promise<RedisClusterBus> {
+  const bus = new RedisClusterBus(options);
+  const { logger: _logger, ...rest } = options;
+  const { connectTimeoutMs, startDisconnected } = parseRedisClusterBusOptions(rest);
+  const ok = await bus.waitHealthy(connectTimeoutMs);
+  if (!ok && !startDisconnected) {
+    await bus.close();
+    throw new PoboxError('UNAVAILABLE', `redis cluster bus: could not reach every master of ${redactUrl(options.url)} within ${connectTimeoutMs} ms`);
+  }
+  if (!ok) options.logger?.warn({ url: redactUrl(options.url) }, 'redis cluster bus not reachable yet; sessions poll the store until it is');
+  return bus;
+}
