@@ -85,7 +85,13 @@ export interface CrashTotals {
 export async function runCycle(storeConfig: Record<string, unknown>, runId: string, opts: CrashOptions, random: () => number = Math.random): Promise<{ acked: Acked[]; result: CycleResult }> {
   const randomIn = (lo: number, hi: number): number => lo + random() * (hi - lo);
   const args = ['--import', 'tsx', WRITER, JSON.stringify(storeConfig), runId, '--seed', String(Math.floor(random() * 2 ** 31))];
-  if (storeConfig.engine === 'lmdb' && random() < 0.5) args.push('--wal', 'tiny');
+  const tiny = storeConfig.engine === 'lmdb' && random() < 0.5;
+  if (tiny) args.push('--wal', 'tiny');
+  // In some tiny-log cycles the kill is aimed: sent the moment the writer reports that an
+  // apply or a trim started (after the usual random delay). Whether it lands inside is
+  // counted from what the writer reported last, never assumed.
+  const aim: 'apply' | 'trim' | undefined = tiny && random() < 0.5 ? (random() < 0.5 ? 'apply' : 'trim') : undefined;
+  let armed = false;
   if (opts.reportEarly) args.push('--report-early');
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const acked: Acked[] = [];
@@ -106,11 +112,20 @@ export async function runCycle(storeConfig: Record<string, unknown>, runId: stri
   const lines = createInterface({ input: child.stdout });
   lines.on('line', (line) => {
     const [kind, a, b, c] = line.split(' ');
-    if (kind === 'R' && !early) timer = setTimeout(kill, randomIn(opts.minMs ?? 100, opts.maxMs ?? 600));
+    if (kind === 'R' && !early) {
+      const delay = randomIn(opts.minMs ?? 100, opts.maxMs ?? 600);
+      if (aim) {
+        timer = setTimeout(() => (armed = true), delay);
+        setTimeout(kill, delay + 2000).unref(); // no such event came: kill anyway
+      } else timer = setTimeout(kill, delay);
+    }
     else if (kind === 'A' && a && b && c) acked.push({ user: a, seq: Number(b), id: c });
     else if (kind === 'X') mismatches++;
     else if (kind === 'K' && a && b) acks.set(a, Math.max(acks.get(a) ?? 0, Number(b)));
-    else if (kind === 'P') phase = a === 'apply' ? 'apply' : a === 'trim' ? 'trim' : 'other';
+    else if (kind === 'P') {
+      phase = a === 'apply' ? 'apply' : a === 'trim' ? 'trim' : 'other';
+      if (armed && a === aim) kill();
+    }
   });
   // A writer that never gets going must not hang the harness.
   const watchdog = setTimeout(kill, 60_000);
