@@ -45,6 +45,7 @@ export async function writeReport(dir: string, quick: boolean): Promise<string> 
   out.push(...embedded(dir, quick, 'store', 'Store engines (`npm run bench:store`)'));
   out.push(...embedded(dir, quick, 'dynamodb-cost', 'DynamoDB capacity per message (`npm run bench:dynamodb-cost`)'));
   out.push(...embedded(dir, quick, 'gateway', 'Gateway (`npm run bench:gateway`)'));
+  out.push(...capacitySection(dir));
   const file = path.join(dir, 'README.md');
   writeFileSync(file, `${out.join('\n').replace(/\n{3,}/g, '\n\n').trim()}\n`);
   return file;
@@ -314,4 +315,17 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const args = benchArgs();
   const file = await writeReport(resultsDir(args.quick), args.quick);
   process.stderr.write(`wrote ${file}\n`);
+}
+
+/** The capacity model's plot and a pointer to docs/capacity.md (written by `npm run bench:capacity`). */
+function capacitySection(dir: string): string[] {
+  if (!existsSync(path.join(dir, 'capacity.json'))) return [];
+  return [
+    '## Capacity at 500M users (`npm run bench:capacity`)',
+    '',
+    'DynamoDB units and dollars, storage, partitions, gateway nodes, Redis shards and the hot-mailbox limit for 500M users, computed from the per-message costs measured here: [docs/capacity.md](../../docs/capacity.md).',
+    '',
+    '![DynamoDB US$ per day against the number of users](capacity.svg)',
+    '',
+  ];
 }
