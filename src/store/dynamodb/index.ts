@@ -321,9 +321,16 @@ function newFloor(meta: MetaValue, plan: DeletePlan): Seq {
   return plan.all && plan.all.lo <= meta.floor ? Math.max(meta.floor, plan.all.hi) : meta.floor;
 }
 
-/** SDK client settings for a config: our own retry loop replaces the SDK's. */
-export function clientConfig(cfg: Pick<DynamoDbConfig, 'region' | 'endpoint'>): DynamoDBClientConfig {
-  const conf: DynamoDBClientConfig = { region: cfg.region, maxAttempts: 1 };
+/**
+ * SDK client settings for a config: our own retry loop replaces the SDK's, and the HTTP
+ * handler gives up on a connection or a silent socket, so a stalled store fails fast.
+ */
+export function clientConfig(cfg: Pick<DynamoDbConfig, 'region' | 'endpoint'> & Partial<Pick<DynamoDbConfig, 'requestTimeoutMs' | 'connectTimeoutMs'>>): DynamoDBClientConfig {
+  const conf: DynamoDBClientConfig = {
+    region: cfg.region,
+    maxAttempts: 1,
+    requestHandler: { connectionTimeout: cfg.connectTimeoutMs ?? 1_000, requestTimeout: cfg.requestTimeoutMs ?? 3_000 },
+  };
   if (cfg.endpoint !== undefined) {
     conf.endpoint = cfg.endpoint;
     // DynamoDB Local accepts any credentials; spare local users from inventing some.
@@ -351,6 +358,6 @@ export async function openDynamoDbStore(
     ownsClient: extra.client === undefined,
     sweepShards: cfg.sweepShards,
     ttlGraceSeconds: cfg.ttlGraceSeconds,
-    retry: { maxAttempts: cfg.maxAttempts, ...extra.retry },
+    retry: { maxAttempts: cfg.maxAttempts, requestTimeoutMs: cfg.requestTimeoutMs, faultBudgetMs: cfg.faultBudgetMs, ...extra.retry },
   });
 }

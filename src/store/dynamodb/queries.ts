@@ -29,7 +29,7 @@ import type { StoreCounters } from '../contract.js';
 import { decodeMeta, encodeMeta, type Item, type MetaValue } from './codec.js';
 import { INDEX_NAME, itemKey, META_SK } from './keys.js';
 import type { MetaUpdate } from './meta-writes.js';
-import { contentionPause, failedConditions, isConflict, isStale, isTransient, pause, withinBudget, type RetryPolicy } from './retry.js';
+import { contentionPause, failedConditions, isConflict, isStale, isTransient, pause, withinBudget, withinFaultBudget, type RetryPolicy } from './retry.js';
 
 /** Capacity units DynamoDB reported for this engine's requests. */
 export interface CapacityCounters {
@@ -69,7 +69,33 @@ export class TableClient {
     }
   }
 
-  /** Send with retries on transient failures; a stale condition is thrown as StaleRead. */
+  /**
+   * One request with its own deadline: after requestTimeoutMs the caller gets a
+   * TimeoutError (a fault, retried within the budgets) even when the client was built
+   * without socket timeouts (a client passed in by the caller), so a frozen store never
+   * holds an operation longer than the budgets. An abandoned request may still be
+   * applied later: callers treat a timeout like any ambiguous failure.
+   */
+  private async timed<T>(send: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = new Error(`no answer from DynamoDB within ${this.retry.requestTimeoutMs} ms`);
+        err.name = 'TimeoutError';
+        reject(err);
+      }, this.retry.requestTimeoutMs);
+    });
+    try {
+      return await Promise.race([send(), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Send with retries on transient failures (at most maxAttempts, within the fault time
+   * budget); a stale condition is thrown as StaleRead.
+   */
   private async call<T extends { ConsumedCapacity?: ConsumedCapacity | ConsumedCapacity[] }>(
     kind: 'read' | 'write',
     what: string,
@@ -80,7 +106,7 @@ export class TableClient {
     for (let attempt = 0; ; ) {
       try {
         this.capacity.requests++;
-        const out = await send();
+        const out = await this.timed(send);
         this.account(kind, out.ConsumedCapacity);
         return out;
       } catch (err) {
@@ -97,7 +123,7 @@ export class TableClient {
           continue;
         }
         attempt++;
-        if (!isTransient(err) || attempt >= this.retry.maxAttempts) {
+        if (!isTransient(err) || attempt >= this.retry.maxAttempts || !withinFaultBudget(startedAt, this.retry)) {
           throw new PoboxError('UNAVAILABLE', `DynamoDB ${what} failed: ${(err as Error).name}: ${(err as Error).message}`, { cause: err });
         }
         this.capacity.retries++;

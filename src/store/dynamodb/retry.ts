@@ -19,9 +19,24 @@ export interface RetryPolicy {
   maxDelayMs: number;
   /** How long one operation may keep retrying after conflicts and lost races. */
   contentionBudgetMs: number;
+  /**
+   * How long one request may keep being retried after faults (throttling, 5xx, network,
+   * timeouts), whatever `maxAttempts` still allows: a stalled store answers UNAVAILABLE
+   * within about this plus one request timeout, instead of hanging.
+   */
+  faultBudgetMs: number;
+  /** Each request is abandoned (and counts as a fault) after this long without an answer. */
+  requestTimeoutMs: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 10, baseDelayMs: 20, maxDelayMs: 2000, contentionBudgetMs: 10_000 };
+export const DEFAULT_RETRY: RetryPolicy = {
+  maxAttempts: 10,
+  baseDelayMs: 20,
+  maxDelayMs: 2000,
+  contentionBudgetMs: 10_000,
+  faultBudgetMs: 5_000,
+  requestTimeoutMs: 3_000,
+};
 
 /** Contention backoff stays short (at most base * 2^4): the winner is done within milliseconds. */
 const CONTENTION_MAX_EXPONENT = 4;
@@ -39,8 +54,11 @@ const RETRYABLE_NAMES = new Set([
   'TimeoutError',
   'RequestTimeout',
   'RequestTimeoutException',
+  // Our own per-request deadline (an AbortSignal) and the HTTP handler's socket timeouts.
+  'AbortError',
+  'RequestAbortedError',
 ]);
-const RETRYABLE_NET = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+const RETRYABLE_NET = new Set(['ETIMEDOUT', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'UND_ERR_SOCKET']);
 
 interface AwsLikeError {
   name?: string;
@@ -111,6 +129,11 @@ export function pause(attempt: number, policy: RetryPolicy): Promise<void> {
 /** The pause before another try after contention. */
 export function contentionPause(attempt: number, policy: RetryPolicy): Promise<void> {
   return sleep(backoffMs(Math.min(attempt, CONTENTION_MAX_EXPONENT), policy));
+}
+
+/** Is there time left in the fault budget of a request first sent at `startedAt`? */
+export function withinFaultBudget(startedAt: number, policy: RetryPolicy): boolean {
+  return Date.now() - startedAt < policy.faultBudgetMs;
 }
 
 /** Is there time left in the contention budget of an operation started at `startedAt`? */
