@@ -71,12 +71,16 @@ export const DynamoDbConfigSchema = z
     ttlGraceSeconds: z.number().int().min(0).max(365 * DAY_SECONDS).default(DAY_SECONDS),
     /** Attempts per request (throttling, 5xx, conflicts) before a send fails with UNAVAILABLE. */
     maxAttempts: z.number().int().min(1).max(50).default(10),
-    /** A request with no answer after this long is abandoned and counts as a fault. */
-    requestTimeoutMs: z.number().int().min(50).max(120_000).default(3_000),
+    /**
+     * A request with no answer after this long is abandoned and counts as a fault.
+     * Default 5 s, or 30 s when the endpoint is a loopback address (DynamoDB Local on a
+     * busy developer machine answers far slower than the service).
+     */
+    requestTimeoutMs: z.number().int().min(50).max(120_000).optional(),
     /** Opening a connection to DynamoDB may take this long. */
-    connectTimeoutMs: z.number().int().min(50).max(60_000).default(1_000),
-    /** Faults of one request are retried for at most this long (and maxAttempts), then UNAVAILABLE. */
-    faultBudgetMs: z.number().int().min(0).max(300_000).default(5_000),
+    connectTimeoutMs: z.number().int().min(50).max(60_000).default(2_000),
+    /** Faults of one request are retried for at most this long (and maxAttempts), then UNAVAILABLE; default twice the request timeout. */
+    faultBudgetMs: z.number().int().min(0).max(300_000).optional(),
   })
   .strict();
 

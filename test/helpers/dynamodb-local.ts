@@ -60,7 +60,8 @@ export async function startDynamoDbLocal(opts: { startTimeoutMs?: number } = {})
   exited.catch(() => undefined);
   const endpoint = `http://127.0.0.1:${port}`;
   const client = localClient(endpoint);
-  const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
+  // Generous: a JVM starting on a machine shared with other test runs can take minutes.
+  const deadline = Date.now() + (opts.startTimeoutMs ?? 180_000);
   try {
     for (;;) {
       const ok = await Promise.race([

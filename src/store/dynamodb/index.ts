@@ -321,6 +321,17 @@ function newFloor(meta: MetaValue, plan: DeletePlan): Seq {
   return plan.all && plan.all.lo <= meta.floor ? Math.max(meta.floor, plan.all.hi) : meta.floor;
 }
 
+function isLoopback(endpoint: string | undefined): boolean {
+  if (endpoint === undefined) return false;
+  const host = new URL(endpoint).hostname;
+  return host === 'localhost' || host.startsWith('127.') || host === '[::1]';
+}
+
+/** The per-request deadline: a few seconds for the service, more for DynamoDB Local on a loopback address. */
+function requestTimeout(cfg: { endpoint?: string | undefined; requestTimeoutMs?: number | undefined }): number {
+  return cfg.requestTimeoutMs ?? (isLoopback(cfg.endpoint) ? 30_000 : 5_000);
+}
+
 /**
  * SDK client settings for a config: our own retry loop replaces the SDK's, and the HTTP
  * handler gives up on a connection or a silent socket, so a stalled store fails fast.
@@ -329,14 +340,12 @@ export function clientConfig(cfg: Pick<DynamoDbConfig, 'region' | 'endpoint'> & 
   const conf: DynamoDBClientConfig = {
     region: cfg.region,
     maxAttempts: 1,
-    requestHandler: { connectionTimeout: cfg.connectTimeoutMs ?? 1_000, requestTimeout: cfg.requestTimeoutMs ?? 3_000 },
+    requestHandler: { connectionTimeout: cfg.connectTimeoutMs ?? 2_000, requestTimeout: requestTimeout(cfg), throwOnRequestTimeout: true },
   };
   if (cfg.endpoint !== undefined) {
     conf.endpoint = cfg.endpoint;
     // DynamoDB Local accepts any credentials; spare local users from inventing some.
-    const host = new URL(cfg.endpoint).hostname;
-    const loopback = host === 'localhost' || host.startsWith('127.') || host === '[::1]';
-    if (loopback && !process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE) {
+    if (isLoopback(cfg.endpoint) && !process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE) {
       conf.credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
     }
   }
@@ -358,6 +367,6 @@ export async function openDynamoDbStore(
     ownsClient: extra.client === undefined,
     sweepShards: cfg.sweepShards,
     ttlGraceSeconds: cfg.ttlGraceSeconds,
-    retry: { maxAttempts: cfg.maxAttempts, requestTimeoutMs: cfg.requestTimeoutMs, faultBudgetMs: cfg.faultBudgetMs, ...extra.retry },
+    retry: { maxAttempts: cfg.maxAttempts, requestTimeoutMs: requestTimeout(cfg), faultBudgetMs: cfg.faultBudgetMs ?? 2 * requestTimeout(cfg), ...extra.retry },
   });
 }

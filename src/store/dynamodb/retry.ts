@@ -34,8 +34,8 @@ export const DEFAULT_RETRY: RetryPolicy = {
   baseDelayMs: 20,
   maxDelayMs: 2000,
   contentionBudgetMs: 10_000,
-  faultBudgetMs: 5_000,
-  requestTimeoutMs: 3_000,
+  faultBudgetMs: 10_000,
+  requestTimeoutMs: 5_000,
 };
 
 /** Contention backoff stays short (at most base * 2^4): the winner is done within milliseconds. */
