@@ -27,13 +27,11 @@
  * Writes bench/results/gateway.json and gateway.md, or gateway-dynamodb.json and
  * gateway-dynamodb.md with --store dynamodb (--quick: bench/results/quick/).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { closeSync, fdatasyncSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, openSync, readdirSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { WebSocket } from 'ws';
 import { connect, type ClientMessage, type PoboxClient } from '../src/client/index.js';
 import type { ServerFrame } from '../src/core/protocol.js';
@@ -43,34 +41,33 @@ import { PostOffice } from '../src/postoffice/post-office.js';
 import { openStore } from '../src/store/open.js';
 import { benchArgs, numberFlag } from './lib/args.js';
 import { interrupted, onCleanup, runMain } from './lib/cleanup.js';
+import { profileMarkdown, summariseProfile, type ProfileSummary } from './lib/cpu-profile.js';
 import { machineMarkdown } from './lib/machine.js';
 import { log } from './lib/progress.js';
-import { benchMachine, resultsDir, writeResult, BENCH_DIR, type BenchMachine } from './lib/results.js';
+import { benchMachine, resultsDir, writeResult, type BenchMachine } from './lib/results.js';
 import { Latency, rng, round, type LatencySummary } from './lib/stats.js';
 import { tempDir } from './lib/temp.js';
+import { startServerChild, type CapacitySnapshot, type ServerHandle } from './gateway/server-process.js';
 import { startDynamoDbLocal } from '../test/helpers/dynamodb-local.js';
 
-const TARGETS = { drain1000Ms: 10, liveP99Ms: 2, throughputPerSec: 50_000 };
+/**
+ * Issue 9's targets. The live ones are relative to this disk: a durable message cannot be
+ * delivered before one fdatasync, so they are "the disk's own fdatasync p50/p99 plus".
+ */
+const TARGETS = { drain1000Ms: 8, drain100Ms: 1.5, liveP50OverFsyncMs: 0.3, liveP99OverFsyncMs: 1, throughputPerSec: 60_000 };
 const RECIPIENTS = 100_000;
 
-interface ServerHandle {
-  wsUrl: string;
-  pid: number;
-  store: string;
-  bus: string;
-  /** CPU seconds (user + system) the server process has used so far. */
-  cpuSeconds(): number;
-  /** The store's capacity counters (DynamoDB engine only; null otherwise). */
-  capacity(): Promise<CapacitySnapshot | null>;
-}
-
-/** What the server child reports for the DynamoDB engine (bench/gateway/server-child.ts). */
-interface CapacitySnapshot {
-  /** As DynamoDB reported them (ReturnConsumedCapacity TOTAL). */
-  reported: { readUnits: number; writeUnits: number; requests: number; retries: number };
-  /** Modelled from AWS's billing rules on the same requests (bench/lib/dynamodb-billing.ts). */
-  billed: { read: number; write: number };
-  counters: { keysRead: number; keysWritten: number; keysDeleted: number };
+/** A server profile taken under the durable-throughput load (`--cpu-prof LABEL`). */
+export interface GatewayProfile {
+  label: string;
+  finishedAt: string;
+  machine: BenchMachine;
+  senders: number;
+  inFlight: number;
+  seconds: number;
+  throughput: ThroughputResult;
+  fsync: LatencySummary;
+  profile: ProfileSummary;
 }
 
 /** Capacity units per message (billed = AWS rules; reported = what DynamoDB Local said). */
@@ -139,6 +136,9 @@ interface ThroughputResult {
   /** CPU cores used on average during the measured window. */
   serverCores: number;
   loadGeneratorCores: number;
+  /** Server resident set size at the end of the measured window, and its peak (MiB). */
+  serverRssMiB?: number;
+  serverPeakRssMiB?: number;
 }
 
 const args = benchArgs({
@@ -152,6 +152,8 @@ const args = benchArgs({
   seconds: { type: 'string' },
   rate: { type: 'string' },
   window: { type: 'string' },
+  'cpu-prof': { type: 'string' },
+  only: { type: 'string' },
 });
 const quick = args.quick;
 const dynamo = (typeof args.values.store === 'string' ? args.values.store : 'lmdb') === 'dynamodb';
@@ -196,7 +198,9 @@ runMain(async () => {
       ...(str('dynamodb-region') ? { region: str('dynamodb-region') } : {}),
     };
   }
-  const server = await startServerChild(config);
+  const profileLabel = str('cpu-prof');
+  const profDir = profileLabel ? tempDir('gateway-cpu-prof') : undefined;
+  const server = await startServerChild(config, profDir?.path);
   const token = (user: string, device: string): Promise<string> => mintToken({ secret, user, device, ttlSeconds: 3600 });
   const clients: PoboxClient[] = [];
   onCleanup('bench clients', () => clients.forEach((c) => c.close()));
@@ -217,6 +221,30 @@ runMain(async () => {
   const startedAt = new Date().toISOString();
   log(`server pid ${server.pid} on ${server.wsUrl} (store ${server.store}, bus ${server.bus})`);
 
+  if (profileLabel && profDir) {
+    // Profile mode: only the durable-throughput load, then the server's profile summarised.
+    const senders = numberFlag(args, 'senders', 64);
+    const inFlight = numberFlag(args, 'in-flight', 64);
+    const seconds = numberFlag(args, 'seconds', 15);
+    const senderClients = await Promise.all(Array.from({ length: senders }, (_, i) => client(`sender${i}`, 'd')));
+    const t = await durableThroughput(server, senderClients, inFlight, seconds, 3);
+    log(`profiled throughput: ${t.perSecond} accepted/s; server ${t.serverCores} cores, load generator ${t.loadGeneratorCores} cores`);
+    clients.forEach((c) => c.close());
+    await server.stop();
+    const file = readdirSync(profDir.path).find((f) => f.endsWith('.cpuprofile'));
+    if (!file) throw new Error('the server wrote no .cpuprofile');
+    const summary = summariseProfile(path.join(profDir.path, file), 20);
+    const dir = resultsDir(quick);
+    const out = path.join(dir, `gateway-profile-${profileLabel}.json`);
+    const fsync = fsyncProbe(data.path);
+    const record: GatewayProfile = { label: profileLabel, finishedAt: new Date().toISOString(), machine: benchMachine(['ws', 'lmdb']), senders, inFlight, seconds, throughput: t, fsync, profile: summary };
+    if (!interrupted()) writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`);
+    log(profileMarkdown(summary).join('\n'));
+    log(`wrote ${out}`);
+    await profDir.remove();
+    return;
+  }
+
   // ---- 1. drain --------------------------------------------------------------------
   const seeder = await client('seeder', 'd');
   const drains: DrainResult[] = [];
@@ -231,6 +259,9 @@ runMain(async () => {
     for (let r = 0; r < runs; r++) {
       const rawUser = `drain${pending}-raw${r}`;
       const sdkUser = `drain${pending}-sdk${r}`;
+      // The drained device is known (it was connected before): a reconnect with a backlog.
+      await registerByHello(server.wsUrl, await token(rawUser, 'phone'));
+      await registerByHello(server.wsUrl, await token(sdkUser, 'phone'));
       const c0 = await server.capacity();
       await seed(seeder, rawUser, pending);
       await seed(seeder, sdkUser, pending);
@@ -347,44 +378,6 @@ runMain(async () => {
   log(`wrote ${file} and ${name}.md`);
 });
 
-// ---- the server process ------------------------------------------------------------
-
-async function startServerChild(config: ServerConfigInput): Promise<ServerHandle> {
-  const script = path.join(BENCH_DIR, 'gateway', 'server-child.ts');
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  onCleanup('gateway server process', async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await once(child, 'exit');
-    clearTimeout(timer);
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const ready = await new Promise<{ wsUrl: string; store: string; bus: string }>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`gateway server exited with ${code} before it was ready`)));
-    lines.on('line', (line) => {
-      if (line.startsWith('READY ')) resolve(JSON.parse(line.slice(6)) as { wsUrl: string; store: string; bus: string });
-    });
-  });
-  // `capacity` requests on the child's stdin are answered in order, one CAPACITY line each.
-  const waiting: Array<(c: CapacitySnapshot | null) => void> = [];
-  lines.on('line', (line) => {
-    if (line.startsWith('CAPACITY ')) waiting.shift()?.(JSON.parse(line.slice(9)) as CapacitySnapshot | null);
-  });
-  const capacity = (): Promise<CapacitySnapshot | null> =>
-    new Promise((resolve, reject) => {
-      if (child.exitCode !== null || child.signalCode !== null) return reject(new Error('gateway server process has exited'));
-      waiting.push(resolve);
-      child.stdin!.write('capacity\n');
-    });
-  const pid = child.pid!;
-  const ticks = (): number => {
-    // /proc/<pid>/stat fields 14 and 15: utime and stime in clock ticks (100 per second on Linux).
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  };
-  return { ...ready, pid, cpuSeconds: () => ticks() / 100, capacity };
-}
 
 // ---- capacity units (DynamoDB) -----------------------------------------------------
 
@@ -463,6 +456,22 @@ async function seed(sender: PoboxClient, to: string, n: number): Promise<void> {
   }
 }
 
+/** Connect once (hello -> welcome registers a new device), then close. */
+async function registerByHello(wsUrl: string, token: string): Promise<void> {
+  const ws = new WebSocket(`${wsUrl}?token=${encodeURIComponent(token)}`);
+  await once(ws, 'open');
+  const welcomed = new Promise<void>((resolve, reject) => {
+    ws.on('error', reject);
+    ws.on('message', (data) => {
+      if ((JSON.parse(String(data)) as ServerFrame).type === 'welcome') resolve();
+    });
+  });
+  ws.send(JSON.stringify({ type: 'hello', protocol: 1 }));
+  await welcomed;
+  ws.close();
+  await once(ws, 'close');
+}
+
 /** A bare protocol client: hello, count messages, ack cumulatively like the SDK does. */
 async function rawDrain(wsUrl: string, token: string, expected: number): Promise<number> {
   const ws = new WebSocket(`${wsUrl}?token=${encodeURIComponent(token)}`);
@@ -494,7 +503,8 @@ async function rawDrain(wsUrl: string, token: string, expected: number): Promise
         resolve(ms);
         return;
       }
-      if (highest - acked >= window / 2) ack();
+      // The SDK's cadence: at once when a quarter of the window waits, else at the end of the burst.
+      if (highest - acked >= Math.max(1, Math.floor(window / 4))) ack();
       else if (!ackScheduled) {
         ackScheduled = true;
         setImmediate(ack);
@@ -620,6 +630,7 @@ async function durableThroughput(server: ServerHandle, senders: PoboxClient[], i
   const wall = (performance.now() - t0) / 1000;
   const cpuServer = server.cpuSeconds() - cpuServer0;
   const self = process.cpuUsage(cpuSelf0);
+  const mem = server.memory();
   await Promise.all(loops);
   return {
     senders: senders.length,
@@ -633,6 +644,8 @@ async function durableThroughput(server: ServerHandle, senders: PoboxClient[], i
     sendToAccepted: latency.summary(),
     serverCores: round(cpuServer / wall),
     loadGeneratorCores: round((self.user + self.system) / 1e6 / wall),
+    serverRssMiB: mem.rssMiB,
+    serverPeakRssMiB: mem.peakRssMiB,
   };
 }
 
@@ -694,30 +707,55 @@ function fsyncProbe(dir: string): LatencySummary {
 
 // ---- report ------------------------------------------------------------------------
 
+/** Each target with what was reached and whether it is met (the LMDB run). */
+interface TargetRow {
+  measure: string;
+  target: string;
+  reached: string;
+  met: boolean;
+}
+
+function targetRows(drains: DrainResult[], live: LiveResult, t: ThroughputResult, fsync: LatencySummary | undefined): TargetRow[] {
+  const d100 = drains.find((d) => d.pending === 100)!;
+  const d1000 = drains.find((d) => d.pending === 1000)!;
+  const rows: TargetRow[] = [
+    { measure: `drain 100 pending, hello -> last message (median of ${d100.runs})`, target: `<= ${TARGETS.drain100Ms} ms`, reached: `${d100.protocolMs.median} ms`, met: d100.protocolMs.median <= TARGETS.drain100Ms },
+    { measure: `drain 1,000 pending, hello -> last message (median of ${d1000.runs})`, target: `<= ${TARGETS.drain1000Ms} ms`, reached: `${d1000.protocolMs.median} ms`, met: d1000.protocolMs.median <= TARGETS.drain1000Ms },
+  ];
+  if (fsync) {
+    const p50 = round(fsync.p50 + TARGETS.liveP50OverFsyncMs);
+    const p99 = round(fsync.p99 + TARGETS.liveP99OverFsyncMs);
+    rows.push(
+      { measure: `live send -> receive p50 at ${live.ratePerSec} msg/s`, target: `<= fdatasync p50 + ${TARGETS.liveP50OverFsyncMs} ms = ${p50} ms`, reached: `${live.sendToReceive.p50} ms`, met: live.sendToReceive.p50 <= p50 },
+      { measure: `live send -> receive p99 at ${live.ratePerSec} msg/s`, target: `<= fdatasync p99 + ${TARGETS.liveP99OverFsyncMs} ms = ${p99} ms`, reached: `${live.sendToReceive.p99} ms`, met: live.sendToReceive.p99 <= p99 },
+    );
+  }
+  rows.push({
+    measure: `durable sends/s, ${t.senders} senders x ${t.inFlightPerSender} in flight, ${t.recipients.toLocaleString('en-US')} recipients`,
+    target: `>= ${TARGETS.throughputPerSec.toLocaleString('en-US')}`,
+    reached: t.perSecond.toLocaleString('en-US'),
+    met: t.perSecond >= TARGETS.throughputPerSec,
+  });
+  return rows;
+}
+
 function explain(drains: DrainResult[], live: LiveResult, t: ThroughputResult, baseline: BaselineResult[], fsync: LatencySummary, window: number): string[] {
+  const d100 = drains.find((d) => d.pending === 100)!;
   const d1000 = drains.find((d) => d.pending === 1000)!;
   const cores = os.cpus().length;
   const spread = baseline.find((b) => b.recipients === RECIPIENTS)!;
   const few = baseline.find((b) => b.recipients !== RECIPIENTS);
   const met = (ok: boolean): string => (ok ? 'met' : 'not met');
+  const rows = targetRows(drains, live, t, fsync);
   const notes = [
-    `Server and load generator are separate processes sharing this machine's ${cores} cores (other work on the machine shows in the load average above); every number includes the client's own JSON and WebSocket work.`,
-    `Drain of 1,000 pending: ${d1000.protocolMs.median} ms from hello to the last message (target <= ${TARGETS.drain1000Ms} ms): ${met(d1000.protocolMs.median <= TARGETS.drain1000Ms)}. The server keeps at most ${window} unacked messages in flight (session.windowMessages), so 1,000 messages need at least ${Math.ceil(1000 / window)} ack round trips, and each page is a store read: ${round(d1000.protocolMs.median)} us per message through the store read, JSON, WebSocket framing and the client's acks.`,
-    `Live send->receive p99 ${live.sendToReceive.p99} ms at ${live.ratePerSec} msg/s (target <= ${TARGETS.liveP99Ms} ms): ${met(live.sendToReceive.p99 <= TARGETS.liveP99Ms)}. A message is delivered only after its durable commit, and send->accepted alone has p50 ${live.sendToAccepted.p50} ms and p99 ${live.sendToAccepted.p99} ms; a bare fdatasync of 4 KiB on this disk takes p50 ${fsync.p50} ms, p99 ${fsync.p99} ms. Delivery after the commit adds little (send->receive p50 ${live.sendToReceive.p50} ms against send->accepted p50 ${live.sendToAccepted.p50} ms; the wake-up carries the message), so the p99 target needs a disk whose fsync tail is far below 2 ms.`,
-    `Durable throughput ${t.perSecond} msg/s (target >= ${TARGETS.throughputPerSec}): ${met(t.perSecond >= TARGETS.throughputPerSec)}. Server process ${t.serverCores} cores, load generator ${t.loadGeneratorCores} cores of ${cores}.`,
+    `The machine was shared with other work while this ran (load average above; up to 7 other build/test sessions on the same ${cores} cores), so every figure here is noisy and is a floor on what the code does on a quiet machine. Server and load generator are separate processes; every number includes the client's own JSON and WebSocket work.`,
+    `Drain: ${d100.protocolMs.median} ms for 100 pending and ${d1000.protocolMs.median} ms for 1,000 (hello -> last message, median; targets ${TARGETS.drain100Ms} and ${TARGETS.drain1000Ms} ms: ${met(rows[0]!.met)}, ${met(rows[1]!.met)}). The device is known (it was connected once before its backlog was sent), so the hello costs reads only. The window is ${window} messages, and the client acks each quarter of it and at the end of each burst, so a backlog of 1,000 goes out without waiting for an ack: pages of up to 256 messages read from the store and written with one writev each. What is left is per-message work on both sides (store read, JSON, WebSocket framing, the client's JSON.parse): ${round((d1000.protocolMs.median * 1000) / 1000)} us per message at 1,000.`,
+    `Live send -> receive p50 ${live.sendToReceive.p50} ms, p99 ${live.sendToReceive.p99} ms at ${live.ratePerSec} msg/s, against a bare 4 KiB append + fdatasync on this disk of p50 ${fsync.p50} ms, p99 ${fsync.p99} ms (targets: +${TARGETS.liveP50OverFsyncMs} ms at p50 ${met(rows[2]!.met)}, +${TARGETS.liveP99OverFsyncMs} ms at p99 ${met(rows[3]!.met)}). A message is delivered once its append has resolved (durable first), from the wake-up, which carries the message: no store read on the live path. send -> accepted alone: p50 ${live.sendToAccepted.p50} ms, p99 ${live.sendToAccepted.p99} ms; the difference is the delivery itself.`,
+    `Durable throughput ${t.perSecond} msg/s (target >= ${TARGETS.throughputPerSec}): ${met(t.perSecond >= TARGETS.throughputPerSec)}. Server process ${t.serverCores} cores, load generator ${t.loadGeneratorCores} cores of ${cores}; server RSS ${t.serverRssMiB ?? '?'} MiB at the end of the window (peak ${t.serverPeakRssMiB ?? '?'} MiB).`,
+    `The post office alone (no gateway, no WebSocket, ${spread.inFlight} sends in flight in one process) commits ${spread.perSecond} sends/s over ${RECIPIENTS.toLocaleString('en-US')} recipients at ${spread.cores} cores` +
+      (few ? `, and ${few.perSecond} sends/s over ${few.recipients} recipients.` : '.') +
+      (t.serverCores >= 0.85 ? ' The server\'s one JavaScript thread was close to a full core: see the profile below for where it went.' : ' The server was not using a full core: sends waited on commits.'),
   ];
-  if (t.serverCores + t.loadGeneratorCores > cores * 0.85) {
-    notes.push(`CPU bound: the two processes together used ${round(t.serverCores + t.loadGeneratorCores)} of ${cores} cores.`);
-  } else {
-    notes.push(
-      `Not CPU bound: the server used ${t.serverCores} of ${cores} cores while sends waited on commits. The post office alone (no gateway, no WebSocket, same ${spread.inFlight} sends in flight, in one process) commits ${spread.perSecond} sends/s over ${RECIPIENTS.toLocaleString('en-US')} recipients at ${spread.cores} cores` +
-        (few ? `, and ${few.perSecond} sends/s when the same load goes to ${few.recipients} recipients.` : '.') +
-        ' Each message to a different user dirties that user\'s leaf page of the mailboxes B-tree (its meta, message and dedupe entry share a key prefix; see src/store/lmdb/keys.ts), so a group commit over thousands of users copies and fsyncs thousands of pages: the commit path (commit size x commit latency), not CPU, sets the ceiling.' +
-        (t.perSecond < spread.perSecond * 0.7
-          ? ' Through the gateway the sends arrive over many socket reads rather than in one burst, which likely splits them into more, smaller commits than in the in-process baseline.'
-          : ''),
-    );
-  }
   return notes;
 }
 
@@ -803,11 +841,21 @@ function markdown(env: {
     '',
     machineMarkdown(m),
     '',
-    '| measure | target | reached |',
-    '| --- | --- | --- |',
-    `| drain 1,000 pending, hello -> last message (median of ${drain[1]!.runs}) | <= ${TARGETS.drain1000Ms} ms | ${drain[1]!.protocolMs.median} ms |`,
-    `| live send -> receive p99 at ${live.ratePerSec} msg/s | <= ${TARGETS.liveP99Ms} ms | ${live.sendToReceive.p99} ms |`,
-    `| durable sends/s, ${t.senders} senders x ${t.inFlightPerSender} in flight, ${t.recipients.toLocaleString('en-US')} recipients | >= ${TARGETS.throughputPerSec.toLocaleString('en-US')} | ${t.perSecond.toLocaleString('en-US')} |`,
+    ...(ddb
+      ? [
+          '| measure | reached |',
+          '| --- | --- |',
+          `| drain 1,000 pending, hello -> last message (median of ${drain[1]!.runs}) | ${drain[1]!.protocolMs.median} ms |`,
+          `| live send -> receive p50 / p99 at ${live.ratePerSec} msg/s | ${live.sendToReceive.p50} / ${live.sendToReceive.p99} ms |`,
+          `| durable sends/s, ${t.senders} senders x ${t.inFlightPerSender} in flight, ${t.recipients.toLocaleString('en-US')} recipients | ${t.perSecond.toLocaleString('en-US')} |`,
+        ]
+      : [
+          '| measure | target | reached | |',
+          '| --- | --- | --- | --- |',
+          ...targetRows(drain, live, t, env.data.fsync).map((r) => `| ${r.measure} | ${r.target} | ${r.reached} | ${r.met ? 'met' : '**not met**'} |`),
+          ...(env.data.fsync ? [`| (disk: fdatasync after a 4 KiB write, same run) | | p50 ${env.data.fsync.p50} ms, p99 ${env.data.fsync.p99} ms | |`] : []),
+          `| server RSS under the throughput load (end of window / peak) | reported | ${t.serverRssMiB ?? '?'} / ${t.serverPeakRssMiB ?? '?'} MiB | |`,
+        ]),
     '',
     ...capacityMarkdown(env.data.capacityPerMessage ?? []),
     '## Drain',
@@ -840,6 +888,36 @@ function markdown(env: {
     '',
     ...env.notes.map((n) => `- ${n}`),
     '',
+    ...(ddb ? [] : profilesMarkdown(resultsDir(env.quick))),
   ];
   return lines.join('\n');
+}
+
+/**
+ * The server's CPU profiles under the throughput load, as saved by `--cpu-prof LABEL`
+ * runs (bench/results/gateway-profile-LABEL.json), oldest first: the before/after record.
+ */
+function profilesMarkdown(dir: string): string[] {
+  const profiles = readdirSync(dir)
+    .filter((f) => /^gateway-profile-.+\.json$/.test(f))
+    .map((f) => JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as GatewayProfile)
+    .sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
+  if (profiles.length === 0) return [];
+  const out = [
+    '## Where the server\'s time goes (CPU profiles)',
+    '',
+    '`node --cpu-prof` on the server process under the durable-throughput load alone (`npm run bench:gateway -- --cpu-prof LABEL`: 64 connections x 64 sends in flight to 100,000 recipients, 3 s warm-up + 15 s), self time of the main thread by function and by area. "writev" is the socket write syscall; "(garbage collector)" is GC; lmdb and msgpackr are the engine\'s transaction body and encoding, which lmdb-js runs on the main thread.',
+    '',
+  ];
+  for (const p of profiles) {
+    out.push(
+      `### ${p.label} (${p.finishedAt})`,
+      '',
+      `${p.throughput.perSecond.toLocaleString('en-US')} accepted sends/s during the profile; server ${p.throughput.serverCores} cores, load generator ${p.throughput.loadGeneratorCores} cores; fdatasync p50 ${p.fsync.p50} ms, p99 ${p.fsync.p99} ms; load average at start ${p.machine.loadavg.join(' / ')}.`,
+      '',
+      ...profileMarkdown(p.profile),
+      '',
+    );
+  }
+  return out;
 }

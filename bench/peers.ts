@@ -19,6 +19,7 @@ import { natsFsyncProbe } from './peers/nats-fsync-probe.js';
 import { openNatsPeer } from './peers/nats.js';
 import type { Peer } from './peers/peer.js';
 import { openPoboxPeer } from './peers/pobox.js';
+import { openPoboxGatewayPeer } from './peers/pobox-gateway.js';
 import { openPostgresPeer } from './peers/postgres.js';
 import { openRedisPeer } from './peers/redis.js';
 
@@ -74,6 +75,7 @@ runMain(async () => {
 
   const openers: Array<[string, () => Promise<Peer>]> = [
     ['pobox', openPoboxPeer],
+    ['pobox-gateway', openPoboxGatewayPeer],
     ['redis', openRedisPeer],
     ['postgres', () => openPostgresPeer(concurrency)],
     ['nats', () => openNatsPeer(natsDurability)],

@@ -102,6 +102,8 @@ export class PoboxClient {
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
+  /** An ack is due at the end of the current burst of frames (ackDelayMs 0). */
+  private ackAtBurstEnd = false;
   private readonly counters: ClientStats = { received: 0, delivered: 0, duplicatesDropped: 0, acksSent: 0, serverCursor: 0, reconnects: 0 };
 
   constructor(urls: string | readonly string[], token: TokenSource, options: ClientOptions = {}) {
@@ -468,21 +470,36 @@ export class PoboxClient {
     }
   }
 
+  /**
+   * Ack cadence, chosen with the server's window (docs/protocol.md "Flow control"): one
+   * cumulative ack when a quarter of the window is waiting, so the server always has
+   * three quarters left to send while the ack travels (a drain is bound by bytes, not by
+   * ack round trips), and one at the end of each burst of frames, so a short burst or a
+   * single live message is acked at once without one ack per message.
+   */
   private scheduleAck(): void {
     if (this.currentState === 'closed' || this.delivery.ackDue() === undefined) return;
-    // Keep the server's flow-control window moving: ack at once when half of it is waiting.
-    if (this.delivery.unackedCount >= this.windowMessages / 2) {
+    if (this.delivery.unackedCount >= Math.max(1, Math.floor(this.windowMessages / 4))) {
       this.flushAck();
       return;
     }
-    if (this.ackTimer !== undefined) return;
-    this.ackTimer = setTimeout(() => {
-      this.ackTimer = undefined;
-      this.flushAck();
-    }, this.opts.ackDelayMs);
+    if (this.opts.ackDelayMs > 0) {
+      if (this.ackTimer !== undefined) return;
+      this.ackTimer = setTimeout(() => {
+        this.ackTimer = undefined;
+        this.flushAck();
+      }, this.opts.ackDelayMs);
+      return;
+    }
+    if (this.ackAtBurstEnd) return;
+    this.ackAtBurstEnd = true;
+    afterBurst(() => {
+      if (this.ackAtBurstEnd) this.flushAck();
+    });
   }
 
   private flushAck(): void {
+    this.ackAtBurstEnd = false;
     if (this.ackTimer !== undefined) {
       clearTimeout(this.ackTimer);
       this.ackTimer = undefined;
@@ -538,6 +555,7 @@ export class PoboxClient {
     for (const timer of [this.reconnectTimer, this.ackTimer]) if (timer !== undefined) clearTimeout(timer);
     this.reconnectTimer = undefined;
     this.ackTimer = undefined;
+    this.ackAtBurstEnd = false;
     this.clearConnectTimer();
     this.clearPing();
   }
@@ -552,6 +570,21 @@ export class PoboxClient {
     this.pingTimer = undefined;
   }
 }
+
+/**
+ * Run `fn` once the frames that arrived together have all been handled: in Node after
+ * the current I/O callbacks (setImmediate: every frame of one socket read is handled
+ * before it), in browsers on the next task (each WebSocket message is its own task, and
+ * timers run after the queued ones).
+ */
+const afterBurst: (fn: () => void) => void =
+  typeof (globalThis as { setImmediate?: unknown }).setImmediate === 'function'
+    ? (fn) => {
+        (globalThis as unknown as { setImmediate: (f: () => void) => void }).setImmediate(fn);
+      }
+    : (fn) => {
+        setTimeout(fn, 0);
+      };
 
 /** ws:// or wss:// URL with the token as the `token` query parameter (http(s) URLs are accepted too). */
 export function toSocketUrl(url: string, token: string): string {

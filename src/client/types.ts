@@ -33,7 +33,7 @@ export interface ClientOptions {
    * promise resolved). 'manual': nothing is acked until you call `client.ack(seq)`.
    */
   ack?: AckMode;
-  /** Delay before a coalesced ack is sent, in ms (default 0: the next macrotask). */
+  /** Delay before a coalesced ack is sent, in ms (default 0: at the end of the current burst of frames; an ack also goes at once when a quarter of the server's window is waiting). */
   ackDelayMs?: number;
   /** Ceiling of the first reconnect delay, ms (default 300). */
   backoffBaseMs?: number;

@@ -44,8 +44,12 @@ export type AuthConfig = z.output<typeof AuthConfigSchema>;
 
 export const SessionConfigSchema = z
   .object({
-    /** Most unacked messages in flight per connection. */
-    windowMessages: z.number().int().min(1).max(100_000).default(256),
+    /**
+     * Most unacked messages in flight per connection. Chosen with the SDK's ack cadence
+     * (an ack per quarter window and at the end of each burst): a backlog of up to this
+     * many goes out without waiting for any ack, and a longer one never stalls on acks.
+     */
+    windowMessages: z.number().int().min(1).max(100_000).default(1024),
     /** Most unacked body bytes in flight per connection (one message is always allowed). */
     windowBytes: z.number().int().min(1).default(1 * MiB),
     /** Messages read from the store per page. */

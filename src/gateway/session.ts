@@ -26,10 +26,16 @@
  *   (coalesced: one commit in flight, then the highest ack that arrived meanwhile) and
  *   answered with `acked {cursor}` once durable.
  *
+ * Outgoing frames are written in batches (see writeText): the socket is corked by the
+ * first frame of a turn and flushed once, at the end of each drained page or when the
+ * turn ends, so a page or a group commit's `accepted` answers cost one writev, not one
+ * per frame. Batching changes when bytes leave, never their order or the state above.
+ *
  * Why nothing is skipped or sent twice: all reads and sends of one session run in one
  * loop (`pump`), one at a time; a message is sent only when its seq is above readPos,
  * and readPos only grows. The store is the source of truth; wake-ups only say "read".
  */
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Bus, Wake } from '../bus/contract.js';
 import { PoboxError, toPoboxError, type ErrorCode } from '../core/errors.js';
@@ -37,9 +43,10 @@ import { CloseCode, PROTOCOL_VERSION, type ClientFrame, type HelloFrame, type Se
 import type { EphemeralMessage, StoredMessage } from '../core/types.js';
 import type { TypedEmitter } from '../core/emitter.js';
 import type { PostOffice } from '../postoffice/post-office.js';
+import type { SendInput } from '../postoffice/schemas.js';
 import type { GatewayLimits, SessionConfig } from './config.js';
 import type { GatewayEvents } from './events.js';
-import { encodeFrame, FrameError, parseClientFrame } from './frames.js';
+import { encodeAcceptedFrame, encodeFrame, encodeMessageFrame, FrameError, parseClientFrame } from './frames.js';
 import type { Logger } from './logger.js';
 import { TokenBucket } from './rate-limit.js';
 
@@ -94,6 +101,9 @@ export class DeviceSession {
   private pollTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => Promise<void>) | undefined;
   private readonly log: Logger;
+  /** The TCP socket `ws` writes to; corked while a batch of frames is being written. */
+  private readonly socket: Duplex | undefined;
+  private corked = false;
 
   constructor(
     readonly ws: WebSocket,
@@ -103,6 +113,7 @@ export class DeviceSession {
     private readonly deps: SessionDeps,
   ) {
     this.log = deps.log.child({ user, device });
+    this.socket = socketOf(ws);
     this.sendBucket = new TokenBucket(deps.limits.sendRate.perSecond, deps.limits.sendRate.burst);
     this.helloTimer = setTimeout(() => this.close(CloseCode.TIMEOUT, 'no hello received in time'), deps.session.helloTimeoutMs);
     ws.on('message', (data, isBinary) => {
@@ -268,28 +279,30 @@ export class DeviceSession {
     }
     if (frame.ephemeral) return this.onEphemeralSend(frame);
     // The sender is the token's user; the frame schema already dropped any `from`.
-    const p = this.deps.postOffice
-      .send({
-        from: this.user,
-        to: frame.to,
-        id: frame.id,
-        body: frame.body,
-        ...(frame.toDevice !== undefined ? { toDevice: frame.toDevice } : {}),
-        ...(frame.ttlSeconds !== undefined ? { ttlSeconds: frame.ttlSeconds } : {}),
-        ...(frame.receipt ? { receipt: true } : {}),
-      })
-      .then(
-        (r) => {
+    const input: SendInput = { from: this.user, to: frame.to, id: frame.id, body: frame.body };
+    if (frame.toDevice !== undefined) input.toDevice = frame.toDevice;
+    if (frame.ttlSeconds !== undefined) input.ttlSeconds = frame.ttlSeconds;
+    if (frame.receipt) input.receipt = true;
+    // One promise per send on the hot path: each answer catches its own failure.
+    const p = this.deps.postOffice.send(input).then(
+      (r) => {
+        try {
           this.deps.events.emit('accepted', { from: this.user, to: frame.to, seq: r.seq, duplicate: r.duplicate, via: 'ws' });
-          this.write({ type: 'accepted', id: frame.id, seq: r.seq, duplicate: r.duplicate, durable: true });
-        },
-        (err) => {
+          this.writeText(encodeAcceptedFrame(frame.id, r.seq, r.duplicate));
+        } catch (err) {
+          this.log.error({ err: String(err) }, 'failed to answer a send');
+        }
+      },
+      (err) => {
+        try {
           const e = toPoboxError(err);
           if (e.code === 'BAD_REQUEST' || e.code === 'PAYLOAD_TOO_LARGE') this.rejectFrame(new FrameError(e, frame.id));
           else this.writeError(e, frame.id);
-        },
-      )
-      .catch((err: unknown) => this.log.error({ err: String(err) }, 'failed to answer a send'));
+        } catch (err2) {
+          this.log.error({ err: String(err2) }, 'failed to answer a send');
+        }
+      },
+    );
     this.deps.trackSend(p);
   }
 
@@ -455,19 +468,27 @@ export class DeviceSession {
         this.close(CloseCode.INTERNAL, 'mailbox epoch changed; reconnect');
         return;
       }
-      let stopped = false;
+      let stopped: 'window' | 'socket' | null = null;
       for (const m of page.messages) {
         if (m.seq <= this.readPos) continue; // an ack moved readPos past it while we read
-        if (!this.fits(m.bytes) || this.socketFull()) {
-          stopped = true;
+        if (!this.fits(m.bytes)) {
+          stopped = 'window';
+          break;
+        }
+        if (this.socketFull()) {
+          stopped = 'socket';
           break;
         }
         this.deliver(m, false);
       }
-      if (stopped) {
-        this.blockedBy = this.socketFull() ? 'socket' : 'window';
+      // One writev per page; the client starts on it while the next page is read.
+      this.flush();
+      if (stopped === 'window') {
+        this.blockedBy = 'window';
         return;
       }
+      // Full while corked, but the flush may have handed it all to the kernel: then read on.
+      if (stopped === 'socket') continue;
       if (page.nextAfter > this.readPos) this.readPos = page.nextAfter;
       if (page.more) continue;
       if (!this.caughtUpSent) {
@@ -500,10 +521,7 @@ export class DeviceSession {
     this.inflightBytes += m.bytes;
     this.sent++;
     if (!this.caughtUpSent) this.drained++;
-    const frame: ServerFrame = { type: 'message', seq: m.seq, id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, expiresAt: m.expiresAt };
-    if (m.toDevice !== undefined) frame.toDevice = m.toDevice;
-    if (m.receipt) frame.receipt = true;
-    this.ws.send(encodeFrame(frame), this.afterWrite);
+    this.writeText(encodeMessageFrame(m));
     this.deps.events.emit('delivered', { user: this.user, device: this.device, seq: m.seq, sentAt: m.sentAt, live: this.caughtUpSent, fast });
   }
 
@@ -528,9 +546,32 @@ export class DeviceSession {
   // ---- lifecycle ----------------------------------------------------------------
 
   private write(frame: ServerFrame): void {
-    if (this.ws.readyState !== this.ws.OPEN) return;
-    this.ws.send(encodeFrame(frame), this.afterWrite);
+    this.writeText(encodeFrame(frame));
   }
+
+  /**
+   * Every outgoing frame goes through here. The first frame of a turn corks the socket
+   * and schedules a flush for the end of the turn (process.nextTick runs after the
+   * microtasks, so every `accepted` of one group commit, or every live message it woke,
+   * shares the flush); the pump flushes after each page. Uncorking writes all the
+   * frames with one writev: before, every frame was its own syscall.
+   */
+  private writeText(text: string): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (!this.corked && this.socket) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.flush);
+    }
+    this.ws.send(text, this.afterWrite);
+  }
+
+  /** Write out what is corked (a no-op when nothing is). */
+  private readonly flush = (): void => {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket!.uncork();
+  };
 
   isClosed(): boolean {
     return this.state === 'closed';
@@ -583,6 +624,16 @@ export class DeviceSession {
     this.deps.events.emit('disconnect', { user: this.user, device: this.device, code, reason, durationMs, sent: this.sent });
     this.deps.onEnd(this);
   }
+}
+
+/**
+ * The socket under a server-side `ws` connection (the one handed to handleUpgrade). ws
+ * has no cork of its own; corking its socket makes ws's writes of several frames one
+ * syscall. Undefined if a future ws hides it: frames are then written one by one.
+ */
+function socketOf(ws: WebSocket): Duplex | undefined {
+  const socket = (ws as unknown as { _socket?: Duplex })._socket;
+  return socket && typeof socket.cork === 'function' && typeof socket.uncork === 'function' ? socket : undefined;
 }
 
 function badRequest(message: string, field?: string, id?: string): FrameError {

@@ -31,7 +31,7 @@ describe('server config', () => {
     assert.equal(c.dataDir, './.pobox-data');
     assert.equal(c.store, 'lmdb');
     assert.equal(c.bus, 'memory');
-    assert.equal(c.session.windowMessages, 256);
+    assert.equal(c.session.windowMessages, 1024);
     assert.equal(c.session.windowBytes, 1024 * 1024);
     assert.deepEqual(storeConfigOf(c), { engine: 'lmdb', path: join(process.cwd(), '.pobox-data', 'lmdb') });
   });

@@ -42,7 +42,8 @@ async function waitUntil(cond: () => boolean, what: string, ms = 30_000): Promis
 describe('delivery', () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer({ limits: { sendRate: { perSecond: 100_000, burst: 100_000 } } });
+    // A window of 256, smaller than the 1,000-message backlogs below, so drains are caught mid-window.
+    server = await startTestServer({ session: { windowMessages: 256 }, limits: { sendRate: { perSecond: 100_000, burst: 100_000 } } });
   });
   after(async () => {
     await server.stop();
