@@ -20,6 +20,7 @@ import { openNatsPeer } from './peers/nats.js';
 import type { Peer } from './peers/peer.js';
 import { openPoboxPeer } from './peers/pobox.js';
 import { openPoboxGatewayPeer } from './peers/pobox-gateway.js';
+import { VS_REDIS_TARGETS } from './peers/targets.js';
 import { openPostgresPeer } from './peers/postgres.js';
 import { openRedisPeer } from './peers/redis.js';
 
@@ -51,6 +52,28 @@ export interface PeersData {
   plot?: string;
   /** This disk's small-write durability cost, which bounds every durable send. */
   diskFdatasyncMs?: { p50: number; p99: number };
+  /** Each pobox row's throughput as a multiple of Redis AOF-always, beside issue 9's targets. */
+  vsRedis?: VsRedis[];
+}
+
+export interface VsRedis {
+  pobox: string;
+  send: number;
+  fetch: number;
+  delete: number;
+}
+
+function vsRedis(results: PeerResult[]): VsRedis[] {
+  const redis = results.find((r) => r.name.startsWith('Redis'))?.ops;
+  if (!redis) return [];
+  return results
+    .filter((r) => r.name.startsWith('pobox') && r.ops)
+    .map((r) => ({
+      pobox: r.name,
+      send: round(r.ops!.send.throughput / redis.send.throughput),
+      fetch: round(r.ops!.fetch.throughput / redis.fetch.throughput),
+      delete: round(r.ops!.delete.throughput / redis.delete.throughput),
+    }));
 }
 
 const BODY_LEN = 100;
@@ -118,6 +141,12 @@ runMain(async () => {
     }
   }
 
+  const ratios = vsRedis(results);
+  for (const v of ratios) {
+    const say = (op: keyof typeof VS_REDIS_TARGETS): string => `${op} ${v[op]}x (target >= ${VS_REDIS_TARGETS[op]}x: ${v[op] >= VS_REDIS_TARGETS[op] ? 'met' : 'not met'})`;
+    log(`${v.pobox} vs Redis AOF-always: ${say('send')}, ${say('fetch')}, ${say('delete')}`);
+  }
+
   const plot = 'peers-throughput.svg';
   const bars: BarPoint[] = results.flatMap((r) =>
     r.ops ? (['send', 'fetch', 'delete'] as const).map((op) => ({ group: r.name, facet: `${op} (ops/s)`, value: r.ops![op].throughput })) : [],
@@ -134,7 +163,7 @@ runMain(async () => {
     machine: benchMachine(['lmdb', 'ioredis', 'pg', 'nats'], peerVersions),
     params: { users, perUser, page, fetches, concurrency, bodyBytes: BODY_LEN, only: only ?? 'all' },
     notes,
-    data: { users, perUser, page, fetches, concurrency, bodyBytes: BODY_LEN, peers: results, natsFsync: probe.summary, plot, diskFdatasyncMs: { p50: disk.p50, p99: disk.p99 } },
+    data: { users, perUser, page, fetches, concurrency, bodyBytes: BODY_LEN, peers: results, natsFsync: probe.summary, plot, diskFdatasyncMs: { p50: disk.p50, p99: disk.p99 }, vsRedis: ratios },
   });
   log(`wrote ${file}`);
 });

@@ -13,6 +13,7 @@ import { BENCH_DIR, readResult, resultsDir, type BenchMachine, type ResultEnvelo
 import { round } from './lib/stats.js';
 import type { LookupData } from './lookup-vs-scan.js';
 import type { PeersData } from './peers.js';
+import { VS_REDIS_TARGETS } from './peers/targets.js';
 
 export interface RunStep {
   script: string;
@@ -224,13 +225,24 @@ function peersSection(r: ResultEnvelope<PeersData> | undefined): string[] {
       );
     }
   }
+  if (d.vsRedis?.length) {
+    const cell = (v: number, target: number): string => `${v}x (${v >= target ? 'met' : '**not met**'})`;
+    out.push(
+      '',
+      `pobox as a multiple of Redis lists (AOF always), same run; issue 9's targets: sends >= ${VS_REDIS_TARGETS.send}x, fetches >= ${VS_REDIS_TARGETS.fetch}x, deletes >= ${VS_REDIS_TARGETS.delete}x:`,
+      '',
+      '| pobox row | send | fetch | delete |',
+      '| --- | --- | --- | --- |',
+      ...d.vsRedis.map((v) => `| ${v.pobox} | ${cell(v.send, VS_REDIS_TARGETS.send)} | ${cell(v.fetch, VS_REDIS_TARGETS.fetch)} | ${cell(v.delete, VS_REDIS_TARGETS.delete)} |`),
+    );
+  }
   if (d.plot) out.push('', `![throughput per operation and peer](${d.plot})`);
   out.push('', 'What each peer\'s "acknowledged" means, and what else to know:', '');
   for (const p of d.peers) {
     if (p.durability) out.push(`- **${p.name}** (${p.version}): ${p.durability.replace(/\.$/, '')}. ${(p.notes ?? []).join(' ')}`);
   }
   out.push(
-    '- All four share the machine\'s cores with the benchmark process; pobox runs in-process (no network hop), the others over loopback TCP.',
+    '- All share the machine\'s cores with the benchmark process; the in-process pobox row has no network hop, the gateway row and the others go over loopback TCP.',
     ...(d.diskFdatasyncMs
       ? [
           `- What limits durable sends: this disk takes ${d.diskFdatasyncMs.p50} ms (p50; p99 ${d.diskFdatasyncMs.p99} ms) to append 4 KiB and fdatasync it. With ${d.concurrency} clients each waiting for its ack, ` +

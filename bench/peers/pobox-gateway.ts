@@ -10,12 +10,14 @@
  *  - delete up to a seq: the device connects, says hello, acks `upTo` and waits for
  *    `acked` (the cursor is durable and the acked messages are deleted), then closes.
  *
+ * Operations on one user run one at a time (a device has one connection; a second
+ * replaces the first); different users overlap up to the workload's concurrency.
+ *
  * Redis is measured on one open connection per op kind; here only sends run on open
  * connections, because in pobox reading and acking belong to the recipient's own
  * device connection. That is stated beside the numbers.
  */
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { WebSocket } from 'ws';
 import { connect, type PoboxClient } from '../../src/client/index.js';
 import type { ServerFrame } from '../../src/core/protocol.js';
@@ -61,6 +63,7 @@ export async function openPoboxGatewayPeer(): Promise<Peer> {
     throw err;
   }
   const srv = server;
+  const oneAtATime = perUser();
   const url = (user: string): string => `${srv.wsUrl}?token=${encodeURIComponent(tokens.get(user)!)}`;
   return {
     name: 'pobox (gateway, WebSocket)',
@@ -92,17 +95,21 @@ export async function openPoboxGatewayPeer(): Promise<Peer> {
       return (await c.send({ to: user, id, body })).seq;
     },
     async fetch(user, afterSeq, limit): Promise<PeerMessage[]> {
-      return session(url(user), (ws, frame, out, done) => {
-        if (frame.type === 'message' && frame.seq > afterSeq) out.push({ seq: frame.seq, id: frame.id });
-        if (out.length >= limit || frame.type === 'caughtUp') done(out.slice(0, limit));
-      });
+      return oneAtATime(user, () =>
+        session(url(user), (_ws, frame, out, done) => {
+          if (frame.type === 'message' && frame.seq > afterSeq) out.push({ seq: frame.seq, id: frame.id });
+          if (out.length >= limit || frame.type === 'caughtUp') done(out.slice(0, limit));
+        }),
+      );
     },
     async deleteUpTo(user, upToSeq) {
-      await session(url(user), (ws, frame, _out, done) => {
-        if (frame.type === 'welcome') ws.send(JSON.stringify({ type: 'ack', upTo: upToSeq }));
-        if (frame.type === 'acked' && frame.cursor >= upToSeq) done([]);
-        if (frame.type === 'error') throw new Error(`ack refused: ${frame.code} ${frame.message}`);
-      });
+      await oneAtATime(user, () =>
+        session(url(user), (ws, frame, _out, done) => {
+          if (frame.type === 'welcome') ws.send(JSON.stringify({ type: 'ack', upTo: upToSeq }));
+          if (frame.type === 'acked' && frame.cursor >= upToSeq) done([]);
+          if (frame.type === 'error') throw new Error(`ack refused: ${frame.code} ${frame.message}`);
+        }),
+      );
     },
     async close() {
       senders.forEach((c) => c.close());
@@ -114,32 +121,47 @@ export async function openPoboxGatewayPeer(): Promise<Peer> {
 
 type OnFrame = (ws: WebSocket, frame: ServerFrame, out: PeerMessage[], done: (page: PeerMessage[]) => void) => void;
 
+
 /** One device connection: hello, hand each frame to `onFrame` until it calls done, then close. */
-async function session(url: string, onFrame: OnFrame): Promise<PeerMessage[]> {
+function session(url: string, onFrame: OnFrame): Promise<PeerMessage[]> {
   const ws = new WebSocket(url);
   const out: PeerMessage[] = [];
-  const result = new Promise<PeerMessage[]>((resolve, reject) => {
+  return new Promise<PeerMessage[]>((resolve, reject) => {
     let finished = false;
-    const done = (page: PeerMessage[]): void => {
+    const finish = (err: Error | undefined, page: PeerMessage[] = []): void => {
       if (finished) return;
       finished = true;
-      resolve(page);
+      ws.close();
+      if (err) reject(err);
+      else resolve(page);
     };
-    ws.on('error', reject);
-    ws.on('close', (code) => finished || reject(new Error(`connection closed with ${code} before the answer`)));
+    ws.on('open', () => ws.send('{"type":"hello","protocol":1}'));
+    ws.on('error', (err) => finish(err));
+    ws.on('close', (code) => finish(new Error(`connection closed with ${code} before the answer`)));
     ws.on('message', (data) => {
       try {
-        onFrame(ws, JSON.parse(String(data)) as ServerFrame, out, done);
+        onFrame(ws, JSON.parse(String(data)) as ServerFrame, out, (page) => finish(undefined, page));
       } catch (err) {
-        reject(err as Error);
+        finish(err as Error);
       }
     });
   });
-  await once(ws, 'open');
-  ws.send('{"type":"hello","protocol":1}');
-  try {
-    return await result;
-  } finally {
-    ws.close();
-  }
+}
+
+/**
+ * A device has one connection at a time (a second one replaces the first with 4000), so
+ * operations on the same user's device run one after the other; different users overlap.
+ */
+function perUser(): <T>(user: string, op: () => Promise<T>) => Promise<T> {
+  const tails = new Map<string, Promise<unknown>>();
+  return <T>(user: string, op: () => Promise<T>): Promise<T> => {
+    const prev = tails.get(user) ?? Promise.resolve();
+    const run = prev.then(op, op);
+    const tail = run.catch(() => undefined);
+    tails.set(user, tail);
+    void tail.then(() => {
+      if (tails.get(user) === tail) tails.delete(user);
+    });
+    return run;
+  };
 }

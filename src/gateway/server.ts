@@ -125,6 +125,15 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
     });
   };
 
+  // Shared by every session: a closure made per connection here would keep that
+  // connection's upgrade request (headers and all) alive as long as the session.
+  const isShuttingDown = (): boolean => shuttingDown;
+  const forgetSession = (s: DeviceSession): void => {
+    allSessions.delete(s);
+    ephemeral.remove(s);
+    const key = sessionKey(s.user, s.device);
+    if (live.get(key) === s) live.delete(key);
+  };
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => undefined);
     void (async () => {
@@ -163,14 +172,9 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
           log: log.child({ requestId }),
           events,
           trackSend,
-          shuttingDown: () => shuttingDown,
+          shuttingDown: isShuttingDown,
           nodeId: ephemeral.nodeId,
-          onEnd: (s) => {
-            allSessions.delete(s);
-            ephemeral.remove(s);
-            const key = sessionKey(s.user, s.device);
-            if (live.get(key) === s) live.delete(key);
-          },
+          onEnd: forgetSession,
         });
         const key = sessionKey(user, device);
         const previous = live.get(key);

@@ -100,7 +100,7 @@ export class DeviceSession {
   private helloTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => Promise<void>) | undefined;
-  private readonly log: Logger;
+  private childLog: Logger | undefined;
   /** The TCP socket `ws` writes to; corked while a batch of frames is being written. */
   private readonly socket: Duplex | undefined;
   private corked = false;
@@ -112,7 +112,6 @@ export class DeviceSession {
     readonly remote: string,
     private readonly deps: SessionDeps,
   ) {
-    this.log = deps.log.child({ user, device });
     this.socket = socketOf(ws);
     this.sendBucket = new TokenBucket(deps.limits.sendRate.perSecond, deps.limits.sendRate.burst);
     this.helloTimer = setTimeout(() => this.close(CloseCode.TIMEOUT, 'no hello received in time'), deps.session.helloTimeoutMs);
@@ -132,6 +131,11 @@ export class DeviceSession {
       // ws closes the socket itself after an error (e.g. 1009 for a frame over maxPayload).
       this.log.warn({ err: err.message }, 'websocket error');
     });
+  }
+
+  /** This session's logger, made on first use: most idle sessions log only when they close. */
+  private get log(): Logger {
+    return (this.childLog ??= this.deps.log.child({ user: this.user, device: this.device }));
   }
 
   /** A short snapshot for diagnostics and the demo page. */
@@ -219,6 +223,7 @@ export class DeviceSession {
 
   private async start(hello: HelloFrame): Promise<void> {
     clearTimeout(this.helloTimer);
+    this.helloTimer = undefined; // an idle session keeps nothing of its start
     this.state = 'starting';
     if (hello.protocol !== undefined && hello.protocol !== PROTOCOL_VERSION) {
       this.writeError(badRequest(`protocol ${hello.protocol} is not supported; this server speaks ${PROTOCOL_VERSION}`, 'protocol'));
