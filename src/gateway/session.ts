@@ -345,7 +345,7 @@ export class DeviceSession {
     if (this.socketFull() || this.ws.readyState !== this.ws.OPEN) return false;
     const frame: ServerFrame = { type: 'ephemeral', id: m.id, from: m.from, body: m.body, sentAt: m.sentAt };
     if (m.toDevice !== undefined) frame.toDevice = m.toDevice;
-    this.ws.send(encodeFrame(frame), this.afterWrite);
+    this.write(frame);
     return true;
   }
 
