@@ -909,6 +909,15 @@ function profilesMarkdown(dir: string): string[] {
     '`node --cpu-prof` on the server process under the durable-throughput load alone (`npm run bench:gateway -- --cpu-prof LABEL`: 64 connections x 64 sends in flight to 100,000 recipients, 3 s warm-up + 15 s), self time of the main thread by function and by area. "writev" is the socket write syscall; "(garbage collector)" is GC; lmdb and msgpackr are the engine\'s transaction body and encoding, which lmdb-js runs on the main thread.',
     '',
   ];
+  const last = profiles.at(-1)!;
+  const share = (pred: (area: string) => boolean): number => round(last.profile.byArea.filter((a) => pred(a.what)).reduce((n, a) => n + a.pct, 0));
+  const engine = share((a) => ['lmdb', 'msgpackr', 'ordered-binary', 'src/store'].includes(a));
+  const gc = share((a) => a === 'GC');
+  out.push(
+    `**Both cores.** The server is one JavaScript thread: in the latest profile (${last.label}) ${last.profile.busyPct}% of it was busy, and ${engine}% of that busy time was the embedded engine's own work (lmdb-js transaction bodies, msgpackr, ordered-binary keys, src/store), ${gc}% GC. ` +
+      'That engine share is what moving the engine into a worker thread would take off the event loop (the gateway would then pay a message hop per batch instead). Several gateway processes sharing the port cannot share the embedded engine: its write-ahead log has one writer per data directory (a LOCK file naming the process), and the in-memory bus does not cross processes. Node cannot hand an accepted socket to a worker thread, only to a child process. So on this engine the second core is reachable by moving the engine (issue 9 item 4\'s first option) into a worker thread; that work belongs to the engine and was not done in this round.',
+    '',
+  );
   for (const p of profiles) {
     out.push(
       `### ${p.label} (${p.finishedAt})`,
