@@ -5,7 +5,7 @@
  * client concurrency, the same bodies and the same order; every send is durable in the
  * peer's own terms (stated next to its numbers); the answers are checked.
  *
- *   npm run bench:peers [-- --quick] [--users 2500] [--per-user 20] [--concurrency 32]
+ *   npm run bench:peers [-- --quick] [--users 2500] [--per-user 20] [--concurrency 32] [--fetches 10000] [--only pobox,pobox-gateway,redis,postgres,nats]
  */
 import path from 'node:path';
 import { benchArgs, numberFlag } from './lib/args.js';
@@ -79,13 +79,13 @@ function vsRedis(results: PeerResult[]): VsRedis[] {
 const BODY_LEN = 100;
 
 runMain(async () => {
-  const args = benchArgs({ users: { type: 'string' }, 'per-user': { type: 'string' }, concurrency: { type: 'string' }, only: { type: 'string' } });
+  const args = benchArgs({ users: { type: 'string' }, 'per-user': { type: 'string' }, concurrency: { type: 'string' }, fetches: { type: 'string' }, only: { type: 'string' } });
   const quick = args.quick;
   const users = numberFlag(args, 'users', quick ? 200 : 2500);
   const perUser = numberFlag(args, 'per-user', 20);
   const concurrency = numberFlag(args, 'concurrency', 32);
   const page = perUser / 2;
-  const fetches = quick ? 1000 : 10_000;
+  const fetches = numberFlag(args, 'fetches', quick ? 1000 : 10_000);
   const startedAt = new Date().toISOString();
   const notes: string[] = [];
   const only = typeof args.values.only === 'string' ? args.values.only.split(',') : undefined;

@@ -157,11 +157,15 @@ function perUser(): <T>(user: string, op: () => Promise<T>) => Promise<T> {
   return <T>(user: string, op: () => Promise<T>): Promise<T> => {
     const prev = tails.get(user) ?? Promise.resolve();
     const run = prev.then(op, op);
-    const tail = run.catch(() => undefined);
-    tails.set(user, tail);
-    void tail.then(() => {
+    // The caller sees the failure through `run`; the chain only needs to know it ended.
+    const tail: Promise<void> = run.then(
+      () => forget(),
+      () => forget(),
+    );
+    const forget = (): void => {
       if (tails.get(user) === tail) tails.delete(user);
-    });
+    };
+    tails.set(user, tail);
     return run;
   };
 }
