@@ -75,17 +75,29 @@ export async function openPoboxGatewayPeer(): Promise<Peer> {
     ],
     async setup(users) {
       // One device per user, registered from the oldest message (like the in-process row).
-      for (let i = 0; i < users.length; i += 250) {
-        await Promise.all(
-          users.slice(i, i + 250).map(async (u) => {
-            const token = await mintToken({ secret, user: u, device: DEVICE, ttlSeconds: 3600 });
-            tokens.set(u, token);
+      // Not measured: a bounded number at a time, each retried (registering twice is a no-op).
+      const register = async (u: string, token: string): Promise<void> => {
+        for (let attempt = 1; ; attempt++) {
+          try {
             const r = await fetch(`${srv.url}/v1/users/${u}/devices/${DEVICE}`, {
               method: 'PUT',
               headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
               body: JSON.stringify({ start: 'oldest' }),
             });
-            if (r.status !== 201 && r.status !== 200) throw new Error(`registering ${u}: HTTP ${r.status} ${await r.text()}`);
+            if (r.status === 201 || r.status === 200) return;
+            throw new Error(`HTTP ${r.status} ${await r.text()}`);
+          } catch (err) {
+            if (attempt >= 5) throw new Error(`registering ${u}: ${(err as Error).message}`);
+            await new Promise((r) => setTimeout(r, 100 * attempt));
+          }
+        }
+      };
+      for (let i = 0; i < users.length; i += 50) {
+        await Promise.all(
+          users.slice(i, i + 50).map(async (u) => {
+            const token = await mintToken({ secret, user: u, device: DEVICE, ttlSeconds: 3600 });
+            tokens.set(u, token);
+            await register(u, token);
           }),
         );
       }
