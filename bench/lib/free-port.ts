@@ -1,2 +1,14 @@
-// One implementation, shared with the tests' service harnesses.
-export { freePort } from '../../test/helpers/free-port.js';
+import { createServer } from 'node:net';
+
+/** A free TCP port on 127.0.0.1, for the peers the benchmarks start (the OS picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}

@@ -10,15 +10,9 @@ export function uniquePrefix(): string {
   return `pobox-test:${randomUUID().slice(0, 8)}:`;
 }
 
-/** Poll `cond` until it is true; fails with `what` after `timeoutMs`. Never asserts on elapsed time. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { waitFor } from '../support/wait.js';
+
+export { waitFor };
 
 /** Collects wake-ups for one handler and lets a test wait for a given one. */
 export class WakeLog {

@@ -3,14 +3,7 @@ import type { PoboxClient } from '../../src/client/client.js';
 import type { ClientMessage, StateChange } from '../../src/client/types.js';
 import type { PoboxError } from '../../src/core/errors.js';
 
-/** Poll a condition until it holds, or fail after `timeoutMs` with `what` in the message. */
-export async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+export { waitFor } from '../support/wait.js';
 
 /** Everything a client emits, in order, for assertions. */
 export interface Recorder {

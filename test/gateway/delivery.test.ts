@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { api, ADMIN_KEY, autoAck, RawClient, sendMany, startTestServer, type TestServer } from './helpers.js';
+import { waitFor } from '../support/wait.js';
 
 /** Ack every `every` messages, and at caughtUp, as a well-behaved client would. */
 
@@ -30,14 +31,6 @@ function assertExactlyOnceInOrder(c: RawClient, expected: number[], label: strin
   assert.deepEqual(seqs, [...expected].sort((a, b) => a - b), `${label}: wrong set of messages`);
 }
 
-/** Wait for a server-side condition, checked every few ms, failing after `ms`. */
-async function waitUntil(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('delivery', () => {
   let server: TestServer;
@@ -200,7 +193,7 @@ describe('delivery', () => {
       const c = await RawClient.connect(big.url, await big.token('slow', 'phone'));
       (c.ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
       const session = () => big.sessions().find((s) => s.user === 'slow')!;
-      await waitUntil(() => session().info().blockedBy === 'socket', 'the session to block on the socket');
+      await waitFor(() => session().info().blockedBy === 'socket', 'the session to block on the socket');
       assert.ok(session().ws.bufferedAmount <= maxBufferedBytes + 2048, `server buffered ${session().ws.bufferedAmount} bytes`);
       assert.ok(session().info().sent < total, 'everything was written although the client read nothing');
       autoAck(c, 500);
@@ -283,7 +276,7 @@ describe('delivery', () => {
       assert.equal(hb.sessions().length, 1);
       // Stop reading: the client no longer answers pings, as a vanished peer would not.
       (c.ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
-      await waitUntil(() => hb.sessions().length === 0, 'the silent connection to be dropped', 10_000);
+      await waitFor(() => hb.sessions().length === 0, 'the silent connection to be dropped', 10_000);
       c.ws.terminate();
     } finally {
       await hb.stop();

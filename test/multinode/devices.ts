@@ -48,12 +48,12 @@ export class Device {
     this.sockets.at(-1)?.terminate();
   }
 
-  waitCaughtUp(n = 1, timeoutMs = 15_000): Promise<void> {
-    return waitFor(() => this.caughtUp >= n, `caughtUp #${n}`, timeoutMs);
+  async waitCaughtUp(n = 1, timeoutMs = 15_000): Promise<void> {
+    await waitFor(() => this.caughtUp >= n, `caughtUp #${n}`, timeoutMs);
   }
 
-  waitMessages(n: number, timeoutMs = 30_000): Promise<void> {
-    return waitFor(() => this.messages.length >= n, `${n} messages (have ${this.messages.length})`, timeoutMs);
+  async waitMessages(n: number, timeoutMs = 30_000): Promise<void> {
+    await waitFor(() => this.messages.length >= n, `${n} messages (have ${this.messages.length})`, timeoutMs);
   }
 
   close(): void {
@@ -90,8 +90,8 @@ export class RawDevice {
     return this.frames.filter((f): f is Extract<ServerFrame, { type: T }> => f.type === type);
   }
 
-  waitFrame(pred: (f: ServerFrame) => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-    return waitFor(() => this.frames.some(pred), what, timeoutMs);
+  async waitFrame(pred: (f: ServerFrame) => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+    await waitFor(() => this.frames.some(pred), what, timeoutMs);
   }
 
   /** Drop the socket without a closing handshake. */

@@ -13,16 +13,7 @@ export async function tempDir(prefix = 'pobox-ops-'): Promise<{ path: string; re
 /** A clock the test moves by hand, so nothing sleeps (the conformance suite's). */
 export { FakeClock as ManualClock } from '../conformance/helpers.js';
 
-/** Poll `check` until it returns a value other than undefined/false, or fail after `timeoutMs`. */
-export async function waitFor<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+export { waitFor } from '../support/wait.js';
 
 /** A local HTTP receiver for the wake-up hook: records every request, answers as told. */
 export interface Receiver {
