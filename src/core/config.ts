@@ -39,6 +39,11 @@ export const PostOfficeConfigSchema = z
     retention: RetentionSchema.default(() => RetentionSchema.parse({})),
     /** Most sends committed in one store transaction (group commit). */
     maxBatch: z.number().int().min(1).max(10_000).default(1000),
+    /**
+     * Longest any store call may take before its caller is answered UNAVAILABLE (a frozen
+     * disk or an unreachable DynamoDB fails requests fast instead of holding them).
+     */
+    storeTimeoutMs: z.number().int().min(10).max(600_000).default(10_000),
   })
   .strict();
 export type PostOfficeConfig = z.output<typeof PostOfficeConfigSchema>;

@@ -62,6 +62,11 @@ export const SessionConfigSchema = z
     helloTimeoutMs: z.number().int().min(100).default(10_000),
     /** While the bus is unhealthy, sessions read the store this often. */
     pollIntervalMs: z.number().int().min(10).default(1000),
+    /**
+     * Every live session also reads its mailbox this often without a wake-up, so a lost
+     * wake-up delays a delivery by at most this (plus one read). 0 turns it off.
+     */
+    safetyPollMs: z.number().int().min(0).default(20_000),
     /** Wake-ups carry the message itself when its body is at most this many bytes. */
     wakeMessageMaxBytes: z.number().int().min(0).default(4 * KiB),
   })
@@ -123,6 +128,16 @@ export const ServerConfigSchema = z
     session: SessionConfigSchema.default(() => SessionConfigSchema.parse({})),
     limits: GatewayLimitsSchema.default(() => GatewayLimitsSchema.parse({})),
     postOffice: PostOfficeConfigSchema.default(() => PostOfficeConfigSchema.parse({})),
+    /** GET /readyz (src/gateway/readiness.ts). */
+    readiness: z
+      .object({
+        /** /readyz answers within this, 503 when the store has not answered by then. */
+        timeoutMs: z.number().int().min(10).max(60_000).default(2000),
+        /** Store writes failing this many times in a row make /readyz probe a write and answer 503 while it fails. */
+        writeFailures: z.number().int().min(1).max(1000).default(3),
+      })
+      .strict()
+      .default({ timeoutMs: 2000, writeFailures: 3 }),
     /** Longest a graceful shutdown waits for in-flight work before closing anyway. */
     shutdownTimeoutMs: z.number().int().min(0).default(10_000),
     /** Serve the demo page at / and mint demo tokens. Unset: on for lmdb on a loopback host only. */

@@ -16,6 +16,7 @@ import type { TypedEmitter } from '../core/emitter.js';
 import type { PostOffice } from '../postoffice/post-office.js';
 import { bearerOf, type Authenticator, type Principal, type Scope } from './auth.js';
 import type { GatewayEvents } from './events.js';
+import type { Readiness } from './readiness.js';
 import type { HttpContext, HttpRouter } from './http-router.js';
 import { SendFrameSchema } from './frames.js';
 
@@ -49,6 +50,8 @@ export interface HttpApiDeps {
   auth: Authenticator;
   events: TypedEmitter<GatewayEvents>;
   trackSend: (p: Promise<unknown>) => void;
+  /** What /readyz checks (readiness.ts). */
+  readiness: Readiness;
 }
 
 async function principalOf(ctx: HttpContext, auth: Authenticator): Promise<Principal> {
@@ -87,21 +90,11 @@ function field<T>(schema: z.ZodType<T>, value: unknown, what: string, name: stri
 }
 
 export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
-  const { postOffice: po, bus, auth, events } = deps;
+  const { postOffice: po, auth, events } = deps;
 
   router.route('GET', '/healthz', () => ({ json: { ok: true } }));
 
-  router.route('GET', '/readyz', async () => {
-    try {
-      await po.stats('readyz.probe');
-    } catch (err) {
-      throw new PoboxError('UNAVAILABLE', `store is not usable: ${(err as Error).message}`);
-    }
-    // An unhealthy bus only slows live delivery (sessions poll the store meanwhile), so the
-    // node stays ready: pulling every node out of a load balancer during a Redis outage
-    // would turn slower delivery into no service at all. The body says what is degraded.
-    return { json: { ok: true, store: po.store.engine, bus: bus.kind, busHealthy: bus.healthy() } };
-  });
+  router.route('GET', '/readyz', async () => ({ json: await deps.readiness.check() }));
 
   router.route('POST', '/v1/messages', async (ctx) => {
     let from: string;

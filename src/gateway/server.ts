@@ -13,7 +13,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Bus } from '../bus/contract.js';
+import type { Bus, Wake } from '../bus/contract.js';
 import { toPoboxError } from '../core/errors.js';
 import { CloseCode } from '../core/protocol.js';
 import { TypedEmitter } from '../core/emitter.js';
@@ -23,6 +23,8 @@ import type { ServerConfig } from './config.js';
 import type { GatewayEvents } from './events.js';
 import type { AttachedExtension, ServerContext, ServerExtension } from './extension.js';
 import { registerHttpApi } from './http-api.js';
+import { Readiness } from './readiness.js';
+import { startSafetyPoll } from './safety-poll.js';
 import { HttpRouter } from './http-router.js';
 import type { Logger } from './logger.js';
 import { AddressLimiter } from './rate-limit.js';
@@ -44,6 +46,10 @@ export interface GatewayParts {
   bus: Bus;
   auth: Authenticator;
   log: Logger;
+  /** Where a wake-up the bus refused is reported (logged once per burst, counted); default: a warning per failure. */
+  reportFailure?: (source: 'wake_publish', err: unknown, context?: Record<string, unknown>) => void;
+  /** Told each /readyz answer (the pobox_ready gauge). */
+  onReadiness?: (ready: boolean) => void;
 }
 
 export interface Gateway {
@@ -70,11 +76,22 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
   const events = new TypedEmitter<GatewayEvents>((err) => log.warn({ err: String(err) }, 'gateway event listener threw'));
 
   // Every stored message wakes its user's sessions, on this node and (through the bus) others.
+  // A resend of a stored id wakes them again: the first wake-up may have died with its node.
+  // A wake-up that cannot be published is not kept for later in this process's memory:
+  // live sessions' safety poll (safety-poll.ts) finds the message within session.safetyPollMs.
   const wakeMax = config.session.wakeMessageMaxBytes;
-  const stopWakes = postOffice.events.on('stored', ({ user, epoch, message }) => {
-    const wake = message.bytes <= wakeMax ? { user, epoch, seq: message.seq, message } : { user, epoch, seq: message.seq };
-    bus.publish(wake).catch((err: unknown) => log.warn({ user, err: String(err) }, 'wake publish failed; sessions will read on their next wake or poll'));
+  const reportFailure = parts.reportFailure ?? ((_source, err, context) => log.warn({ ...context, err: String(err) }, 'wake publish failed'));
+  const publish = (wake: Wake): void => {
+    bus.publish(wake).catch((err: unknown) => reportFailure('wake_publish', err, { user: wake.user }));
+  };
+  const stopStored = postOffice.events.on('stored', ({ user, epoch, message }) => {
+    publish(message.bytes <= wakeMax ? { user, epoch, seq: message.seq, message } : { user, epoch, seq: message.seq });
   });
+  const stopResent = postOffice.events.on('resent', ({ user, epoch, seq }) => publish({ user, epoch, seq }));
+  const stopWakes = (): void => {
+    stopStored();
+    stopResent();
+  };
 
   // Ephemeral sends reach this node's sessions directly and other nodes through the bus.
   const ephemeral = new EphemeralRouter(bus);
@@ -101,7 +118,8 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
   });
 
   const router = new HttpRouter({ maxBodyBytes: config.limits.maxHttpBodyBytes, log, events, unavailable: () => shuttingDown });
-  registerHttpApi(router, { postOffice, bus, auth, events, trackSend });
+  const readiness = new Readiness({ postOffice, bus, config: config.readiness, ...(parts.onReadiness ? { onResult: parts.onReadiness } : {}) });
+  registerHttpApi(router, { postOffice, bus, auth, events, trackSend, readiness });
 
   const http: Server = createServer(router.handle);
   http.on('clientError', (err, socket) => {
@@ -213,6 +231,7 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
     throw err;
   }
 
+  const stopSafetyPoll = startSafetyPoll(() => allSessions, config.session.safetyPollMs);
   const heartbeat = setInterval(() => {
     const now = Date.now();
     for (const s of allSessions) s.heartbeat(now);
@@ -237,6 +256,7 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
     http.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG });
   }).catch(async (err: unknown) => {
     clearInterval(heartbeat);
+    stopSafetyPoll();
     await unwind();
     throw err;
   });
@@ -266,6 +286,7 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
       await withTimeout(Promise.all(socketsClosed), Math.min(2000, config.shutdownTimeoutMs));
       for (const client of wss.clients) client.terminate();
       clearInterval(heartbeat);
+      stopSafetyPoll();
       stopWakes();
       stopEphemeral();
       stopHealth();

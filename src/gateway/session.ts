@@ -536,6 +536,11 @@ export class DeviceSession {
     if (this.blockedBy === 'socket' && !this.socketFull()) this.pump();
   };
 
+  /** The safety poll (safety-poll.ts): read as a wake-up would, in case one was lost. */
+  safetyRead(): void {
+    if (this.state === 'live') this.pump();
+  }
+
   /** While the bus cannot deliver wake-ups, read the store on a timer instead. */
   setPolling(on: boolean): void {
     if (on && !this.pollTimer && !this.isClosed()) {

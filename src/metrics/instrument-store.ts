@@ -37,5 +37,6 @@ export function instrumentStore(store: MailboxStore, metrics: PoboxMetrics): Mai
     users: timed('users', store.users),
     counters: () => store.counters(),
     close: () => store.close(),
+    ...(store.onBackgroundFailure ? { onBackgroundFailure: (listener: (err: unknown) => void) => store.onBackgroundFailure!(listener) } : {}),
   };
 }

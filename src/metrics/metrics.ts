@@ -77,6 +77,9 @@ export class PoboxMetrics {
   readonly busWakeSeconds: Histogram<'bus'>;
   readonly wakeupHook: Counter<'outcome'>;
   readonly receipts: Counter<'outcome'>;
+  readonly backgroundFailures: Counter<'source'>;
+  readonly storeWriteFailures: Gauge;
+  readonly ready: Gauge;
   private oldestProbe: (() => Promise<void>) | undefined;
   private sessionsProbe: (() => { byState: Record<string, number>; onlineUsers: number }) | undefined;
 
@@ -185,6 +188,18 @@ export class PoboxMetrics {
       labelNames: ['outcome'],
       registers,
     });
+    this.backgroundFailures = new Counter({
+      name: 'pobox_background_failures_total',
+      help: 'Failures of work no request waits for, by source: sweeper, store_delete, presence, wakeup_hook, wake_publish.',
+      labelNames: ['source'],
+      registers,
+    });
+    this.storeWriteFailures = new Gauge({
+      name: 'pobox_store_consecutive_write_failures',
+      help: 'Store writes (appends, acks) that failed in a row; reset by the next write that succeeds.',
+      registers,
+    });
+    this.ready = new Gauge({ name: 'pobox_ready', help: '1 when the last /readyz answered 200, 0 when it answered 503.', registers });
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'pobox_' });
   }
 

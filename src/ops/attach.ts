@@ -18,11 +18,14 @@ import { LocalPresence } from './presence.js';
 import type { RedisPresence } from './redis-presence.js';
 import { checkBusSpec } from '../bus/open.js';
 import { parseRedisBusOptions, parseRedisClusterBusOptions } from '../bus/redis-options.js';
+import { BackgroundFailures } from './background-failures.js';
 
 export interface OpsDeps extends Pick<ServerContext, 'config' | 'postOffice' | 'bus' | 'events' | 'router' | 'auth' | 'log'> {
   metrics: PoboxMetrics;
   /** The server's live sessions (their `state`), for the sessions gauge. */
   sessions: () => ReadonlyArray<{ state: string }>;
+  /** Where background failures go (logged once per burst, counted); default: a reporter of its own. */
+  failures?: BackgroundFailures;
 }
 
 export interface Ops {
@@ -37,6 +40,7 @@ export interface Ops {
 export async function attachOps(deps: OpsDeps): Promise<Ops> {
   const { config, postOffice: po, metrics, log } = deps;
   const stops: Array<() => void> = [];
+  const failures = deps.failures ?? new BackgroundFailures(log, metrics);
 
   // Metrics. Seed the pending totals from the store before the server takes traffic,
   // only for the embedded engine (single node; a shared table would be counted by every node).
@@ -81,12 +85,13 @@ export async function attachOps(deps: OpsDeps): Promise<Ops> {
     if (busKind !== 'memory') {
       // Loaded only here, so a single node never loads ioredis.
       const { RedisPresence } = await import('./redis-presence.js');
+      const onFailure = (err: unknown): void => failures.report('presence', err);
       if (busKind === 'redis') {
         const bus = parseRedisBusOptions({ url: config.bus });
-        redisPresence = new RedisPresence({ url: bus.connectionUrl, prefix: bus.prefix });
+        redisPresence = new RedisPresence({ url: bus.connectionUrl, prefix: bus.prefix, onFailure });
       } else {
         const bus = parseRedisClusterBusOptions({ url: config.bus });
-        redisPresence = new RedisPresence({ cluster: bus, prefix: bus.prefix });
+        redisPresence = new RedisPresence({ cluster: bus, prefix: bus.prefix, onFailure });
       }
       stops.push(redisPresence.follow(deps.events));
     }
@@ -96,7 +101,7 @@ export async function attachOps(deps: OpsDeps): Promise<Ops> {
       ...(redisPresence ? { claim: (user: string, ms: number) => redisPresence!.claim(user, ms) } : {}),
       onOutcome: (user, outcome, d) => {
         metrics.wakeupHook.inc({ outcome });
-        if (outcome === 'failed') log.warn({ user, attempts: d?.attempts, err: d?.error }, 'wake-up hook failed');
+        if (outcome === 'failed') failures.report('wakeup_hook', d?.error ?? 'failed', { user, attempts: d?.attempts });
         else if (outcome === 'dropped') log.warn({ user }, 'wake-up hook queue full; wake-up dropped');
       },
     });

@@ -32,6 +32,8 @@ export interface RedisPresenceOptions {
   refreshMs?: number;
   /** This node's id in field names; random by default. */
   node?: string;
+  /** A presence write or delete failed (logged once per burst and counted by the server). */
+  onFailure?: (err: unknown) => void;
 }
 
 export class RedisPresence implements Presence {
@@ -55,6 +57,7 @@ export class RedisPresence implements Presence {
     } else {
       this.redis = new Redis(opts.url ?? 'redis://127.0.0.1:6379', options);
     }
+    // Connection errors surface again as failed commands (reported through onFailure).
     this.redis.on('error', () => undefined);
     this.timer = setInterval(() => this.refreshAll(), opts.refreshMs ?? Math.floor(this.ttlMs / 3));
     this.timer.unref();
@@ -69,7 +72,7 @@ export class RedisPresence implements Presence {
   }
 
   private track(p: Promise<unknown>): void {
-    const q = p.catch(() => undefined);
+    const q = p.catch((err: unknown) => this.opts.onFailure?.(err));
     this.pending.add(q);
     // `q` never rejects: the write's failure is caught on the line above.
     q.then(() => this.pending.delete(q), () => undefined);

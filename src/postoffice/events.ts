@@ -14,4 +14,11 @@ export interface PostOfficeEvents {
   /** Messages removed outside of acks: purge or device removal. */
   removed: { user: UserId; count: number; bytes: number; reason: 'purge' | 'device-removed' };
   device: { user: UserId; device: DeviceId; change: 'registered' | 'removed' };
+  /**
+   * A resend of an id already stored: the recipient is woken again, so a wake-up lost with
+   * the node that stored the original (issue 13) is repaired by the sender's retry.
+   */
+  resent: { user: UserId; epoch: string; seq: Seq };
+  /** Work no request waits for failed (the sweeper, deletes the store left for later); see src/ops/background-failures.ts. */
+  backgroundFailure: { source: 'sweeper' | 'store_delete'; err: unknown };
 }

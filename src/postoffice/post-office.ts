@@ -14,6 +14,7 @@ import { parseInput } from '../core/validate.js';
 import type { AppendItem, MailboxStore, PurgeOutcome, RegisterOutcome } from '../store/contract.js';
 import { TypedEmitter } from '../core/emitter.js';
 import type { PostOfficeEvents } from './events.js';
+import { isStoreTimeout, StoreGuard, type WriteHealth } from './store-guard.js';
 import { AckInputSchema, DeviceInputSchema, EphemeralInputSchema, ReadInputSchema, SendInputSchema, UserInputSchema, type EphemeralInput, type SendInput } from './schemas.js';
 
 export interface PostOfficeOptions {
@@ -58,14 +59,18 @@ export class PostOffice {
   private closed = false;
   private readonly beforeAckHooks = new Set<BeforeAckHook>();
   private ephemeralRoute: EphemeralRoute | undefined;
+  /** Deadline, error typing and write health around every store call (store-guard.ts). */
+  private readonly guard: StoreGuard;
 
   constructor(opts: PostOfficeOptions) {
     this.store = opts.store;
     this.config = parseConfig(PostOfficeConfigSchema, opts.config ?? {}, 'post office config');
     this.clock = opts.clock ?? systemClock;
+    this.guard = new StoreGuard(this.config.storeTimeoutMs);
+    this.store.onBackgroundFailure?.((err) => this.events.emit('backgroundFailure', { source: 'store_delete', err }));
     const interval = this.config.retention.sweepIntervalMs;
     if ((opts.sweeper ?? true) && interval > 0) {
-      this.sweepTimer = setInterval(() => void this.sweepNow().catch(() => undefined), interval);
+      this.sweepTimer = setInterval(() => void this.sweepNow().catch((err: unknown) => this.events.emit('backgroundFailure', { source: 'sweeper', err })), interval);
       this.sweepTimer.unref();
     }
   }
@@ -180,19 +185,32 @@ export class PostOffice {
   }
 
   private async commit(batch: PendingSend[]): Promise<void> {
-    let outcomes;
-    try {
-      outcomes = await this.store.append(
-        batch.map((p) => p.item),
-        { maxMailboxMessages: this.config.limits.maxMailboxMessages, maxMailboxBytes: this.config.limits.maxMailboxBytes },
-      );
-    } catch (err) {
-      const e = toPoboxError(err, 'UNAVAILABLE');
+    const appending = this.store.append(
+      batch.map((p) => p.item),
+      { maxMailboxMessages: this.config.limits.maxMailboxMessages, maxMailboxBytes: this.config.limits.maxMailboxBytes },
+    );
+    const refuse = (e: PoboxError): void => {
       for (const p of batch) {
         this.events.emit('rejected', { code: e.code, to: p.item.to });
         p.reject(e);
       }
-      return;
+    };
+    let outcomes;
+    try {
+      outcomes = await this.guard.call('append', appending, true);
+    } catch (err) {
+      const e = toPoboxError(err, 'UNAVAILABLE');
+      refuse(e);
+      if (!isStoreTimeout(e)) return;
+      // Past the deadline the senders were answered UNAVAILABLE, but the append may still
+      // land: announce what it stored so recipients are woken (the senders' retries are
+      // answered as duplicates).
+      try {
+        outcomes = await appending;
+        this.guard.wrote(undefined);
+      } catch {
+        return;
+      }
     }
     batch.forEach((p, i) => {
       const o = outcomes[i];
@@ -203,9 +221,44 @@ export class PostOffice {
         p.reject(o.error);
       } else {
         if (!o.duplicate) this.events.emit('stored', { user: p.item.to, epoch: o.epoch, message: { ...p.item, seq: o.seq } });
+        else this.events.emit('resent', { user: p.item.to, epoch: o.epoch, seq: o.seq });
         p.resolve({ seq: o.seq, duplicate: o.duplicate, durable: true, epoch: o.epoch });
       }
     });
+  }
+
+  /** Store writes failing in a row, for readiness and metrics. */
+  writeHealth(): WriteHealth {
+    return this.guard.writeHealth();
+  }
+
+  onWriteHealth(fn: (h: WriteHealth) => void): () => void {
+    return this.guard.onWriteHealth(fn);
+  }
+
+  /**
+   * A durable write that touches no mailbox anyone reads: a message to a reserved probe
+   * user that expires at once (the sweeper removes it). Readiness calls it while writes
+   * are failing, so a node taken out of rotation notices when the store takes writes again.
+   */
+  async probeWrite(probeUser: UserId, deadlineMs: number): Promise<void> {
+    this.ensureOpen();
+    const now = this.clock.now();
+    const item: AppendItem = { id: `probe-${now}-${Math.random().toString(36).slice(2, 10)}`, from: probeUser, to: probeUser, body: '', bytes: 0, sentAt: now, expiresAt: now + 1000 };
+    const appending = this.store.append([item], { maxMailboxMessages: Number.MAX_SAFE_INTEGER, maxMailboxBytes: Number.MAX_SAFE_INTEGER });
+    try {
+      await new StoreGuard(Math.min(deadlineMs, this.config.storeTimeoutMs)).call('readiness write', appending, true);
+      this.guard.wrote(undefined);
+    } catch (err) {
+      this.guard.wrote(toPoboxError(err, 'UNAVAILABLE'));
+      throw err;
+    }
+  }
+
+  /** A read with the store deadline, for probes that bypass validation (readiness). */
+  async probeRead(probeUser: UserId, deadlineMs: number): Promise<void> {
+    this.ensureOpen();
+    await new StoreGuard(Math.min(deadlineMs, this.config.storeTimeoutMs)).call('readiness read', this.store.stats(probeUser, this.clock.now()), false);
   }
 
   /** A page of what `device` has not acked, after `afterSeq`. */
@@ -215,7 +268,7 @@ export class PostOffice {
     if (q.limit > this.config.limits.maxPageSize) {
       throw new PoboxError('BAD_REQUEST', `read: limit ${q.limit} exceeds the maximum page size ${this.config.limits.maxPageSize}`, { field: 'limit' });
     }
-    return this.store.read({ user: q.user, device: q.device, afterSeq: q.afterSeq, limit: q.limit, now: this.clock.now() });
+    return this.guard.call('read', this.store.read({ user: q.user, device: q.device, afterSeq: q.afterSeq, limit: q.limit, now: this.clock.now() }), false);
   }
 
   /** Run `hook` before every ack reaches the store (see BeforeAckHook). Returns the remover. */
@@ -233,7 +286,7 @@ export class PostOffice {
     // Before-ack hooks (delivery receipts) see the range while it is still stored; one that throws fails the ack.
     // An admin moving a cursor (skipHooks) is not a delivery, so it produces no receipts.
     if (!opts.skipHooks) for (const hook of this.beforeAckHooks) await hook({ user: q.user, device: q.device, upTo: q.upTo });
-    const r = await this.store.ack(q.user, q.device, q.upTo);
+    const r = await this.guard.call('ack', this.store.ack(q.user, q.device, q.upTo), true);
     if (r.moved) {
       this.events.emit('acked', { user: q.user, device: q.device, cursor: r.cursor, deleted: r.deleted, deletedBytes: r.deletedBytes });
     }
@@ -243,7 +296,7 @@ export class PostOffice {
   async registerDevice(user: UserId, device: DeviceId, start: DeviceStart = 'auto'): Promise<RegisterOutcome> {
     this.ensureOpen();
     const q = parseInput(DeviceInputSchema, { user, device, start }, 'device');
-    const r = await this.store.registerDevice(q.user, q.device, q.start, this.clock.now(), this.config.limits.maxDevicesPerUser);
+    const r = await this.guard.call('registerDevice', this.store.registerDevice(q.user, q.device, q.start, this.clock.now(), this.config.limits.maxDevicesPerUser), true);
     if (r.created) this.events.emit('device', { user: q.user, device: q.device, change: 'registered' });
     // A first device starting at the head has in effect acked what came before it.
     if (r.deleted) this.events.emit('acked', { user: q.user, device: q.device, cursor: r.cursor, deleted: r.deleted, deletedBytes: r.deletedBytes ?? 0 });
@@ -253,7 +306,7 @@ export class PostOffice {
   async removeDevice(user: UserId, device: DeviceId): Promise<boolean> {
     this.ensureOpen();
     const q = parseInput(DeviceInputSchema, { user, device }, 'device');
-    const r = await this.store.removeDevice(q.user, q.device);
+    const r = await this.guard.call('removeDevice', this.store.removeDevice(q.user, q.device), true);
     if (r.removed) this.events.emit('device', { user: q.user, device: q.device, change: 'removed' });
     if (r.deleted > 0) this.events.emit('removed', { user: q.user, count: r.deleted, bytes: r.deletedBytes, reason: 'device-removed' });
     return r.removed;
@@ -262,20 +315,20 @@ export class PostOffice {
   async listDevices(user: UserId): Promise<DeviceCursor[]> {
     this.ensureOpen();
     const q = parseInput(UserInputSchema, { user }, 'devices');
-    return this.store.listDevices(q.user);
+    return this.guard.call('listDevices', this.store.listDevices(q.user), false);
   }
 
   async stats(user: UserId): Promise<MailboxStats> {
     this.ensureOpen();
     const q = parseInput(UserInputSchema, { user }, 'stats');
-    return this.store.stats(q.user, this.clock.now());
+    return this.guard.call('stats', this.store.stats(q.user, this.clock.now()), false);
   }
 
   /** Delete every stored message of a user (admin). */
   async purge(user: UserId): Promise<PurgeOutcome> {
     this.ensureOpen();
     const q = parseInput(UserInputSchema, { user }, 'purge');
-    const r = await this.store.purge(q.user);
+    const r = await this.guard.call('purge', this.store.purge(q.user), true);
     if (r.deleted > 0) this.events.emit('removed', { user: q.user, count: r.deleted, bytes: r.deletedBytes, reason: 'purge' });
     return r;
   }
@@ -287,7 +340,7 @@ export class PostOffice {
       let total = 0;
       for (;;) {
         if (this.closed) return total;
-        const r = await this.store.sweep(this.clock.now(), this.config.retention.sweepBatch);
+        const r = await this.guard.call('sweep', this.store.sweep(this.clock.now(), this.config.retention.sweepBatch), true);
         if (r.expired > 0) this.events.emit('expired', { count: r.expired, bytes: r.expiredBytes });
         total += r.expired;
         if (!r.more) return total;

@@ -34,6 +34,7 @@ import { instrumentStore } from '../metrics/instrument-store.js';
 import { createMetrics, type PoboxMetrics } from '../metrics/metrics.js';
 import { attachOps, type Ops } from '../ops/attach.js';
 import type { TypedEmitter } from '../core/emitter.js';
+import { BackgroundFailures } from '../ops/background-failures.js';
 import { PostOffice } from '../postoffice/post-office.js';
 import type { MailboxStore } from '../store/contract.js';
 import { openStore } from '../store/open.js';
@@ -92,6 +93,10 @@ export async function startServer(input: ServerConfigInput = {}, options: StartO
   // Every store call is timed for /metrics (pobox_store_operation_seconds).
   const metrics = options.metrics ?? createMetrics({ processMetrics: config.processMetrics });
   const postOffice = options.postOffice ?? new PostOffice({ store: instrumentStore(ownsStore ? store : borrowed(store), metrics), config: config.postOffice });
+  // Background failures (sweeper, deferred deletes, presence, hook, publishes): logged once per burst, counted.
+  const failures = new BackgroundFailures(log, metrics);
+  const stopFailures = postOffice.events.on('backgroundFailure', ({ source, err }) => failures.report(source, err));
+  const stopWriteHealth = postOffice.onWriteHealth((h) => metrics.storeWriteFailures.set(h.consecutiveFailures));
   const ownsBus = !options.bus;
   let bus: Bus | undefined;
   let gateway: Gateway;
@@ -99,8 +104,9 @@ export async function startServer(input: ServerConfigInput = {}, options: StartO
   try {
     bus = instrumentBus(options.bus ?? (await openBus(config.bus, log.child({ component: 'bus' }))), metrics);
     // Metrics, receipts, the wake-up hook and the demo page attach first, like any extension.
-    const opsExtension: ServerExtension = async (ctx) => (ops = await attachOps({ ...ctx, metrics }));
-    gateway = await startGateway({ config, postOffice, bus, auth, log }, [opsExtension, ...(options.extensions ?? [])]);
+    const opsExtension: ServerExtension = async (ctx) => (ops = await attachOps({ ...ctx, metrics, failures }));
+    const observed = { reportFailure: failures.report, onReadiness: (ready: boolean) => metrics.ready.set(ready ? 1 : 0) };
+    gateway = await startGateway({ config, postOffice, bus, auth, log, ...observed }, [opsExtension, ...(options.extensions ?? [])]);
   } catch (err) {
     if (bus && ownsBus) await bus.close();
     if (ownsPostOffice) await postOffice.close();
@@ -113,6 +119,9 @@ export async function startServer(input: ServerConfigInput = {}, options: StartO
       await gateway.close();
       if (ownsBus) await bus.close().catch((err: unknown) => log.warn({ err: String(err) }, 'bus close failed'));
       if (ownsPostOffice) await postOffice.close();
+      stopFailures();
+      stopWriteHealth();
+      failures.flush();
       log.info('stopped');
     })();
     return closing;
@@ -156,5 +165,6 @@ function borrowed(store: MailboxStore): MailboxStore {
     users: (opts) => store.users(opts),
     counters: () => store.counters(),
     close: async () => undefined,
+    ...(store.onBackgroundFailure ? { onBackgroundFailure: (listener: (err: unknown) => void) => store.onBackgroundFailure!(listener) } : {}),
   };
 }

@@ -129,6 +129,12 @@ export interface MailboxStore {
 
   counters(): StoreCounters;
   close(): Promise<void>;
+
+  /**
+   * Optional: be told when work the engine does in the background, outside any call,
+   * fails (e.g. DynamoDB deletes left for the sweeper), so it is logged and counted.
+   */
+  onBackgroundFailure?(listener: (err: unknown) => void): void;
 }
 
 /** Builds an engine. The conformance suite takes one of these and nothing else. */

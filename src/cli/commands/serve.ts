@@ -5,7 +5,9 @@
  */
 import type { Command } from 'commander';
 import { loadServerConfig, type ServerFlags } from '../../gateway/config.js';
+import type { Logger } from '../../gateway/logger.js';
 import { startServer } from '../../server/compose.js';
+import { installCrashOnly } from '../crash-only.js';
 
 export function addServerConfigOptions(cmd: Command): Command {
   return cmd
@@ -30,11 +32,12 @@ export function registerServe(program: Command): void {
       .option('--no-demo', 'never serve the demo page')
       .option('--wakeup-url <url>', 'POST {user, devices} here when a message is stored for a user with no connected device (env POBOX_WAKEUP_URL)'),
   ).action(async (flags: ServerFlags) => {
+    // Crash-only (crash-only.ts): an unhandled error is logged and the process exits non-zero.
+    let logger: Logger | undefined;
+    installCrashOnly(() => logger);
     const config = loadServerConfig({ flags });
     const server = await startServer(config);
-    const log = server.log;
-    process.on('unhandledRejection', (err) => log.error({ err: String(err) }, 'unhandled rejection'));
-    process.on('uncaughtException', (err) => log.error({ err: err.stack ?? err.message }, 'uncaught exception'));
+    const log = (logger = server.log);
     if (server.secretCreated) {
       const dirFlag = flags.dataDir ? ` --data-dir ${flags.dataDir}` : '';
       process.stderr.write(

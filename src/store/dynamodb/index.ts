@@ -78,6 +78,7 @@ export class DynamoDbStore implements MailboxStore {
   private readonly lanes: UserLanes;
   /** Messages a crash or an outage left released but not yet deleted (they wait for the sweeper). */
   private orphaned = 0;
+  private readonly backgroundListeners = new Set<(err: unknown) => void>();
 
   constructor(opts: DynamoDbStoreOptions) {
     this.t = new TableClient(opts.client, opts.table, { ...DEFAULT_RETRY, ...opts.retry });
@@ -97,6 +98,11 @@ export class DynamoDbStore implements MailboxStore {
   /** Read and write capacity units DynamoDB reported for this store's requests (not part of the contract). */
   capacity(): CapacityCounters & { orphaned: number } {
     return { ...this.t.capacity, orphaned: this.orphaned };
+  }
+
+  /** Deletes that failed and were left for the sweeper are reported here (logged and counted by the server). */
+  onBackgroundFailure(listener: (err: unknown) => void): void {
+    this.backgroundListeners.add(listener);
   }
 
   private ensureOpen(): void {
@@ -165,8 +171,9 @@ export class DynamoDbStore implements MailboxStore {
   private async dropReleased(user: UserId, sks: string[]): Promise<void> {
     try {
       await this.t.deleteMany(user, sks);
-    } catch {
+    } catch (err) {
       this.orphaned += sks.length;
+      for (const listener of this.backgroundListeners) listener(err);
     }
   }
 
