@@ -12,6 +12,7 @@ import WebSocket from 'ws';
 import { ERROR_CODES, HTTP_STATUS, type ErrorCode } from '../../src/core/errors.js';
 import { CloseCode } from '../../src/core/protocol.js';
 import { mintToken } from '../../src/gateway/auth.js';
+import { PARSER_STATUS } from '../../src/gateway/http-client-error.js';
 import type { HttpInput, WsInput, WsSession } from './fuzz-inputs.js';
 
 /** The credentials the server under test was started with. */
@@ -206,7 +207,7 @@ export function judgeHttp(status: number, body: string, method: string): Omit<Ht
     const j = JSON.parse(body) as { error?: { code?: unknown; message?: unknown } };
     const code = j.error?.code;
     if (typeof code === 'string' && (ERROR_CODES as readonly string[]).includes(code) && typeof j.error?.message === 'string') {
-      return { status, code: code as ErrorCode, typed: HTTP_STATUS[code as ErrorCode] === status };
+      return { status, code: code as ErrorCode, typed: HTTP_STATUS[code as ErrorCode] === status || PARSER_STATUS[status] === code };
     }
   } catch {
     // not JSON: untyped, reported below

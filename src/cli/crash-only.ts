@@ -10,7 +10,14 @@ import type { Logger } from '../gateway/logger.js';
 /** Exit code after an unhandled error (EX_SOFTWARE from sysexits.h). */
 export const CRASH_EXIT_CODE = 70;
 
-export function installCrashOnly(log: () => Logger | undefined, exit: (code: number) => never = process.exit): () => void {
+/**
+ * A rejection a dependency leaves unhandled although its failure also reaches the caller
+ * that is waiting for it: returns why it is safe to go on, or undefined to crash.
+ */
+export type KnownLeak = (err: unknown) => string | undefined;
+
+export function installCrashOnly(log: () => Logger | undefined, opts: { knownLeak?: KnownLeak; exit?: (code: number) => never } = {}): () => void {
+  const exit = opts.exit ?? process.exit;
   const die = (kind: string, err: unknown): void => {
     const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
     const l = log();
@@ -19,7 +26,11 @@ export function installCrashOnly(log: () => Logger | undefined, exit: (code: num
     else process.stderr.write(`pobox: ${kind}: ${text}\n`);
     exit(CRASH_EXIT_CODE);
   };
-  const onRejection = (err: unknown): void => die('unhandled rejection', err);
+  const onRejection = (err: unknown): void => {
+    const known = opts.knownLeak?.(err);
+    if (known === undefined) return die('unhandled rejection', err);
+    log()?.warn({ err: err instanceof Error ? err.message : String(err), known }, 'unhandled rejection of a known library leak; the failure was answered to its caller');
+  };
   const onException = (err: Error): void => die('uncaught exception', err);
   process.on('unhandledRejection', onRejection);
   process.on('uncaughtException', onException);

@@ -96,6 +96,19 @@ export const GatewayLimitsSchema = z
   .strict();
 export type GatewayLimits = z.output<typeof GatewayLimitsSchema>;
 
+export const HttpTimeoutsSchema = z
+  .object({
+    /** The request line and headers must arrive within this (slowloris); 408 and closed after. */
+    headersTimeoutMs: z.number().int().min(10).max(600_000).default(10_000),
+    /** The whole request, body included, must arrive within this; 408 and closed after. */
+    requestTimeoutMs: z.number().int().min(10).max(3_600_000).default(30_000),
+    /** An idle keep-alive connection is closed after this. */
+    keepAliveTimeoutMs: z.number().int().min(10).max(600_000).default(5000),
+  })
+  .strict()
+  .refine((t) => t.headersTimeoutMs <= t.requestTimeoutMs, { message: 'headersTimeoutMs must not exceed requestTimeoutMs', path: ['headersTimeoutMs'] });
+export type HttpTimeouts = z.output<typeof HttpTimeoutsSchema>;
+
 export const ServerConfigSchema = z
   .object({
     host: z.string().min(1).default('127.0.0.1'),
@@ -128,6 +141,8 @@ export const ServerConfigSchema = z
     session: SessionConfigSchema.default(() => SessionConfigSchema.parse({})),
     limits: GatewayLimitsSchema.default(() => GatewayLimitsSchema.parse({})),
     postOffice: PostOfficeConfigSchema.default(() => PostOfficeConfigSchema.parse({})),
+    /** HTTP deadlines (src/gateway/http-timeouts.ts). */
+    http: HttpTimeoutsSchema.default({ headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5000 }),
     /** GET /readyz (src/gateway/readiness.ts). */
     readiness: z
       .object({

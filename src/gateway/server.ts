@@ -23,6 +23,8 @@ import type { ServerConfig } from './config.js';
 import type { GatewayEvents } from './events.js';
 import type { AttachedExtension, ServerContext, ServerExtension } from './extension.js';
 import { registerHttpApi } from './http-api.js';
+import { answerClientError, rawErrorResponse } from './http-client-error.js';
+import { httpServerOptions } from './http-timeouts.js';
 import { Readiness } from './readiness.js';
 import { startSafetyPoll } from './safety-poll.js';
 import { HttpRouter } from './http-router.js';
@@ -121,12 +123,8 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
   const readiness = new Readiness({ postOffice, bus, config: config.readiness, ...(parts.onReadiness ? { onResult: parts.onReadiness } : {}) });
   registerHttpApi(router, { postOffice, bus, auth, events, trackSend, readiness });
 
-  const http: Server = createServer(router.handle);
-  http.on('clientError', (err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
-    log.debug({ err: err.message }, 'http client error');
-  });
+  const http: Server = createServer(httpServerOptions(config.http), router.handle);
+  http.on('clientError', (err: Error & { code?: string }, socket: Duplex) => answerClientError(err, socket, log));
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.maxFrameBytes, perMessageDeflate: false });
   const connectLimiter = new AddressLimiter(config.limits.connectRate.perSecond, config.limits.connectRate.burst);
@@ -159,11 +157,11 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
       try {
         url = new URL(req.url ?? '/', 'http://localhost');
       } catch {
-        socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+        socket.end(rawErrorResponse(400, 'BAD_REQUEST', 'malformed request URL'));
         return;
       }
       if (!WS_PATHS.has(url.pathname)) {
-        socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n');
+        socket.end(rawErrorResponse(404, 'NOT_FOUND', `no WebSocket endpoint at ${url.pathname}; use /ws`));
         return;
       }
       const remote = req.socket.remoteAddress ?? 'unknown';

@@ -237,14 +237,18 @@ export class PostOffice {
   }
 
   /**
-   * A durable write that touches no mailbox anyone reads: a message to a reserved probe
-   * user that expires at once (the sweeper removes it). Readiness calls it while writes
+   * A durable write that touches no mailbox anyone reads: a message of the largest allowed
+   * size (at most 64 KiB) to a reserved probe user that expires at once (the sweeper removes it). Readiness calls it while writes
    * are failing, so a node taken out of rotation notices when the store takes writes again.
    */
   async probeWrite(probeUser: UserId, deadlineMs: number): Promise<void> {
     this.ensureOpen();
     const now = this.clock.now();
-    const item: AppendItem = { id: `probe-${now}-${Math.random().toString(36).slice(2, 10)}`, from: probeUser, to: probeUser, body: '', bytes: 0, sentAt: now, expiresAt: now + 1000 };
+    // As large as the largest message a send may carry (up to 64 KiB): "ready" means a real
+    // send would fit, not merely that a few bytes still do on an almost full disk.
+    const bytes = Math.min(64 * 1024, this.config.limits.maxBodyBytes, this.store.capabilities.maxBodyBytes ?? Infinity);
+    const body = 'p'.repeat(bytes);
+    const item: AppendItem = { id: `probe-${now}-${Math.random().toString(36).slice(2, 10)}`, from: probeUser, to: probeUser, body, bytes, sentAt: now, expiresAt: now + 1000 };
     const appending = this.store.append([item], { maxMailboxMessages: Number.MAX_SAFE_INTEGER, maxMailboxBytes: Number.MAX_SAFE_INTEGER });
     try {
       await new StoreGuard(Math.min(deadlineMs, this.config.storeTimeoutMs)).call('readiness write', appending, true);

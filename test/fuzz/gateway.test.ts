@@ -81,7 +81,6 @@ test('WebSocket sessions of mutated frames get typed frames and documented close
 
 test(
   'requests refused by Node\'s HTTP parser get the typed JSON error body too',
-  { todo: 'issue 13 item 4 (harden helper): the clientError handler in src/gateway/server.ts answers a bare 400' },
   async () => {
     for (const bytes of ['FOO /healthz HTTP/1.1\r\nhost: x\r\n\r\n', `GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`, 'GET /healthz HTTP/1.1\r\nbad header\r\n\r\n']) {
       const r = await runRaw('127.0.0.1', server.port, bytes, DEADLINE_MS);

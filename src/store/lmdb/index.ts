@@ -549,6 +549,11 @@ export class LmdbStore implements MailboxStore {
     try {
       return (await this.root.childTransaction(fn)) as T;
     } catch (err) {
+      // lmdb-js rejects a second promise with the real cause (ENOSPC, EIO) right after this
+      // one and hangs it on the error as `commitError`; nobody else handles it, so without
+      // this it is an unhandled rejection on every failed commit (a full disk, issue 13).
+      const commitError = (err as { commitError?: Promise<unknown> } | undefined)?.commitError;
+      if (commitError instanceof Promise) commitError.catch(() => undefined);
       if (err instanceof PoboxError) throw err;
       throw new PoboxError('UNAVAILABLE', `lmdb write failed: ${(err as Error).message}`, { cause: err });
     }

@@ -1,0 +1,105 @@
+/**
+ * Real `pobox serve` processes for the fault tests, each with its own flags (so one node
+ * can reach Redis through a proxy the test cuts), over one DynamoDB Local table.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { mintToken } from '../../src/gateway/auth.js';
+
+const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
+
+export interface ServeNode {
+  readonly child: ChildProcess;
+  readonly httpUrl: string;
+  readonly wsUrl: string;
+  output(): string;
+  /** SIGKILL and wait for the exit. */
+  kill(): Promise<void>;
+  /** SIGTERM (SIGKILL after 10 s) and wait for the exit. */
+  stop(): Promise<void>;
+}
+
+export interface ServeNodeOptions {
+  dir: string;
+  name: string;
+  secret: string;
+  /** DynamoDB Local; without it the node uses the embedded lmdb engine in its data dir. */
+  dynamodbEndpoint?: string;
+  dynamodbTable?: string;
+  /** Default: memory. */
+  bus?: string;
+  /** Default: <dir>/<name>. */
+  dataDir?: string;
+  /** Server config (JSON file), e.g. { session: { safetyPollMs: 2000 } }. */
+  config?: object;
+}
+
+export function newSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function userToken(secret: string, user: string, device: string): Promise<string> {
+  return mintToken({ secret, user, device });
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+export async function startServeNode(o: ServeNodeOptions): Promise<ServeNode> {
+  const configFile = join(o.dir, `${o.name}.json`);
+  await writeFile(configFile, JSON.stringify(o.config ?? {}));
+  const args = ['--port', '0', '--host', '127.0.0.1', '--config', configFile, '--data-dir', o.dataDir ?? join(o.dir, o.name), '--no-demo'];
+  if (o.dynamodbEndpoint && o.dynamodbTable) args.push('--store', 'dynamodb', '--dynamodb-endpoint', o.dynamodbEndpoint, '--dynamodb-table', o.dynamodbTable);
+  args.push('--bus', o.bus ?? 'memory', '--log-level', 'warn');
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', ...args], {
+    env: { ...process.env, POBOX_JWT_SECRETS: o.secret, AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const keep = (d: Buffer): void => {
+    out = (out + d.toString()).slice(-40_000);
+  };
+  child.stdout?.on('data', keep);
+  const urls = await new Promise<{ http: string; ws: string }>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${o.name} did not start within 60 s:\n${out}`));
+    }, 60_000);
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+      clearTimeout(timer);
+      reject(new Error(`${o.name} exited (${code ?? signal}) before listening:\n${out}`));
+    };
+    child.once('exit', onExit);
+    child.stderr?.on('data', (d: Buffer) => {
+      keep(d);
+      const m = /listening on (http:\/\/[^\s]+) \(WebSocket (ws:\/\/[^\s)]+)\)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        child.off('exit', onExit);
+        resolve({ http: m[1]!, ws: m[2]! });
+      }
+    });
+  });
+  return {
+    child,
+    httpUrl: urls.http,
+    wsUrl: urls.ws,
+    output: () => out,
+    async kill() {
+      const gone = exited(child);
+      child.kill('SIGKILL');
+      await gone;
+    },
+    async stop() {
+      const gone = exited(child);
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await gone;
+      clearTimeout(t);
+    },
+  };
+}
