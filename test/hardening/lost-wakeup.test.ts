@@ -49,7 +49,7 @@ describe('a wake-up lost with its node (issue 13)', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pobox-lost-wake-'));
-    [ddb, redis] = await Promise.all([startDynamoDbLocal(), startRedisServer()]);
+    [ddb, redis] = await Promise.all([startDynamoDbLocal({ startTimeoutMs: 180_000 }), startRedisServer()]);
     proxy = await startTcpProxy(redis.port);
   });
 
