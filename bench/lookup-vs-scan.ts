@@ -53,7 +53,15 @@ export interface LookupData {
 }
 
 runMain(async () => {
-  const args = benchArgs({ 'max-n': { type: 'string' }, partitions: { type: 'string' }, 'no-dynamodb': { type: 'boolean' }, 'dynamodb-max-n': { type: 'string' }, 'load-budget': { type: 'string' }, 'dynamodb-load-budget': { type: 'string' }, 'ordered-above': { type: 'string' } });
+  const args = benchArgs({
+    'max-n': { type: 'string' },
+    partitions: { type: 'string' },
+    'no-dynamodb': { type: 'boolean' },
+    'dynamodb-max-n': { type: 'string' },
+    'load-budget': { type: 'string' },
+    'dynamodb-load-budget': { type: 'string' },
+    'ordered-above': { type: 'string' },
+  });
   const quick = args.quick;
   const maxN = numberFlag(args, 'max-n', quick ? 100_000 : 10_000_000);
   const partitions = numberFlag(args, 'partitions', 8);
@@ -164,7 +172,7 @@ runMain(async () => {
         users += newUsers;
         stored = n;
         for (const [s, ms] of spent) loadRate.set(s.name, addCount / (ms / 1000));
-  
+
         // Who we ask for: the same random users for every series.
         const sampleCount = Math.min(lookupSamples, users);
         const sample = Array.from({ length: sampleCount }, () => userName(Math.floor(random() * users)));
@@ -190,7 +198,8 @@ runMain(async () => {
           }
           bar2.stop();
           const sum = lat.summary();
-          if (isScan && sum.count < want) notes.push(`At N=${fmt(n)} the scan series took ${sum.count} samples (time budget ${scanBudgetMs / 1000} s), so its p99 is close to its maximum.`);
+          if (isScan && sum.count < want)
+            notes.push(`At N=${fmt(n)} the scan series took ${sum.count} samples (time budget ${scanBudgetMs / 1000} s), so its p99 is close to its maximum.`);
           points.push({ series: s.name, n, users, loadSeconds: round((spent.get(s) ?? 0) / 1000), ...sum });
           log(`  ${s.name.padEnd(36)} N=${fmt(n).padStart(5)}  p50 ${sum.p50} ms  p99 ${sum.p99} ms  (${sum.count} fetches)`);
         }

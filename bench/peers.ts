@@ -152,7 +152,8 @@ runMain(async () => {
     r.ops ? (['send', 'fetch', 'delete'] as const).map((op) => ({ group: r.name, facet: `${op} (ops/s)`, value: r.ops![op].throughput })) : [],
   );
   const dir = resultsDir(quick);
-  if (bars.length > 0) await writeBarChart(path.join(dir, plot), bars, { title: `Throughput from ${concurrency} concurrent clients (higher is better)`, yTitle: 'operations per second' });
+  if (bars.length > 0)
+    await writeBarChart(path.join(dir, plot), bars, { title: `Throughput from ${concurrency} concurrent clients (higher is better)`, yTitle: 'operations per second' });
 
   const peerVersions = Object.fromEntries(results.filter((r) => r.version).map((r) => [r.name, r.version!]));
   const file = writeResult<PeersData>(dir, {
@@ -163,7 +164,19 @@ runMain(async () => {
     machine: benchMachine(['lmdb', 'ioredis', 'pg', 'nats'], peerVersions),
     params: { users, perUser, page, fetches, concurrency, bodyBytes: BODY_LEN, only: only ?? 'all' },
     notes,
-    data: { users, perUser, page, fetches, concurrency, bodyBytes: BODY_LEN, peers: results, natsFsync: probe.summary, plot, diskFdatasyncMs: { p50: disk.p50, p99: disk.p99 }, vsRedis: ratios },
+    data: {
+      users,
+      perUser,
+      page,
+      fetches,
+      concurrency,
+      bodyBytes: BODY_LEN,
+      peers: results,
+      natsFsync: probe.summary,
+      plot,
+      diskFdatasyncMs: { p50: disk.p50, p99: disk.p99 },
+      vsRedis: ratios,
+    },
   });
   log(`wrote ${file}`);
 });
@@ -204,7 +217,8 @@ async function runWorkload(peer: Peer, w: Workload): Promise<PeerResult> {
   const fetchMs = await runConcurrent(w.fetches, concurrency, async (i) => {
     const u = fetchUsers[i]!;
     const got = await fetchLat.time(() => peer.fetch(userIds[u]!, 0, page));
-    if (got.length !== page || got[0]!.seq !== seqs[u]![0]) throw new Error(`${peer.name}: fetch of ${userIds[u]} returned ${got.length} messages starting at ${got[0]?.seq}, expected ${page} from ${seqs[u]![0]}`);
+    if (got.length !== page || got[0]!.seq !== seqs[u]![0])
+      throw new Error(`${peer.name}: fetch of ${userIds[u]} returned ${got.length} messages starting at ${got[0]?.seq}, expected ${page} from ${seqs[u]![0]}`);
     bar.tick();
   });
 
@@ -219,12 +233,15 @@ async function runWorkload(peer: Peer, w: Workload): Promise<PeerResult> {
   for (let u = 0; u < Math.min(50, userIds.length); u++) {
     const rest = await peer.fetch(userIds[u]!, 0, perUser);
     const want = seqs[u]!.slice(page);
-    if (rest.map((m) => m.seq).join() !== want.join()) throw new Error(`${peer.name}: after the delete ${userIds[u]} has seqs ${rest.map((m) => m.seq).join()} instead of ${want.join()}`);
+    if (rest.map((m) => m.seq).join() !== want.join())
+      throw new Error(`${peer.name}: after the delete ${userIds[u]} has seqs ${rest.map((m) => m.seq).join()} instead of ${want.join()}`);
   }
 
   const op = (lat: Latency, ops: number, ms: number): OpResult => ({ ops, throughput: Math.round(ops / (ms / 1000)), ...lat.summary() });
   const ops = { send: op(sendLat, order.length, sendMs), fetch: op(fetchLat, w.fetches, fetchMs), delete: op(delLat, userIds.length, delMs) };
-  log(`  ${peer.name}: send ${ops.send.throughput}/s p50 ${ops.send.p50} ms; fetch ${ops.fetch.throughput}/s p50 ${ops.fetch.p50} ms; delete ${ops.delete.throughput}/s p50 ${ops.delete.p50} ms`);
+  log(
+    `  ${peer.name}: send ${ops.send.throughput}/s p50 ${ops.send.p50} ms; fetch ${ops.fetch.throughput}/s p50 ${ops.fetch.p50} ms; delete ${ops.delete.throughput}/s p50 ${ops.delete.p50} ms`,
+  );
   return { name: peer.name, version: peer.version, durability: peer.durability, notes: peer.notes, ops };
 }
 

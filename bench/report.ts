@@ -48,7 +48,13 @@ export async function writeReport(dir: string, quick: boolean): Promise<string> 
   out.push(...embedded(dir, quick, 'gateway', 'Gateway (`npm run bench:gateway`)'));
   out.push(...capacitySection(dir));
   const file = path.join(dir, 'README.md');
-  writeFileSync(file, `${out.join('\n').replace(/\n{3,}/g, '\n\n').trim()}\n`);
+  writeFileSync(
+    file,
+    `${out
+      .join('\n')
+      .replace(/\n{3,}/g, '\n\n')
+      .trim()}\n`,
+  );
   return file;
 }
 
@@ -76,15 +82,19 @@ function summary(lookup?: ResultEnvelope<LookupData>, peers?: ResultEnvelope<Pee
   const pobox = peers?.data.peers.find((p) => p.name.startsWith('pobox'))?.ops;
   if (peers && pobox) {
     const others = peers.data.peers.filter((p) => p.ops && !p.name.startsWith('pobox'));
-    const cmp = (op: 'send' | 'fetch' | 'delete'): string =>
-      others.map((p) => `${p.name.split(' ')[0]} ${times(p.ops![op].throughput / pobox[op].throughput)}`).join(', ');
+    const cmp = (op: 'send' | 'fetch' | 'delete'): string => others.map((p) => `${p.name.split(' ')[0]} ${times(p.ops![op].throughput / pobox[op].throughput)}`).join(', ');
     out.push(
       `- **Peers** (${peers.data.concurrency} concurrent clients, durable sends): pobox does ${pobox.send.throughput.toLocaleString('en')} sends/s, ` +
         `${pobox.fetch.throughput.toLocaleString('en')} page fetches/s and ${pobox.delete.throughput.toLocaleString('en')} deletes/s. The others, as a multiple of pobox: ` +
         `send ${cmp('send')}; fetch ${cmp('fetch')}; delete ${cmp('delete')}. ` +
         `NATS does not fsync before acknowledging a publish (measured), the others do` +
         (peers.data.diskFdatasyncMs ? ` (this disk syncs a 4 KiB append in ${peers.data.diskFdatasyncMs.p50} ms, p50).` : '.') +
-        (peers.data.peers.some((p) => p.error) ? ` Could not run: ${peers.data.peers.filter((p) => p.error).map((p) => `${p.name} (${p.error})`).join('; ')}.` : ''),
+        (peers.data.peers.some((p) => p.error)
+          ? ` Could not run: ${peers.data.peers
+              .filter((p) => p.error)
+              .map((p) => `${p.name} (${p.error})`)
+              .join('; ')}.`
+          : ''),
     );
   }
   const storm = e2e?.data.storm;
@@ -103,7 +113,9 @@ function summary(lookup?: ResultEnvelope<LookupData>, peers?: ResultEnvelope<Pee
     out.push(
       `- **Idle connections:** ${idle.reached.toLocaleString('en')} held at **${idle.rssKiBPerConnection} KiB of server RSS each** ` +
         `(100,000 would need about ${Math.round((idle.rssKiBPerConnection * 100_000) / 1024)} MiB); limited by ` +
-        (idle.limitedBy.startsWith('the open-files limit') ? `the open-files limit, ${idle.serverNofile} per process, that this container does not let even root raise.` : `${idle.limitedBy}.`),
+        (idle.limitedBy.startsWith('the open-files limit')
+          ? `the open-files limit, ${idle.serverNofile} per process, that this container does not let even root raise.`
+          : `${idle.limitedBy}.`),
     );
   }
   const gw = e2e?.data.gateway;
@@ -139,8 +151,14 @@ function machineLines(m: BenchMachine, all: Array<ResultEnvelope<unknown> | unde
   }
   return [
     `- CPU: ${m.cpuModel}, ${m.cores} cores; memory ${m.memoryGiB} GiB; ${m.platform} ${m.release} (${m.arch}); Node ${m.node}`,
-    `- packages: ${Object.entries(packages).map(([k, v]) => `${k} ${v}`).join(', ')}`,
-    `- servers measured against: ${Object.entries(peers).map(([k, v]) => `${k}: ${v}`).join('; ') || 'none'}`,
+    `- packages: ${Object.entries(packages)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+    `- servers measured against: ${
+      Object.entries(peers)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join('; ') || 'none'
+    }`,
   ];
 }
 
@@ -156,11 +174,11 @@ function lookupSection(r: ResultEnvelope<LookupData> | undefined): string[] {
   const series = [...new Set(d.points.map((p) => p.series))];
   const ns = [...new Set(d.points.map((p) => p.n))].sort((a, b) => a - b);
   const out = [
-    '## Lookup vs scan: one user\'s pending messages as the store grows',
+    "## Lookup vs scan: one user's pending messages as the store grows",
     '',
     `Each user has ${d.perUser} pending messages of ${d.bodyBytes} bytes; N is the total stored for everyone. pobox reads the user's key range`,
     `(through \`PostOffice.read\`); the shared log appends every message to one of ${d.partitions} partitions (segment files, group-committed`,
-    'with fdatasync like pobox) and a reconnect scans its partition for the user\'s records (large sequential reads, byte comparison, only',
+    "with fdatasync like pobox) and a reconnect scans its partition for the user's records (large sequential reads, byte comparison, only",
     'matches decoded). Both hold the same messages on the same disk, both warm in the page cache, and every answer is checked to be the same',
     `${d.perUser} messages. More partitions would divide the scan by their number, but it would still grow linearly with N; a partition`,
     'per user is what a key lookup is, and what a shared log cannot afford for millions of users. (`npm run bench:lookup`, bench/lookup-vs-scan.ts)',
@@ -242,7 +260,7 @@ function peersSection(r: ResultEnvelope<PeersData> | undefined): string[] {
     if (p.durability) out.push(`- **${p.name}** (${p.version}): ${p.durability.replace(/\.$/, '')}. ${(p.notes ?? []).join(' ')}`);
   }
   out.push(
-    '- All share the machine\'s cores with the benchmark process; the in-process pobox row has no network hop, the gateway row and the others go over loopback TCP.',
+    "- All share the machine's cores with the benchmark process; the in-process pobox row has no network hop, the gateway row and the others go over loopback TCP.",
     ...(d.diskFdatasyncMs
       ? [
           `- What limits durable sends: this disk takes ${d.diskFdatasyncMs.p50} ms (p50; p99 ${d.diskFdatasyncMs.p99} ms) to append 4 KiB and fdatasync it. With ${d.concurrency} clients each waiting for its ack, ` +
@@ -258,7 +276,12 @@ function peersSection(r: ResultEnvelope<PeersData> | undefined): string[] {
 function e2eSection(r: ResultEnvelope<E2eData> | undefined): string[] {
   if (!r) return ['## End to end through the gateway', '', 'Not run (no e2e.json).', ''];
   const { storm, idle, gateway } = r.data;
-  const out = ['## End to end through the gateway', '', '(`npm run bench:e2e`, bench/e2e.ts: the server in its own process, load generators in others, over WebSocket on 127.0.0.0/8.)', ''];
+  const out = [
+    '## End to end through the gateway',
+    '',
+    '(`npm run bench:e2e`, bench/e2e.ts: the server in its own process, load generators in others, over WebSocket on 127.0.0.0/8.)',
+    '',
+  ];
   if (storm) {
     out.push(
       '### Reconnect storm',
@@ -278,7 +301,9 @@ function e2eSection(r: ResultEnvelope<E2eData> | undefined): string[] {
       `| server RSS after the storm | ${storm.serverRssMiB} MiB |`,
       `| server event loop busy: busiest second / whole storm | ${Math.round(storm.serverEventLoopPeak1s * 100)}% / ${Math.round(storm.serverEventLoopBusy * 100)}% |`,
       `| CPU cores used: server / load generators (of ${storm.machineCores}) | ${storm.serverCores} / ${storm.loadGeneratorCores} |`,
-      ...(storm.tcp ? [`| kernel: listen-queue overflows / SYN retransmissions / SYN cookies | ${storm.tcp.ListenOverflows} / ${storm.tcp.TCPSynRetrans} / ${storm.tcp.SyncookiesSent} |`] : []),
+      ...(storm.tcp
+        ? [`| kernel: listen-queue overflows / SYN retransmissions / SYN cookies | ${storm.tcp.ListenOverflows} / ${storm.tcp.TCPSynRetrans} / ${storm.tcp.SyncookiesSent} |`]
+        : []),
       '',
     );
     if (Object.keys(storm.errors).length) out.push(`Errors seen by clients: ${JSON.stringify(storm.errors)}.`, '');

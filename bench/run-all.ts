@@ -71,7 +71,10 @@ async function main(): Promise<number> {
     log(`bench [${i + 1}/${todo.length}] ${step.script}: ${status} in ${seconds} s`);
   }
   const dir = resultsDir(args.quick);
-  writeFileSync(path.join(dir, 'run.json'), `${JSON.stringify({ quick: args.quick, startedAt: new Date(started).toISOString(), seconds: Math.round((Date.now() - started) / 1000), steps }, null, 2)}\n`);
+  writeFileSync(
+    path.join(dir, 'run.json'),
+    `${JSON.stringify({ quick: args.quick, startedAt: new Date(started).toISOString(), seconds: Math.round((Date.now() - started) / 1000), steps }, null, 2)}\n`,
+  );
   const readme = await writeReport(dir, args.quick);
   log(`\nbench: done in ${elapsed(started)}; wrote ${readme}`);
   return steps.some((s) => s.status.startsWith('failed') || s.status === 'interrupted') || stopping ? 1 : 0;

@@ -129,7 +129,11 @@ async function main(): Promise<void> {
     (async () => {
       for (let attempt = 0; attempt < 5; attempt++) {
         books.sent++;
-        const r = await http(server, 'POST', '/v1/messages', sendKey, { from: 'backend', to, id, body: `soak ${id}` }).catch((err: Error) => ({ status: 0, json: undefined, text: err.message }));
+        const r = await http(server, 'POST', '/v1/messages', sendKey, { from: 'backend', to, id, body: `soak ${id}` }).catch((err: Error) => ({
+          status: 0,
+          json: undefined,
+          text: err.message,
+        }));
         if (r.status === 201 || r.status === 200) {
           const seq = (r.json as { seq: number }).seq;
           let seqs = books.accepted.get(to);
@@ -239,7 +243,15 @@ async function main(): Promise<void> {
   const data: SoakData = {
     minutes: MINUTES,
     warmupSeconds: WARMUP_S,
-    params: { users: USERS, devicesPerUser: DEVICES_PER_USER, sendsPerSecond: RATE, reconnectEverySeconds: RECONNECT_EVERY_S, slowEverySeconds: SLOW_EVERY_S, churnEverySeconds: CHURN_EVERY_S, sampleEveryMs: SAMPLE_EVERY_MS },
+    params: {
+      users: USERS,
+      devicesPerUser: DEVICES_PER_USER,
+      sendsPerSecond: RATE,
+      reconnectEverySeconds: RECONNECT_EVERY_S,
+      slowEverySeconds: SLOW_EVERY_S,
+      churnEverySeconds: CHURN_EVERY_S,
+      sampleEveryMs: SAMPLE_EVERY_MS,
+    },
     samples,
     rss: trend(after.map((s) => ({ t: s.t, y: s.rssBytes }))),
     heap: trend(after.map((s) => ({ t: s.t, y: s.heapUsedBytes }))),

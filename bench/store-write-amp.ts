@@ -25,7 +25,8 @@ import { openLmdbStore } from '../src/store/lmdb/index.js';
 import { PostOffice } from '../src/postoffice/post-office.js';
 
 const BODY_BYTES = 200;
-const BODY_BASE = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris. ';
+const BODY_BASE =
+  'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris. ';
 const bodyFor = (n: number): string => `${n}: ${BODY_BASE}${BODY_BASE}`.slice(0, BODY_BYTES);
 
 function ioWriteBytes(): number {

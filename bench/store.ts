@@ -72,7 +72,8 @@ function diskBytes(): { fileBytes: number; allocatedBytes: number } {
 
 const userName = (i: number): string => `user${i}`;
 // A typical chat message: ~200 bytes of text, different for every message.
-const BODY_BASE = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris. ';
+const BODY_BASE =
+  'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris. ';
 const bodyFor = (n: number): string => `${n}: ${BODY_BASE}`.slice(0, BODY_BYTES);
 
 const info = machineInfo(['lmdb']);
@@ -197,7 +198,7 @@ let ackSeconds = 0;
     Array.from({ length: SENDERS }, async () => {
       while (u < USERS) {
         const user = userName(u++);
-        const { lastSeq } = (await po.read(user, 'd', 0, 1));
+        const { lastSeq } = await po.read(user, 'd', 0, 1);
         const r = await po.ack(user, 'd', lastSeq);
         deleted += r.deleted;
         if (u % 500 === 0) b.update(u);
@@ -217,7 +218,7 @@ const round = (x: number, d = 0): number => Math.round(x * 10 ** d) / 10 ** d;
 const results = {
   benchmark: 'store',
   engine: 'lmdb',
-  durability: 'every send acknowledged only after its group commit was fsync\'d (overlappingSync: false)',
+  durability: "every send acknowledged only after its group commit was fsync'd (overlappingSync: false)",
   quick,
   started,
   machine: info,
@@ -289,4 +290,6 @@ const base = quick ? 'store-quick' : 'store';
 writeFileSync(join(outDir, `${base}.json`), `${JSON.stringify(results, null, 2)}\n`);
 writeFileSync(join(outDir, `${base}.md`), md);
 process.stderr.write(`wrote bench/results/${base}.json and ${base}.md\n`);
-process.stdout.write(`${JSON.stringify({ fdatasyncMs: results.diskFdatasyncMs, memory: results.memory, send: results.send, reads: results.reads.map((r) => ({ at: r.storedMessages, p50Us: r.p50Us, p99Us: r.p99Us })), ackDelete: results.ackDelete, disk: results.disk.afterSend })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ fdatasyncMs: results.diskFdatasyncMs, memory: results.memory, send: results.send, reads: results.reads.map((r) => ({ at: r.storedMessages, p50Us: r.p50Us, p99Us: r.p99Us })), ackDelete: results.ackDelete, disk: results.disk.afterSend })}\n`,
+);

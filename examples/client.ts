@@ -22,7 +22,10 @@ if (!url || !aliceToken || !bobToken) {
 
 const bob = connect(url, bobToken, { WebSocket });
 const alice = connect(url, aliceToken, { WebSocket });
-for (const [who, client] of [['alice', alice], ['bob', bob]] as const) {
+for (const [who, client] of [
+  ['alice', alice],
+  ['bob', bob],
+] as const) {
   client.on('error', (err) => console.error(`${who}: ${err.code}: ${err.message}`));
 }
 const giveUp = setTimeout(() => {

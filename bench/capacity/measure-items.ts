@@ -71,5 +71,13 @@ export async function measureItems(opts: { users: number; perUser: number; bodyB
     start = page.LastEvaluatedKey;
   } while (start);
   const mean = (xs: number[]): number => (xs.length ? Math.round(xs.reduce((a, b) => a + b, 0) / xs.length) : 0);
-  return { bodyBytes: opts.bodyBytes, devices: opts.devices, message: mean(sizes.message), dedupe: mean(sizes.dedupe), meta: mean(sizes.meta), other, indexEntriesPerMessage: indexed / (opts.users * opts.perUser) };
+  return {
+    bodyBytes: opts.bodyBytes,
+    devices: opts.devices,
+    message: mean(sizes.message),
+    dedupe: mean(sizes.dedupe),
+    meta: mean(sizes.meta),
+    other,
+    indexEntriesPerMessage: indexed / (opts.users * opts.perUser),
+  };
 }

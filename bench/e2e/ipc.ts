@@ -4,10 +4,7 @@
  * server's memory is measured alone and each side has its own file-descriptor limit.
  */
 export type ServerRequest =
-  | { cmd: 'prefill'; users: number; perUser: number; prefix: string }
-  | { cmd: 'memory' }
-  | { cmd: 'pending'; users: number; prefix: string }
-  | { cmd: 'close' };
+  { cmd: 'prefill'; users: number; perUser: number; prefix: string } | { cmd: 'memory' } | { cmd: 'pending'; users: number; prefix: string } | { cmd: 'close' };
 
 export type ServerReply =
   | { type: 'ready'; port: number; nofile: number }
@@ -45,9 +42,7 @@ export interface StormDevice {
 }
 
 export type StormReply =
-  | { type: 'armed' }
-  | { type: 'storm-done'; devices: StormDevice[]; lastAckAt: number; errors: Record<string, number>; cpuMs: number }
-  | { type: 'error'; message: string };
+  { type: 'armed' } | { type: 'storm-done'; devices: StormDevice[]; lastAckAt: number; errors: Record<string, number>; cpuMs: number } | { type: 'error'; message: string };
 
 export interface IdleConfig {
   wsUrl: string;
@@ -61,9 +56,7 @@ export interface IdleConfig {
 
 export type IdleRequest = { cmd: 'open-to'; count: number } | { cmd: 'close' };
 export type IdleReply =
-  | { type: 'ready'; nofile: number }
-  | { type: 'opened'; open: number; failed: number; firstError?: string; errors: Record<string, number> }
-  | { type: 'error'; message: string };
+  { type: 'ready'; nofile: number } | { type: 'opened'; open: number; failed: number; firstError?: string; errors: Record<string, number> } | { type: 'error'; message: string };
 
 /** 127.<octet>.<b>.<c> for the i-th connection: one source address per connection, never .0 or .255. */
 export function sourceAddress(octet: number, i: number): string {

@@ -67,7 +67,12 @@ function area(name: string, url: string): string {
   }
   if (url.startsWith('node:')) return `node:${url.slice(5).split('/')[0]}`;
   const src = url.indexOf('/src/');
-  if (src >= 0) return url.slice(src + 1).split('/').slice(0, 2).join('/');
+  if (src >= 0)
+    return url
+      .slice(src + 1)
+      .split('/')
+      .slice(0, 2)
+      .join('/');
   return path.basename(url);
 }
 

@@ -61,7 +61,10 @@ export const weirdValue: fc.Arbitrary<unknown> = fc.oneof(
 
 /** A frame object the server must accept (given a session in the right state). */
 export const validFrame: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
-  fc.record({ type: fc.constant('hello'), protocol: fc.constant(1), epoch: fc.string({ minLength: 1, maxLength: 64 }), lastSeq: fc.nat() }, { noNullPrototype: true, requiredKeys: ['type'] }),
+  fc.record(
+    { type: fc.constant('hello'), protocol: fc.constant(1), epoch: fc.string({ minLength: 1, maxLength: 64 }), lastSeq: fc.nat() },
+    { noNullPrototype: true, requiredKeys: ['type'] },
+  ),
   fc.record({ type: fc.constant('ack'), upTo: fc.nat({ max: 1000 }) }, { noNullPrototype: true }),
   fc.record(
     {
@@ -100,9 +103,9 @@ const objectMutation: fc.Arbitrary<(o: Record<string, unknown>) => unknown> = fc
         Object.fromEntries([[k, v], ...Object.entries(o)]) as unknown,
   ),
   // Another frame type's name, or none at all.
-  fc.oneof(fc.constantFrom('hello', 'ack', 'send', 'ping', 'welcome', 'message', 'toString', '__proto__', 'hasOwnProperty', ''), fc.string({ maxLength: 8 })).map(
-    (t) => (o: Record<string, unknown>) => ({ ...o, type: t }),
-  ),
+  fc
+    .oneof(fc.constantFrom('hello', 'ack', 'send', 'ping', 'welcome', 'message', 'toString', '__proto__', 'hasOwnProperty', ''), fc.string({ maxLength: 8 }))
+    .map((t) => (o: Record<string, unknown>) => ({ ...o, type: t })),
   // Wrapped in an array, or nested.
   fc.constant((o: Record<string, unknown>) => [o]),
   fc.constant((o: Record<string, unknown>) => ({ type: o['type'], frame: o })),
@@ -193,7 +196,10 @@ const pathSegment: fc.Arbitrary<string> = fc.oneof(
 const query: fc.Arbitrary<string> = fc.oneof(
   fc.constant(''),
   fc
-    .record({ after: fc.oneof(fc.nat().map(String), badId, fc.constant('99999999999999999')), limit: fc.oneof(fc.nat({ max: 2000 }).map(String), badId, fc.constant('0')) }, { noNullPrototype: true, requiredKeys: [] })
+    .record(
+      { after: fc.oneof(fc.nat().map(String), badId, fc.constant('99999999999999999')), limit: fc.oneof(fc.nat({ max: 2000 }).map(String), badId, fc.constant('0')) },
+      { noNullPrototype: true, requiredKeys: [] },
+    )
     .map((q) => `?${new URLSearchParams(q as Record<string, string>).toString()}`),
   fc.string({ maxLength: 30 }).map((s) => `?${s}`),
 );
@@ -220,7 +226,15 @@ const route: fc.Arbitrary<{ method: string; path: string }> = fc.oneof(
 /** Valid bodies for the JSON routes, before mutation. */
 const validBody: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
   fc.record(
-    { id: validId(128), to: validId(), from: validId(), toDevice: validId(), body: fc.string({ minLength: 1, maxLength: 200 }), ttlSeconds: fc.integer({ min: 1, max: 86_400 }), receipt: fc.boolean() },
+    {
+      id: validId(128),
+      to: validId(),
+      from: validId(),
+      toDevice: validId(),
+      body: fc.string({ minLength: 1, maxLength: 200 }),
+      ttlSeconds: fc.integer({ min: 1, max: 86_400 }),
+      receipt: fc.boolean(),
+    },
     { noNullPrototype: true, requiredKeys: ['id', 'to', 'body'] },
   ),
   fc.record({ upTo: fc.nat({ max: 1000 }) }, { noNullPrototype: true }),
@@ -260,7 +274,10 @@ const httpHeaders: fc.Arbitrary<Record<string, string>> = fc.oneof(
     arbitrary: fc.record(
       {
         'content-type': fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=latin1', ''),
-        'x-request-id': fc.oneof(fc.string({ maxLength: 80 }).map((s) => s.replace(/[^\x20-\x7e]/g, '')), fc.constant('a'.repeat(65))),
+        'x-request-id': fc.oneof(
+          fc.string({ maxLength: 80 }).map((s) => s.replace(/[^\x20-\x7e]/g, '')),
+          fc.constant('a'.repeat(65)),
+        ),
         accept: fc.constantFrom('*/*', 'text/html', ''),
       },
       { noNullPrototype: true, requiredKeys: [] },
@@ -283,7 +300,12 @@ export const httpInput: fc.Arbitrary<HttpInput> = fc
 
 /** A raw request as the socket sees it: mostly well-formed requests with one part broken. */
 export const rawHttpRequest: fc.Arbitrary<string> = fc.oneof(
-  { weight: 3, arbitrary: fc.tuple(fc.constantFrom('GET /healthz HTTP/1.1', 'POST /v1/messages HTTP/1.1', 'GET /v1/messages HTTP/1.1'), textMutation).map(([line, m]) => `${m(line)}\r\nhost: x\r\n\r\n`) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(fc.constantFrom('GET /healthz HTTP/1.1', 'POST /v1/messages HTTP/1.1', 'GET /v1/messages HTTP/1.1'), textMutation)
+      .map(([line, m]) => `${m(line)}\r\nhost: x\r\n\r\n`),
+  },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 300 }) },
   {
     weight: 2,
@@ -306,7 +328,10 @@ export const rawHttpRequest: fc.Arbitrary<string> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.integer({ min: 8 * 1024, max: 40 * 1024 }).map((n) => `GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(n)}\r\n\r\n`) },
   { weight: 1, arbitrary: fc.integer({ min: 8 * 1024, max: 40 * 1024 }).map((n) => `GET /${'a'.repeat(n)} HTTP/1.1\r\nhost: x\r\n\r\n`) },
-  { weight: 1, arbitrary: fc.integer({ min: 100, max: 3000 }).map((n) => `GET /healthz HTTP/1.1\r\nhost: x\r\n${Array.from({ length: n }, (_, i) => `h${i}: v`).join('\r\n')}\r\n\r\n`) },
+  {
+    weight: 1,
+    arbitrary: fc.integer({ min: 100, max: 3000 }).map((n) => `GET /healthz HTTP/1.1\r\nhost: x\r\n${Array.from({ length: n }, (_, i) => `h${i}: v`).join('\r\n')}\r\n\r\n`),
+  },
 );
 
 /**

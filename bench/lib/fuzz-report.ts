@@ -74,7 +74,10 @@ function table(title: string, counts: Record<string, number>, label: (k: string)
 
 function findings(title: string, list: Finding[], total: number): string {
   if (total === 0) return `### ${title}: 0\n`;
-  const items = list.map((f) => `- ${f.via} seed ${f.seed} batch ${f.batch} index ${f.index}\n  - input: \`${f.input.replace(/`/g, "'").slice(0, 600)}\`\n  - answer: \`${f.answer.replace(/`/g, "'").replace(/\r?\n/g, '\\n').slice(0, 400)}\``);
+  const items = list.map(
+    (f) =>
+      `- ${f.via} seed ${f.seed} batch ${f.batch} index ${f.index}\n  - input: \`${f.input.replace(/`/g, "'").slice(0, 600)}\`\n  - answer: \`${f.answer.replace(/`/g, "'").replace(/\r?\n/g, '\\n').slice(0, 400)}\``,
+  );
   return `### ${title}: ${total}\n\n${items.join('\n')}\n`;
 }
 

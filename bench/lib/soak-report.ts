@@ -150,7 +150,13 @@ every ${String(d.params['churnEverySeconds'])} s a short-lived device of a rando
 | sends unanswered at the end / pending messages on the server at the end | ${d.unansweredAtEnd} / ${d.pendingAtEnd} |
 | final drain (load stopped until everything acked) | ${fmt(d.drainSeconds)} s |
 | server log lines at level error / stop | ${d.serverErrorLogLines} / ${d.serverExit} |
-| client-side errors and unexpected closes | ${Object.keys(d.clientErrors).length ? Object.entries(d.clientErrors).map(([k, v]) => `${k}: ${v}`).join(', ') : 'none'} |
+| client-side errors and unexpected closes | ${
+    Object.keys(d.clientErrors).length
+      ? Object.entries(d.clientErrors)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(', ')
+      : 'none'
+  } |
 
 ## Memory trend after warm-up (first ${d.warmupSeconds} s left out)
 
@@ -175,7 +181,10 @@ ${last?.openFds ?? 0} open fds. Highest event-loop delay p99 in any 10 s interva
 | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${d.samples
   .filter((_, i) => d.samples.length <= 40 || i % Math.ceil(d.samples.length / 40) === 0 || i === d.samples.length - 1)
-  .map((s) => `| ${fmt(s.t / 60)} | ${fmt(s.rssBytes / MiB)} | ${fmt(s.heapUsedBytes / MiB)} | ${fmt(s.loopDelayP99Ms)} | ${s.activeHandles} | ${s.openFds} | ${s.connections} | ${s.pendingMessages} | ${s.unansweredSends} | ${s.accepted} |`)
+  .map(
+    (s) =>
+      `| ${fmt(s.t / 60)} | ${fmt(s.rssBytes / MiB)} | ${fmt(s.heapUsedBytes / MiB)} | ${fmt(s.loopDelayP99Ms)} | ${s.activeHandles} | ${s.openFds} | ${s.connections} | ${s.pendingMessages} | ${s.unansweredSends} | ${s.accepted} |`,
+  )
   .join('\n')}
 ${d.lostExamples.length ? `\nLost (first examples): ${d.lostExamples.join(', ')}\n` : ''}`;
   const file = path.join(dir, 'soak.md');

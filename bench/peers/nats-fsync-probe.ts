@@ -93,7 +93,7 @@ export async function natsFsyncProbe(publishes = 300): Promise<FsyncProbe> {
       summary:
         `measured with strace on the server: ${calls} fsync/fdatasync call(s) (and ${writes} write calls) during ${publishes} acknowledged publishes over ${secs.toFixed(2)} s; ` +
         (calls < publishes / 10
-          ? 'so a PubAck does not wait for an fsync: an acknowledged message can be lost if the machine (not just the process) fails before the OS or the server\'s periodic sync writes it out. Newer nats-server versions offer `sync_interval: always`; this version has no such setting (its configuration parser does not know the key).'
+          ? "so a PubAck does not wait for an fsync: an acknowledged message can be lost if the machine (not just the process) fails before the OS or the server's periodic sync writes it out. Newer nats-server versions offer `sync_interval: always`; this version has no such setting (its configuration parser does not know the key)."
           : 'the server fsyncs about once per publish.'),
     };
   } finally {

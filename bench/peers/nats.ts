@@ -39,8 +39,8 @@ export async function openNatsPeer(fsyncNote: string): Promise<Peer> {
     version: `nats-server ${nc.info?.version ?? 'unknown'}`,
     durability: fsyncNote,
     notes: [
-      'One connection. Each fetch creates an ordered (ephemeral) consumer filtered to the user\'s subject, as a reconnecting device would; sequence numbers are stream-wide.',
-      'Dedupe by Nats-Msg-Id within the stream\'s duplicate window (2 minutes by default).',
+      "One connection. Each fetch creates an ordered (ephemeral) consumer filtered to the user's subject, as a reconnecting device would; sequence numbers are stream-wide.",
+      "Dedupe by Nats-Msg-Id within the stream's duplicate window (2 minutes by default).",
     ],
     async setup() {},
     async send(user, id, body) {
@@ -58,10 +58,16 @@ export async function openNatsPeer(fsyncNote: string): Promise<Peer> {
       }
       iter.stop();
       // Dropping the consumer is the client's housekeeping, not part of getting the page.
-      const del = c.delete().then(() => undefined, () => undefined);
+      const del = c.delete().then(
+        () => undefined,
+        () => undefined,
+      );
       deletes.add(del);
       // `del` never rejects (both outcomes map to undefined above).
-      del.then(() => deletes.delete(del), () => undefined);
+      del.then(
+        () => deletes.delete(del),
+        () => undefined,
+      );
       return out;
     },
     async deleteUpTo(user, upToSeq) {

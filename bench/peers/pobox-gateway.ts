@@ -133,7 +133,6 @@ export async function openPoboxGatewayPeer(): Promise<Peer> {
 
 type OnFrame = (ws: WebSocket, frame: ServerFrame, out: PeerMessage[], done: (page: PeerMessage[]) => void) => void;
 
-
 /** One device connection: hello, hand each frame to `onFrame` until it calls done, then close. */
 function session(url: string, onFrame: OnFrame): Promise<PeerMessage[]> {
   const ws = new WebSocket(url);

@@ -13,7 +13,7 @@ export async function openPoboxPeer(): Promise<Peer> {
   return {
     name: 'pobox (lmdb)',
     version: `pobox 0.1.0, lmdb-js ${packageVersion('lmdb')}`,
-    durability: 'acknowledged after the LMDB commit is fsync\'d (concurrent sends share one commit)',
+    durability: "acknowledged after the LMDB commit is fsync'd (concurrent sends share one commit)",
     notes: ['Also does per-recipient dedupe by message id, quotas and an expiry index on every send.'],
     async setup(users) {
       for (let i = 0; i < users.length; i += 500) {

@@ -322,9 +322,16 @@ export class RedisClusterBus implements Bus {
     if (previous !== undefined) {
       this.counters.moved++;
       // want() reports its own failures (and reconnects); nothing is left to handle here.
-      this.links.get(previous)?.want(channel, false).catch((err: unknown) => this.errors.note(`subscriber ${previous}`, err));
+      this.links
+        .get(previous)
+        ?.want(channel, false)
+        .catch((err: unknown) => this.errors.note(`subscriber ${previous}`, err));
     }
-    if (owner !== undefined && it.handlers.size > 0) this.links.get(owner)?.want(channel, true).catch((err: unknown) => this.errors.note(`subscriber ${owner}`, err));
+    if (owner !== undefined && it.handlers.size > 0)
+      this.links
+        .get(owner)
+        ?.want(channel, true)
+        .catch((err: unknown) => this.errors.note(`subscriber ${owner}`, err));
   }
 
   private openLink(key: string): void {

@@ -23,7 +23,12 @@ const CLUSTER_PREFIX_RULE = 'prefix must be 0-64 characters of A-Z a-z 0-9 . _ :
 /** Tuning both buses share. */
 const tuning = {
   /** A wake-up carries the message itself when its JSON is at most this many bytes. */
-  maxInlineBytes: z.number().int().min(0).max(512 * 1024).default(4096),
+  maxInlineBytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(512 * 1024)
+    .default(4096),
   /** Longest pause between reconnect attempts; attempts back off up to this, with jitter. */
   reconnectMaxDelayMs: z.number().int().min(10).max(60_000).default(2000),
   /** How often each connection is pinged, so a silently dead link is noticed; 0 disables. */

@@ -106,14 +106,18 @@ export class RedisBus implements Bus {
       this.pubUp = false;
       this.updateHealth();
     });
-    this.link = new SubscriberLink(this.opts.connectionUrl, { ...common, connectionName: 'pobox-bus-sub' }, {
-      sharded: false,
-      role: 'subscriber',
-      errors: this.errors,
-      onMessage: (channel, payload) => this.dispatch(channel, payload),
-      onChange: () => this.updateHealth(),
-      isClosed: () => this.closed,
-    });
+    this.link = new SubscriberLink(
+      this.opts.connectionUrl,
+      { ...common, connectionName: 'pobox-bus-sub' },
+      {
+        sharded: false,
+        role: 'subscriber',
+        errors: this.errors,
+        onMessage: (channel, payload) => this.dispatch(channel, payload),
+        onChange: () => this.updateHealth(),
+        isClosed: () => this.closed,
+      },
+    );
     if (this.opts.pingIntervalMs > 0) {
       this.pingTimer = setInterval(() => this.pingBoth(), this.opts.pingIntervalMs);
       this.pingTimer.unref();

@@ -15,11 +15,7 @@ import { registerSend } from './commands/send.js';
 import { registerDynamoDb } from './commands/dynamodb.js';
 
 export function buildProgram(): Command {
-  const program = new Command('pobox')
-    .description('durable per-user mailboxes for offline chat delivery')
-    .version('0.1.0')
-    .showHelpAfterError()
-    .exitOverride();
+  const program = new Command('pobox').description('durable per-user mailboxes for offline chat delivery').version('0.1.0').showHelpAfterError().exitOverride();
   // sub-commands register below, one line each
   registerServe(program);
   registerToken(program);
@@ -43,7 +39,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`pobox: ${err.code}: ${err.message}\n`);
       return err.code === 'BAD_REQUEST' ? 2 : 1;
     }
-    process.stderr.write(`pobox: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.stderr.write(`pobox: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return 1;
   }
 }

@@ -132,7 +132,10 @@ export class PoboxClient {
     this.delivery = new DeliveryTracker(options.resume);
     this.emitter = new TypedEmitter<ClientEvents>((err, event) => {
       // A throwing error listener is reported to the platform instead of looping.
-      if (event === 'error') queueMicrotask(() => { throw err; });
+      if (event === 'error')
+        queueMicrotask(() => {
+          throw err;
+        });
       else this.emitError(toError(err, 'INTERNAL', `a '${String(event)}' listener threw`));
     });
     // Start on the next tick so listeners attached right after connect() see every event.

@@ -8,9 +8,18 @@ export const DAY_SECONDS = 24 * 60 * 60;
 /** Per-mailbox and per-message limits. Defaults are the ones the README and docs/protocol.md promise. */
 export const LimitsSchema = z
   .object({
-    maxBodyBytes: z.number().int().min(1).max(16 * MiB).default(64 * KiB),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(16 * MiB)
+      .default(64 * KiB),
     maxMailboxMessages: z.number().int().min(1).max(100_000_000).default(10_000),
-    maxMailboxBytes: z.number().int().min(1).default(64 * MiB),
+    maxMailboxBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(64 * MiB),
     maxDevicesPerUser: z.number().int().min(1).max(1000).default(32),
     maxPageSize: z.number().int().min(1).max(10_000).default(1000),
   })
@@ -19,8 +28,16 @@ export type Limits = z.output<typeof LimitsSchema>;
 
 export const RetentionSchema = z
   .object({
-    defaultTtlSeconds: z.number().int().min(1).default(30 * DAY_SECONDS),
-    maxTtlSeconds: z.number().int().min(1).default(30 * DAY_SECONDS),
+    defaultTtlSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .default(30 * DAY_SECONDS),
+    maxTtlSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .default(30 * DAY_SECONDS),
     /** How often the sweeper deletes expired messages; 0 disables it. */
     sweepIntervalMs: z.number().int().min(0).default(60_000),
     /** Most messages one sweep pass deletes before yielding. */
@@ -73,7 +90,12 @@ export const DynamoDbConfigSchema = z
     /** Partitions of the sweeper's expiry index; fixed for the life of the table. */
     sweepShards: z.number().int().min(1).max(256).default(16),
     /** Native TTL deletes this long after expiry, so the sweeper (which keeps quotas right) normally gets there first. */
-    ttlGraceSeconds: z.number().int().min(0).max(365 * DAY_SECONDS).default(DAY_SECONDS),
+    ttlGraceSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(365 * DAY_SECONDS)
+      .default(DAY_SECONDS),
     /** Attempts per request (throttling, 5xx, conflicts) before a send fails with UNAVAILABLE. */
     maxAttempts: z.number().int().min(1).max(50).default(10),
     /**

@@ -12,9 +12,7 @@ const idMessage = 'must be 1-64 characters of A-Z a-z 0-9 . _ : @ - starting wit
 
 export const UserIdSchema = z.string().regex(ID_PATTERN, `user id ${idMessage}`);
 export const DeviceIdSchema = z.string().regex(ID_PATTERN, `device id ${idMessage}`);
-export const MessageIdSchema = z
-  .string()
-  .regex(MESSAGE_ID_PATTERN, 'message id must be 1-128 characters of A-Z a-z 0-9 . _ : @ - starting with a letter or digit');
+export const MessageIdSchema = z.string().regex(MESSAGE_ID_PATTERN, 'message id must be 1-128 characters of A-Z a-z 0-9 . _ : @ - starting with a letter or digit');
 
 export type UserId = string;
 export type DeviceId = string;

@@ -23,9 +23,7 @@ import type { AuthConfig, ServerConfig } from './config.js';
 
 export type Scope = 'send' | 'admin';
 
-export type Principal =
-  | { kind: 'user'; user: string; device: string; expiresAt: number }
-  | { kind: 'key'; name: string; scopes: ReadonlySet<Scope> };
+export type Principal = { kind: 'user'; user: string; device: string; expiresAt: number } | { kind: 'key'; name: string; scopes: ReadonlySet<Scope> };
 
 export const SECRET_FILE = 'jwt-secret';
 
@@ -175,15 +173,7 @@ export function parseTtl(text: string): number {
 }
 
 /** Mint an HS256 user token (what `pobox token` prints). */
-export async function mintToken(opts: {
-  secret: string;
-  user: string;
-  device: string;
-  ttlSeconds?: number;
-  issuer?: string;
-  audience?: string;
-  now?: number;
-}): Promise<string> {
+export async function mintToken(opts: { secret: string; user: string; device: string; ttlSeconds?: number; issuer?: string; audience?: string; now?: number }): Promise<string> {
   const user = parseInput(UserIdSchema, opts.user, undefined, { field: 'user' });
   const device = parseInput(DeviceIdSchema, opts.device, undefined, { field: 'device' });
   const now = Math.floor((opts.now ?? Date.now()) / 1000);

@@ -51,11 +51,19 @@ export const SessionConfigSchema = z
      */
     windowMessages: z.number().int().min(1).max(100_000).default(1024),
     /** Most unacked body bytes in flight per connection (one message is always allowed). */
-    windowBytes: z.number().int().min(1).default(1 * MiB),
+    windowBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(1 * MiB),
     /** Messages read from the store per page. */
     pageSize: z.number().int().min(1).max(10_000).default(256),
     /** Stop writing to a socket whose send buffer holds more than this; resume when it drains. */
-    maxBufferedBytes: z.number().int().min(1024).default(1 * MiB),
+    maxBufferedBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(1 * MiB),
     /** ws-level ping interval; a connection silent for two intervals is closed. */
     heartbeatMs: z.number().int().min(100).default(30_000),
     /** The hello frame must arrive within this time. */
@@ -68,7 +76,11 @@ export const SessionConfigSchema = z
      */
     safetyPollMs: z.number().int().min(0).default(20_000),
     /** Wake-ups carry the message itself when its body is at most this many bytes. */
-    wakeMessageMaxBytes: z.number().int().min(0).default(4 * KiB),
+    wakeMessageMaxBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(4 * KiB),
   })
   .strict();
 export type SessionConfig = z.output<typeof SessionConfigSchema>;
@@ -83,9 +95,17 @@ const RateSchema = z
 export const GatewayLimitsSchema = z
   .object({
     /** Largest WebSocket message accepted; larger closes the connection with 1009. */
-    maxFrameBytes: z.number().int().min(1024).default(512 * KiB),
+    maxFrameBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(512 * KiB),
     /** Largest HTTP request body accepted (413 PAYLOAD_TOO_LARGE beyond). */
-    maxHttpBodyBytes: z.number().int().min(1024).default(512 * KiB),
+    maxHttpBodyBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(512 * KiB),
     /** Token bucket for send frames on one connection. */
     sendRate: RateSchema.default({ perSecond: 1000, burst: 2000 }),
     /** Token bucket for WebSocket connection attempts per remote address. */
@@ -254,7 +274,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv): Plain {
   if (env.POBOX_DEMO) setPath(out, ['demo'], /^(1|true|yes|on)$/i.test(env.POBOX_DEMO) ? true : /^(0|false|no|off)$/i.test(env.POBOX_DEMO) ? false : env.POBOX_DEMO);
   setPath(out, ['wakeupHook', 'url'], env.POBOX_WAKEUP_URL || undefined);
   if (env.POBOX_JWT_SECRETS) {
-    setPath(out, ['auth', 'secrets'], env.POBOX_JWT_SECRETS.split(',').map((s) => s.trim()).filter(Boolean));
+    setPath(
+      out,
+      ['auth', 'secrets'],
+      env.POBOX_JWT_SECRETS.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
   }
   setPath(out, ['auth', 'publicKey'], env.POBOX_JWT_PUBLIC_KEY || undefined);
   if (env.POBOX_API_KEYS) {

@@ -62,7 +62,7 @@ async function principalOf(ctx: HttpContext, auth: Authenticator): Promise<Princ
 }
 
 function requireUserToken(p: Principal): Extract<Principal, { kind: 'user' }> {
-  if (p.kind !== 'user') throw new PoboxError('FORBIDDEN', 'this endpoint needs a user token (it acts on the token\'s device)');
+  if (p.kind !== 'user') throw new PoboxError('FORBIDDEN', "this endpoint needs a user token (it acts on the token's device)");
   return p;
 }
 

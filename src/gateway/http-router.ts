@@ -42,9 +42,7 @@ interface Route {
 export class HttpRouter {
   private readonly routes: Route[] = [];
 
-  constructor(
-    private readonly opts: { maxBodyBytes: number; log: Logger; events: TypedEmitter<GatewayEvents>; unavailable: () => boolean },
-  ) {}
+  constructor(private readonly opts: { maxBodyBytes: number; log: Logger; events: TypedEmitter<GatewayEvents>; unavailable: () => boolean }) {}
 
   /** Add a route. Later routes never shadow earlier ones with the same method and pattern. */
   route(method: string, pattern: string, handler: HttpHandler): this {

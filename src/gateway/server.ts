@@ -111,7 +111,10 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
     );
     sendsInFlight.add(settled);
     // `settled` never rejects (both outcomes map to undefined above).
-    settled.then(() => sendsInFlight.delete(settled), () => undefined);
+    settled.then(
+      () => sendsInFlight.delete(settled),
+      () => undefined,
+    );
   };
 
   const stopHealth = bus.onHealth((healthy) => {

@@ -10,7 +10,8 @@ type AsyncOp = 'append' | 'read' | 'ack' | 'registerDevice' | 'removeDevice' | '
 
 export function instrumentStore(store: MailboxStore, metrics: PoboxMetrics): MailboxStore {
   const engine = store.engine;
-  const timed = <A extends unknown[], R>(op: AsyncOp, fn: (...args: A) => Promise<R>) =>
+  const timed =
+    <A extends unknown[], R>(op: AsyncOp, fn: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
       const end = metrics.storeSeconds.startTimer({ engine, op });
       try {

@@ -75,12 +75,19 @@ export class RedisPresence implements Presence {
     const q = p.catch((err: unknown) => this.opts.onFailure?.(err));
     this.pending.add(q);
     // `q` never rejects: the write's failure is caught on the line above.
-    q.then(() => this.pending.delete(q), () => undefined);
+    q.then(
+      () => this.pending.delete(q),
+      () => undefined,
+    );
   }
 
   private write(user: UserId, device: DeviceId): Promise<unknown> {
     const key = this.key(user);
-    return this.redis.multi().hset(key, this.field(device), String(Date.now() + this.ttlMs)).pexpire(key, this.ttlMs * 2).exec();
+    return this.redis
+      .multi()
+      .hset(key, this.field(device), String(Date.now() + this.ttlMs))
+      .pexpire(key, this.ttlMs * 2)
+      .exec();
   }
 
   follow(events: TypedEmitter<GatewayEvents>): () => void {

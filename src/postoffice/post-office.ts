@@ -9,7 +9,18 @@
 import { PoboxError, toPoboxError, closedError } from '../core/errors.js';
 import { parseConfig, PostOfficeConfigSchema, type PostOfficeConfig, type PostOfficeConfigInput } from '../core/config.js';
 import type { DeviceId, Seq, UserId } from '../core/ids.js';
-import { systemClock, type AckResult, type Clock, type DeviceCursor, type DeviceStart, type EphemeralMessage, type EphemeralResult, type MailboxStats, type ReadPage, type SendResult } from '../core/types.js';
+import {
+  systemClock,
+  type AckResult,
+  type Clock,
+  type DeviceCursor,
+  type DeviceStart,
+  type EphemeralMessage,
+  type EphemeralResult,
+  type MailboxStats,
+  type ReadPage,
+  type SendResult,
+} from '../core/types.js';
 import { parseInput } from '../core/validate.js';
 import type { AppendItem, MailboxStore, PurgeOutcome, RegisterOutcome } from '../store/contract.js';
 import { TypedEmitter } from '../core/emitter.js';

@@ -13,9 +13,7 @@ import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage, StoredMessage }
 /** A validated message ready to store; the engine assigns its seq. */
 export type AppendItem = Omit<StoredMessage, 'seq'>;
 
-export type AppendOutcome =
-  | { ok: true; seq: Seq; duplicate: boolean; epoch: string }
-  | { ok: false; error: PoboxError };
+export type AppendOutcome = { ok: true; seq: Seq; duplicate: boolean; epoch: string } | { ok: false; error: PoboxError };
 
 /** Quotas an append must respect, checked atomically with the write. */
 export interface AppendLimits {

@@ -21,7 +21,7 @@ function records(users: number, perUser: number): LogRecord[] {
   return out;
 }
 
-test('a scan returns exactly the user\'s records, in append order, across read-buffer boundaries', async () => {
+test("a scan returns exactly the user's records, in append order, across read-buffer boundaries", async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pobox-shared-log-test-'));
   const log = new SharedLog(dir, 3, { readChunk: 256 });
   try {

@@ -72,7 +72,10 @@ test('demo page: alice sends to offline bob; bob comes online and sees them in o
     await page.waitForFunction(() => document.querySelectorAll('#right-messages li.in').length === 5);
     assert.deepEqual(await texts(page, '#right-messages li.in .body'), ['first', 'second', 'third', 'fourth', 'fifth']);
     const seqs = await page.$$eval('#right-messages li.in', (els) => els.map((e) => Number((e as HTMLElement).dataset.seq)));
-    assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+    assert.deepEqual(
+      seqs,
+      [...seqs].sort((a, b) => a - b),
+    );
     await page.waitForSelector('#right-pending[data-pending="0"]');
     await page.waitForSelector('#right-status[data-state="online"]');
     // One more, live this time.

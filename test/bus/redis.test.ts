@@ -167,7 +167,10 @@ describe('RedisBus on the shared Redis', () => {
     const c = new RedisBus(`${SHARED_REDIS}?prefix=${encodeURIComponent(prefix)}`);
     cleanups.push(() => c.close());
     assert.equal(await c.waitHealthy(5000), true);
-    await assert.rejects(a.subscribe('not a user!', () => undefined), (e: unknown) => e instanceof PoboxError && e.code === 'BAD_REQUEST');
+    await assert.rejects(
+      a.subscribe('not a user!', () => undefined),
+      (e: unknown) => e instanceof PoboxError && e.code === 'BAD_REQUEST',
+    );
   });
 
   it('fails start-up with UNAVAILABLE when Redis is unreachable, unless asked to start disconnected', async () => {

@@ -41,13 +41,20 @@ describe('client protocol', () => {
     conn.send({ type: 'caughtUp', seq: 3 });
     await conn.next('ack');
     await waitFor(() => rec.messages.length === 2, 'two messages handed');
-    assert.deepEqual(conn.frames.filter((f) => f.type === 'ack'), [{ type: 'ack', upTo: 1 }], 'seq 2 is not acked while its handler runs');
+    assert.deepEqual(
+      conn.frames.filter((f) => f.type === 'ack'),
+      [{ type: 'ack', upTo: 1 }],
+      'seq 2 is not acked while its handler runs',
+    );
     assert.deepEqual(rec.caughtUp, [], 'caughtUp waits behind the messages before it');
     hold.open();
     await waitFor(() => rec.caughtUp.length === 1, 'caughtUp');
     assert.equal(c.state, 'live');
     assert.deepEqual((await conn.next('ack', 2)).upTo, 3);
-    assert.deepEqual(rec.messages.map((m) => m.seq), [1, 2, 3]);
+    assert.deepEqual(
+      rec.messages.map((m) => m.seq),
+      [1, 2, 3],
+    );
   });
 
   it('resumes with epoch and lastSeq, drops what the application already saw, and acks it', async () => {
@@ -67,7 +74,10 @@ describe('client protocol', () => {
     hold.open();
     for (const s of [2, 3, 4]) second.send(message(s));
     await waitFor(() => rec.messages.length === 4, 'seq 4 handed');
-    assert.deepEqual(rec.messages.map((m) => m.seq), [1, 2, 3, 4]);
+    assert.deepEqual(
+      rec.messages.map((m) => m.seq),
+      [1, 2, 3, 4],
+    );
     await waitFor(() => second.frames.some((f) => f.type === 'ack' && f.upTo === 4), 'ack up to 4');
     assert.equal(c.stats.duplicatesDropped, 1);
     assert.equal(c.stats.reconnects, 1);
@@ -145,7 +155,10 @@ describe('client protocol', () => {
     assert.ok(rec.errors[0] instanceof ConnectionClosedError);
     assert.equal((rec.errors[0] as ConnectionClosedError).closeCode, 4001);
     assert.equal(server.connections.length, 1);
-    assert.equal(rec.states.some((s) => s.state === 'reconnecting'), false);
+    assert.equal(
+      rec.states.some((s) => s.state === 'reconnecting'),
+      false,
+    );
   });
 
   it('fails the largest send after a frame-too-big close, and resends the others', async () => {

@@ -40,10 +40,7 @@ export function newSecret(): string {
   return randomBytes(32).toString('base64url');
 }
 
-export async function startGateway(
-  res: Resources,
-  opts: { secret?: string; dataDir?: string; config?: ServerConfigInput; start?: StartOptions } = {},
-): Promise<TestGateway> {
+export async function startGateway(res: Resources, opts: { secret?: string; dataDir?: string; config?: ServerConfigInput; start?: StartOptions } = {}): Promise<TestGateway> {
   const secret = opts.secret ?? newSecret();
   const dataDir = opts.dataDir ?? tempDir(res);
   const server = await startServer({ port: 0, dataDir, logLevel: 'silent', auth: { secrets: [secret] }, ...opts.config }, opts.start);

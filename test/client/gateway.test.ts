@@ -49,7 +49,10 @@ describe('client SDK with the gateway', () => {
     await waitFor(() => bob.stats.reconnects === 1 && bob.state === 'open', 'bob welcomed again');
     hold.open();
     await waitFor(() => rec.messages.length === 300 && rec.caughtUp.length > 0, 'all 300 messages');
-    assertEachOnceInOrder(rec.messages.map((m) => m.seq), sent);
+    assertEachOnceInOrder(
+      rec.messages.map((m) => m.seq),
+      sent,
+    );
     // Seq 150 was never acked, so the server sent it again; the SDK kept it from the application.
     assert.ok(bob.stats.duplicatesDropped >= 1, `duplicates dropped: ${bob.stats.duplicatesDropped}`);
     assert.ok(bob.stats.received > 300, 'the server did send some messages twice');
@@ -76,7 +79,10 @@ describe('client SDK with the gateway', () => {
     const second = await gw.client('bob', 'phone');
     const rec2 = record(second);
     await waitFor(() => rec2.caughtUp.length === 1, 'second drain');
-    assertEachOnceInOrder(rec2.messages.map((m) => m.seq), sent.slice(20));
+    assertEachOnceInOrder(
+      rec2.messages.map((m) => m.seq),
+      sent.slice(20),
+    );
   });
 
   it('resolves send only after the message is durable, with its seq', async () => {
@@ -120,7 +126,11 @@ describe('client SDK with the gateway', () => {
     await waitFor(() => rec.messages.length === 1, 'bob receives it');
     const probe = await alice.send({ to: 'bob', body: 'after', id: 'resend-2' });
     await waitFor(() => rec.messages.length === 2, 'bob receives the next one');
-    assert.deepEqual(rec.messages.map((m) => m.seq), [storedSeq, probe.seq], 'the resent message was stored once');
+    assert.deepEqual(
+      rec.messages.map((m) => m.seq),
+      [storedSeq, probe.seq],
+      'the resent message was stored once',
+    );
   });
 
   it('does not reconnect after being replaced by another connection of the same device', async () => {
@@ -133,7 +143,10 @@ describe('client SDK with the gateway', () => {
     await waitFor(() => old.state === 'closed', 'the old client closed');
     const err = oldRec.errors.find((e) => e instanceof ConnectionClosedError) as ConnectionClosedError | undefined;
     assert.equal(err?.closeCode, 4000);
-    assert.equal(oldRec.states.some((s) => s.state === 'reconnecting'), false);
+    assert.equal(
+      oldRec.states.some((s) => s.state === 'reconnecting'),
+      false,
+    );
 
     // Had the old client come back, it would have replaced the newer one; prove it did not.
     const bob = await gw.client('bob', 'phone');
@@ -160,7 +173,10 @@ describe('client SDK with the gateway', () => {
     assert.ok(rec.errors[0] instanceof ConnectionClosedError);
     assert.equal(rec.errors[0].code, 'UNAUTHORIZED');
     assert.equal(rec.errors[0].closeCode, 4001);
-    assert.equal(rec.states.some((s) => s.state === 'reconnecting'), false);
+    assert.equal(
+      rec.states.some((s) => s.state === 'reconnecting'),
+      false,
+    );
   });
 
   it('backs off with a growing ceiling while no server answers, then connects when one does', async () => {
@@ -176,7 +192,10 @@ describe('client SDK with the gateway', () => {
     const rec = record(client);
     await waitFor(() => rec.states.filter((s) => s.state === 'reconnecting').length >= 6, 'six failed attempts');
     const steps = rec.states.filter((s) => s.state === 'reconnecting').slice(0, 6);
-    assert.deepEqual(steps.map((s) => s.ceilingMs), [10, 20, 40, 80, 80, 80]);
+    assert.deepEqual(
+      steps.map((s) => s.ceilingMs),
+      [10, 20, 40, 80, 80, 80],
+    );
     for (const s of steps) assert.ok(s.delayMs! >= 0 && s.delayMs! < s.ceilingMs!, `delay ${s.delayMs} below ceiling ${s.ceilingMs}`);
 
     const gw = await startGateway(res, { secret, dataDir, config: { port } });
@@ -202,7 +221,10 @@ describe('client SDK with the gateway', () => {
     assert.equal(bob.url, a.server.wsUrl);
     await a.server.close();
     await waitFor(() => bob.url === b.server.wsUrl && bob.state === 'live', 'bob live on node b');
-    assert.ok(rec.states.some((s) => s.state === 'reconnecting' && s.closeCode === 1001), 'node a said it was going away');
+    assert.ok(
+      rec.states.some((s) => s.state === 'reconnecting' && s.closeCode === 1001),
+      'node a said it was going away',
+    );
 
     const alice = await b.client('alice', 'laptop');
     const { seq } = await alice.send({ to: 'bob', body: 'via b' });

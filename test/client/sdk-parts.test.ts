@@ -15,7 +15,10 @@ import type { SendFrame } from '../../src/core/protocol.js';
 describe('backoff', () => {
   it('doubles the ceiling per attempt up to the maximum', () => {
     const opts = { baseMs: 100, maxMs: 1000 };
-    assert.deepEqual([0, 1, 2, 3, 4, 5, 60].map((a) => backoffCeiling(a, opts)), [100, 200, 400, 800, 1000, 1000, 1000]);
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 5, 60].map((a) => backoffCeiling(a, opts)),
+      [100, 200, 400, 800, 1000, 1000, 1000],
+    );
   });
 
   it('draws the delay uniformly below the ceiling (full jitter)', () => {
@@ -27,11 +30,14 @@ describe('backoff', () => {
 
   it('counts attempts and starts over after reset', () => {
     const b = new Backoff({ baseMs: 10, maxMs: 1000 }, () => 0.5);
-    assert.deepEqual([b.next(), b.next(), b.next()].map((s) => [s.attempt, s.ceilingMs, s.delayMs]), [
-      [0, 10, 5],
-      [1, 20, 10],
-      [2, 40, 20],
-    ]);
+    assert.deepEqual(
+      [b.next(), b.next(), b.next()].map((s) => [s.attempt, s.ceilingMs, s.delayMs]),
+      [
+        [0, 10, 5],
+        [1, 20, 10],
+        [2, 40, 20],
+      ],
+    );
     b.reset();
     assert.equal(b.next().attempt, 0);
   });
@@ -41,7 +47,10 @@ describe('delivery tracker', () => {
   it('hands each seq once and drops what was already handed on a later connection', () => {
     const d = new DeliveryTracker();
     d.welcome('e1', false, 0);
-    assert.deepEqual([1, 2, 3].map((s) => d.offer(s)), ['new', 'new', 'new']);
+    assert.deepEqual(
+      [1, 2, 3].map((s) => d.offer(s)),
+      ['new', 'new', 'new'],
+    );
     d.confirm(2);
     assert.equal(d.ackDue(), 2);
     d.ackSent(2);
@@ -101,11 +110,17 @@ describe('pending sends', () => {
     const p = new PendingSends();
     const a = p.add(frame('a'), 0);
     p.add(frame('b'), 0);
-    assert.deepEqual(p.toWrite(1).map((t) => JSON.parse(t).id), ['a', 'b']);
+    assert.deepEqual(
+      p.toWrite(1).map((t) => JSON.parse(t).id),
+      ['a', 'b'],
+    );
     assert.deepEqual(p.toWrite(1), []);
     assert.equal(p.accepted('a', 5, false), true);
     assert.deepEqual(await a.promise, { id: 'a', seq: 5, duplicate: false });
-    assert.deepEqual(p.toWrite(2).map((t) => JSON.parse(t).id), ['b']);
+    assert.deepEqual(
+      p.toWrite(2).map((t) => JSON.parse(t).id),
+      ['b'],
+    );
     assert.equal(p.accepted('nope', 1, false), false);
   });
 
@@ -170,7 +185,10 @@ describe('socket URL', () => {
   it('adds the token as a query parameter and maps http to ws', () => {
     assert.equal(toSocketUrl('http://127.0.0.1:8080/ws', 'a.b.c'), 'ws://127.0.0.1:8080/ws?token=a.b.c');
     assert.equal(toSocketUrl('wss://h/x?v=1&token=old', 't'), 'wss://h/x?v=1&token=t');
-    assert.throws(() => toSocketUrl('ftp://h', 't'), (e: PoboxError) => e.code === 'BAD_REQUEST' && e.field === 'url');
+    assert.throws(
+      () => toSocketUrl('ftp://h', 't'),
+      (e: PoboxError) => e.code === 'BAD_REQUEST' && e.field === 'url',
+    );
     assert.throws(() => toSocketUrl('not a url', 't'), { code: 'BAD_REQUEST' });
   });
 });
@@ -185,7 +203,9 @@ describe('browser safety', () => {
       seen.add(rel);
       assert.ok(allowed.has(rel), `the client SDK reaches ${rel}`);
       // Comments may show imports for the reader (e.g. of 'ws'); only code counts.
-      const text = readFileSync(path.join(src, rel), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+      const text = readFileSync(path.join(src, rel), 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .replace(/\/\/.*$/gm, '');
       for (const m of text.matchAll(/^\s*(?:import|export)\s[^'";]*?from\s+'([^']+)'/gm)) {
         const spec = m[1]!;
         assert.ok(spec.startsWith('.'), `${rel} imports the package ${spec}`);

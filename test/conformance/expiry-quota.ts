@@ -41,7 +41,9 @@ export function defineExpiryQuotaBehaviours(factory: EngineFactory): void {
 
     it('sweeps in batches until done across many users', T, async () => {
       await withEnv(factory, { retention: { sweepBatch: 7 } }, async ({ po, clock }) => {
-        await Promise.all(Array.from({ length: 10 }, (_, u) => Promise.all(Array.from({ length: 5 }, (_, i) => po.send({ to: `u${u}`, from: 'a', id: `m${i}`, body: 'x', ttlSeconds: 10 })))));
+        await Promise.all(
+          Array.from({ length: 10 }, (_, u) => Promise.all(Array.from({ length: 5 }, (_, i) => po.send({ to: `u${u}`, from: 'a', id: `m${i}`, body: 'x', ttlSeconds: 10 })))),
+        );
         clock.advance(10_000);
         assert.equal(await po.sweepNow(), 50);
         for (let u = 0; u < 10; u++) assert.equal((await po.stats(`u${u}`)).pending, 0);
@@ -60,7 +62,10 @@ export function defineExpiryQuotaBehaviours(factory: EngineFactory): void {
         const second = await po.send({ to: 'bob', from: 'a', id: 'reuse', body: 'second', ttlSeconds: 60 });
         assert.equal(second.duplicate, false);
         assert.ok(second.seq > first.seq);
-        assert.deepEqual((await readAll(po, 'bob', 'phone')).map((m) => m.body), ['second']);
+        assert.deepEqual(
+          (await readAll(po, 'bob', 'phone')).map((m) => m.body),
+          ['second'],
+        );
         const third = await po.send({ to: 'bob', from: 'a', id: 'reuse', body: 'third', ttlSeconds: 60 });
         assert.deepEqual([third.seq, third.duplicate], [second.seq, true], 'the new entry dedupes again');
       });

@@ -113,7 +113,10 @@ export function defineSendBehaviours(factory: EngineFactory): void {
         );
         for (const u of users) {
           const msgs = await readAll(po, u, 'd');
-          assert.deepEqual(seqsOf(msgs), Array.from({ length: 45 }, (_, i) => i + 1));
+          assert.deepEqual(
+            seqsOf(msgs),
+            Array.from({ length: 45 }, (_, i) => i + 1),
+          );
           for (const m of msgs) {
             assert.equal(m.to, u);
             assert.ok(m.body.startsWith(`${u}|`), `${u} got ${m.body}`);
@@ -187,7 +190,10 @@ export function defineSendBehaviours(factory: EngineFactory): void {
         const p3 = await po.read('bob', 'phone', p2.nextAfter, 10);
         assert.deepEqual([p3.messages.length, p3.nextAfter, p3.more], [5, 25, false]);
         const all: StoredMessage[] = [...p1.messages, ...p2.messages, ...p3.messages];
-        assert.deepEqual(seqsOf(all), Array.from({ length: 25 }, (_, i) => i + 1));
+        assert.deepEqual(
+          seqsOf(all),
+          Array.from({ length: 25 }, (_, i) => i + 1),
+        );
         const p4 = await po.read('bob', 'phone', p3.nextAfter, 10);
         assert.deepEqual([p4.messages.length, p4.more], [0, false]);
       });

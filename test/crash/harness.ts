@@ -82,7 +82,12 @@ export interface CrashTotals {
 }
 
 /** Start the writer, kill it at a random moment, collect what it acknowledged. */
-export async function runCycle(storeConfig: Record<string, unknown>, runId: string, opts: CrashOptions, random: () => number = Math.random): Promise<{ acked: Acked[]; result: CycleResult }> {
+export async function runCycle(
+  storeConfig: Record<string, unknown>,
+  runId: string,
+  opts: CrashOptions,
+  random: () => number = Math.random,
+): Promise<{ acked: Acked[]; result: CycleResult }> {
   const randomIn = (lo: number, hi: number): number => lo + random() * (hi - lo);
   const args = ['--import', 'tsx', WRITER, JSON.stringify(storeConfig), runId, '--seed', String(Math.floor(random() * 2 ** 31))];
   const tiny = storeConfig.engine === 'lmdb' && random() < 0.5;
@@ -118,8 +123,7 @@ export async function runCycle(storeConfig: Record<string, unknown>, runId: stri
         timer = setTimeout(() => (armed = true), delay);
         setTimeout(kill, delay + 2000).unref(); // no such event came: kill anyway
       } else timer = setTimeout(kill, delay);
-    }
-    else if (kind === 'A' && a && b && c) acked.push({ user: a, seq: Number(b), id: c });
+    } else if (kind === 'A' && a && b && c) acked.push({ user: a, seq: Number(b), id: c });
     else if (kind === 'X') mismatches++;
     else if (kind === 'K' && a && b) acks.set(a, Math.max(acks.get(a) ?? 0, Number(b)));
     else if (kind === 'P') {
@@ -141,7 +145,13 @@ export async function runCycle(storeConfig: Record<string, unknown>, runId: stri
  * lost (missing, moved to another seq, or with another body) and how many ids are
  * stored more than once or not recognised as duplicates on resend.
  */
-export async function verify(store: MailboxStore, all: readonly Acked[], now: number, ackedUpTo: ReadonlyMap<string, number> = new Map(), random: () => number = Math.random): Promise<{ lost: number; duplicated: number }> {
+export async function verify(
+  store: MailboxStore,
+  all: readonly Acked[],
+  now: number,
+  ackedUpTo: ReadonlyMap<string, number> = new Map(),
+  random: () => number = Math.random,
+): Promise<{ lost: number; duplicated: number }> {
   const byUser = new Map<string, Acked[]>();
   for (const a of all) {
     let list = byUser.get(a.user);

@@ -132,7 +132,7 @@ describe('dynamodb write contention', () => {
 
     for (const o of outcomes) if (!o.ok) assert.equal(o.error.code, 'NOT_FOUND', o.error.message); // only tablet sends after the removal
     const visible = [];
-    for (let after = 0; ; ) {
+    for (let after = 0; ;) {
       const page = await node2.read({ user: 'bob', device: 'phone', afterSeq: after, limit: 100, now: Date.now() });
       visible.push(...page.messages);
       if (!page.more) break;

@@ -30,10 +30,7 @@ after(async () => {
 });
 
 async function open(table: string, withClient = false): Promise<DynamoDbStore> {
-  const s = await openDynamoDbStore(
-    { engine: 'dynamodb', table, endpoint: ddb.endpoint, sweepShards: 2 },
-    withClient ? { client: localClient(ddb.endpoint) } : {},
-  );
+  const s = await openDynamoDbStore({ engine: 'dynamodb', table, endpoint: ddb.endpoint, sweepShards: 2 }, withClient ? { client: localClient(ddb.endpoint) } : {});
   stores.push(s);
   return s;
 }
@@ -67,7 +64,10 @@ describe('dynamodb engine', () => {
       if (i % 8 === 7) await Promise.all(sends.slice(-16)); // several rounds of racing batches
     }
     const seqs = (await Promise.all(sends)).map((r) => r.seq).sort((x, y) => x - y);
-    assert.deepEqual(seqs, Array.from({ length: 80 }, (_, i) => i + 1));
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: 80 }, (_, i) => i + 1),
+    );
     assert.deepEqual(await readSeqs(b, 'bob', 'phone'), seqs);
     await a.close();
     await b.close();
@@ -97,7 +97,10 @@ describe('dynamodb engine', () => {
     assert.equal(store.counters().keysWritten, written);
     // The engine checks too, for callers that bypass the post office.
     const now = Date.now();
-    const [direct] = await store.append([{ id: 'raw', from: 'a', to: 'bob', body: 'y'.repeat(401 * 1024), bytes: 401 * 1024, sentAt: now, expiresAt: now + 1000 }], { maxMailboxMessages: 10, maxMailboxBytes: 1 << 30 });
+    const [direct] = await store.append([{ id: 'raw', from: 'a', to: 'bob', body: 'y'.repeat(401 * 1024), bytes: 401 * 1024, sentAt: now, expiresAt: now + 1000 }], {
+      maxMailboxMessages: 10,
+      maxMailboxBytes: 1 << 30,
+    });
     assert.equal(direct?.ok, false);
     assert.equal(direct && !direct.ok ? direct.error.code : '', 'PAYLOAD_TOO_LARGE');
     // Longest ids and a multi-byte body right at the limit: DynamoDB Local accepts it.
@@ -121,7 +124,10 @@ describe('dynamodb engine', () => {
     await po.send({ to: 'bob', from: 'a', id: 'long', body: 'stays', ttlSeconds: 3600 });
     clock.advance(6_000);
     assert.ok(await rawItem(table, 'bob', 1), 'native TTL has not deleted it (and is not relied on)');
-    assert.deepEqual((await po.read('bob', 'phone', 0, 10)).messages.map((m) => m.id), ['long']);
+    assert.deepEqual(
+      (await po.read('bob', 'phone', 0, 10)).messages.map((m) => m.id),
+      ['long'],
+    );
     assert.equal(await po.sweepNow(), 1);
     assert.equal(await rawItem(table, 'bob', 1), false);
     assert.deepEqual([(await po.stats('bob')).pending, (await po.stats('bob')).pendingBytes], [1, 5]);
@@ -181,7 +187,10 @@ describe('dynamodb engine', () => {
     for (let i = 1; i <= 4; i++) await po.send({ to: 'bob', from: 'a', id: `m${i}`, body: 'x' });
     const page = await po.read('bob', 'phone', 0, 10);
     assert.equal(hidden, 1, 'the item was hidden once');
-    assert.deepEqual(page.messages.map((m) => m.seq), [1, 2, 3, 4]);
+    assert.deepEqual(
+      page.messages.map((m) => m.seq),
+      [1, 2, 3, 4],
+    );
     await po.close();
     client.destroy();
   });
@@ -200,7 +209,10 @@ describe('dynamodb engine', () => {
     const first = await po.read('bob', 'tablet', 0, 10);
     assert.deepEqual([first.messages.length, first.more, first.nextAfter], [0, true, 99]);
     const second = await po.read('bob', 'tablet', first.nextAfter, 10);
-    assert.deepEqual(second.messages.map((m) => m.id), ['last']);
+    assert.deepEqual(
+      second.messages.map((m) => m.id),
+      ['last'],
+    );
     assert.equal(second.more, false);
     await po.close();
   });
@@ -242,7 +254,10 @@ describe('pobox dynamodb', () => {
     const d = await ddb.client.send(new DescribeTableCommand({ TableName: name }));
     assert.equal(d.Table?.TableStatus, 'ACTIVE');
     assert.equal(d.Table?.BillingModeSummary?.BillingMode, 'PAY_PER_REQUEST');
-    assert.deepEqual(d.Table?.GlobalSecondaryIndexes?.map((i) => i.IndexName), ['gsi1']);
+    assert.deepEqual(
+      d.Table?.GlobalSecondaryIndexes?.map((i) => i.IndexName),
+      ['gsi1'],
+    );
     const ttl = await ddb.client.send(new DescribeTimeToLiveCommand({ TableName: name }));
     assert.equal(ttl.TimeToLiveDescription?.AttributeName, 'ttl');
     const bad = await pobox('dynamodb', 'create-table', '--table', 'a/b');
@@ -255,7 +270,10 @@ describe('pobox dynamodb', () => {
     const cfn = JSON.parse((await pobox('dynamodb', 'table-definition', '--table', 'mail', '--format', 'cloudformation')).stdout) as Record<string, any>;
     assert.equal(plain.TableName, 'mail');
     assert.equal(plain.BillingMode, 'PAY_PER_REQUEST');
-    assert.deepEqual(plain.KeySchema.map((k: { AttributeName: string }) => k.AttributeName), ['pk', 'sk']);
+    assert.deepEqual(
+      plain.KeySchema.map((k: { AttributeName: string }) => k.AttributeName),
+      ['pk', 'sk'],
+    );
     assert.equal(cfn.Resources.PoboxTable.Type, 'AWS::DynamoDB::Table');
     assert.deepEqual(cfn.Resources.PoboxTable.Properties.TimeToLiveSpecification, { AttributeName: 'ttl', Enabled: true });
   });

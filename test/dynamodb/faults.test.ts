@@ -42,7 +42,10 @@ describe('dynamodb under injected faults', () => {
     // Few attempts, short waits: some sends must run out of retries. Only faults count
     // against maxAttempts (contention between the racing batches has a time budget), so
     // two attempts make exhausted retries likely: about 1 request in 10 here.
-    const store = await openDynamoDbStore({ engine: 'dynamodb', table, endpoint: ddb.endpoint, sweepShards: 2 }, { client, retry: { maxAttempts: 2, baseDelayMs: 2, maxDelayMs: 20 } });
+    const store = await openDynamoDbStore(
+      { engine: 'dynamodb', table, endpoint: ddb.endpoint, sweepShards: 2 },
+      { client, retry: { maxAttempts: 2, baseDelayMs: 2, maxDelayMs: 20 } },
+    );
     const po = new PostOffice({ store, sweeper: false });
     for (const u of USERS) await po.registerDevice(u, 'phone');
 
@@ -80,7 +83,11 @@ describe('dynamodb under injected faults', () => {
     for (const u of USERS) {
       const msgs = await readAll(po, u, 'probe');
       const seqs = msgs.map((m) => m.seq);
-      assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'in seq order');
+      assert.deepEqual(
+        seqs,
+        [...seqs].sort((a, b) => a - b),
+        'in seq order',
+      );
       for (const m of msgs) {
         assert.ok(!stored.has(m.id), `${m.id} stored once`);
         stored.set(m.id, m);

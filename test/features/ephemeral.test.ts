@@ -75,12 +75,19 @@ for (const kind of ['memory', 'redis'] as BusKind[]) {
         assert.equal(stored.seq, 1);
         await phone.waitMessages(1);
         await laptop.waitMessages(1);
-        assert.deepEqual(phone.messages.map((m) => m.id), ['real-1'], 'ephemerals never arrive as messages');
+        assert.deepEqual(
+          phone.messages.map((m) => m.id),
+          ['real-1'],
+          'ephemerals never arrive as messages',
+        );
         assert.equal(seen['phone']!.length, 2, 'the targeted ephemeral did not reach the phone');
 
         // A later drain by a device that was offline sees only the stored message.
         const drain = await http(c, 2, await c.token(bob!, 'tablet'), 'GET', '/v1/messages?after=0');
-        assert.deepEqual(drain.body.messages.map((m: { id: string }) => m.id), ['real-1']);
+        assert.deepEqual(
+          drain.body.messages.map((m: { id: string }) => m.id),
+          ['real-1'],
+        );
       } finally {
         devs.closeAll();
       }

@@ -19,7 +19,27 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Values an operator might plausibly (or mistakenly) put in an environment variable. */
 const envText: fc.Arbitrary<string> = fc.oneof(
-  fc.constantFrom('', ' ', '0', '8080', '65536', '-1', '1e3', '0x10', 'NaN', 'true', 'off', 'memory', 'redis://127.0.0.1:6379', 'lmdb', 'dynamodb', 'debug', '[]', '[{"key":"k"}]', 'http://x'),
+  fc.constantFrom(
+    '',
+    ' ',
+    '0',
+    '8080',
+    '65536',
+    '-1',
+    '1e3',
+    '0x10',
+    'NaN',
+    'true',
+    'off',
+    'memory',
+    'redis://127.0.0.1:6379',
+    'lmdb',
+    'dynamodb',
+    'debug',
+    '[]',
+    '[{"key":"k"}]',
+    'http://x',
+  ),
   fc.nat({ max: 70_000 }).map(String),
   badId,
   fc.string({ maxLength: 40 }),

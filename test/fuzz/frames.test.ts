@@ -76,7 +76,13 @@ test('a send frame with one bad field is refused with its id, so the client can 
 });
 
 test('deeply nested and very long texts are refused, not crashed on', () => {
-  for (const text of ['['.repeat(200_000) + ']'.repeat(200_000), '{"a":'.repeat(100_000) + '1' + '}'.repeat(100_000), `{"type":"ping","t":${'9'.repeat(100_000)}}`, '\u0000', '\ud800']) {
+  for (const text of [
+    '['.repeat(200_000) + ']'.repeat(200_000),
+    '{"a":'.repeat(100_000) + '1' + '}'.repeat(100_000),
+    `{"type":"ping","t":${'9'.repeat(100_000)}}`,
+    '\u0000',
+    '\ud800',
+  ]) {
     assert.ok('error' in outcome(text), `accepted ${text.slice(0, 40)}...`);
   }
   // A number literal too large for a double parses as Infinity, which `t` must refuse.
@@ -85,9 +91,15 @@ test('deeply nested and very long texts are refused, not crashed on', () => {
 
 test('server frames encode as the JSON they are', () => {
   fc.assert(
-    fc.property(fc.record({ type: fc.constant('accepted' as const), id: validId(128), seq: fc.nat(), duplicate: fc.boolean(), durable: fc.constant(true as const) }, { noNullPrototype: true }), (frame) => {
-      assert.deepEqual(JSON.parse(encodeFrame(frame)), frame);
-    }),
+    fc.property(
+      fc.record(
+        { type: fc.constant('accepted' as const), id: validId(128), seq: fc.nat(), duplicate: fc.boolean(), durable: fc.constant(true as const) },
+        { noNullPrototype: true },
+      ),
+      (frame) => {
+        assert.deepEqual(JSON.parse(encodeFrame(frame)), frame);
+      },
+    ),
     { numRuns: 200 },
   );
 });

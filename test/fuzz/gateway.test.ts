@@ -43,7 +43,12 @@ test('a user token sending a valid body is answered 201 with the durable seq', a
   await fc.assert(
     fc.asyncProperty(validId(128), validId(), fc.string({ minLength: 1, maxLength: 100 }), async (id, to, body) => {
       const token = await server.token('fz-sender', 'd1');
-      const r = await runHttp(server.url, { method: 'POST', path: '/v1/messages', auth: undefined, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id, to, body }) }, token, DEADLINE_MS);
+      const r = await runHttp(
+        server.url,
+        { method: 'POST', path: '/v1/messages', auth: undefined, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id, to, body }) },
+        token,
+        DEADLINE_MS,
+      );
       assert.ok(r.status === 201 || r.status === 200, `status ${r.status} ${r.code ?? ''}`);
     }),
     { numRuns: 40 },
@@ -79,12 +84,13 @@ test('WebSocket sessions of mutated frames get typed frames and documented close
   );
 });
 
-test(
-  'requests refused by Node\'s HTTP parser get the typed JSON error body too',
-  async () => {
-    for (const bytes of ['FOO /healthz HTTP/1.1\r\nhost: x\r\n\r\n', `GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`, 'GET /healthz HTTP/1.1\r\nbad header\r\n\r\n']) {
-      const r = await runRaw('127.0.0.1', server.port, bytes, DEADLINE_MS);
-      assert.ok(r.typed, `untyped answer to ${JSON.stringify(bytes.slice(0, 40))}: ${r.sample}`);
-    }
-  },
-);
+test("requests refused by Node's HTTP parser get the typed JSON error body too", async () => {
+  for (const bytes of [
+    'FOO /healthz HTTP/1.1\r\nhost: x\r\n\r\n',
+    `GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    'GET /healthz HTTP/1.1\r\nbad header\r\n\r\n',
+  ]) {
+    const r = await runRaw('127.0.0.1', server.port, bytes, DEADLINE_MS);
+    assert.ok(r.typed, `untyped answer to ${JSON.stringify(bytes.slice(0, 40))}: ${r.sample}`);
+  }
+});

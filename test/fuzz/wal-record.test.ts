@@ -24,7 +24,10 @@ const damagedLog = fc
     return buf;
   });
 
-const hostileBytes = fc.oneof(fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b)), damagedLog);
+const hostileBytes = fc.oneof(
+  fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b)),
+  damagedLog,
+);
 
 test('any bytes decode to a prefix of canonical records and a stop reason, never an exception', () => {
   fc.assert(

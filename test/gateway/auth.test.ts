@@ -126,7 +126,10 @@ describe('authorization', () => {
     const olga = await api(server, 'GET', '/v1/messages', { token: await server.token('olga', 'phone') });
     assert.deepEqual(
       olga.body.messages.map((m: { id: string; from: string }) => [m.id, m.from]),
-      [['forged-ws', 'mallory'], ['forged-http', 'mallory']],
+      [
+        ['forged-ws', 'mallory'],
+        ['forged-http', 'mallory'],
+      ],
     );
     await mallory.close();
   });

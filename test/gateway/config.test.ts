@@ -41,7 +41,10 @@ describe('server config', () => {
     try {
       const file = join(dir, 'pobox.json');
       writeFileSync(file, JSON.stringify({ port: 1111, host: '127.0.0.2', logLevel: 'warn', session: { windowMessages: 5 } }));
-      const c = loadServerConfig({ flags: { config: file, port: '3333' }, env: { PORT: '2222', POBOX_HOST: '127.0.0.3', POBOX_JWT_SECRETS: 'a'.repeat(32) + ',' + 'b'.repeat(32) } });
+      const c = loadServerConfig({
+        flags: { config: file, port: '3333' },
+        env: { PORT: '2222', POBOX_HOST: '127.0.0.3', POBOX_JWT_SECRETS: 'a'.repeat(32) + ',' + 'b'.repeat(32) },
+      });
       assert.equal(c.port, 3333);
       assert.equal(c.host, '127.0.0.3');
       assert.equal(c.logLevel, 'warn');
@@ -54,20 +57,50 @@ describe('server config', () => {
   });
 
   test('bad values are rejected with the field named', () => {
-    assert.equal(fieldOf(() => loadServerConfig({ env: { PORT: '70000' } })), 'port');
-    assert.equal(fieldOf(() => loadServerConfig({ env: { PORT: 'eighty' } })), 'port');
-    assert.equal(fieldOf(() => loadServerConfig({ env: {}, flags: { store: 'sqlite' } })), 'store');
-    assert.equal(fieldOf(() => loadServerConfig({ env: {}, flags: { bus: 'kafka://x' } })), 'bus');
-    assert.equal(fieldOf(() => loadServerConfig({ env: { POBOX_JWT_SECRETS: 'short' } })), 'auth.secrets.0');
-    assert.equal(fieldOf(() => loadServerConfig({ env: { POBOX_API_KEYS: 'not json' } })), 'auth.apiKeys');
-    assert.equal(fieldOf(() => loadServerConfig({ env: {}, overrides: { session: { windowMessages: 0 } } })), 'session.windowMessages');
-    assert.equal(fieldOf(() => loadServerConfig({ env: {}, overrides: { nonsense: true } })), undefined);
-    assert.equal(fieldOf(() => storeConfigOf(loadServerConfig({ env: {}, flags: { store: 'dynamodb' } }))), 'dynamodb.table');
+    assert.equal(
+      fieldOf(() => loadServerConfig({ env: { PORT: '70000' } })),
+      'port',
+    );
+    assert.equal(
+      fieldOf(() => loadServerConfig({ env: { PORT: 'eighty' } })),
+      'port',
+    );
+    assert.equal(
+      fieldOf(() => loadServerConfig({ env: {}, flags: { store: 'sqlite' } })),
+      'store',
+    );
+    assert.equal(
+      fieldOf(() => loadServerConfig({ env: {}, flags: { bus: 'kafka://x' } })),
+      'bus',
+    );
+    assert.equal(
+      fieldOf(() => loadServerConfig({ env: { POBOX_JWT_SECRETS: 'short' } })),
+      'auth.secrets.0',
+    );
+    assert.equal(
+      fieldOf(() => loadServerConfig({ env: { POBOX_API_KEYS: 'not json' } })),
+      'auth.apiKeys',
+    );
+    assert.equal(
+      fieldOf(() => loadServerConfig({ env: {}, overrides: { session: { windowMessages: 0 } } })),
+      'session.windowMessages',
+    );
+    assert.equal(
+      fieldOf(() => loadServerConfig({ env: {}, overrides: { nonsense: true } })),
+      undefined,
+    );
+    assert.equal(
+      fieldOf(() => storeConfigOf(loadServerConfig({ env: {}, flags: { store: 'dynamodb' } }))),
+      'dynamodb.table',
+    );
     const dir = tempDir();
     try {
       const file = join(dir, 'bad.json');
       writeFileSync(file, '{not json');
-      assert.equal(fieldOf(() => loadServerConfig({ env: {}, flags: { config: file } })), 'config');
+      assert.equal(
+        fieldOf(() => loadServerConfig({ env: {}, flags: { config: file } })),
+        'config',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -85,10 +118,16 @@ describe('server config', () => {
   test('startServer rejects an unusable public key and a port in use, naming the problem', async () => {
     const dir = tempDir();
     try {
-      await assert.rejects(startServer({ port: 0, dataDir: dir, logLevel: 'silent', auth: { publicKey: 'not a key' } }), (err: unknown) => err instanceof PoboxError && err.field === 'auth.publicKey');
+      await assert.rejects(
+        startServer({ port: 0, dataDir: dir, logLevel: 'silent', auth: { publicKey: 'not a key' } }),
+        (err: unknown) => err instanceof PoboxError && err.field === 'auth.publicKey',
+      );
       const a = await startServer({ port: 0, dataDir: join(dir, 'a'), logLevel: 'silent' });
       try {
-        await assert.rejects(startServer({ port: a.port, dataDir: join(dir, 'b'), logLevel: 'silent' }), (err: unknown) => err instanceof PoboxError && /EADDRINUSE/.test(err.message));
+        await assert.rejects(
+          startServer({ port: a.port, dataDir: join(dir, 'b'), logLevel: 'silent' }),
+          (err: unknown) => err instanceof PoboxError && /EADDRINUSE/.test(err.message),
+        );
       } finally {
         await a.close();
       }

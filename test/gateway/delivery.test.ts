@@ -28,9 +28,12 @@ function assertExactlyOnceInOrder(c: RawClient, expected: number[], label: strin
   const seqs = c.messages().map((m) => m.seq);
   assert.equal(new Set(seqs).size, seqs.length, `${label}: a message was sent twice`);
   for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i]! > seqs[i - 1]!, `${label}: out of order at ${i}: ${seqs[i - 1]} then ${seqs[i]}`);
-  assert.deepEqual(seqs, [...expected].sort((a, b) => a - b), `${label}: wrong set of messages`);
+  assert.deepEqual(
+    seqs,
+    [...expected].sort((a, b) => a - b),
+    `${label}: wrong set of messages`,
+  );
 }
-
 
 describe('delivery', () => {
   let server: TestServer;
@@ -45,7 +48,10 @@ describe('delivery', () => {
   test('bob offline with two devices: 2,000 messages drained and live exactly once in order; copies per device; deleted after both ack', async () => {
     const bobPhone = await server.token('bob', 'phone');
     const bobLaptop = await server.token('bob', 'laptop');
-    for (const [device, token] of [['phone', bobPhone], ['laptop', bobLaptop]] as const) {
+    for (const [device, token] of [
+      ['phone', bobPhone],
+      ['laptop', bobLaptop],
+    ] as const) {
       const r = await api(server, 'PUT', `/v1/users/bob/devices/${device}`, { token });
       assert.equal(r.status, 201, JSON.stringify(r.body));
     }
@@ -72,7 +78,10 @@ describe('delivery', () => {
     assert.equal(caughtUps.length, 1, 'exactly one caughtUp');
     // caughtUp comes after the backlog that existed at connect (the first 1,000).
     const cuIndex = phone.frames.findIndex((f) => f.type === 'caughtUp');
-    const before = phone.frames.slice(0, cuIndex).filter((f) => f.type === 'message').map((f) => (f as { seq: number }).seq);
+    const before = phone.frames
+      .slice(0, cuIndex)
+      .filter((f) => f.type === 'message')
+      .map((f) => (f as { seq: number }).seq);
     for (const seq of first.values()) assert.ok(before.includes(seq), `seq ${seq} of the backlog arrived after caughtUp`);
     // The messages carry the sender from the token.
     assert.ok(phone.messages().every((m) => m.from === 'alice'));
@@ -97,7 +106,10 @@ describe('delivery', () => {
     assert.equal(stats.body.pending, 0, 'deleted after both devices acked');
     assert.deepEqual(
       stats.body.devices.map((d: { device: string; cursor: number }) => [d.device, d.cursor]),
-      [['laptop', maxSeq], ['phone', maxSeq]],
+      [
+        ['laptop', maxSeq],
+        ['phone', maxSeq],
+      ],
     );
     await Promise.all([alice.close(), phone.close(), laptop.close()]);
   });
@@ -249,7 +261,13 @@ describe('delivery', () => {
     );
     stop();
     // Both live messages went out from the wake-up itself, without a store read.
-    assert.deepEqual(fast.filter(([d]) => d === 'tablet'), [['tablet', true], ['tablet', true]]);
+    assert.deepEqual(
+      fast.filter(([d]) => d === 'tablet'),
+      [
+        ['tablet', true],
+        ['tablet', true],
+      ],
+    );
     await Promise.all([phone.close(), tablet.close(), sender.close()]);
   });
 

@@ -35,7 +35,14 @@ export async function startTestServer(overrides: ServerConfigInput = {}, options
       dataDir,
       logLevel: 'silent',
       ...overrides,
-      auth: { secrets: [SECRET], apiKeys: [{ key: SEND_KEY, name: 'backend', scopes: ['send'] }, { key: ADMIN_KEY, name: 'ops', scopes: ['admin'] }], ...overrides.auth },
+      auth: {
+        secrets: [SECRET],
+        apiKeys: [
+          { key: SEND_KEY, name: 'backend', scopes: ['send'] },
+          { key: ADMIN_KEY, name: 'ops', scopes: ['admin'] },
+        ],
+        ...overrides.auth,
+      },
       postOffice: { ...overrides.postOffice, retention: { sweepIntervalMs: 0, ...overrides.postOffice?.retention } },
     },
     options,

@@ -9,14 +9,17 @@ import { api, ADMIN_KEY, RawClient, startTestServer, tempDir } from './helpers.j
 describe('server lifecycle', () => {
   test('extensions add routes and are closed with the server', async () => {
     let closed = false;
-    const s = await startTestServer({}, {
-      extensions: [
-        (ctx) => {
-          ctx.router.route('GET', '/hello-ext', () => ({ text: 'hi', contentType: 'text/plain' }));
-          return { close: async () => void (closed = true) };
-        },
-      ],
-    });
+    const s = await startTestServer(
+      {},
+      {
+        extensions: [
+          (ctx) => {
+            ctx.router.route('GET', '/hello-ext', () => ({ text: 'hi', contentType: 'text/plain' }));
+            return { close: async () => void (closed = true) };
+          },
+        ],
+      },
+    );
     const r = await api(s, 'GET', '/hello-ext');
     assert.equal(r.status, 200);
     assert.equal(r.body, 'hi');
@@ -52,7 +55,8 @@ describe('server lifecycle', () => {
       const bob = await s.token('bob', 'phone');
       assert.deepEqual((await api(s, 'GET', '/healthz')).body, { ok: true });
       assert.equal((await api(s, 'GET', '/readyz')).body.ok, true);
-      for (let i = 0; i < 5; i++) assert.equal((await api(s, 'POST', '/v1/messages', { token: await s.token('alice', 'web'), body: { id: `h${i}`, to: 'bob', body: `b${i}` } })).status, 201);
+      for (let i = 0; i < 5; i++)
+        assert.equal((await api(s, 'POST', '/v1/messages', { token: await s.token('alice', 'web'), body: { id: `h${i}`, to: 'bob', body: `b${i}` } })).status, 201);
       const dup = await api(s, 'POST', '/v1/messages', { token: await s.token('alice', 'web'), body: { id: 'h0', to: 'bob', body: 'b0' } });
       assert.equal(dup.status, 200);
       assert.equal(dup.body.duplicate, true);

@@ -80,7 +80,11 @@ describe('pobox serve process', () => {
     const exit = await child.exited;
     assert.equal(exit.code, 0, `exit ${JSON.stringify(exit)}; stderr: ${child.stderr()}`);
     // Structured logs: one line per connection open and close with user and device; never the token or a body.
-    const lines = child.stdout().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = child
+      .stdout()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.ok(lines.some((l) => l['msg'] === 'connection opened' && l['user'] === 'alice' && l['device'] === 'phone'));
     assert.ok(lines.some((l) => l['msg'] === 'connection closed' && l['user'] === 'alice' && l['code'] === 1001));
     assert.ok(!child.stdout().includes(token), 'a token was logged');

@@ -99,7 +99,10 @@ describe('wake-ups', () => {
       await bob.waitFor((f) => f.type === 'message' && f.id === 'up-2');
       await bob.roundTrip();
       const seqs = bob.messages().map((m) => m.seq);
-      assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y));
+      assert.deepEqual(
+        seqs,
+        [...seqs].sort((x, y) => x - y),
+      );
       assert.equal(new Set(seqs).size, 7);
       await Promise.all([bob.close(), alice.close()]);
     } finally {

@@ -135,7 +135,8 @@ function afterPowerLoss(calls: readonly Call[], n: number, target: string): stri
   }
   // Every name on the path that these calls created must be a synced entry of its parent;
   // the directories above them existed before and are durable.
-  const created = (p: string): boolean => calls.some((c) => (c.op === 'mkdir' && c.path === p) || (c.op === 'open' && c.flags !== 'r' && c.path === p) || (c.op === 'link' && c.to === p));
+  const created = (p: string): boolean =>
+    calls.some((c) => (c.op === 'mkdir' && c.path === p) || (c.op === 'open' && c.flags !== 'r' && c.path === p) || (c.op === 'link' && c.to === p));
   const chain: string[] = [];
   for (let p = resolve(target); created(p); p = dirname(p)) chain.unshift(p);
   if (chain.length === 0) return undefined;

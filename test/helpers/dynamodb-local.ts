@@ -25,7 +25,6 @@ export interface DynamoDbLocal {
   stop(): Promise<void>;
 }
 
-
 export function localClient(endpoint: string): DynamoDBClient {
   return new DynamoDBClient({ endpoint, region: 'us-east-1', maxAttempts: 1, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
 }

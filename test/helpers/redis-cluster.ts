@@ -83,17 +83,28 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
     new Promise((resolve, reject) => {
       const n = nodes[i]!;
       const args = [
-        '--port', String(n.port),
-        '--cluster-port', String(n.busPort),
-        '--bind', '127.0.0.1',
-        '--cluster-enabled', 'yes',
-        '--cluster-config-file', join(n.dir, 'nodes.conf'),
-        '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 1000),
-        '--save', '',
-        '--appendonly', 'no',
-        '--daemonize', 'no',
-        '--dir', n.dir,
-        '--logfile', '',
+        '--port',
+        String(n.port),
+        '--cluster-port',
+        String(n.busPort),
+        '--bind',
+        '127.0.0.1',
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        join(n.dir, 'nodes.conf'),
+        '--cluster-node-timeout',
+        String(opts.nodeTimeoutMs ?? 1000),
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--daemonize',
+        'no',
+        '--dir',
+        n.dir,
+        '--logfile',
+        '',
       ];
       const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
       procs[i] = proc;
@@ -137,7 +148,14 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const states = await Promise.all(
-        nodes.filter((n) => n.running).map((n) => cli(n.port, 'cluster', 'info').then((s) => /cluster_state:ok/.test(s), () => false)),
+        nodes
+          .filter((n) => n.running)
+          .map((n) =>
+            cli(n.port, 'cluster', 'info').then(
+              (s) => /cluster_state:ok/.test(s),
+              () => false,
+            ),
+          ),
       );
       if (states.every(Boolean)) return;
       if (Date.now() > deadline) throw new Error('redis cluster did not reach cluster_state:ok');
@@ -148,11 +166,7 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
   try {
     await Promise.all(nodes.map((n) => mkdir(n.dir, { recursive: true })));
     await Promise.all(nodes.map((_, i) => launch(i)));
-    await run(
-      'redis-cli',
-      ['--cluster', 'create', ...nodes.map((n) => n.key), '--cluster-replicas', String(opts.replicas ?? 0), '--cluster-yes'],
-      { timeout: 60_000 },
-    );
+    await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => n.key), '--cluster-replicas', String(opts.replicas ?? 0), '--cluster-yes'], { timeout: 60_000 });
     await waitOk();
   } catch (err) {
     await dispose();

@@ -25,7 +25,6 @@ export interface RedisServer {
   dispose(): Promise<void>;
 }
 
-
 export async function startRedisServer(opts: { readyTimeoutMs?: number } = {}): Promise<RedisServer> {
   const dir = await mkdtemp(join(tmpdir(), 'pobox-redis-'));
   const port = await freePort();

@@ -82,15 +82,24 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
   const starts: Promise<NodeProcess>[] = [];
   for (let i = 0; i < opts.nodes; i++) {
     const args = [
-      '--port', '0',
-      '--host', '127.0.0.1',
-      '--config', configFile,
-      '--data-dir', join(opts.dir, `node${i}`),
-      '--store', 'dynamodb',
-      '--dynamodb-endpoint', opts.dynamodbEndpoint,
-      '--dynamodb-table', opts.dynamodbTable,
-      '--bus', opts.bus,
-      '--log-level', 'warn',
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--config',
+      configFile,
+      '--data-dir',
+      join(opts.dir, `node${i}`),
+      '--store',
+      'dynamodb',
+      '--dynamodb-endpoint',
+      opts.dynamodbEndpoint,
+      '--dynamodb-table',
+      opts.dynamodbTable,
+      '--bus',
+      opts.bus,
+      '--log-level',
+      'warn',
     ];
     starts.push(startNode(i, args, env));
   }

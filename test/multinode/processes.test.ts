@@ -57,6 +57,5 @@ describe('three pobox serve processes over DynamoDB Local and Redis', () => {
   it('Redis down: sends are delivered by polling; Redis back: live wake-ups resume', () =>
     redisOutage(cluster!, { stop: () => redis!.stop(), start: () => redis!.start() }, (i) => cluster!.ready(i), 3));
 
-  it('a node SIGKILLed while its devices receive: they continue on the others, nothing lost', () =>
-    nodeKilledWhileReceiving(cluster!, (i) => cluster!.kill(i)));
+  it('a node SIGKILLed while its devices receive: they continue on the others, nothing lost', () => nodeKilledWhileReceiving(cluster!, (i) => cluster!.kill(i)));
 });

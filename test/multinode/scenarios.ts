@@ -145,7 +145,11 @@ export async function moveMidStreamRaw(c: Cluster, total = 40): Promise<void> {
       seqs,
       'nothing is lost',
     );
-    assert.deepEqual(got2, seqs.filter((s) => s > ackTo), 'node 2 sends exactly what was not acked, once');
+    assert.deepEqual(
+      got2,
+      seqs.filter((s) => s > ackTo),
+      'node 2 sends exactly what was not acked, once',
+    );
   } finally {
     devs.closeAll();
     await first.cut().catch(() => undefined);

@@ -28,10 +28,22 @@ test('admin CLI: against a running server, then directly on its stopped data dir
     assert.match(r.stderr, /FORBIDDEN/);
 
     // devices: the first device starts at the beginning, a later one at the head.
-    assert.deepEqual(await runJson(['devices', 'bob', 'add', 'phone', ...http]), { user: 'bob', device: 'phone', cursor: 0, registeredAt: (await s.server.postOffice.listDevices('bob'))[0]!.registeredAt, created: true });
+    assert.deepEqual(await runJson(['devices', 'bob', 'add', 'phone', ...http]), {
+      user: 'bob',
+      device: 'phone',
+      cursor: 0,
+      registeredAt: (await s.server.postOffice.listDevices('bob'))[0]!.registeredAt,
+      created: true,
+    });
     assert.equal((await runJson<{ cursor: number }>(['devices', 'bob', 'add', 'tablet', ...http])).cursor, 3);
     const listed = await runJson<{ devices: Array<{ device: string; cursor: number }> }>(['devices', 'bob', ...http]);
-    assert.deepEqual(listed.devices.map((d) => [d.device, d.cursor]), [['phone', 0], ['tablet', 3]]);
+    assert.deepEqual(
+      listed.devices.map((d) => [d.device, d.cursor]),
+      [
+        ['phone', 0],
+        ['tablet', 3],
+      ],
+    );
 
     // inspect: JSON for scripts, a table for people.
     const st = await runJson<MailboxStats>(['inspect', 'bob', ...http]);

@@ -48,7 +48,10 @@ test('with demo on: the page, its assets, a token that opens a session, and the 
     await s.server.postOffice.send({ from: 'alice', to: 'bob', id: 'x1', body: 'hi' });
     assert.deepEqual(JSON.parse((await s.get('/demo/pending/bob', null)).text), { user: 'bob', pending: 1, pendingBytes: 2, lastSeq: 1 });
     const bob = await RawClient.session(s.server.wsUrl, token);
-    assert.deepEqual(bob.messages().map((m) => m.body), ['hi']);
+    assert.deepEqual(
+      bob.messages().map((m) => m.body),
+      ['hi'],
+    );
     await bob.close();
   } finally {
     await s.close();

@@ -31,7 +31,7 @@ export async function startReceiver(): Promise<Receiver> {
   const r: Receiver = {
     url: '',
     requests: [],
-    bodies: <T,>() => r.requests.map((q) => JSON.parse(q.raw) as T),
+    bodies: <T>() => r.requests.map((q) => JSON.parse(q.raw) as T),
     handler: (_req, res) => res.writeHead(204).end(),
     close: async () => {
       for (const res of open) res.destroy();

@@ -45,9 +45,17 @@ test('log lines name user, device and request, and never bodies or credentials',
     alice.send({ type: 'ack', upTo: 99 }); // beyond the last seq: an error
     await alice.waitFor((f) => f.type === 'error' && f.code === 'BAD_REQUEST' && f.id === undefined, 'bad ack refused');
     // HTTP: a send with a token, a refused one with a too-large body, one with a forged token.
-    let res = await fetch(`${url}/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json', 'x-request-id': 'req-http-1' }, body: JSON.stringify({ id: 'h1', to: 'bob', body: bodies[1] }) });
+    let res = await fetch(`${url}/v1/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json', 'x-request-id': 'req-http-1' },
+      body: JSON.stringify({ id: 'h1', to: 'bob', body: bodies[1] }),
+    });
     assert.equal(res.status, 201);
-    res = await fetch(`${url}/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json', 'x-request-id': 'req-http-2' }, body: JSON.stringify({ id: 'h2', to: 'bob', body: bodies[2] }) });
+    res = await fetch(`${url}/v1/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json', 'x-request-id': 'req-http-2' },
+      body: JSON.stringify({ id: 'h2', to: 'bob', body: bodies[2] }),
+    });
     assert.equal(res.status, 413);
     // HTTP takes no token in the URL (401), and the URL holding one must not be logged either.
     res = await fetch(`${url}/v1/users/bob/stats?token=${encodeURIComponent(bobToken)}`, { headers: { 'x-request-id': 'req-http-3' } });
@@ -70,7 +78,10 @@ test('log lines name user, device and request, and never bodies or credentials',
 
   const text = raw.join('');
   for (const secret of secrets) assert.ok(!text.includes(secret), `a log line holds a body or credential: ${secret.slice(0, 24)}...`);
-  const lines = text.trim().split('\n').map((l) => JSON.parse(l) as Line);
+  const lines = text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Line);
 
   const connectionLines = lines.filter((l) => /^connection /.test(l.msg));
   assert.deepEqual(

@@ -58,7 +58,10 @@ test('a scripted session shows up in /metrics exactly', async () => {
     // bob comes online: a drain of 4, then he acks them all (one device: all 4 deleted).
     const bob = await RawClient.session(wsUrl, await s.token('bob', 'phone'));
     clients.push(bob);
-    assert.deepEqual(bob.messages().map((m) => m.id), ['m1', 'm2', 'm3', 'm4']);
+    assert.deepEqual(
+      bob.messages().map((m) => m.id),
+      ['m1', 'm2', 'm3', 'm4'],
+    );
     bob.send({ type: 'ack', upTo: 4 });
     await bob.waitFor((f) => f.type === 'acked' && f.cursor === 4, 'acked 4');
     // carol sends 2 while bob is live: live deliveries. bob acks one of them.
@@ -73,7 +76,10 @@ test('a scripted session shows up in /metrics exactly', async () => {
     await bob.close();
     const bob2 = await RawClient.session(wsUrl, await s.token('bob', 'phone'));
     clients.push(bob2);
-    assert.deepEqual(bob2.messages().map((m) => m.id), ['c2']);
+    assert.deepEqual(
+      bob2.messages().map((m) => m.id),
+      ['c2'],
+    );
     // A connection with a forged token is refused.
     const forged = await RawClient.connect(wsUrl, 'not-a-token');
     await waitFor(() => forged.closed, 'forged connection closed');

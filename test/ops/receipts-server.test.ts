@@ -28,7 +28,14 @@ test('receipts reach an offline sender when she reconnects', async () => {
     const phone = await RawClient.session(wsUrl, await s.token('bob', 'phone'));
     clients.push(phone);
     const msgs = phone.messages();
-    assert.deepEqual(msgs.map((m) => [m.id, m.receipt === true]), [['r1', true], ['n1', false], ['r2', true]]);
+    assert.deepEqual(
+      msgs.map((m) => [m.id, m.receipt === true]),
+      [
+        ['r1', true],
+        ['n1', false],
+        ['r2', true],
+      ],
+    );
     const tablet = await RawClient.session(wsUrl, await s.token('bob', 'tablet'));
     clients.push(tablet);
     assert.deepEqual(tablet.messages(), []);

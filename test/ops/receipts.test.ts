@@ -50,7 +50,7 @@ test('each recipient device ack puts one receipt into the sender mailbox', async
     assert.deepEqual(JSON.parse(m.body), { type: 'receipt', id: 'wants-receipt', seq: want.seq, to: 'bob', device: 'phone', ackedAt: clock.now() });
     assert.deepEqual(parseReceipt(m), JSON.parse(m.body));
     assert.equal(m.receipt, undefined, 'a receipt never asks for a receipt');
-    assert.equal((await po.read('carol', 'x', 0, 10).catch(() => null)), null, 'carol has no device yet');
+    assert.equal(await po.read('carol', 'x', 0, 10).catch(() => null), null, 'carol has no device yet');
     assert.equal((await po.stats('carol')).pending, 1, 'carol got hers too');
 
     // The same ack again, and an ack that does not move: nothing new.
@@ -59,7 +59,10 @@ test('each recipient device ack puts one receipt into the sender mailbox', async
     // The laptop acks: a second receipt for alice's message, naming the laptop.
     await po.ack('bob', 'laptop', 3);
     page = await po.read('alice', 'web', 0, 100);
-    assert.deepEqual(page.messages.map((x) => JSON.parse(x.body).device), ['phone', 'laptop']);
+    assert.deepEqual(
+      page.messages.map((x) => JSON.parse(x.body).device),
+      ['phone', 'laptop'],
+    );
     assert.equal((await po.stats('carol')).pending, 2);
     assert.deepEqual(env.outcomes, ['stored', 'stored', 'stored', 'stored']);
   } finally {

@@ -11,7 +11,6 @@ import { openLmdbStore } from '../../src/store/lmdb/index.js';
 import type { ServerResponse } from 'node:http';
 import { ManualClock, startReceiver, tempDir, waitFor } from './helpers.js';
 
-
 /** Presence as the gateway keeps it: the devices with a live session, per user. */
 class LocalPresence implements Presence {
   readonly online = new Map<string, string[]>();

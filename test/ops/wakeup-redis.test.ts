@@ -43,7 +43,10 @@ test('a user connected to another node is not woken; one call per interval acros
     await waitFor(async () => (await b.server.ops.redisPresence!.connectedDevices('bob')).length === 0, 'B sees bob offline');
     await b.server.postOffice.send({ from: 'alice', to: 'bob', id: 'm2', body: 'hi again' });
     await b.server.ops.wakeupHook!.idle();
-    assert.deepEqual(calls().map((c) => c.user), ['bob']);
+    assert.deepEqual(
+      calls().map((c) => c.user),
+      ['bob'],
+    );
     await a.server.postOffice.send({ from: 'alice', to: 'bob', id: 'm3', body: 'and again' });
     await a.server.ops.wakeupHook!.idle();
     assert.equal(calls().length, 1);

@@ -15,7 +15,10 @@ describe('lmdb engine', () => {
     try {
       const file = join(dir, 'not-a-dir');
       await writeFile(file, 'x');
-      await assert.rejects(openLmdbStore({ path: join(file, 'sub') }), (err: unknown) => err instanceof PoboxError && err.code === 'UNAVAILABLE' && err.field === 'path' && err.message.includes(file));
+      await assert.rejects(
+        openLmdbStore({ path: join(file, 'sub') }),
+        (err: unknown) => err instanceof PoboxError && err.code === 'UNAVAILABLE' && err.field === 'path' && err.message.includes(file),
+      );
       await assert.rejects(openStore({ engine: 'lmdb', path: '' }), (err: unknown) => err instanceof PoboxError && err.code === 'BAD_REQUEST' && err.field === 'path');
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -45,10 +48,16 @@ describe('lmdb engine', () => {
       const limits = { maxMailboxMessages: 100, maxMailboxBytes: 1 << 20 };
       for (const to of users) {
         await store.registerDevice(to, 'd', 'auto', 1, 8);
-        await store.append([1, 2, 3].map((i) => ({ id: `${to}-${i}`, from: 'a', to, body: to, bytes: to.length, sentAt: 1, expiresAt: 1e15 })), limits);
+        await store.append(
+          [1, 2, 3].map((i) => ({ id: `${to}-${i}`, from: 'a', to, body: to, bytes: to.length, sentAt: 1, expiresAt: 1e15 })),
+          limits,
+        );
       }
       const page = await store.read({ user: 'bob', device: 'd', afterSeq: 0, limit: 100, now: 2 });
-      assert.deepEqual(page.messages.map((m) => `${m.to}:${m.id}`), ['bob:bob-1', 'bob:bob-2', 'bob:bob-3']);
+      assert.deepEqual(
+        page.messages.map((m) => `${m.to}:${m.id}`),
+        ['bob:bob-1', 'bob:bob-2', 'bob:bob-3'],
+      );
       assert.equal(page.more, false);
       assert.deepEqual(await store.users(), [...users].sort());
       assert.deepEqual(await store.users({ after: 'bob', limit: 1 }), ['bob.x']);

@@ -21,7 +21,10 @@ const DAMAGED_RECORDS = 3;
 
 async function ids(store: LmdbStore): Promise<string[]> {
   const page = await store.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 100, now: 2 });
-  assert.ok(page.messages.every((m, i) => m.seq === i + 1 && m.body === `body of ${m.id}`), 'seqs and bodies intact');
+  assert.ok(
+    page.messages.every((m, i) => m.seq === i + 1 && m.body === `body of ${m.id}`),
+    'seqs and bodies intact',
+  );
   assert.equal(page.lastSeq, page.messages.length, 'no seq beyond what survived');
   const stats = await store.stats('bob', 2);
   assert.equal(stats.pending, page.messages.length);
@@ -70,8 +73,12 @@ describe('write-ahead log damage', () => {
       }
       for (let pos = firstDamaged; pos < original.length; pos++) {
         const flipped = Buffer.from(original);
-        flipped[pos]! ^= 1 << pos % 8;
-        await check(flipped, ends.findIndex((e) => pos < e), `bit ${pos % 8} of byte ${pos} flipped`);
+        flipped[pos]! ^= 1 << (pos % 8);
+        await check(
+          flipped,
+          ends.findIndex((e) => pos < e),
+          `bit ${pos % 8} of byte ${pos} flipped`,
+        );
       }
 
       // Recovery cuts a torn last record (m7); a new write takes its seq and outlives a restart.

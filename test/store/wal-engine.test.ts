@@ -53,13 +53,22 @@ describe('lmdb write-ahead log', () => {
       assert.equal(store.residentSize().messages, 2);
       assert.deepEqual(events, [], 'nothing applied yet');
       const page = await store.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: 2 });
-      assert.deepEqual(page.messages.map((m) => [m.seq, m.id]), [[1, 'a'], [2, 'b']]);
+      assert.deepEqual(
+        page.messages.map((m) => [m.seq, m.id]),
+        [
+          [1, 'a'],
+          [2, 'b'],
+        ],
+      );
       await store.close();
       assert.deepEqual(events.slice(0, 2), ['apply', 'applied']);
       assert.deepEqual(await lmdbHolds(dir, 'bob', ['a', 'b']), { messages: 2, dedupe: 2 });
       const again = await openLmdbStore({ path: dir, wal: NEVER });
       assert.equal(again.recovery.replayed, 0, 'a clean close leaves nothing to replay');
-      assert.deepEqual((await again.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: 2 })).messages.map((m) => m.id), ['a', 'b']);
+      assert.deepEqual(
+        (await again.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: 2 })).messages.map((m) => m.id),
+        ['a', 'b'],
+      );
       await again.close();
     });
   });
@@ -83,7 +92,11 @@ describe('lmdb write-ahead log', () => {
           const page = await store.read({ user: 'bob', device: 'phone', afterSeq: after, limit: 7, now: 2 });
           reads++;
           const seqs = page.messages.map((m) => m.seq);
-          assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, k) => after + 1 + k), `page after ${after}`);
+          assert.deepEqual(
+            seqs,
+            Array.from({ length: seqs.length }, (_, k) => after + 1 + k),
+            `page after ${after}`,
+          );
           if (!page.more) {
             assert.equal(seqs.length ? seqs[seqs.length - 1] : after, page.lastSeq, 'a last page ends at lastSeq');
             break;
@@ -103,7 +116,10 @@ describe('lmdb write-ahead log', () => {
       const store = await openLmdbStore({ path: dir, wal: NEVER });
       await store.registerDevice('bob', 'phone', 'auto', 1, 8);
       const ids = Array.from({ length: 10 }, (_, i) => `m${i}`);
-      await store.append(ids.map((id) => msg('bob', id)), LIMITS);
+      await store.append(
+        ids.map((id) => msg('bob', id)),
+        LIMITS,
+      );
       const r = await store.ack('bob', 'phone', 7);
       assert.deepEqual([r.deleted, r.moved], [7, true]);
       assert.equal((await store.stats('bob', 2)).pending, 3);
@@ -119,7 +135,10 @@ describe('lmdb write-ahead log', () => {
       const opts: LmdbStoreOptions = { path: dir, wal: { ...NEVER, applyOnClose: false } };
       let store = await openLmdbStore({ path: dir, wal: NEVER });
       await store.registerDevice('bob', 'phone', 'auto', 1, 8);
-      await store.append(['a', 'b', 'c', 'd'].map((id) => msg('bob', id)), LIMITS);
+      await store.append(
+        ['a', 'b', 'c', 'd'].map((id) => msg('bob', id)),
+        LIMITS,
+      );
       await store.close(); // applied
       store = await openLmdbStore(opts);
       assert.equal((await store.ack('bob', 'phone', 3)).deleted, 3);
@@ -128,13 +147,25 @@ describe('lmdb write-ahead log', () => {
       await store.close(); // not applied: the ack, the device and 'e' live only in the log
       store = await openLmdbStore(opts);
       assert.equal(store.recovery.replayed, 3);
-      assert.deepEqual((await store.listDevices('bob')).map((d) => [d.device, d.cursor]), [['phone', 3], ['tablet', 4]]);
-      assert.deepEqual((await store.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: 2 })).messages.map((m) => m.id), ['d', 'e']);
+      assert.deepEqual(
+        (await store.listDevices('bob')).map((d) => [d.device, d.cursor]),
+        [
+          ['phone', 3],
+          ['tablet', 4],
+        ],
+      );
+      assert.deepEqual(
+        (await store.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: 2 })).messages.map((m) => m.id),
+        ['d', 'e'],
+      );
       assert.equal((await store.stats('bob', 2)).pending, 2);
       assert.equal((await store.removeDevice('bob', 'tablet')).removed, true);
       await store.close();
       store = await openLmdbStore({ path: dir, wal: NEVER });
-      assert.deepEqual((await store.listDevices('bob')).map((d) => d.device), ['phone']);
+      assert.deepEqual(
+        (await store.listDevices('bob')).map((d) => d.device),
+        ['phone'],
+      );
       await store.close();
       assert.equal((await lmdbHolds(dir, 'bob', [])).messages, 2);
     });
@@ -172,7 +203,7 @@ describe('lmdb write-ahead log', () => {
     });
   });
 
-  it('one writer per log: a second open is refused, a dead writer\'s lock is taken over', async () => {
+  it("one writer per log: a second open is refused, a dead writer's lock is taken over", async () => {
     await withDir(async (dir) => {
       const store = await openLmdbStore({ path: dir, wal: NEVER });
       await assert.rejects(openLmdbStore({ path: dir, wal: NEVER }), (err: unknown) => err instanceof PoboxError && err.code === 'UNAVAILABLE' && /already open/.test(err.message));

@@ -65,7 +65,10 @@ describe('wal record codec', () => {
   });
 
   it('stale records with the wrong lsn are not the continuation of the log', () => {
-    const { buf } = build(5, [{ type: 1, payload: new Uint8Array([1]) }, { type: 1, payload: new Uint8Array([2]) }]);
+    const { buf } = build(5, [
+      { type: 1, payload: new Uint8Array([1]) },
+      { type: 1, payload: new Uint8Array([2]) },
+    ]);
     const got = decodeAll(Buffer.concat([buf, encodeRecord(9, 1, new Uint8Array([3]))]), 5);
     assert.deepEqual([got.records.length, got.stop], [2, 'gap']);
   });

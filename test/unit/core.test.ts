@@ -19,7 +19,17 @@ function thrown(fn: () => unknown): PoboxError {
 
 describe('errors', () => {
   it('has exactly the nine codes of docs/protocol.md, each with an HTTP status', () => {
-    assert.deepEqual([...ERROR_CODES].sort(), ['BAD_REQUEST', 'FORBIDDEN', 'INTERNAL', 'MAILBOX_FULL', 'NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'RATE_LIMITED', 'UNAUTHORIZED', 'UNAVAILABLE']);
+    assert.deepEqual([...ERROR_CODES].sort(), [
+      'BAD_REQUEST',
+      'FORBIDDEN',
+      'INTERNAL',
+      'MAILBOX_FULL',
+      'NOT_FOUND',
+      'PAYLOAD_TOO_LARGE',
+      'RATE_LIMITED',
+      'UNAUTHORIZED',
+      'UNAVAILABLE',
+    ]);
     for (const c of ERROR_CODES) assert.ok(HTTP_STATUS[c] >= 400 && HTTP_STATUS[c] < 600, c);
     assert.equal(HTTP_STATUS.PAYLOAD_TOO_LARGE, 413);
     assert.equal(HTTP_STATUS.NOT_FOUND, 404);

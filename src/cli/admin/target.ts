@@ -39,12 +39,12 @@ export async function openTarget(flags: TargetFlags, need: 'admin' | 'send', env
       url,
       adminKey: flags.adminKey ?? (env.POBOX_ADMIN_KEY || undefined),
       apiKey: flags.apiKey ?? (env.POBOX_API_KEY || undefined),
-      dataDir: url ? undefined : flags.dataDir ?? (env.POBOX_DATA_DIR || './.pobox-data'),
+      dataDir: url ? undefined : (flags.dataDir ?? (env.POBOX_DATA_DIR || './.pobox-data')),
     },
     'options',
   );
   if (t.url) {
-    const key = need === 'send' ? t.apiKey ?? t.adminKey : t.adminKey;
+    const key = need === 'send' ? (t.apiKey ?? t.adminKey) : t.adminKey;
     if (!key) {
       const which = need === 'send' ? '--api-key (or POBOX_API_KEY), a key with the send scope' : '--admin-key (or POBOX_ADMIN_KEY), a key with the admin scope';
       throw new PoboxError('BAD_REQUEST', `${t.url} needs ${which}`, { field: need === 'send' ? 'apiKey' : 'adminKey' });

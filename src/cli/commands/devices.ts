@@ -35,7 +35,12 @@ export function registerDevices(program: Command): void {
         case 'list': {
           const devices = await t.listDevices(user);
           emit(opts.json === true, { user, devices }, () =>
-            devices.length === 0 ? `${user} has no devices\n` : table(['DEVICE', 'CURSOR', 'REGISTERED'], devices.map((d) => [d.device, d.cursor, isoTime(d.registeredAt)])),
+            devices.length === 0
+              ? `${user} has no devices\n`
+              : table(
+                  ['DEVICE', 'CURSOR', 'REGISTERED'],
+                  devices.map((d) => [d.device, d.cursor, isoTime(d.registeredAt)]),
+                ),
           );
           return;
         }

@@ -31,7 +31,11 @@ function provisioned(spec: string | undefined): { readUnits: number; writeUnits:
   return { readUnits: r, writeUnits: w };
 }
 
-async function loadSdk(): Promise<{ table: typeof import('../../store/dynamodb/table.js'); engine: typeof import('../../store/dynamodb/index.js'); sdk: typeof import('@aws-sdk/client-dynamodb') }> {
+async function loadSdk(): Promise<{
+  table: typeof import('../../store/dynamodb/table.js');
+  engine: typeof import('../../store/dynamodb/index.js');
+  sdk: typeof import('@aws-sdk/client-dynamodb');
+}> {
   try {
     return {
       table: await import('../../store/dynamodb/table.js'),
@@ -78,14 +82,13 @@ export function registerDynamoDb(program: Command): void {
       const { table } = await loadSdk();
       const prov = provisioned(f.provisioned);
       const o = { table: f.table, ...(prov ? { provisioned: prov } : {}) };
-      const def =
-        f.format === 'cloudformation'
-          ? { Resources: { PoboxTable: table.cloudFormationResource(o) } }
-          : table.tableDefinition(o);
+      const def = f.format === 'cloudformation' ? { Resources: { PoboxTable: table.cloudFormationResource(o) } } : table.tableDefinition(o);
       process.stdout.write(`${JSON.stringify(def, null, 2)}\n`);
       if (f.format === 'create-table') {
         // The CreateTable input cannot carry TTL; say what else to run, off stdout so the JSON pipes cleanly.
-        process.stderr.write(`then enable TTL: aws dynamodb update-time-to-live --table-name ${f.table} --time-to-live-specification Enabled=true,AttributeName=${table.TTL_ATTRIBUTE}\n`);
+        process.stderr.write(
+          `then enable TTL: aws dynamodb update-time-to-live --table-name ${f.table} --time-to-live-specification Enabled=true,AttributeName=${table.TTL_ATTRIBUTE}\n`,
+        );
       }
     });
 }

@@ -9,10 +9,7 @@ import { withTarget, type TargetFlags } from '../admin/target.js';
 
 export function registerInspect(program: Command): void {
   addTargetOptions(
-    program
-      .command('inspect')
-      .description("show a user's mailbox: pending messages and bytes, oldest message, devices and cursors")
-      .argument('<user>', 'user id'),
+    program.command('inspect').description("show a user's mailbox: pending messages and bytes, oldest message, devices and cursors").argument('<user>', 'user id'),
   ).action(async (user: string, opts: TargetFlags) => {
     const s = await withTarget(opts, 'admin', (t) => t.stats(user));
     emit(opts.json === true, s, () => {

@@ -42,8 +42,7 @@ export function registerServe(program: Command): void {
     if (server.secretCreated) {
       const dirFlag = flags.dataDir ? ` --data-dir ${flags.dataDir}` : '';
       process.stderr.write(
-        `pobox: created a JWT secret in ${server.secretFile} (mode 0600).\n` +
-          `pobox: mint a user token with:  pobox token --user alice --device phone${dirFlag}\n`,
+        `pobox: created a JWT secret in ${server.secretFile} (mode 0600).\n` + `pobox: mint a user token with:  pobox token --user alice --device phone${dirFlag}\n`,
       );
     }
     process.stderr.write(`pobox: listening on ${server.url} (WebSocket ${server.wsUrl})\n`);

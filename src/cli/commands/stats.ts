@@ -39,7 +39,10 @@ export function registerStats(program: Command): void {
       let bar: cliProgress.SingleBar | undefined;
       if (showBar) {
         const total = await countUsers(t, Math.max(pageSize, 1000));
-        bar = new cliProgress.SingleBar({ stream: process.stderr, format: 'walking users [{bar}] {value}/{total} {percentage}% eta {eta_formatted}' }, cliProgress.Presets.shades_classic);
+        bar = new cliProgress.SingleBar(
+          { stream: process.stderr, format: 'walking users [{bar}] {value}/{total} {percentage}% eta {eta_formatted}' },
+          cliProgress.Presets.shades_classic,
+        );
         bar.start(total, 0);
       }
       try {

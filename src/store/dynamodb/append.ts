@@ -86,10 +86,7 @@ export async function appendForUser(t: TableClient, s: AppendSettings, user: Use
         }
         continue;
       }
-      const e =
-        err instanceof PoboxError
-          ? err
-          : new PoboxError('UNAVAILABLE', `could not store the message for ${user}: ${(err as Error).message}`, { cause: err });
+      const e = err instanceof PoboxError ? err : new PoboxError('UNAVAILABLE', `could not store the message for ${user}: ${(err as Error).message}`, { cause: err });
       for (const p of pending) out[p.index] = { ok: false, error: e };
       return;
     }
@@ -97,15 +94,7 @@ export async function appendForUser(t: TableClient, s: AppendSettings, user: Use
 }
 
 /** Commit the first chunk of `pending`; returns how many entries got their outcome. */
-async function appendChunk(
-  t: TableClient,
-  s: AppendSettings,
-  user: UserId,
-  pending: Entry[],
-  limits: AppendLimits,
-  out: AppendOutcome[],
-  readDedupe: boolean,
-): Promise<number> {
+async function appendChunk(t: TableClient, s: AppendSettings, user: UserId, pending: Entry[], limits: AppendLimits, out: AppendOutcome[], readDedupe: boolean): Promise<number> {
   const considered = pending.slice(0, MAX_CONSIDERED);
   const stored = await t.getMeta(user);
   const meta = stored ? { ...stored, devices: { ...stored.devices } } : emptyMeta();
@@ -163,7 +152,10 @@ async function appendChunk(
     const size = itemSize(msgItem);
     if (size > MAX_ITEM_BYTES) {
       refuse();
-      staged.push({ index, outcome: { ok: false, error: new PoboxError('PAYLOAD_TOO_LARGE', `message item would be ${size} bytes; DynamoDB allows ${MAX_ITEM_BYTES}`, { field: 'body' }) } });
+      staged.push({
+        index,
+        outcome: { ok: false, error: new PoboxError('PAYLOAD_TOO_LARGE', `message item would be ${size} bytes; DynamoDB allows ${MAX_ITEM_BYTES}`, { field: 'body' }) },
+      });
       continue;
     }
     if (messages > 0 && txBytes + size > MAX_TX_BYTES) {

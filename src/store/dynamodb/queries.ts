@@ -96,14 +96,10 @@ export class TableClient {
    * Send with retries on transient failures (at most maxAttempts, within the fault time
    * budget); a stale condition is thrown as StaleRead.
    */
-  private async call<T extends { ConsumedCapacity?: ConsumedCapacity | ConsumedCapacity[] }>(
-    kind: 'read' | 'write',
-    what: string,
-    send: () => Promise<T>,
-  ): Promise<T> {
+  private async call<T extends { ConsumedCapacity?: ConsumedCapacity | ConsumedCapacity[] }>(kind: 'read' | 'write', what: string, send: () => Promise<T>): Promise<T> {
     const startedAt = Date.now();
     let conflicts = 0;
-    for (let attempt = 0; ; ) {
+    for (let attempt = 0; ;) {
       try {
         this.capacity.requests++;
         const out = await this.timed(send);
@@ -202,9 +198,7 @@ export class TableClient {
         if (attempt >= this.retry.maxAttempts) throw new PoboxError('UNAVAILABLE', 'DynamoDB BatchGetItem left keys unprocessed');
         if (attempt > 0) await pause(attempt, this.retry);
         const out = await this.call('read', 'BatchGetItem', () =>
-          this.client.send(
-            new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true } }, ReturnConsumedCapacity: 'TOTAL' }),
-          ),
+          this.client.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true } }, ReturnConsumedCapacity: 'TOTAL' })),
         );
         for (const item of out.Responses?.[this.table] ?? []) {
           this.counts.keysRead++;

@@ -65,7 +65,10 @@ async function sweepUserChunk(t: TableClient, user: UserId, entries: IndexEntry[
   // native TTL to collect): only those above it can still be stored and counted.
   const meta = await t.getMeta(user);
   const floor = meta?.floor ?? 0;
-  const messages = await t.getMany(user, entries.filter((e) => e.seq > floor).map((e) => messageSk(e.seq)));
+  const messages = await t.getMany(
+    user,
+    entries.filter((e) => e.seq > floor).map((e) => messageSk(e.seq)),
+  );
   const live = entries.some((e) => {
     const it = messages.get(messageSk(e.seq));
     return it !== undefined && decodeMessage(it).expiresAt <= now;
@@ -91,10 +94,11 @@ async function sweepUserChunk(t: TableClient, user: UserId, entries: IndexEntry[
 async function trySweepUserChunk(t: TableClient, user: UserId, dedupeSks: string[], now: number): Promise<Omit<SweepOutcome, 'more'>> {
   const meta = await t.getMeta(user);
   // Dedupe items and expiry pointers have the same shape; both point at one message.
-  const dedupes = [...(await t.getMany(user, dedupeSks)).values()]
-    .map((it) => ({ ...decodeDedupe(it), sk: it.sk!.S! }))
-    .filter((d) => d.expiresAt <= now);
-  const messages = await t.getMany(user, dedupes.map((d) => messageSk(d.seq)));
+  const dedupes = [...(await t.getMany(user, dedupeSks)).values()].map((it) => ({ ...decodeDedupe(it), sk: it.sk!.S! })).filter((d) => d.expiresAt <= now);
+  const messages = await t.getMany(
+    user,
+    dedupes.map((d) => messageSk(d.seq)),
+  );
   const tx: TransactWriteItem[] = [];
   let expired = 0;
   let expiredBytes = 0;

@@ -24,9 +24,7 @@ export interface TableOptions {
 }
 
 export function tableDefinition(opts: TableOptions): CreateTableCommandInput {
-  const throughput = opts.provisioned
-    ? { ProvisionedThroughput: { ReadCapacityUnits: opts.provisioned.readUnits, WriteCapacityUnits: opts.provisioned.writeUnits } }
-    : {};
+  const throughput = opts.provisioned ? { ProvisionedThroughput: { ReadCapacityUnits: opts.provisioned.readUnits, WriteCapacityUnits: opts.provisioned.writeUnits } } : {};
   return {
     TableName: opts.table,
     AttributeDefinitions: [
@@ -98,11 +96,9 @@ export async function createTable(client: DynamoDBClient, opts: TableOptions & {
     const cur = await client.send(new DescribeTimeToLiveCommand({ TableName: opts.table })).catch(() => undefined);
     const status = cur?.TimeToLiveDescription?.TimeToLiveStatus;
     if (status !== 'ENABLED' && status !== 'ENABLING') {
-      await client
-        .send(new UpdateTimeToLiveCommand({ TableName: opts.table, TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true } }))
-        .catch((err: unknown) => {
-          throw wrap('UpdateTimeToLive', err);
-        });
+      await client.send(new UpdateTimeToLiveCommand({ TableName: opts.table, TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true } })).catch((err: unknown) => {
+        throw wrap('UpdateTimeToLive', err);
+      });
     }
     ttlEnabled = true;
   }

@@ -595,7 +595,19 @@ export class LmdbStore implements MailboxStore {
         out.push({ ok: false, error: new PoboxError('MAILBOX_FULL', `mailbox of ${item.to} is full`) });
         continue;
       }
-      const e: AppendEntry = [item.to, meta.lastSeq + 1, f?.created ? meta.epoch : null, item.id, item.from, item.body, item.bytes, item.sentAt, item.expiresAt, item.toDevice ?? null, item.receipt ? 1 : 0];
+      const e: AppendEntry = [
+        item.to,
+        meta.lastSeq + 1,
+        f?.created ? meta.epoch : null,
+        item.id,
+        item.from,
+        item.body,
+        item.bytes,
+        item.sentAt,
+        item.expiresAt,
+        item.toDevice ?? null,
+        item.receipt ? 1 : 0,
+      ];
       entries.push(e);
       // Applied now (lsn set below), so later items of this batch see it: dedupe, quota.
       this.effectAppend(e, 0);

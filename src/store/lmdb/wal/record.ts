@@ -46,11 +46,7 @@ export function encodeRecord(lsn: number, type: number, payload: Uint8Array): Bu
  * `torn`: the bytes end inside a record (a write cut short). `corrupt`: the bytes are all
  * there but fail the checks. Either way nothing at or after `offset` may be trusted.
  */
-export type DecodeResult =
-  | { kind: 'record'; record: WalRecord; next: number }
-  | { kind: 'end' }
-  | { kind: 'torn' }
-  | { kind: 'corrupt'; reason: string };
+export type DecodeResult = { kind: 'record'; record: WalRecord; next: number } | { kind: 'end' } | { kind: 'torn' } | { kind: 'corrupt'; reason: string };
 
 export function decodeRecord(buf: Uint8Array, offset: number): DecodeResult {
   const remaining = buf.length - offset;
