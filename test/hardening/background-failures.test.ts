@@ -70,10 +70,7 @@ describe('background failures', () => {
       },
     });
     const { stream, lines } = logLines();
-    const ops = await startOpsServer(
-      { logLevel: 'warn', postOffice: { retention: { sweepIntervalMs: 20 } } },
-      { store, logDestination: stream },
-    );
+    const ops = await startOpsServer({ logLevel: 'warn', postOffice: { retention: { sweepIntervalMs: 20 } } }, { store, logDestination: stream });
     try {
       assert.ok(deleteListener, 'the post office subscribed to the store');
       deleteListener(new Error('BatchWriteItem throttled'));

@@ -140,7 +140,11 @@ describe('a frozen store (issue 13)', () => {
       clearInterval(acking);
     }
     const got = bob.of('message').map((m) => m.id);
-    assert.deepEqual([...accepted].filter((id) => !got.includes(id)), [], 'accepted messages lost');
+    assert.deepEqual(
+      [...accepted].filter((id) => !got.includes(id)),
+      [],
+      'accepted messages lost',
+    );
     assert.equal(new Set(got).size, got.length, 'no message twice');
     await bob.cut();
   });

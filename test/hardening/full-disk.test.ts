@@ -132,7 +132,10 @@ describe('a full disk', () => {
       // No rejection or exception of ours went unhandled (those exit 70). lmdb-js's own batch
       // promise (src/store/lmdb/commit-leak.ts) is reported as a known leak, counted here.
       assert.doesNotMatch(node.output(), /"level":60|unhandled rejection;|uncaught exception/);
-      const leaks = node.output().split('\n').filter((l) => l.includes('known library leak')).length;
+      const leaks = node
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('known library leak')).length;
       t.diagnostic(`${accepted.length} accepted, ${refusedCodes.length} refused UNAVAILABLE, ${leaks} lmdb-js batch promises reported as a known leak`);
       await node.stop();
       assert.notEqual(node.child.exitCode, 70, node.output());

@@ -65,7 +65,12 @@ describe('HTTP edges', () => {
     ['a malformed header line', 'GET /healthz HTTP/1.1\r\nhost: x\r\nno colon here\r\n\r\n', 400, 'BAD_REQUEST'],
     ['an unsupported HTTP version', 'GET /healthz HTTP/9.9\r\nhost: x\r\n\r\n', 400, 'BAD_REQUEST'],
     ['a bad chunk size', 'POST /v1/messages HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n', 400, 'BAD_REQUEST'],
-    ['a WebSocket upgrade to an unknown path', 'GET /nope HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n', 404, 'NOT_FOUND'],
+    [
+      'a WebSocket upgrade to an unknown path',
+      'GET /nope HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      404,
+      'NOT_FOUND',
+    ],
   ];
   for (const [what, request, status, code] of cases) {
     it(`${what} is answered ${status} with the typed JSON error body`, async () => {

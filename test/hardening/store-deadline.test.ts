@@ -17,13 +17,19 @@ async function freezable(path: string): Promise<{ store: MailboxStore; freeze():
   const real = await openStore({ engine: 'lmdb', path });
   let gate: Promise<void> | undefined;
   let open: (() => void) | undefined;
-  const held = <A extends unknown[], R>(fn: (...a: A) => Promise<R>) =>
+  const held =
+    <A extends unknown[], R>(fn: (...a: A) => Promise<R>) =>
     async (...a: A): Promise<R> => {
       if (gate) await gate;
       return fn.apply(real, a);
     };
   const store: MailboxStore = {
-    ...Object.fromEntries(['read', 'ack', 'registerDevice', 'removeDevice', 'listDevices', 'stats', 'purge', 'sweep', 'users'].map((k) => [k, held((real as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[k]!)])),
+    ...Object.fromEntries(
+      ['read', 'ack', 'registerDevice', 'removeDevice', 'listDevices', 'stats', 'purge', 'sweep', 'users'].map((k) => [
+        k,
+        held((real as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[k]!),
+      ]),
+    ),
     engine: real.engine,
     capabilities: real.capabilities,
     append: held(real.append),
@@ -63,7 +69,12 @@ describe('store deadline in the post office', () => {
 
     f.freeze();
     const t0 = Date.now();
-    const answers = await Promise.allSettled([po.send({ from: 'alice', to: 'bob', id: 'm2', body: 'two' }), po.read('bob', 'phone', 0, 10), po.ack('bob', 'phone', 1), po.stats('bob')]);
+    const answers = await Promise.allSettled([
+      po.send({ from: 'alice', to: 'bob', id: 'm2', body: 'two' }),
+      po.read('bob', 'phone', 0, 10),
+      po.ack('bob', 'phone', 1),
+      po.stats('bob'),
+    ]);
     const waited = Date.now() - t0;
     for (const a of answers) {
       assert.equal(a.status, 'rejected');
@@ -83,7 +94,10 @@ describe('store deadline in the post office', () => {
     assert.equal(po.writeHealth().consecutiveFailures, 0, 'a write that succeeded resets the count');
     // The timed-out ack of m1 landed late too (the device had m1); m2 waits for delivery.
     const page = await po.read('bob', 'phone', 0, 10);
-    assert.deepEqual(page.messages.map((m) => m.id), ['m2']);
+    assert.deepEqual(
+      page.messages.map((m) => m.id),
+      ['m2'],
+    );
     await po.close();
   });
 
