@@ -10,5 +10,18 @@
  * commit (answered UNAVAILABLE), so the process-wide handler may let this one pass.
  */
 export function isLmdbBatchCommitLeak(err: unknown): boolean {
-  return err instanceof Error && err.message.startsWith('Commit failed (see commitError') && /lmdb[\\/]write\.js/.test(err.stack ?? '') && /rejectCommit/.test(err.stack ?? '');
+  if (!(err instanceof Error) || !/lmdb[\\/]write\.js/.test(err.stack ?? '')) return false;
+  if (err.message.startsWith('Commit failed (see commitError') && /rejectCommit/.test(err.stack ?? '')) return true;
+  return isCommitErrorDetail(err);
+}
+
+/**
+ * The second promise of the same failure: every "Commit failed" error carries the details
+ * as `error.commitError`, a promise that lmdb-js rejects with the OS error of the commit
+ * (EIO, ENOSPC: an Error with a numeric errno `code`, thrown by its `lmdbError`) and that
+ * no caller awaits. Seen on a full tmpfs as "Input/output error" (code 5).
+ */
+function isCommitErrorDetail(err: Error): boolean {
+  const code = (err as Error & { code?: unknown }).code;
+  return typeof code === 'number' && code > 0 && !err.message.startsWith('Commit failed');
 }
