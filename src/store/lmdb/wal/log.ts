@@ -2,10 +2,14 @@
  * The write-ahead log's files: a directory of segments named by the lsn of their first
  * record (`0000000000000001.wal`), appended in order, one fdatasync per group.
  *
- * Group commit, pipelined: `append` encodes a record, gives it the next lsn and queues
- * it; at most one group is being written and synced at a time, and every record queued
- * meanwhile forms the next group. `synced(lsn)` resolves once a group holding `lsn` (and
- * so every record before it: the file is written in lsn order) is on disk.
+ * Group commit, once per event-loop turn: `append` encodes a record, gives it the next lsn
+ * and queues it; at the end of the turn (setImmediate) the queued group is written with
+ * one synchronous write, in lsn order, and made durable by an fdatasync: on the loop
+ * itself when the group is small and no other sync runs (a live message then waits for
+ * the disk and nothing else), on the thread pool otherwise (a loaded server keeps working
+ * while the disk syncs; groups written meanwhile are covered by the next sync).
+ * `synced(lsn)` resolves once an fdatasync that started after `lsn` was written (and so
+ * after every record before it: the file is written in lsn order) has returned.
  *
  * File-level durability: a new segment is fsync'd and then its directory, before any
  * record in it is acknowledged; a deleted segment's directory is fsync'd before trim
@@ -16,8 +20,7 @@
  * ends: the segment is cut there and any later segment deleted, so a half-written record
  * can never be read, and the next record written reuses nothing after the cut.
  */
-import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, writeSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
-import { open as openAsync, type FileHandle } from 'node:fs/promises';
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, writeSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ensureDurableDir, fsyncDir } from '../../../core/durable-files.js';
 import { decodeAll, encodeRecord, type WalRecord } from './record.js';
@@ -180,16 +183,29 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
+/**
+ * A group of at most this many bytes is made durable by an fdatasync on the event loop
+ * itself when no other sync is running. At low load that is the fastest way to the disk
+ * (a live message waits for the disk, not for thread-pool round trips); a larger group
+ * means a loaded server, and its sync runs on the thread pool while the loop works on.
+ */
+const INLINE_SYNC_BYTES = 64 * 1024;
+
 export class WalLog {
   private lastLsnValue: number;
   private syncedLsnValue: number;
+  /** The last lsn written to a segment (in the page cache; durable once a sync covers it). */
+  private writtenLsn: number;
   private queue: Buffer[] = [];
   private queuedBytes = 0;
-  private writing = false;
-  private scheduled = false;
+  private flushScheduled = false;
+  /** The fdatasync running on the thread pool: the fd it runs on and the lsn it makes durable. */
+  private syncing: { fd: number; upTo: number } | undefined;
+  /** Segments finished while a sync ran on them: closed when it returns. */
+  private retired: number[] = [];
   private waiters: Waiter[] = [];
   private failure: Error | undefined;
-  private active: { seg: Segment; fh: FileHandle | undefined; fd: number; size: number } | undefined;
+  private active: { seg: Segment; fd: number; size: number } | undefined;
   private closed = false;
   /** Bytes appended since open, for the write-amplification benchmark and tests. */
   bytesWritten = 0;
@@ -203,6 +219,7 @@ export class WalLog {
   ) {
     this.lastLsnValue = lastLsn;
     this.syncedLsnValue = lastLsn;
+    this.writtenLsn = lastLsn;
   }
 
   get lastLsn(): number {
@@ -221,13 +238,11 @@ export class WalLog {
     const rec = encodeRecord(lsn, type, payload);
     this.queue.push(rec);
     this.queuedBytes += rec.length;
-    if (!this.writing && !this.scheduled) {
-      this.scheduled = true;
-      // Records appended in the same synchronous run share the group.
-      queueMicrotask(() => {
-        this.scheduled = false;
-        this.writeGroups().catch(() => undefined); // failures reach the waiters
-      });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // Everything appended in this turn of the event loop (every ack read from the
+      // sockets, every send batch of the post office) forms one group.
+      setImmediate(this.flush);
     }
     return lsn;
   }
@@ -243,77 +258,98 @@ export class WalLog {
     return this.synced(this.lastLsnValue);
   }
 
-  private async ensureActive(firstLsn: number): Promise<NonNullable<WalLog['active']>> {
+  /** The segment to append to, rotating past segmentBytes (synchronous, rare). */
+  private activeSegment(firstLsn: number): NonNullable<WalLog['active']> {
     const a = this.active;
     if (a && a.size < this.opts.segmentBytes) return a;
-    if (a) await a.fh!.close();
+    if (a) {
+      // Its records must be on disk before a sync of the next segment may stand for them.
+      fdatasyncSync(a.fd);
+      this.advance(this.writtenLsn);
+      if (this.syncing?.fd === a.fd) this.retired.push(a.fd);
+      else closeSync(a.fd);
+    }
     this.active = undefined;
     // Reuse the newest existing segment only when it is the one the log continues.
     const last = this.segments[this.segments.length - 1];
-    let seg: Segment;
-    let size = 0;
     if (!a && last && last.lastLsn === firstLsn - 1) {
-      seg = last;
-      const fh = await openAsync(join(this.dir, seg.name), 'r+');
-      size = (await fh.stat()).size;
+      const fd = openSync(join(this.dir, last.name), 'r+');
+      const size = fstatSync(fd).size;
       if (size < this.opts.segmentBytes) {
-        this.active = { seg, fh, fd: fh.fd, size };
+        this.active = { seg: last, fd, size };
         return this.active;
       }
-      await fh.close();
+      closeSync(fd);
     }
     closeSync(createSegment(this.dir, firstLsn));
-    seg = { firstLsn, lastLsn: firstLsn - 1, name: segmentName(firstLsn) };
+    const seg: Segment = { firstLsn, lastLsn: firstLsn - 1, name: segmentName(firstLsn) };
     this.segments.push(seg);
-    const fh = await openAsync(join(this.dir, seg.name), 'r+');
-    this.active = { seg, fh, fd: fh.fd, size: 0 };
+    this.active = { seg, fd: openSync(join(this.dir, seg.name), 'r+'), size: 0 };
     return this.active;
   }
 
-  private async writeGroups(): Promise<void> {
-    if (this.writing) return;
-    this.writing = true;
+  /**
+   * Write the queued group, in lsn order, with a synchronous write (the page cache takes it
+   * in microseconds), then make it durable: inline when it is small and nothing else is
+   * syncing, else on the thread pool. Any fdatasync covers every byte written before it
+   * started, so syncs may overlap: each one advances `synced` to what was written when it began.
+   */
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.failure || this.queue.length === 0) return;
+    const group = this.queue;
+    const bytes = this.queuedBytes;
+    this.queue = [];
+    this.queuedBytes = 0;
     try {
-      while (this.queue.length > 0 && !this.failure) {
-        const group = this.queue;
-        const bytes = this.queuedBytes;
-        this.queue = [];
-        this.queuedBytes = 0;
-        const groupLast = this.syncedLsnValue + group.length;
-        const groupFirst = this.syncedLsnValue + 1;
-        const a = await this.ensureActive(groupFirst);
-        const buf = group.length === 1 ? group[0]! : Buffer.concat(group, bytes);
-        let off = 0;
-        while (off < buf.length) {
-          const { bytesWritten } = await a.fh!.write(buf, off, buf.length - off, a.size + off);
-          off += bytesWritten;
-        }
-        await a.fh!.datasync();
-        a.size += buf.length;
-        a.seg.lastLsn = groupLast;
-        this.bytesWritten += buf.length;
-        this.syncedLsnValue = groupLast;
-        this.release();
-      }
+      const a = this.activeSegment(this.writtenLsn + 1);
+      const buf = group.length === 1 ? group[0]! : Buffer.concat(group, bytes);
+      let off = 0;
+      while (off < buf.length) off += writeSync(a.fd, buf, off, buf.length - off, a.size + off);
+      a.size += buf.length;
+      this.writtenLsn += group.length;
+      a.seg.lastLsn = this.writtenLsn;
+      this.bytesWritten += buf.length;
+      if (!this.syncing && bytes <= INLINE_SYNC_BYTES) {
+        fdatasyncSync(a.fd);
+        this.advance(this.writtenLsn);
+      } else this.syncInBackground();
     } catch (err) {
-      this.failure = err instanceof Error ? err : new Error(String(err));
-      const waiters = this.waiters;
-      this.waiters = [];
-      for (const w of waiters) w.reject(this.failure);
-    } finally {
-      this.writing = false;
+      this.fail(err);
     }
+  };
+
+  /** Start a thread-pool fdatasync of the active segment, unless one runs (it starts the next when it returns). */
+  private syncInBackground(): void {
+    if (this.syncing || this.failure || !this.active || this.writtenLsn <= this.syncedLsnValue) return;
+    const job = { fd: this.active.fd, upTo: this.writtenLsn };
+    this.syncing = job;
+    fdatasync(job.fd, (err) => {
+      this.syncing = undefined;
+      for (const fd of this.retired.splice(0)) closeSync(fd);
+      if (err) return this.fail(err);
+      this.advance(job.upTo);
+      this.syncInBackground();
+    });
   }
 
-  private release(): void {
-    const synced = this.syncedLsnValue;
+  private advance(lsn: number): void {
+    if (lsn <= this.syncedLsnValue) return;
+    this.syncedLsnValue = lsn;
     if (this.waiters.length === 0) return;
     const still: Waiter[] = [];
     for (const w of this.waiters) {
-      if (w.lsn <= synced) w.resolve();
+      if (w.lsn <= lsn) w.resolve();
       else still.push(w);
     }
     this.waiters = still;
+  }
+
+  private fail(err: unknown): void {
+    this.failure ??= err instanceof Error ? err : new Error(String(err));
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(this.failure);
   }
 
   /**
@@ -344,8 +380,10 @@ export class WalLog {
     if (this.closed) return;
     await this.flushed().catch(() => undefined);
     this.closed = true;
-    while (this.writing) await new Promise((r) => setImmediate(r));
-    if (this.active) await this.active.fh!.close();
+    // A failed log may still have a sync running on the thread pool: let it return first.
+    while (this.syncing) await new Promise((r) => setImmediate(r));
+    for (const fd of this.retired.splice(0)) closeSync(fd);
+    if (this.active) closeSync(this.active.fd);
     this.active = undefined;
     releaseLock(this.lockFile);
   }
