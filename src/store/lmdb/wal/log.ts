@@ -200,15 +200,20 @@ export class WalLog {
   private queuedBytes = 0;
   private flushScheduled = false;
   /** The fdatasync running on the thread pool: the fd it runs on and the lsn it makes durable. */
-  private syncing: { fd: number; upTo: number } | undefined;
+  private syncing: { fd: number; upTo: number; seg: NonNullable<WalLog['active']>; size: number } | undefined;
   /** Segments finished while a sync ran on them: closed when it returns. */
   private retired: number[] = [];
   private waiters: Waiter[] = [];
   private failure: Error | undefined;
-  private active: { seg: Segment; fd: number; size: number } | undefined;
+  /** The segment being appended to: `size` bytes written, the first `synced` of them durable. */
+  private active: { seg: Segment; fd: number; size: number; synced: number } | undefined;
   private closed = false;
   /** Bytes appended since open, for the write-amplification benchmark and tests. */
   bytesWritten = 0;
+  /** Records appended since open (tests, benchmarks). */
+  recordsAppended = 0;
+  /** fdatasyncs of the log that returned since open, inline or on the thread pool: its commits. */
+  groupsSynced = 0;
 
   constructor(
     private readonly dir: string,
@@ -235,6 +240,7 @@ export class WalLog {
     if (this.failure) throw this.failure;
     if (this.closed) throw new Error('write-ahead log is closed');
     const lsn = ++this.lastLsnValue;
+    this.recordsAppended++;
     const rec = encodeRecord(lsn, type, payload);
     this.queue.push(rec);
     this.queuedBytes += rec.length;
@@ -265,6 +271,8 @@ export class WalLog {
     if (a) {
       // Its records must be on disk before a sync of the next segment may stand for them.
       fdatasyncSync(a.fd);
+      this.groupsSynced++;
+      a.synced = a.size;
       this.advance(this.writtenLsn);
       if (this.syncing?.fd === a.fd) this.retired.push(a.fd);
       else closeSync(a.fd);
@@ -276,7 +284,8 @@ export class WalLog {
       const fd = openSync(join(this.dir, last.name), 'r+');
       const size = fstatSync(fd).size;
       if (size < this.opts.segmentBytes) {
-        this.active = { seg: last, fd, size };
+        // Recovery made what is in it durable before the log was opened.
+        this.active = { seg: last, fd, size, synced: size };
         return this.active;
       }
       closeSync(fd);
@@ -284,7 +293,7 @@ export class WalLog {
     closeSync(createSegment(this.dir, firstLsn));
     const seg: Segment = { firstLsn, lastLsn: firstLsn - 1, name: segmentName(firstLsn) };
     this.segments.push(seg);
-    this.active = { seg, fd: openSync(join(this.dir, seg.name), 'r+'), size: 0 };
+    this.active = { seg, fd: openSync(join(this.dir, seg.name), 'r+'), size: 0, synced: 0 };
     return this.active;
   }
 
@@ -312,6 +321,8 @@ export class WalLog {
       this.bytesWritten += buf.length;
       if (!this.syncing && bytes <= INLINE_SYNC_BYTES) {
         fdatasyncSync(a.fd);
+        this.groupsSynced++;
+        a.synced = a.size;
         this.advance(this.writtenLsn);
       } else this.syncInBackground();
     } catch (err) {
@@ -322,12 +333,15 @@ export class WalLog {
   /** Start a thread-pool fdatasync of the active segment, unless one runs (it starts the next when it returns). */
   private syncInBackground(): void {
     if (this.syncing || this.failure || !this.active || this.writtenLsn <= this.syncedLsnValue) return;
-    const job = { fd: this.active.fd, upTo: this.writtenLsn };
+    const a = this.active;
+    const job = { fd: a.fd, upTo: this.writtenLsn, seg: a, size: a.size };
     this.syncing = job;
     fdatasync(job.fd, (err) => {
       this.syncing = undefined;
       for (const fd of this.retired.splice(0)) closeSync(fd);
       if (err) return this.fail(err);
+      this.groupsSynced++;
+      job.seg.synced = Math.max(job.seg.synced, job.size);
       this.advance(job.upTo);
       this.syncInBackground();
     });
