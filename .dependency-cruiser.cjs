@@ -5,6 +5,9 @@
  *   client <- core only (it runs in browsers and never loads server code)
  *
  * An arrow points from what is imported to what may import it. No cycles anywhere.
+ * Outside src/: tools/ (the harness tests and benchmarks share: DynamoDB Local, Redis,
+ * free ports, the seeded PRNG, the fake clock) may be imported by test/ and bench/; bench/
+ * never imports test/, and tools/ imports neither.
  */
 const layer = (from, allowed, comment) => ({
   name: `${from}-imports`,
@@ -30,6 +33,20 @@ module.exports = {
       name: 'src-not-to-tests-or-benchmarks',
       severity: 'error',
       from: { path: '^src/' },
+      to: { path: '^(test|bench|tools)/' },
+    },
+    {
+      name: 'bench-not-to-tests',
+      severity: 'error',
+      comment: 'What benchmarks share with the tests lives in tools/.',
+      from: { path: '^bench/' },
+      to: { path: '^test/' },
+    },
+    {
+      name: 'tools-not-to-tests-or-benchmarks',
+      severity: 'error',
+      comment: 'tools/ serves test/ and bench/; it depends on neither.',
+      from: { path: '^tools/' },
       to: { path: '^(test|bench)/' },
     },
   ],

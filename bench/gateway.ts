@@ -45,10 +45,11 @@ import { profileMarkdown, summariseProfile, type ProfileSummary } from './lib/cp
 import { machineMarkdown } from './lib/machine.js';
 import { log } from './lib/progress.js';
 import { benchMachine, resultsDir, writeResult, type BenchMachine } from './lib/results.js';
-import { Latency, rng, round, type LatencySummary } from './lib/stats.js';
+import { Latency, round, type LatencySummary } from './lib/stats.js';
+import { seeded } from '../tools/random.js';
 import { tempDir } from './lib/temp.js';
 import { startServerChild, type CapacitySnapshot, type ServerHandle } from './gateway/server-process.js';
-import { startDynamoDbLocal } from '../test/helpers/dynamodb-local.js';
+import { startDynamoDbLocal } from '../tools/dynamodb-local.js';
 
 /**
  * Issue 9's targets. The live ones are relative to this disk: a durable message cannot be
@@ -604,7 +605,7 @@ async function liveLatency(alice: PoboxClient, bob: PoboxClient, rate: number, s
 // ---- 3. durable throughput ---------------------------------------------------------
 
 async function durableThroughput(server: ServerHandle, senders: PoboxClient[], inFlight: number, seconds: number, warmupSeconds: number): Promise<ThroughputResult> {
-  const random = rng(42);
+  const random = seeded(42);
   const body = 'b'.repeat(64);
   const latency = new Latency();
   let measuring = false;
@@ -672,7 +673,7 @@ async function postOfficeBaseline(serverConfig: ServerConfigInput, inFlight: num
   const limits = { ...cfg.postOffice.limits, maxMailboxMessages: 100_000_000, maxMailboxBytes: 2 ** 40 };
   const po = new PostOffice({ store, sweeper: false, config: { ...cfg.postOffice, limits } });
   const closePo = onCleanup('baseline post office', () => po.close());
-  const random = rng(7);
+  const random = seeded(7);
   const body = 'b'.repeat(64);
   let n = 0;
   let seq = 0;

@@ -24,7 +24,8 @@ import { checkInterrupted, runMain } from './lib/cleanup.js';
 import { writeLineChart, type SeriesPoint } from './lib/plot.js';
 import { log, progress } from './lib/progress.js';
 import { benchMachine, resultsDir, writeResult } from './lib/results.js';
-import { Latency, rng, round, shuffle, type LatencySummary } from './lib/stats.js';
+import { Latency, round, shuffle, type LatencySummary } from './lib/stats.js';
+import { seeded } from '../tools/random.js';
 import { tempDir } from './lib/temp.js';
 import { openDynamoSeries, type DynamoSeriesHandle } from './lookup/dynamodb-series.js';
 import { PoboxSeries, SharedLogSeries, type Msg, type Series } from './lookup/series.js';
@@ -96,7 +97,7 @@ runMain(async () => {
   let lastOrdered = false;
 
   const points: LookupPoint[] = [];
-  const random = rng(42);
+  const random = seeded(42);
   let users = 0;
   let stored = 0;
   try {

@@ -14,7 +14,8 @@ import { writeBarChart, type BarPoint } from './lib/plot.js';
 import { checkInterrupted, runMain } from './lib/cleanup.js';
 import { log, progress } from './lib/progress.js';
 import { benchMachine, resultsDir, writeResult } from './lib/results.js';
-import { Latency, rng, round, runConcurrent, shuffle, type LatencySummary } from './lib/stats.js';
+import { Latency, round, runConcurrent, shuffle, type LatencySummary } from './lib/stats.js';
+import { seeded } from '../tools/random.js';
 import { natsFsyncProbe } from './peers/nats-fsync-probe.js';
 import { openNatsPeer } from './peers/nats.js';
 import type { Peer } from './peers/peer.js';
@@ -106,7 +107,7 @@ runMain(async () => {
   const userIds = Array.from({ length: users }, (_, i) => `user-${i}`);
   const order = new Uint32Array(users * perUser);
   for (let i = 0; i < order.length; i++) order[i] = Math.floor(i / perUser);
-  shuffle(order, rng(7));
+  shuffle(order, seeded(7));
 
   const results: PeerResult[] = [];
   for (const [key, open] of openers) {
@@ -211,7 +212,7 @@ async function runWorkload(peer: Peer, w: Workload): Promise<PeerResult> {
   });
   for (const s of seqs) s.sort((a, b) => a - b);
 
-  const random = rng(11);
+  const random = seeded(11);
   const fetchUsers = Array.from({ length: w.fetches }, () => Math.floor(random() * userIds.length));
   const fetchLat = new Latency();
   const fetchMs = await runConcurrent(w.fetches, concurrency, async (i) => {

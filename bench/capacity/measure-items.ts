@@ -10,7 +10,7 @@ import { PostOffice } from '../../src/postoffice/post-office.js';
 import { itemSize } from '../../src/store/dynamodb/codec.js';
 import { DEDUPE_PREFIX, MESSAGE_PREFIX, META_SK } from '../../src/store/dynamodb/keys.js';
 import { openDynamoDbStore } from '../../src/store/dynamodb/index.js';
-import { localClient, startDynamoDbLocal } from '../../test/helpers/dynamodb-local.js';
+import { localClient, startDynamoDbLocal } from '../../tools/dynamodb-local.js';
 import { onCleanup } from '../lib/cleanup.js';
 
 type Item = Record<string, AttributeValue>;

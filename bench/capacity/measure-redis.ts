@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { openRedisClusterBus } from '../../src/bus/redis-cluster.js';
 import type { StoredMessage } from '../../src/core/types.js';
-import { startRedisCluster, type RedisClusterHandle } from '../../test/helpers/redis-cluster.js';
+import { startRedisCluster, type RedisClusterHandle } from '../../tools/redis-cluster.js';
 import { onCleanup } from '../lib/cleanup.js';
 
 export interface RedisMeasurement {

@@ -79,18 +79,6 @@ export async function runConcurrent(total: number, concurrency: number, worker: 
   return performance.now() - t0;
 }
 
-/** Deterministic PRNG (mulberry32) so every series sees the same users and order. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function shuffle<T extends { length: number; [i: number]: number }>(arr: T, random: () => number): T {
   for (let i = arr.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));

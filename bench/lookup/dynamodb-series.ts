@@ -1,6 +1,6 @@
 /**
  * pobox on DynamoDB Local for the lookup benchmark: starts Amazon's DynamoDB Local with
- * the project's harness (test/helpers/dynamodb-local.ts: in memory, random loopback
+ * the project's harness (tools/dynamodb-local.ts: in memory, random loopback
  * port), creates a table the way `pobox dynamodb create-table` does, and opens the
  * DynamoDB engine on it. DynamoDB Local is an emulator (Java over SQLite): its latency
  * shows that the access pattern stays a key query as N grows, not what DynamoDB itself
@@ -18,7 +18,7 @@ export interface DynamoSeriesHandle {
 }
 
 export async function openDynamoSeries(): Promise<DynamoSeriesHandle> {
-  const { startDynamoDbLocal } = await import('../../test/helpers/dynamodb-local.js');
+  const { startDynamoDbLocal } = await import('../../tools/dynamodb-local.js');
   const { openDynamoDbStore } = await import('../../src/store/dynamodb/index.js');
   const local = await startDynamoDbLocal();
   const stop = onCleanup('DynamoDB Local', () => local.stop());

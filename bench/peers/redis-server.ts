@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { onCleanup } from '../lib/cleanup.js';
-import { freePort } from '../lib/free-port.js';
+import { freePort } from '../../tools/free-port.js';
 import { tempDir } from '../lib/temp.js';
 
 export interface DurableRedis {

@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import { EPHEMERAL_EPOCH } from '../../src/bus/contract.js';
 import { openRedisClusterBus, RedisClusterBus } from '../../src/bus/redis-cluster.js';
 import { PoboxError } from '../../src/core/errors.js';
-import { startRedisCluster, type RedisClusterHandle } from '../helpers/redis-cluster.js';
+import { startRedisCluster, type RedisClusterHandle } from '../../tools/redis-cluster.js';
 import { uniquePrefix, waitFor, WakeLog } from './bus-helpers.js';
 
 /** Fast reconnects, pings and slot refreshes so outage tests settle quickly. */

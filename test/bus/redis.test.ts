@@ -10,7 +10,7 @@ import { createRedisBus, openRedisBus, RedisBus } from '../../src/bus/redis.js';
 import type { Wake } from '../../src/bus/contract.js';
 import type { StoredMessage } from '../../src/core/types.js';
 import { PoboxError } from '../../src/core/errors.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import { startRedisServer, type RedisServer } from '../../tools/redis-server.js';
 import { SHARED_REDIS, TcpRelay, uniquePrefix, waitFor, WakeLog } from './bus-helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];

@@ -18,7 +18,7 @@ export interface ServeChild {
 }
 
 /** A port that was free a moment ago (for restarting a server on the same address). */
-export { freePort } from '../support/free-port.js';
+export { freePort } from '../../tools/free-port.js';
 
 export async function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<ServeChild> {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--host', '127.0.0.1', ...args], {

@@ -4,7 +4,7 @@
  */
 import { after, before } from 'node:test';
 import { openDynamoDbStore } from '../../src/store/dynamodb/index.js';
-import { startDynamoDbLocal, type DynamoDbLocal } from '../helpers/dynamodb-local.js';
+import { startDynamoDbLocal, type DynamoDbLocal } from '../../tools/dynamodb-local.js';
 import { defineConformance } from './suite.js';
 
 let ddb: DynamoDbLocal | undefined;

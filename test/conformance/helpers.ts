@@ -4,10 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { PoboxError, type ErrorCode } from '../../src/core/errors.js';
-import type { Clock, StoredMessage } from '../../src/core/types.js';
+import type { StoredMessage } from '../../src/core/types.js';
 import type { PostOfficeConfigInput } from '../../src/core/config.js';
 import type { MailboxStore } from '../../src/store/contract.js';
 import { PostOffice } from '../../src/postoffice/post-office.js';
+import { FakeClock } from '../../tools/fake-clock.js';
 
 /** What an engine gives the suite for one test: a fresh, empty namespace. */
 export interface EngineHandle {
@@ -23,17 +24,6 @@ export interface EngineHandle {
 }
 
 export type EngineFactory = () => Promise<EngineHandle>;
-
-/** A clock the tests move by hand, so nothing ever sleeps. */
-export class FakeClock implements Clock {
-  constructor(private t = Date.UTC(2026, 0, 1)) {}
-  now(): number {
-    return this.t;
-  }
-  advance(ms: number): void {
-    this.t += ms;
-  }
-}
 
 export interface Env {
   po: PostOffice;

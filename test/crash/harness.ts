@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { openStore } from '../../src/store/open.js';
 import type { MailboxStore } from '../../src/store/contract.js';
 import { bodyFor } from './bodies.js';
-import { seeded } from './random.js';
+import { seeded } from '../../tools/random.js';
 
 const WRITER = fileURLToPath(new URL('./writer.ts', import.meta.url));
 const VERIFIER = 'crash-verifier';

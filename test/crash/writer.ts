@@ -24,7 +24,7 @@ import { openStore } from '../../src/store/open.js';
 import { openLmdbStore } from '../../src/store/lmdb/index.js';
 import { PostOffice } from '../../src/postoffice/post-office.js';
 import { bodyFor } from './bodies.js';
-import { seeded } from './random.js';
+import { seeded } from '../../tools/random.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

@@ -2,7 +2,7 @@
  * The WAL record decoder (src/store/lmdb/wal/record.ts) on hostile bytes: whatever a
  * damaged or foreign log file holds, decoding never throws, never reads past the buffer,
  * and accepts only what the encoder would have written byte for byte. (The codec's own
- * round-trip, cut and bit-flip properties are in test/store/wal-record.test.ts.)
+ * round-trip, cut and bit-flip properties are in test/store/lmdb/wal-record.test.ts.)
  */
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';

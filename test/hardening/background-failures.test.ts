@@ -11,7 +11,7 @@ import { createMetrics } from '../../src/metrics/metrics.js';
 import { BackgroundFailures } from '../../src/ops/background-failures.js';
 import { openStore } from '../../src/store/open.js';
 import type { MailboxStore } from '../../src/store/contract.js';
-import { parseProm, sample } from '../ops/prom-text.js';
+import { parseProm, sample } from '../support/prom-text.js';
 import { startOpsServer } from '../ops/server-helpers.js';
 import { tempDir, waitFor } from '../ops/helpers.js';
 

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { uniquePrefix } from '../bus/bus-helpers.js';
-import { startDynamoDbLocal, type DynamoDbLocal } from '../helpers/dynamodb-local.js';
+import { startDynamoDbLocal, type DynamoDbLocal } from '../../tools/dynamodb-local.js';
 import { RawDevice, waitFor } from '../multinode/devices.js';
 import { newSecret, startServeNode, userToken, type ServeNode } from './serve-nodes.js';
 

@@ -19,7 +19,7 @@ import { startServer, type RunningServer } from '../../src/server/compose.js';
 import type { MailboxStore } from '../../src/store/contract.js';
 import { openStore } from '../../src/store/open.js';
 import { SHARED_REDIS, uniquePrefix } from '../bus/bus-helpers.js';
-import { startRedisCluster, type RedisClusterHandle } from '../helpers/redis-cluster.js';
+import { startRedisCluster, type RedisClusterHandle } from '../../tools/redis-cluster.js';
 import { crossNodeLive, moveMidStream, moveMidStreamRaw, redisOutage, type Cluster } from './scenarios.js';
 
 interface InProcessCluster extends Cluster {

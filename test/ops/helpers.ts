@@ -11,7 +11,7 @@ export async function tempDir(prefix = 'pobox-ops-'): Promise<{ path: string; re
 }
 
 /** A clock the test moves by hand, so nothing sleeps (the conformance suite's). */
-export { FakeClock as ManualClock } from '../conformance/helpers.js';
+export { FakeClock as ManualClock } from '../../tools/fake-clock.js';
 
 export { waitFor } from '../support/wait.js';
 

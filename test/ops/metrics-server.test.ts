@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseProm, sample, sumOf } from './prom-text.js';
+import { parseProm, sample, sumOf } from '../support/prom-text.js';
 import { startOpsServer } from './server-helpers.js';
 import { RawClient } from './ws-client.js';
 import { waitFor } from './helpers.js';

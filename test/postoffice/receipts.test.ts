@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { PostOffice } from '../../src/postoffice/post-office.js';
 import { enableReceipts, parseReceipt, receiptId, RECEIPT_SENDER, type ReceiptOutcome } from '../../src/postoffice/receipts.js';
 import { openLmdbStore } from '../../src/store/lmdb/index.js';
-import { ManualClock, tempDir } from './helpers.js';
+import { ManualClock, tempDir } from '../ops/helpers.js';
 
 async function setup(config: Record<string, unknown> = {}) {
   const dir = await tempDir();

@@ -9,7 +9,7 @@ import { PostOffice } from '../../src/postoffice/post-office.js';
 import { WakeupHook, type Presence, type WakeupOutcome } from '../../src/postoffice/wakeup-hook.js';
 import { openLmdbStore } from '../../src/store/lmdb/index.js';
 import type { ServerResponse } from 'node:http';
-import { ManualClock, startReceiver, tempDir, waitFor } from './helpers.js';
+import { ManualClock, startReceiver, tempDir, waitFor } from '../ops/helpers.js';
 
 /** Presence as the gateway keeps it: the devices with a live session, per user. */
 class LocalPresence implements Presence {

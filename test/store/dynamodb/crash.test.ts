@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { crashLine, runCrash } from '../crash/harness.js';
-import { startDynamoDbLocal, type DynamoDbLocal } from '../helpers/dynamodb-local.js';
+import { crashLine, runCrash } from '../../crash/harness.js';
+import { startDynamoDbLocal, type DynamoDbLocal } from '../../../tools/dynamodb-local.js';
 
 const CYCLES = Number(process.env.CRASH_DYNAMODB_CYCLES ?? 5);
 let ddb: DynamoDbLocal;

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { decodeAll, decodeRecord, encodeRecord, HEADER_BYTES } from '../../src/store/lmdb/wal/record.js';
+import { decodeAll, decodeRecord, encodeRecord, HEADER_BYTES } from '../../../src/store/lmdb/wal/record.js';
 
 const recordsArb = fc.array(fc.record({ type: fc.integer({ min: 0, max: 255 }), payload: fc.uint8Array({ maxLength: 300 }) }), { minLength: 1, maxLength: 12 });
 

@@ -10,8 +10,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { openLmdbStore, type LmdbStore } from '../../src/store/lmdb/index.js';
-import { decodeAll } from '../../src/store/lmdb/wal/record.js';
+import { openLmdbStore, type LmdbStore } from '../../../src/store/lmdb/index.js';
+import { decodeAll } from '../../../src/store/lmdb/wal/record.js';
 
 // Nothing is applied to LMDB: every message lives only in the log.
 const WAL = { applyIntervalMs: 3_600_000, maxResidentMessages: 1_000_000, applyOnClose: false };

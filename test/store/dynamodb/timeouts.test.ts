@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { PoboxError } from '../../src/core/errors.js';
-import { openDynamoDbStore } from '../../src/store/dynamodb/index.js';
+import { PoboxError } from '../../../src/core/errors.js';
+import { openDynamoDbStore } from '../../../src/store/dynamodb/index.js';
 
 let silent: Server;
 let endpoint = '';

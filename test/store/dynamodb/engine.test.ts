@@ -8,16 +8,16 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { DescribeTableCommand, DescribeTimeToLiveCommand, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { PostOffice } from '../../src/postoffice/post-office.js';
-import { openDynamoDbStore, type DynamoDbStore } from '../../src/store/dynamodb/index.js';
-import { MAX_BODY_BYTES } from '../../src/store/dynamodb/codec.js';
-import { itemKey, messageSk } from '../../src/store/dynamodb/keys.js';
-import { FakeClock } from '../conformance/helpers.js';
-import { localClient, startDynamoDbLocal, type DynamoDbLocal } from '../helpers/dynamodb-local.js';
+import { PostOffice } from '../../../src/postoffice/post-office.js';
+import { openDynamoDbStore, type DynamoDbStore } from '../../../src/store/dynamodb/index.js';
+import { MAX_BODY_BYTES } from '../../../src/store/dynamodb/codec.js';
+import { itemKey, messageSk } from '../../../src/store/dynamodb/keys.js';
+import { FakeClock } from '../../../tools/fake-clock.js';
+import { localClient, startDynamoDbLocal, type DynamoDbLocal } from '../../../tools/dynamodb-local.js';
 import { injectFaults } from './fault-injection.js';
 
 const T = { timeout: 120_000 };
-const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url));
 let ddb: DynamoDbLocal;
 const stores: DynamoDbStore[] = [];
 

@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { open } from 'lmdb';
-import { openLmdbStore, type LmdbStoreOptions, type WalEvent } from '../../src/store/lmdb/index.js';
-import { dedupeKey, messageRange } from '../../src/store/lmdb/keys.js';
-import type { AppendItem } from '../../src/store/contract.js';
-import { PoboxError } from '../../src/core/errors.js';
+import { openLmdbStore, type LmdbStoreOptions, type WalEvent } from '../../../src/store/lmdb/index.js';
+import { dedupeKey, messageRange } from '../../../src/store/lmdb/keys.js';
+import type { AppendItem } from '../../../src/store/contract.js';
+import { PoboxError } from '../../../src/core/errors.js';
 
 const LIMITS = { maxMailboxMessages: 100_000, maxMailboxBytes: 1 << 30 };
 const NEVER = { applyIntervalMs: 3_600_000, maxResidentMessages: 1_000_000 };

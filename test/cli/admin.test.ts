@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MailboxStats } from '../../src/core/types.js';
 import type { MailboxTotals } from '../../src/metrics/totals.js';
-import { runCli, runJson } from './cli-runner.js';
-import { parseProm, sample } from './prom-text.js';
-import { startOpsServer } from './server-helpers.js';
+import { runCli, runJson } from '../ops/cli-runner.js';
+import { parseProm, sample } from '../support/prom-text.js';
+import { startOpsServer } from '../ops/server-helpers.js';
 
 test('admin CLI: against a running server, then directly on its stopped data dir', async () => {
   const s = await startOpsServer();
