@@ -20,11 +20,24 @@ export const LimitsSchema = z
       .int()
       .min(1)
       .default(64 * MiB),
+    /**
+     * Fair quotas: the share of a mailbox's message and byte quotas that one sender's
+     * messages (stored, not yet acked by every device) may take. A sender at its share
+     * is refused with SENDER_QUOTA while other senders still reach the mailbox. 1 turns
+     * it off; API keys with `senderQuotaExempt` and receipts are never held to it.
+     */
+    senderShare: z.number().gt(0).max(1).default(0.25),
     maxDevicesPerUser: z.number().int().min(1).max(1000).default(32),
     maxPageSize: z.number().int().min(1).max(10_000).default(1000),
   })
   .strict();
 export type Limits = z.output<typeof LimitsSchema>;
+
+/** One sender's share of a mailbox in messages and bytes (at least one message), or undefined when the share is 1. */
+export function senderLimits(l: Pick<Limits, 'maxMailboxMessages' | 'maxMailboxBytes' | 'senderShare'>): { maxSenderMessages: number; maxSenderBytes: number } | undefined {
+  if (l.senderShare >= 1) return undefined;
+  return { maxSenderMessages: Math.max(1, Math.floor(l.maxMailboxMessages * l.senderShare)), maxSenderBytes: Math.max(1, Math.floor(l.maxMailboxBytes * l.senderShare)) };
+}
 
 export const RetentionSchema = z
   .object({

@@ -9,6 +9,7 @@ export const ErrorCode = {
   NOT_FOUND: 'NOT_FOUND',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   MAILBOX_FULL: 'MAILBOX_FULL',
+  SENDER_QUOTA: 'SENDER_QUOTA',
   RATE_LIMITED: 'RATE_LIMITED',
   UNAVAILABLE: 'UNAVAILABLE',
   INTERNAL: 'INTERNAL',
@@ -26,13 +27,15 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   PAYLOAD_TOO_LARGE: 413,
   // 507 Insufficient Storage: the recipient's mailbox, not the request, is the problem.
   MAILBOX_FULL: 507,
+  // 429: this sender, not the request, must slow down until the recipient catches up.
+  SENDER_QUOTA: 429,
   RATE_LIMITED: 429,
   UNAVAILABLE: 503,
   INTERNAL: 500,
 };
 
 /** Codes after which the same request may succeed if simply tried again later. */
-export const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['MAILBOX_FULL', 'RATE_LIMITED', 'UNAVAILABLE']);
+export const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['MAILBOX_FULL', 'SENDER_QUOTA', 'RATE_LIMITED', 'UNAVAILABLE']);
 
 export interface ErrorBody {
   code: ErrorCode;
@@ -85,6 +88,15 @@ export function deviceNotRegistered(user: string, device: string, field?: string
 
 export function tooManyDevices(user: string, maxDevices: number): PoboxError {
   return new PoboxError('FORBIDDEN', `${user} already has the maximum of ${maxDevices} devices`);
+}
+
+/** `from` holds its full share of `to`'s mailbox (fair quotas); retry once some of it was read. */
+export function senderQuotaExceeded(to: string, from: string): PoboxError {
+  return new PoboxError('SENDER_QUOTA', `${from} holds its full share of the mailbox of ${to}; retry later`);
+}
+
+export function mailboxFull(to: string): PoboxError {
+  return new PoboxError('MAILBOX_FULL', `mailbox of ${to} is full`);
 }
 
 export function ackBeyondLastSeq(upTo: number, lastSeq: number): PoboxError {

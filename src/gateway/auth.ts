@@ -6,7 +6,8 @@
  *   HS256 with one of the configured secrets (several verify, for rotation; the first
  *   signs) or EdDSA, verified with the configured public key;
  * - a backend API key from config, with scopes `send` (send as any user, naming
- *   `from`) and/or `admin` (devices, stats, purge of any user).
+ *   `from`) and/or `admin` (devices, stats, purge of any user); `senderQuotaExempt`
+ *   frees its sends from the per-sender share of a mailbox (fair quotas).
  *
  * There is no anonymous mode: with nothing configured, `serve` (and `token`) create a
  * random secret in `<dataDir>/jwt-secret` (mode 0600) and use that.
@@ -23,7 +24,7 @@ import type { AuthConfig, ServerConfig } from './config.js';
 
 export type Scope = 'send' | 'admin';
 
-export type Principal = { kind: 'user'; user: string; device: string; expiresAt: number } | { kind: 'key'; name: string; scopes: ReadonlySet<Scope> };
+export type Principal = { kind: 'user'; user: string; device: string; expiresAt: number } | { kind: 'key'; name: string; scopes: ReadonlySet<Scope>; senderQuotaExempt: boolean };
 
 export const SECRET_FILE = 'jwt-secret';
 
@@ -100,7 +101,7 @@ export async function createAuthenticator(auth: AuthConfig, secrets: readonly st
   const hmacKeys = secrets.map((s) => new TextEncoder().encode(s));
   const publicKey = auth.publicKey ? await importPublicKey(auth.publicKey) : undefined;
   if (hmacKeys.length === 0 && !publicKey) throw new PoboxError('BAD_REQUEST', 'invalid server config:\n  auth.secrets: no JWT secret or public key', { field: 'auth.secrets' });
-  const apiKeys = auth.apiKeys.map((k) => ({ hash: sha256(k.key), name: k.name, scopes: new Set<Scope>(k.scopes) }));
+  const apiKeys = auth.apiKeys.map((k) => ({ hash: sha256(k.key), name: k.name, scopes: new Set<Scope>(k.scopes), senderQuotaExempt: k.senderQuotaExempt }));
   const verifyOptions = {
     ...(auth.issuer ? { issuer: auth.issuer } : {}),
     ...(auth.audience ? { audience: auth.audience } : {}),
@@ -154,7 +155,7 @@ export async function createAuthenticator(auth: AuthConfig, secrets: readonly st
       if (!credential) throw unauthorized('missing Authorization: Bearer credential');
       if (apiKeys.length > 0 && credential.split('.').length !== 3) {
         const h = sha256(credential);
-        for (const k of apiKeys) if (timingSafeEqual(h, k.hash)) return { kind: 'key', name: k.name, scopes: k.scopes };
+        for (const k of apiKeys) if (timingSafeEqual(h, k.hash)) return { kind: 'key', name: k.name, scopes: k.scopes, senderQuotaExempt: k.senderQuotaExempt };
         throw unauthorized('unknown API key');
       }
       return verifyUserToken(credential);

@@ -22,6 +22,8 @@ export const ApiKeySchema = z
     /** A name for logs; the key itself is never logged. */
     name: z.string().min(1).max(64).default('backend'),
     scopes: z.array(z.enum(['send', 'admin'])).min(1),
+    /** Sends with this key are never refused for a sender's share of a mailbox (fair quotas, SENDER_QUOTA). */
+    senderQuotaExempt: z.boolean().default(false),
   })
   .strict();
 export type ApiKeyConfig = z.output<typeof ApiKeySchema>;

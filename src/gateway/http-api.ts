@@ -98,6 +98,7 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
 
   router.route('POST', '/v1/messages', async (ctx) => {
     let from: string;
+    let exempt = false;
     let input: z.output<typeof SendBodySchema>;
     try {
       const p = await principalOf(ctx, auth);
@@ -108,6 +109,7 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
         requireScope(p, 'send');
         if (input.from === undefined) throw new PoboxError('BAD_REQUEST', 'send: from: required when sending with an API key', { field: 'from' });
         from = field(UserIdSchema, input.from, 'send', 'from');
+        exempt = p.senderQuotaExempt;
       }
     } catch (err) {
       // Refused before reaching the post office (auth, size, bad input): count it for metrics.
@@ -134,6 +136,7 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
       ...(input.toDevice !== undefined ? { toDevice: input.toDevice } : {}),
       ...(input.ttlSeconds !== undefined ? { ttlSeconds: input.ttlSeconds } : {}),
       ...(input.receipt ? { receipt: true } : {}),
+      ...(exempt ? { senderQuotaExempt: true } : {}),
     });
     deps.trackSend(sending);
     const r = await sending;

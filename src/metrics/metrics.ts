@@ -21,6 +21,7 @@ export type RejectReason = 'quota' | 'size' | 'rate' | 'auth' | 'bad_input' | 'u
 export function rejectReason(code: ErrorCode | string): RejectReason {
   switch (code) {
     case 'MAILBOX_FULL':
+    case 'SENDER_QUOTA':
       return 'quota';
     case 'PAYLOAD_TOO_LARGE':
       return 'size';

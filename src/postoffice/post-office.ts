@@ -7,7 +7,7 @@
  * what changed as in-process events. The store does the rest atomically.
  */
 import { PoboxError, toPoboxError, closedError } from '../core/errors.js';
-import { parseConfig, PostOfficeConfigSchema, type PostOfficeConfig, type PostOfficeConfigInput } from '../core/config.js';
+import { parseConfig, PostOfficeConfigSchema, senderLimits, type PostOfficeConfig, type PostOfficeConfigInput } from '../core/config.js';
 import type { DeviceId, Seq, UserId } from '../core/ids.js';
 import {
   systemClock,
@@ -175,6 +175,7 @@ export class PostOffice {
     };
     if (msg.toDevice !== undefined) item.toDevice = msg.toDevice;
     if (msg.receipt) item.receipt = true;
+    if (msg.senderQuotaExempt) item.senderQuotaExempt = true;
     return item;
   }
 
@@ -196,9 +197,10 @@ export class PostOffice {
   }
 
   private async commit(batch: PendingSend[]): Promise<void> {
+    const { limits } = this.config;
     const appending = this.store.append(
       batch.map((p) => p.item),
-      { maxMailboxMessages: this.config.limits.maxMailboxMessages, maxMailboxBytes: this.config.limits.maxMailboxBytes },
+      { maxMailboxMessages: limits.maxMailboxMessages, maxMailboxBytes: limits.maxMailboxBytes, ...senderLimits(limits) },
     );
     const refuse = (e: PoboxError): void => {
       for (const p of batch) {
@@ -231,8 +233,10 @@ export class PostOffice {
         this.events.emit('rejected', { code: o.error.code, to: p.item.to });
         p.reject(o.error);
       } else {
-        if (!o.duplicate) this.events.emit('stored', { user: p.item.to, epoch: o.epoch, message: { ...p.item, seq: o.seq } });
-        else this.events.emit('resent', { user: p.item.to, epoch: o.epoch, seq: o.seq });
+        if (!o.duplicate) {
+          const { senderQuotaExempt: _exempt, ...message } = p.item;
+          this.events.emit('stored', { user: p.item.to, epoch: o.epoch, message: { ...message, seq: o.seq } });
+        } else this.events.emit('resent', { user: p.item.to, epoch: o.epoch, seq: o.seq });
         p.resolve({ seq: o.seq, duplicate: o.duplicate, durable: true, epoch: o.epoch });
       }
     });

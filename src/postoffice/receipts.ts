@@ -78,6 +78,8 @@ export function enableReceipts(po: PostOffice, opts: ReceiptsOptions = {}): () =
             to: m.from,
             id: receiptId(user, device, wanted.epoch, m.seq),
             body: JSON.stringify(body),
+            // The server writes these, not a chatty sender: never held to a sender's share.
+            senderQuotaExempt: true,
             ...(opts.ttlSeconds !== undefined ? { ttlSeconds: opts.ttlSeconds } : {}),
           });
           opts.onOutcome?.(r.duplicate ? 'duplicate' : 'stored', tag);

@@ -11,6 +11,8 @@ export const SendInputSchema = z
     body: z.string().min(1, 'body must not be empty'),
     ttlSeconds: z.number().int().min(1).optional(),
     receipt: z.boolean().optional(),
+    /** Skip the per-sender share check (fair quotas): for backend keys configured so, and receipts. */
+    senderQuotaExempt: z.boolean().optional(),
   })
   .strict();
 export type SendInput = z.input<typeof SendInputSchema>;
@@ -21,7 +23,11 @@ const storedOnly = (field: string) =>
     .unknown()
     .refine((v) => v === undefined, `${field} applies only to stored messages, not to an ephemeral one`)
     .optional();
-export const EphemeralInputSchema = SendInputSchema.extend({ ttlSeconds: storedOnly('ttlSeconds'), receipt: storedOnly('receipt') }).strict();
+export const EphemeralInputSchema = SendInputSchema.extend({
+  ttlSeconds: storedOnly('ttlSeconds'),
+  receipt: storedOnly('receipt'),
+  senderQuotaExempt: storedOnly('senderQuotaExempt'),
+}).strict();
 export type EphemeralInput = z.input<typeof EphemeralInputSchema>;
 
 export const ReadInputSchema = z.object({

@@ -10,8 +10,12 @@ import type { PoboxError } from '../core/errors.js';
 import type { DeviceId, MessageId, Seq, UserId } from '../core/ids.js';
 import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage, StoredMessage } from '../core/types.js';
 
-/** A validated message ready to store; the engine assigns its seq. */
-export type AppendItem = Omit<StoredMessage, 'seq'>;
+/**
+ * A validated message ready to store; the engine assigns its seq. `senderQuotaExempt`
+ * (a backend key configured so, or a receipt) skips the per-sender check; the message
+ * still counts toward its sender's share. It is not stored.
+ */
+export type AppendItem = Omit<StoredMessage, 'seq'> & { senderQuotaExempt?: boolean };
 
 export type AppendOutcome = { ok: true; seq: Seq; duplicate: boolean; epoch: string } | { ok: false; error: PoboxError };
 
@@ -19,6 +23,14 @@ export type AppendOutcome = { ok: true; seq: Seq; duplicate: boolean; epoch: str
 export interface AppendLimits {
   maxMailboxMessages: number;
   maxMailboxBytes: number;
+  /**
+   * Fair quotas: most messages / bytes one sender may have stored in one mailbox
+   * (SENDER_QUOTA past them). Absent: no per-sender check. Engines count every sender's
+   * messages either way (up on append, down when a message leaves the mailbox by ack,
+   * expiry, purge or device removal), atomically with those changes.
+   */
+  maxSenderMessages?: number;
+  maxSenderBytes?: number;
 }
 
 export interface ReadRequest {

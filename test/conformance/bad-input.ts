@@ -115,7 +115,7 @@ export function defineBadInputBehaviours(factory: EngineFactory): void {
     });
 
     it('one bad message in a batch does not fail the others', T, async () => {
-      await withEnv(factory, { limits: { maxMailboxMessages: 2 } }, async (env) => {
+      await withEnv(factory, { limits: { maxMailboxMessages: 2, senderShare: 1 } }, async (env) => {
         await env.po.registerDevice('bob', 'phone');
         const results = await Promise.allSettled([
           env.po.send({ ...good, id: 'a' }),

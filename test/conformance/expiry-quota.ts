@@ -86,9 +86,10 @@ export function defineExpiryQuotaBehaviours(factory: EngineFactory): void {
     });
   });
 
+  // One sender fills the whole mailbox here: its share (fair-quotas.ts) is turned off.
   describe('quotas', () => {
     it('refuses a message over the count quota with MAILBOX_FULL and stores nothing', T, async () => {
-      await withEnv(factory, { limits: { maxMailboxMessages: 3 } }, async ({ po, store }) => {
+      await withEnv(factory, { limits: { maxMailboxMessages: 3, senderShare: 1 } }, async ({ po, store }) => {
         await po.registerDevice('bob', 'phone');
         for (let i = 0; i < 3; i++) await po.send({ to: 'bob', from: 'a', id: `q${i}`, body: 'x' });
         const written = store.counters().keysWritten;
@@ -107,7 +108,7 @@ export function defineExpiryQuotaBehaviours(factory: EngineFactory): void {
     });
 
     it('refuses a message over the byte quota with MAILBOX_FULL and stores nothing', T, async () => {
-      await withEnv(factory, { limits: { maxMailboxBytes: 100 } }, async ({ po }) => {
+      await withEnv(factory, { limits: { maxMailboxBytes: 100, senderShare: 1 } }, async ({ po }) => {
         await po.send({ to: 'bob', from: 'a', id: 'b1', body: 'x'.repeat(60) });
         await rejectsWith(po.send({ to: 'bob', from: 'a', id: 'b2', body: 'y'.repeat(41) }), 'MAILBOX_FULL');
         const fits = await po.send({ to: 'bob', from: 'a', id: 'b3', body: 'z'.repeat(40) });
@@ -121,7 +122,7 @@ export function defineExpiryQuotaBehaviours(factory: EngineFactory): void {
     });
 
     it('accepts exactly up to the quota when many sends race in one batch', T, async () => {
-      await withEnv(factory, { limits: { maxMailboxMessages: 10 } }, async ({ po }) => {
+      await withEnv(factory, { limits: { maxMailboxMessages: 10, senderShare: 1 } }, async ({ po }) => {
         const results = await Promise.allSettled(Array.from({ length: 25 }, (_, i) => po.send({ to: 'bob', from: 'a', id: `r${i}`, body: 'x' })));
         const ok = results.filter((r) => r.status === 'fulfilled');
         const full = results.filter((r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'MAILBOX_FULL');

@@ -23,6 +23,7 @@ import { defineDeviceBehaviours } from './devices.js';
 import { defineExpiryQuotaBehaviours } from './expiry-quota.js';
 import { defineBadInputBehaviours } from './bad-input.js';
 import { defineLifecycleBehaviours } from './lifecycle.js';
+import { defineFairQuotaBehaviours } from './fair-quotas.js';
 
 export type { EngineFactory, EngineHandle } from './helpers.js';
 
@@ -33,5 +34,6 @@ export function defineConformance(engineName: string, factory: EngineFactory): v
     defineExpiryQuotaBehaviours(factory);
     defineBadInputBehaviours(factory);
     defineLifecycleBehaviours(factory);
+    defineFairQuotaBehaviours(factory);
   });
 }

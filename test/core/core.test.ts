@@ -18,7 +18,7 @@ function thrown(fn: () => unknown): PoboxError {
 }
 
 describe('errors', () => {
-  it('has exactly the nine codes of docs/protocol.md, each with an HTTP status', () => {
+  it('has exactly the ten codes of docs/protocol.md, each with an HTTP status', () => {
     assert.deepEqual([...ERROR_CODES].sort(), [
       'BAD_REQUEST',
       'FORBIDDEN',
@@ -27,12 +27,15 @@ describe('errors', () => {
       'NOT_FOUND',
       'PAYLOAD_TOO_LARGE',
       'RATE_LIMITED',
+      'SENDER_QUOTA',
       'UNAUTHORIZED',
       'UNAVAILABLE',
     ]);
     for (const c of ERROR_CODES) assert.ok(HTTP_STATUS[c] >= 400 && HTTP_STATUS[c] < 600, c);
     assert.equal(HTTP_STATUS.PAYLOAD_TOO_LARGE, 413);
     assert.equal(HTTP_STATUS.NOT_FOUND, 404);
+    assert.equal(HTTP_STATUS.SENDER_QUOTA, 429);
+    assert.equal(new PoboxError('SENDER_QUOTA', 'later').retryable, true);
   });
 
   it('PoboxError carries code, field, retryability and serialises without the stack', () => {

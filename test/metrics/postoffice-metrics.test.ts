@@ -10,7 +10,7 @@ import { attachPostOffice, createMetrics, instrumentStore, seedPending } from '.
 import { parseProm, sample, sumOf } from '../support/prom-text.js';
 import { ManualClock, tempDir } from '../ops/helpers.js';
 
-const config = { limits: { maxBodyBytes: 100, maxMailboxMessages: 5 } };
+const config = { limits: { maxBodyBytes: 100, maxMailboxMessages: 5, senderShare: 1 } };
 
 test('counters and pending gauges follow sends, acks, rejections, expiry and purge exactly', async () => {
   const dir = await tempDir();

@@ -28,7 +28,7 @@ test('/metrics needs the admin key', async () => {
 test('a scripted session shows up in /metrics exactly', async () => {
   const s = await startOpsServer({
     limits: { sendRate: { perSecond: 0.01, burst: 6 } },
-    postOffice: { limits: { maxBodyBytes: 100, maxMailboxMessages: 4 } },
+    postOffice: { limits: { maxBodyBytes: 100, maxMailboxMessages: 4, senderShare: 1 } },
   });
   const clients: RawClient[] = [];
   try {

@@ -23,7 +23,7 @@
  * still fails gets UNAVAILABLE, item by item.
  */
 import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import { PoboxError, deviceNotRegistered } from '../../core/errors.js';
+import { PoboxError, deviceNotRegistered, mailboxFull, senderQuotaExceeded } from '../../core/errors.js';
 import type { DeviceId, MessageId, Seq, UserId } from '../../core/ids.js';
 import type { StoredMessage } from '../../core/types.js';
 import type { AppendItem, AppendLimits, AppendOutcome } from '../contract.js';
@@ -54,7 +54,7 @@ export interface Entry {
 }
 
 export function emptyMeta(): MetaValue {
-  return { epoch: newEpoch(), lastSeq: 0, count: 0, bytes: 0, floor: 0, devices: {}, ver: 0 };
+  return { epoch: newEpoch(), lastSeq: 0, count: 0, bytes: 0, floor: 0, devices: {}, ver: 0, senders: {} };
 }
 
 /** Append `entries` (all for `user`, in order), writing each outcome into `out`. */
@@ -97,7 +97,9 @@ export async function appendForUser(t: TableClient, s: AppendSettings, user: Use
 async function appendChunk(t: TableClient, s: AppendSettings, user: UserId, pending: Entry[], limits: AppendLimits, out: AppendOutcome[], readDedupe: boolean): Promise<number> {
   const considered = pending.slice(0, MAX_CONSIDERED);
   const stored = await t.getMeta(user);
-  const meta = stored ? { ...stored, devices: { ...stored.devices } } : emptyMeta();
+  const meta = stored ? { ...stored, devices: { ...stored.devices }, senders: { ...stored.senders } } : emptyMeta();
+  // What each sender adds in this chunk (fair quotas), for the meta update.
+  const added = new Map<UserId, { count: number; bytes: number }>();
   const ids = [...new Set(considered.map((e) => e.item.id))];
   const dedupeItems = readDedupe ? await t.getMany(user, ids.map(dedupeSk)) : new Map<string, Item>();
   const seen = new Map<MessageId, { seq: Seq; expiresAt: number; fromThisChunk: boolean }>();
@@ -142,9 +144,19 @@ async function appendChunk(t: TableClient, s: AppendSettings, user: UserId, pend
     const refuse = (): void => {
       if (!readDedupe) throw new StaleRead('a refusal needs the dedupe entries read');
     };
+    // No condition on the sender counters is needed: only sends raise them, and every
+    // send is conditioned on `last`, so they can only have gone down since this read.
+    const held = meta.senders[item.from] ?? { count: 0, bytes: 0 };
+    if (limits.maxSenderMessages !== undefined && !item.senderQuotaExempt) {
+      if (held.count + 1 > limits.maxSenderMessages || held.bytes + item.bytes > (limits.maxSenderBytes ?? Infinity)) {
+        refuse();
+        staged.push({ index, outcome: { ok: false, error: senderQuotaExceeded(user, item.from) } });
+        continue;
+      }
+    }
     if (meta.count + 1 > limits.maxMailboxMessages || meta.bytes + item.bytes > limits.maxMailboxBytes) {
       refuse();
-      staged.push({ index, outcome: { ok: false, error: new PoboxError('MAILBOX_FULL', `mailbox of ${user} is full`) } });
+      staged.push({ index, outcome: { ok: false, error: mailboxFull(user) } });
       continue;
     }
     const seq = meta.lastSeq + 1;
@@ -169,6 +181,11 @@ async function appendChunk(t: TableClient, s: AppendSettings, user: UserId, pend
     meta.lastSeq = seq;
     meta.count += 1;
     meta.bytes += item.bytes;
+    meta.senders[item.from] = { count: held.count + 1, bytes: held.bytes + item.bytes };
+    const a = added.get(item.from) ?? { count: 0, bytes: 0 };
+    a.count++;
+    a.bytes += item.bytes;
+    added.set(item.from, a);
     txBytes += size + 200;
     messages++;
     tx.push({ Put: { TableName: t.table, Item: msgItem } });
@@ -191,6 +208,7 @@ async function appendChunk(t: TableClient, s: AppendSettings, user: UserId, pend
         maxCount: limits.maxMailboxMessages,
         maxBytes: limits.maxMailboxBytes,
         devices: targeted,
+        senders: [...added].map(([from, a]) => ({ from, ...a })),
       };
       tx.push(t.metaUpdate(user, sendUpdate(change)));
     }

@@ -28,7 +28,22 @@ export interface MetaValue {
   devices: DeviceMap;
   /** Version of the device state (devs, floor): every write but a send is conditioned on it and bumps it. */
   ver: number;
+  /**
+   * Fair quotas: what each sender holds in this mailbox, as two top-level number
+   * attributes per sender (`sc#<from>`, `sb#<from>`) so a send can ADD to them in its
+   * meta update. Only senders holding something have them.
+   */
+  senders: Record<UserId, SenderHeld>;
 }
+
+export interface SenderHeld {
+  count: number;
+  bytes: number;
+}
+
+/** The meta item's attribute names of one sender's counters. */
+export const senderCountAttr = (from: UserId): string => `sc#${from}`;
+export const senderBytesAttr = (from: UserId): string => `sb#${from}`;
 
 /** What a message item holds besides its key; `to` is the partition key. */
 export interface MessageRecord extends StoredMessage {}
@@ -127,7 +142,18 @@ export function encodeMeta(user: UserId, m: MetaValue): Item {
     floor: n(m.floor),
     devs: { M: devices },
     ver: n(m.ver),
+    ...senderAttributes(m.senders),
   };
+}
+
+function senderAttributes(senders: Record<UserId, SenderHeld>): Item {
+  const out: Item = {};
+  for (const [from, h] of Object.entries(senders)) {
+    if (h.count <= 0) continue;
+    out[senderCountAttr(from)] = n(h.count);
+    out[senderBytesAttr(from)] = n(h.bytes);
+  }
+  return out;
 }
 
 export function decodeMeta(item: Item): MetaValue {
@@ -136,7 +162,14 @@ export function decodeMeta(item: Item): MetaValue {
     const d = v.M ?? {};
     devices[device as DeviceId] = { cursor: num(d, 'c'), registeredAt: num(d, 'r') };
   }
+  const senders: Record<UserId, SenderHeld> = Object.create(null) as Record<UserId, SenderHeld>;
+  for (const [name, v] of Object.entries(item)) {
+    if (!name.startsWith('sc#') || v.N === undefined) continue;
+    const from = name.slice(3);
+    senders[from] = { count: Number(v.N), bytes: Number(item[senderBytesAttr(from)]?.N ?? 0) };
+  }
   return {
+    senders,
     epoch: str(item, 'epoch'),
     lastSeq: num(item, 'last'),
     count: num(item, 'cnt'),

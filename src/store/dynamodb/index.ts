@@ -38,7 +38,7 @@ import { appendForUser, emptyMeta, type Entry } from './append.js';
 import { decodeMessage, MAX_BODY_BYTES, type Item, type MetaValue } from './codec.js';
 import { messageSk, MESSAGE_PREFIX, USERS_GPK } from './keys.js';
 import { UserLanes } from './lanes.js';
-import { stateUpdate } from './meta-writes.js';
+import { senderDecrements, stateUpdate, type SenderDecrement } from './meta-writes.js';
 import { StaleRead, TableClient, type CapacityCounters } from './queries.js';
 import { isReleased } from './released.js';
 import { contentionPause, DEFAULT_RETRY, withinBudget, type RetryPolicy } from './retry.js';
@@ -139,10 +139,11 @@ export class DynamoDbStore implements MailboxStore {
   }
 
   /** The messages a plan lets us delete, read before the meta item commits. */
-  private async collect(user: UserId, meta: MetaValue, plan: DeletePlan): Promise<{ sks: string[]; count: number; bytes: number }> {
+  private async collect(user: UserId, meta: MetaValue, plan: DeletePlan): Promise<Victims> {
     const sks: string[] = [];
     let count = 0;
     let bytes = 0;
+    const bySender = new Map<UserId, { count: number; bytes: number }>();
     const take = (item: Item, device?: DeviceId): void => {
       const m = decodeMessage(item);
       if (device !== undefined && m.toDevice !== device) return;
@@ -150,6 +151,10 @@ export class DynamoDbStore implements MailboxStore {
       if (isReleased(meta, m.seq, m.toDevice)) return; // already counted as deleted
       count++;
       bytes += m.bytes;
+      const b = bySender.get(m.from) ?? { count: 0, bytes: 0 };
+      b.count++;
+      b.bytes += m.bytes;
+      bySender.set(m.from, b);
     };
     if (plan.all) {
       await this.t.queryRange(user, messageSk(plan.all.lo + 1), messageSk(plan.all.hi), 1000, (items) => {
@@ -164,7 +169,7 @@ export class DynamoDbStore implements MailboxStore {
         return true;
       });
     }
-    return { sks, count, bytes };
+    return { sks, count, bytes, senders: senderDecrements(meta, bySender) };
   }
 
   /** Delete released messages; if DynamoDB refuses, they stay released for the sweeper. */
@@ -208,7 +213,14 @@ export class DynamoDbStore implements MailboxStore {
       // Conditioned on the device state we read (ver), not on last: sends go on meanwhile.
       await this.t.updateMeta(
         user,
-        stateUpdate({ expectedVer: meta.ver, setCursor: { device, cursor: upToSeq }, floor: newFloor(meta, plan), countDelta: -victims.count, bytesDelta: -victims.bytes }),
+        stateUpdate({
+          expectedVer: meta.ver,
+          setCursor: { device, cursor: upToSeq },
+          floor: newFloor(meta, plan),
+          countDelta: -victims.count,
+          bytesDelta: -victims.bytes,
+          senders: victims.senders,
+        }),
       );
       await this.dropReleased(user, victims.sks);
       return { cursor: upToSeq, moved: true, deleted: victims.count, deletedBytes: victims.bytes };
@@ -238,7 +250,14 @@ export class DynamoDbStore implements MailboxStore {
       const victims = await this.collect(user, meta, plan);
       await this.t.updateMeta(
         user,
-        stateUpdate({ expectedVer: meta.ver, addDevice: { device, value }, floor: newFloor(meta, plan), countDelta: -victims.count, bytesDelta: -victims.bytes }),
+        stateUpdate({
+          expectedVer: meta.ver,
+          addDevice: { device, value },
+          floor: newFloor(meta, plan),
+          countDelta: -victims.count,
+          bytesDelta: -victims.bytes,
+          senders: victims.senders,
+        }),
       );
       await this.dropReleased(user, victims.sks);
       return { device, cursor, registeredAt: now, created: true, deleted: victims.count, deletedBytes: victims.bytes };
@@ -265,6 +284,7 @@ export class DynamoDbStore implements MailboxStore {
           floor: newFloor(meta, plan),
           countDelta: -victims.count,
           bytesDelta: -victims.bytes,
+          senders: victims.senders,
         }),
       );
       await this.dropReleased(user, victims.sks);
@@ -299,7 +319,7 @@ export class DynamoDbStore implements MailboxStore {
       if (!meta) return { deleted: 0, deletedBytes: 0 };
       const victims = await this.collect(user, meta, { all: { lo: 0, hi: meta.lastSeq }, targeted: null });
       // Zeroing the counters is exact only if no send landed since the read: conditioned on last too.
-      await this.t.updateMeta(user, stateUpdate({ expectedVer: meta.ver, expectedLast: meta.lastSeq, floor: meta.lastSeq, zero: true }));
+      await this.t.updateMeta(user, stateUpdate({ expectedVer: meta.ver, expectedLast: meta.lastSeq, floor: meta.lastSeq, zero: true, dropSenders: Object.keys(meta.senders) }));
       await this.dropReleased(user, victims.sks);
       return { deleted: victims.count, deletedBytes: victims.bytes };
     });
@@ -321,6 +341,13 @@ export class DynamoDbStore implements MailboxStore {
     this.closed = true;
     if (this.ownsClient) this.t.client.destroy();
   }
+}
+
+interface Victims {
+  sks: string[];
+  count: number;
+  bytes: number;
+  senders: SenderDecrement[];
 }
 
 /** The floor only rises over a contiguous released range, so "seq <= floor" always means released. */

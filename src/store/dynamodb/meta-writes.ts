@@ -17,7 +17,8 @@
  * everything up to it), so they are conditioned on it too.
  */
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import type { DeviceId, Seq } from '../../core/ids.js';
+import type { DeviceId, Seq, UserId } from '../../core/ids.js';
+import { senderBytesAttr, senderCountAttr, type MetaValue } from './codec.js';
 import type { DeviceValue } from '../rules.js';
 
 /** The expression part of an UpdateItem / transaction Update (key and table added by TableClient). */
@@ -77,6 +78,8 @@ export interface SendChange {
   maxBytes: number;
   /** Devices the added messages are addressed to (they must still be registered). */
   devices: DeviceId[];
+  /** What each sender added (fair quotas' counters; ADD, no condition: see append.ts). */
+  senders?: Array<{ from: UserId; count: number; bytes: number }>;
 }
 
 /** The meta part of a send transaction. */
@@ -87,7 +90,22 @@ export function sendUpdate(c: SendChange): MetaUpdate {
   const bytes = e.name('bytes');
   const conditions = [`${last} = ${e.num(c.expectedLast)}`, `${cnt} <= ${e.num(c.maxCount - c.count)}`, `${bytes} <= ${e.num(c.maxBytes - c.bytes)}`];
   for (const d of new Set(c.devices)) conditions.push(`attribute_exists(${e.name('devs', d)})`);
-  return e.build([`${last} = ${e.num(c.newLast)}`], [`${cnt} ${e.num(c.count)}`, `${bytes} ${e.num(c.bytes)}`], [], conditions);
+  const add = [`${cnt} ${e.num(c.count)}`, `${bytes} ${e.num(c.bytes)}`];
+  for (const sd of c.senders ?? []) add.push(`${e.name(senderCountAttr(sd.from))} ${e.num(sd.count)}`, `${e.name(senderBytesAttr(sd.from))} ${e.num(sd.bytes)}`);
+  return e.build([`${last} = ${e.num(c.newLast)}`], add, [], conditions);
+}
+
+export interface SenderDecrement {
+  from: UserId;
+  /** The sender's message counter as read. */
+  held: number;
+  count: number;
+  bytes: number;
+}
+
+/** Per-sender decrements for a StateChange (fair quotas), against the counters as read in `meta`. */
+export function senderDecrements(meta: MetaValue, bySender: ReadonlyMap<UserId, { count: number; bytes: number }>): SenderDecrement[] {
+  return [...bySender].map(([from, d]) => ({ from, held: meta.senders[from]?.count ?? 0, ...d }));
 }
 
 export interface StateChange {
@@ -104,6 +122,14 @@ export interface StateChange {
   bytesDelta?: number;
   /** Set cnt and bytes to zero instead (purge, conditioned on `last`). */
   zero?: boolean;
+  /**
+   * Fair quotas: lower these senders' counters by what was deleted. `held` is the
+   * counter as read: when the decrement empties it, the attributes are removed instead,
+   * conditioned on the counter still being what was read (a send since then retries).
+   */
+  senders?: SenderDecrement[];
+  /** Remove these senders' counters outright (purge: nothing of theirs is left). */
+  dropSenders?: UserId[];
 }
 
 /** A change of the device state (ack, register, remove, purge, sweep). */
@@ -128,5 +154,16 @@ export function stateUpdate(c: StateChange): MetaUpdate {
     if (c.countDelta) add.push(`${e.name('cnt')} ${e.num(c.countDelta)}`);
     if (c.bytesDelta) add.push(`${e.name('bytes')} ${e.num(c.bytesDelta)}`);
   }
+  for (const sd of c.senders ?? []) {
+    const sc = e.name(senderCountAttr(sd.from));
+    const sb = e.name(senderBytesAttr(sd.from));
+    if (sd.count >= sd.held) {
+      remove.push(sc, sb);
+      conditions.push(`(attribute_not_exists(${sc}) OR ${sc} = ${e.num(sd.held)})`);
+    } else {
+      add.push(`${sc} ${e.num(-sd.count)}`, `${sb} ${e.num(-sd.bytes)}`);
+    }
+  }
+  for (const from of c.dropSenders ?? []) remove.push(e.name(senderCountAttr(from)), e.name(senderBytesAttr(from)));
   return e.build(set, add, remove, conditions);
 }

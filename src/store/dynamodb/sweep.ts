@@ -16,7 +16,7 @@ import type { SweepOutcome } from '../contract.js';
 import { decodeDedupe, decodeMessage, type Item } from './codec.js';
 import { expiryGpk, itemKey, messageSk, timeKey } from './keys.js';
 import { StaleRead, type TableClient } from './queries.js';
-import { stateUpdate } from './meta-writes.js';
+import { senderDecrements, stateUpdate } from './meta-writes.js';
 import { contentionPause, withinBudget } from './retry.js';
 import { isReleased } from './released.js';
 
@@ -104,6 +104,7 @@ async function trySweepUserChunk(t: TableClient, user: UserId, dedupeSks: string
   let expiredBytes = 0;
   let freedCount = 0;
   let freedBytes = 0;
+  const bySender = new Map<UserId, { count: number; bytes: number }>();
   const doomed = new Set<number>();
   for (const d of dedupes) {
     tx.push({
@@ -127,11 +128,15 @@ async function trySweepUserChunk(t: TableClient, user: UserId, dedupeSks: string
     expiredBytes += m.bytes;
     freedCount++;
     freedBytes += m.bytes;
+    const b = bySender.get(m.from) ?? { count: 0, bytes: 0 };
+    b.count++;
+    b.bytes += m.bytes;
+    bySender.set(m.from, b);
   }
   if (tx.length === 0) return { expired: 0, expiredBytes: 0, cleaned: 0 };
   if (meta && freedCount > 0) {
     // Bumps ver: an ack that read the state before this sweep must not count these again.
-    tx.push(t.metaUpdate(user, stateUpdate({ expectedVer: meta.ver, countDelta: -freedCount, bytesDelta: -freedBytes })));
+    tx.push(t.metaUpdate(user, stateUpdate({ expectedVer: meta.ver, countDelta: -freedCount, bytesDelta: -freedBytes, senders: senderDecrements(meta, bySender) })));
   }
   await t.transact(tx);
   return { expired, expiredBytes, cleaned: dedupes.length };

@@ -49,7 +49,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDurableDir, fsyncDir } from '../../core/durable-files.js';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { PoboxError, ackBeyondLastSeq, closedError, deviceNotRegistered, tooManyDevices } from '../../core/errors.js';
+import { PoboxError, ackBeyondLastSeq, closedError, deviceNotRegistered, mailboxFull, senderQuotaExceeded, tooManyDevices } from '../../core/errors.js';
 import type { DeviceId, MessageId, Seq, UserId } from '../../core/ids.js';
 import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage, StoredMessage } from '../../core/types.js';
 import type {
@@ -75,12 +75,15 @@ import {
   messageRange,
   metaKey,
   pastUserKey,
+  senderKey,
+  senderRange,
   seqOf,
   type DedupeValue,
   type ExpiryKey,
   type MailboxKey,
   type MessageValue,
   type MetaValue,
+  type SenderValue,
 } from './keys.js';
 import { copyMeta, firstResidentSeq, newState, residentAfter, type UserState } from './resident.js';
 import { openWal, type WalLog } from './wal/log.js';
@@ -118,6 +121,8 @@ export interface LmdbStoreOptions {
   wal?: Partial<WalTuning>;
 }
 
+const ZERO_SENDER: SenderValue = { count: 0, bytes: 0 };
+
 function emptyMeta(epoch: string = newEpoch()): MetaValue {
   return { epoch, lastSeq: 0, count: 0, bytes: 0, devices: {} };
 }
@@ -133,6 +138,7 @@ interface Captured {
   users: UserId[];
   tombs: Array<[UserId, Seq[]]>;
   dedupe: Array<[UserId, MessageId, DedupeValue]>;
+  senders: Array<[UserId, UserId, SenderValue]>;
 }
 
 export class LmdbStore implements MailboxStore {
@@ -141,7 +147,7 @@ export class LmdbStore implements MailboxStore {
 
   private readonly root: RootDatabase;
   /** Meta, messages and dedupe entries of every user, under the user's prefix (keys.ts). */
-  private readonly mailboxes: Database<MetaValue | MessageValue | DedupeValue, MailboxKey>;
+  private readonly mailboxes: Database<MetaValue | MessageValue | DedupeValue | SenderValue, MailboxKey>;
   private readonly expiry: Database<string, ExpiryKey>;
   /** `applied`: the last log record whose effects LMDB holds. */
   private readonly walState: Database<number, string>;
@@ -178,7 +184,7 @@ export class LmdbStore implements MailboxStore {
       cache: false,
       maxDbs: 8,
     });
-    this.mailboxes = this.root.openDB<MetaValue | MessageValue | DedupeValue, MailboxKey>('mailboxes', { cache: false });
+    this.mailboxes = this.root.openDB<MetaValue | MessageValue | DedupeValue | SenderValue, MailboxKey>('mailboxes', { cache: false });
     this.expiry = this.root.openDB<string, ExpiryKey>('expiry', { cache: false });
     this.walState = this.root.openDB<number, string>('wal', { cache: false });
     this.scanBudget = opts.scanBudget ?? 1000;
@@ -277,6 +283,23 @@ export class LmdbStore implements MailboxStore {
     this.dirty.add(user);
   }
 
+  /** What `from` holds in `user`'s mailbox now: memory when changed since the last apply, else LMDB. */
+  private senderOf(user: UserId, s: UserState | undefined, from: UserId): SenderValue {
+    const v = s?.senders.get(from);
+    if (v) return v;
+    this.count.keysRead++;
+    return (this.mailboxes.get(senderKey(user, from)) as SenderValue | undefined) ?? ZERO_SENDER;
+  }
+
+  /**
+   * Move a sender counter (fair quotas). Never below zero: a mailbox written before the
+   * counters existed holds messages nobody counted.
+   */
+  private addSender(user: UserId, s: UserState, from: UserId, count: number, bytes: number): void {
+    const cur = this.senderOf(user, s, from);
+    s.senders.set(from, { count: Math.max(0, cur.count + count), bytes: Math.max(0, cur.bytes + bytes) });
+  }
+
   /** Wait until everything logged for `user` so far is durable. */
   private async userSynced(user: UserId): Promise<void> {
     const s = this.states.get(user);
@@ -321,12 +344,18 @@ export class LmdbStore implements MailboxStore {
     if (doomed.length === 0) return { deleted: 0, bytes: 0 };
     let bytes = 0;
     const gone = new Set<Seq>();
+    const bySender = new Map<UserId, { count: number; bytes: number }>();
     for (const d of doomed) {
       if (gone.has(d.seq)) continue;
       gone.add(d.seq);
       bytes += d.v.bytes;
       this.count.keysDeleted++;
+      const b = bySender.get(d.v.from) ?? { count: 0, bytes: 0 };
+      b.count++;
+      b.bytes += d.v.bytes;
+      bySender.set(d.v.from, b);
     }
+    for (const [from, b] of bySender) this.addSender(user, s, from, -b.count, -b.bytes);
     const first = firstResidentSeq(s);
     const keep = [];
     for (const r of s.resident) {
@@ -383,6 +412,7 @@ export class LmdbStore implements MailboxStore {
     s.meta.count += 1;
     s.meta.bytes += v.bytes;
     s.resident.push({ seq, v, applying: false });
+    this.addSender(user, s, v.from, 1, v.bytes);
     const d: DedupeValue = { seq, expiresAt: v.expiresAt };
     s.dedupe.set(v.id, d);
     this.newDedupe.push([user, v.id, d]);
@@ -466,9 +496,11 @@ export class LmdbStore implements MailboxStore {
     const metas: Array<[UserId, MetaValue]> = [];
     const puts: Array<[UserId, Seq, MessageValue]> = [];
     const tombs: Array<[UserId, Seq[]]> = [];
+    const senders: Array<[UserId, UserId, SenderValue]> = [];
     for (const u of users) {
       const s = this.states.get(u)!;
       metas.push([u, copyMeta(s.meta)]);
+      for (const [from, v] of s.senders) senders.push([u, from, v]);
       for (const r of s.resident) {
         if (r.applying) continue;
         r.applying = true;
@@ -490,11 +522,12 @@ export class LmdbStore implements MailboxStore {
     for (const [u, seqs] of tombs) for (const seq of seqs) writes.push(this.mailboxes.remove(messageKey(u, seq)));
     for (const [u, id, d] of dedupe) writes.push(this.mailboxes.put(dedupeKey(u, id), d));
     for (const [key, id] of expiry) writes.push(this.expiry.put(key, id));
+    for (const [u, from, v] of senders) writes.push(v.count > 0 ? this.mailboxes.put(senderKey(u, from), v) : this.mailboxes.remove(senderKey(u, from)));
     for (const [u, meta] of metas) writes.push(this.mailboxes.put(metaKey(u), meta));
     writes.push(this.walState.put('applied', lsn));
     await Promise.all(writes);
     this.tuning.onEvent?.('applied');
-    this.forget({ lsn, users, tombs, dedupe });
+    this.forget({ lsn, users, tombs, dedupe, senders });
     this.wal.trim(lsn);
   }
 
@@ -508,6 +541,10 @@ export class LmdbStore implements MailboxStore {
       const s = this.states.get(u);
       if (s && s.dedupe.get(id) === d) s.dedupe.delete(id);
     }
+    for (const [u, from, v] of c.senders) {
+      const s = this.states.get(u);
+      if (s && s.senders.get(from) === v) s.senders.delete(from);
+    }
     for (const u of c.users) {
       const s = this.states.get(u)!;
       let n = 0;
@@ -517,7 +554,7 @@ export class LmdbStore implements MailboxStore {
         n++;
       }
       if (n > 0) s.resident.splice(0, n);
-      if (s.lsn <= c.lsn && s.resident.length === 0 && s.tombs.size === 0 && s.dedupe.size === 0) this.states.delete(u);
+      if (s.lsn <= c.lsn && s.resident.length === 0 && s.tombs.size === 0 && s.dedupe.size === 0 && s.senders.size === 0) this.states.delete(u);
     }
   }
 
@@ -591,8 +628,15 @@ export class LmdbStore implements MailboxStore {
         out.push({ ok: false, error: deviceNotRegistered(item.to, item.toDevice, 'toDevice') });
         continue;
       }
+      if (limits.maxSenderMessages !== undefined && !item.senderQuotaExempt) {
+        const held = this.senderOf(item.to, s, item.from);
+        if (held.count + 1 > limits.maxSenderMessages || held.bytes + item.bytes > (limits.maxSenderBytes ?? Infinity)) {
+          out.push({ ok: false, error: senderQuotaExceeded(item.to, item.from) });
+          continue;
+        }
+      }
       if (meta.count + 1 > limits.maxMailboxMessages || meta.bytes + item.bytes > limits.maxMailboxBytes) {
-        out.push({ ok: false, error: new PoboxError('MAILBOX_FULL', `mailbox of ${item.to} is full`) });
+        out.push({ ok: false, error: mailboxFull(item.to) });
         continue;
       }
       const e: AppendEntry = [
@@ -777,6 +821,12 @@ export class LmdbStore implements MailboxStore {
         this.count.keysRead++;
         if (!meta) return { deleted: 0, deletedBytes: 0 };
         const { deleted, bytes } = this.deleteRange(user, 0, meta.lastSeq);
+        // Nothing stored: no sender holds any share of this mailbox any more.
+        for (const key of [...this.mailboxes.getKeys(senderRange(user))]) {
+          this.count.keysRead++;
+          this.mailboxes.removeSync(key);
+          this.count.keysDeleted++;
+        }
         meta.count = 0;
         meta.bytes = 0;
         this.count.keysWritten++;
@@ -813,6 +863,7 @@ export class LmdbStore implements MailboxStore {
       let expiredBytes = 0;
       let cleaned = 0;
       const metas = new Map<UserId, MetaValue | undefined>();
+      const senders = new Map<string, { user: UserId; from: UserId; count: number; bytes: number }>();
       for (const { key, id } of due) {
         const [expiresAt, user, seq] = key;
         if (!metas.has(user)) {
@@ -831,6 +882,11 @@ export class LmdbStore implements MailboxStore {
             meta.count -= 1;
             meta.bytes -= msg.bytes;
           }
+          const sk = JSON.stringify([user, msg.from]);
+          const held = senders.get(sk) ?? { user, from: msg.from, count: 0, bytes: 0 };
+          held.count++;
+          held.bytes += msg.bytes;
+          senders.set(sk, held);
         }
         this.count.keysRead++;
         const d = this.mailboxes.get(dedupeKey(user, id)) as DedupeValue | undefined;
@@ -847,6 +903,15 @@ export class LmdbStore implements MailboxStore {
         if (!meta) continue;
         this.count.keysWritten++;
         this.mailboxes.putSync(metaKey(user), meta);
+      }
+      for (const { user, from, count, bytes } of senders.values()) {
+        this.count.keysRead++;
+        const cur = this.mailboxes.get(senderKey(user, from)) as SenderValue | undefined;
+        if (!cur) continue;
+        const next = { count: Math.max(0, cur.count - count), bytes: Math.max(0, cur.bytes - bytes) };
+        if (next.count > 0) this.mailboxes.putSync(senderKey(user, from), next);
+        else this.mailboxes.removeSync(senderKey(user, from));
+        this.count.keysWritten++;
       }
       return { expired, expiredBytes, cleaned, more };
     });

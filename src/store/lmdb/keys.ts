@@ -6,6 +6,7 @@
  *   mailboxes  [user, 0]                 -> MetaValue     (last seq, epoch, counts, cursors)
  *   mailboxes  [user, 1, seq]            -> MessageValue  (a read is one key range)
  *   mailboxes  [user, 2, senderId]       -> DedupeValue   (kept for the message's retention)
+ *   mailboxes  [user, 4, from]           -> SenderValue   (fair quotas: what `from` holds here)
  *   expiry     [expiresAt, user, seq]    -> senderId      (the sweeper walks this in time order)
  *
  * Why one tree and not one per kind: a send writes the user's meta, a message and a
@@ -25,10 +26,11 @@ export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 const META = 0;
 const MESSAGE = 1;
 const DEDUPE = 2;
-/** Sorts after every entry of a user and before the next user's. */
-const PAST_USER = 3;
+const SENDER = 4;
+/** Sorts after every entry of a user and before the next user's (a seek key, never stored). */
+const PAST_USER = 5;
 
-export type MailboxKey = [UserId, number] | [UserId, number, Seq | MessageId];
+export type MailboxKey = [UserId, number] | [UserId, number, Seq | MessageId | UserId];
 export type ExpiryKey = [number, UserId, Seq];
 
 export interface MessageValue {
@@ -55,10 +57,19 @@ export interface DedupeValue {
   expiresAt: number;
 }
 
+/** Messages and bytes one sender has stored in a mailbox; no entry means none. */
+export interface SenderValue {
+  count: number;
+  bytes: number;
+}
+
 export const metaKey = (user: UserId): MailboxKey => [user, META];
 export const messageKey = (user: UserId, seq: Seq): MailboxKey => [user, MESSAGE, seq];
 export const dedupeKey = (user: UserId, id: MessageId): MailboxKey => [user, DEDUPE, id];
 export const expiryKey = (expiresAt: number, user: UserId, seq: Seq): ExpiryKey => [expiresAt, user, seq];
+export const senderKey = (user: UserId, from: UserId): MailboxKey => [user, SENDER, from];
+/** The key range holding every sender entry of a user. */
+export const senderRange = (user: UserId): { start: MailboxKey; end: MailboxKey } => ({ start: [user, SENDER], end: [user, SENDER + 1] });
 /** The first key past everything `user` owns: where the next user's entries begin. */
 export const pastUserKey = (user: UserId): MailboxKey => [user, PAST_USER];
 

@@ -12,7 +12,8 @@
  * them from memory until the apply has committed and they are dropped from it.
  */
 import type { MessageId, Seq } from '../../core/ids.js';
-import type { DedupeValue, MessageValue, MetaValue } from './keys.js';
+import type { UserId } from '../../core/ids.js';
+import type { DedupeValue, MessageValue, MetaValue, SenderValue } from './keys.js';
 
 export interface ResidentMessage {
   seq: Seq;
@@ -29,12 +30,18 @@ export interface UserState {
   tombs: Set<Seq>;
   /** Dedupe entries LMDB does not hold yet. */
   dedupe: Map<MessageId, DedupeValue>;
+  /**
+   * Sender counters (fair quotas) changed since LMDB last held them; a zero count means
+   * the entry goes. Values are replaced, never mutated, so an apply can tell whether
+   * the one it wrote is still the current one.
+   */
+  senders: Map<UserId, SenderValue>;
   /** The last log record that changed this user. */
   lsn: number;
 }
 
 export function newState(meta: MetaValue): UserState {
-  return { meta, resident: [], tombs: new Set(), dedupe: new Map(), lsn: 0 };
+  return { meta, resident: [], tombs: new Set(), dedupe: new Map(), senders: new Map(), lsn: 0 };
 }
 
 /** A copy an apply can write later, whatever happens to the live meta meanwhile. */

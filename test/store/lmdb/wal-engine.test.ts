@@ -219,4 +219,41 @@ describe('lmdb write-ahead log', () => {
       }
     });
   });
+
+  it('a restart replays the fair-quota counters from the log, and an apply carries them to LMDB', async () => {
+    await withDir(async (dir) => {
+      const share = { ...LIMITS, maxSenderMessages: 2, maxSenderBytes: 1 << 20 };
+      const opts: LmdbStoreOptions = { path: dir, wal: { ...NEVER, applyOnClose: false } };
+      const store = await openLmdbStore(opts);
+      await store.registerDevice('bob', 'phone', 'auto', 1, 8);
+      const first = await store.append([msg('bob', 'a'), msg('bob', 'b'), msg('bob', 'c')], share);
+      assert.deepEqual(
+        first.map((o) => (o.ok ? o.seq : o.error.code)),
+        [1, 2, 'SENDER_QUOTA'],
+      );
+      await store.close();
+      const replayed = await openLmdbStore(opts);
+      try {
+        assert.ok(replayed.recovery.replayed > 0, 'nothing was applied: the log is the only record');
+        const [again] = await replayed.append([msg('bob', 'c')], share);
+        assert.equal(again && !again.ok && again.error.code, 'SENDER_QUOTA');
+        await replayed.ack('bob', 'phone', 1);
+      } finally {
+        await replayed.close();
+      }
+      const applied = await openLmdbStore({ path: dir, wal: NEVER }); // replays the ack, then applies on close
+      await applied.close();
+      const fromLmdb = await openLmdbStore({ path: dir, wal: NEVER });
+      try {
+        assert.equal(fromLmdb.recovery.replayed, 0, 'everything was applied');
+        const out = await fromLmdb.append([msg('bob', 'c'), msg('bob', 'd')], share);
+        assert.deepEqual(
+          out.map((o) => (o.ok ? o.seq : o.error.code)),
+          [3, 'SENDER_QUOTA'],
+        );
+      } finally {
+        await fromLmdb.close();
+      }
+    });
+  });
 });
