@@ -194,7 +194,7 @@ describe('delivery', () => {
     const maxBufferedBytes = 64 * 1024;
     const big = await startTestServer({
       session: { windowMessages: 100_000, windowBytes: 1024 * 1024 * 1024, maxBufferedBytes },
-      postOffice: { limits: { maxMailboxMessages: 100_000 } },
+      postOffice: { limits: { maxMailboxMessages: 100_000, senderShare: 1 } }, // one sender fills it
     });
     try {
       const total = 20_000;
