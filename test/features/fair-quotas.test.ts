@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { PoboxError } from '../../src/client/index.js';
 import type { MailboxStore } from '../../src/store/contract.js';
 import { openDynamoDbStore } from '../../src/store/dynamodb/index.js';
-import { startDynamoDbLocal, type DynamoDbLocal } from '../helpers/dynamodb-local.js';
+import { startDynamoDbLocal, type DynamoDbLocal } from '../../tools/dynamodb-local.js';
 import { Device, RawDevice, waitFor } from '../multinode/devices.js';
 import { SEND_KEY, startTestServer, type TestServer } from '../gateway/helpers.js';
 
