@@ -1,14 +1,14 @@
 /** pobox as a library: the post office over an engine of your choice. */
 export { ErrorCode, PoboxError, isPoboxError, HTTP_STATUS, type ErrorBody } from './core/errors.js';
 export type { DeviceId, MessageId, Seq, UserId } from './core/ids.js';
-export type { AckResult, Clock, DeviceCursor, DeviceStart, MailboxStats, ReadPage, SendResult, StoredMessage } from './core/types.js';
+export type { AckResult, Clock, DeviceCursor, DeviceStart, GroupSendResult, MailboxStats, ReadPage, RecipientOutcome, SendResult, StoredMessage } from './core/types.js';
 export { systemClock } from './core/types.js';
 export { LimitsSchema, PostOfficeConfigSchema, RetentionSchema, StoreConfigSchema, type PostOfficeConfig, type StoreConfig } from './core/config.js';
 export type { MailboxStore, StoreCapabilities, StoreFactory } from './store/contract.js';
 export { openStore } from './store/open.js';
 export { PostOffice, type PostOfficeOptions } from './postoffice/post-office.js';
 export type { PostOfficeEvents } from './postoffice/events.js';
-export type { SendInput } from './postoffice/schemas.js';
+export type { GroupSendInput, SendInput } from './postoffice/schemas.js';
 export { startServer, type RunningServer, type StartOptions, type ServerExtension, type ServerContext } from './server/compose.js';
 export { ServerConfigSchema, loadServerConfig, type ServerConfig, type ServerConfigInput } from './gateway/config.js';
 export { mintToken } from './gateway/auth.js';

@@ -199,7 +199,7 @@ export class PoboxClient {
     if (this.currentState === 'closed') return Promise.reject(closedError('client'));
     const bad = checkSend(input);
     if (bad) return Promise.reject(bad);
-    const frame: SendFrame = { type: 'send', id: input.id ?? newId(), to: input.to, body: input.body };
+    const frame: SendFrame = { type: 'send', id: input.id ?? newId(), to: Array.isArray(input.to) ? [...input.to] : input.to, body: input.body };
     if (input.toDevice !== undefined) frame.toDevice = input.toDevice;
     if (input.ttlSeconds !== undefined) frame.ttlSeconds = input.ttlSeconds;
     if (input.receipt !== undefined) frame.receipt = input.receipt;
@@ -328,7 +328,12 @@ export class PoboxClient {
         this.enqueue({ kind: 'caughtUp', seq: frame.seq });
         return;
       case 'accepted':
-        this.sends.accepted(frame.id, frame.seq, frame.duplicate === true, frame.ephemeral ? (frame.reached ?? 0) : undefined);
+        this.sends.accepted(
+          frame.id,
+          frame.seq,
+          frame.duplicate === true,
+          frame.ephemeral ? { reached: frame.reached ?? 0 } : Array.isArray(frame.results) ? { results: frame.results } : {},
+        );
         return;
       case 'error': {
         const code: ErrorCode = isErrorCode(frame.code) ? frame.code : 'INTERNAL';
@@ -608,7 +613,11 @@ export function toSocketUrl(url: string, token: string): string {
 
 function checkSend(input: SendOptions): PoboxError | undefined {
   if (typeof input !== 'object' || input === null) return new PoboxError('BAD_REQUEST', 'send: expected an object');
-  if (typeof input.to !== 'string' || input.to.length === 0) return new PoboxError('BAD_REQUEST', 'send: to must be a user id', { field: 'to' });
+  const to = input.to;
+  const isId = (v: unknown): boolean => typeof v === 'string' && v.length > 0;
+  if (Array.isArray(to) ? to.length === 0 || !to.every(isId) : !isId(to)) {
+    return new PoboxError('BAD_REQUEST', 'send: to must be a user id or a non-empty list of user ids', { field: 'to' });
+  }
   if (typeof input.body !== 'string') return new PoboxError('BAD_REQUEST', 'send: body must be a string', { field: 'body' });
   if (input.id !== undefined && (typeof input.id !== 'string' || input.id.length === 0)) {
     return new PoboxError('BAD_REQUEST', 'send: id must be a non-empty string', { field: 'id' });

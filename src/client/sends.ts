@@ -68,11 +68,11 @@ export class PendingSends {
     return this.pending.get(id)?.text;
   }
 
-  /** `reached` is given for an ephemeral send (devices it was handed to). */
-  accepted(id: string, seq: number, duplicate: boolean, reached?: number): boolean {
+  /** `extra` carries `reached` for an ephemeral send (devices it was handed to), `results` for a group send. */
+  accepted(id: string, seq: number, duplicate: boolean, extra: Pick<SendReceipt, 'reached' | 'results'> = {}): boolean {
     const entry = this.settle(id);
     if (!entry) return false;
-    entry.resolve(reached === undefined ? { id, seq, duplicate } : { id, seq, duplicate, reached });
+    entry.resolve({ id, seq, duplicate, ...extra });
     return true;
   }
 

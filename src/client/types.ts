@@ -1,5 +1,5 @@
 import type { PoboxError } from '../core/errors.js';
-import type { EphemeralFrame, MessageFrame } from '../core/protocol.js';
+import type { EphemeralFrame, MessageFrame, RecipientResult } from '../core/protocol.js';
 
 /**
  * The subset of the standard WebSocket API the client uses. Browsers provide it as
@@ -55,7 +55,11 @@ export interface ClientOptions {
 export type ClientMessage = Omit<MessageFrame, 'type'>;
 
 export interface SendOptions {
-  to: string;
+  /**
+   * The recipient, or a list of distinct recipients (a group send: one frame, stored once
+   * per recipient, answered with `results`, one per recipient, in this order).
+   */
+  to: string | string[];
   body: string;
   /** Your id for this message; the server dedupes on it. Generated when omitted. */
   id?: string;
@@ -81,6 +85,11 @@ export interface SendReceipt {
   duplicate: boolean;
   /** For an ephemeral send: the devices it was handed to (seq is then 0). */
   reached?: number;
+  /**
+   * For a group send: each recipient's seq (and whether it was a duplicate), or that
+   * recipient's error (`seq` and `duplicate` are then 0 and false at the top level).
+   */
+  results?: RecipientResult[];
 }
 
 /** An ephemeral message as handed to the application (event `ephemeral`): no seq, no ack. */

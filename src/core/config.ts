@@ -29,6 +29,8 @@ export const LimitsSchema = z
     senderShare: z.number().gt(0).max(1).default(0.25),
     maxDevicesPerUser: z.number().int().min(1).max(1000).default(32),
     maxPageSize: z.number().int().min(1).max(10_000).default(1000),
+    /** Most recipients of one group send (`to` as a list). */
+    maxRecipients: z.number().int().min(1).max(10_000).default(1000),
   })
   .strict();
 export type Limits = z.output<typeof LimitsSchema>;

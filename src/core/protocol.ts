@@ -25,11 +25,16 @@ export interface AckFrame {
   upTo: number;
 }
 
-/** Send a message. `id` is the sender's own id, used for dedupe and to match `accepted`. */
+/**
+ * Send a message. `id` is the sender's own id, used for dedupe (per recipient) and to
+ * match `accepted`. `to` is one recipient, or a list of distinct recipients (a group
+ * send: one request, one `accepted` with a result per recipient; see RecipientResult).
+ */
 export interface SendFrame {
   type: 'send';
   id: string;
-  to: string;
+  to: string | string[];
+  /** Only with a single recipient. */
   toDevice?: string;
   body: string;
   ttlSeconds?: number;
@@ -98,7 +103,19 @@ export interface AcceptedFrame {
   durable: boolean;
   ephemeral?: true;
   reached?: number;
+  /**
+   * For a group send (`to` was a list): one result per recipient, in the order given
+   * (`seq` is then 0 and `duplicate` false at the top level; read the results).
+   */
+  results?: RecipientResult[];
 }
+
+/**
+ * What became of a group send for one recipient: stored (or already stored: `duplicate`)
+ * with its seq in that recipient's mailbox, or refused for that recipient alone with a
+ * typed error (a full mailbox refuses only its owner).
+ */
+export type RecipientResult = { to: string; seq: number; duplicate: boolean } | { to: string; error: { code: ErrorCode; message: string; field?: string } };
 
 /** An ephemeral message: no seq, never stored, never acked, never sent again. */
 export interface EphemeralFrame {

@@ -1,3 +1,4 @@
+import type { PoboxError } from './errors.js';
 import type { DeviceId, MessageId, Seq, UserId } from './ids.js';
 
 /** A message as stored in a user's mailbox. One copy, whatever the number of devices. */
@@ -79,6 +80,16 @@ export interface SendResult {
   /** Always true: a send is acknowledged only after it is on disk or acknowledged by the database. */
   durable: true;
   epoch: string;
+}
+
+/** One recipient's part of a group send: stored (or a duplicate of what was), or refused for that recipient alone. */
+export type RecipientOutcome = { to: UserId; ok: true; seq: Seq; duplicate: boolean; epoch: string } | { to: UserId; ok: false; error: PoboxError };
+
+export interface GroupSendResult {
+  /** Every stored result is durable (the answer waits for the commit). */
+  durable: true;
+  /** One per recipient, in the order they were given. */
+  results: RecipientOutcome[];
 }
 
 export interface AckResult {

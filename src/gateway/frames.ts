@@ -7,8 +7,8 @@
 import { z } from 'zod';
 import { PoboxError } from '../core/errors.js';
 import { DeviceIdSchema, MessageIdSchema, SeqSchema, UserIdSchema } from '../core/ids.js';
-import type { AckFrame, ClientFrame, HelloFrame, PingFrame, SendFrame, ServerFrame } from '../core/protocol.js';
-import type { StoredMessage } from '../core/types.js';
+import type { AckFrame, ClientFrame, HelloFrame, PingFrame, RecipientResult, SendFrame, ServerFrame } from '../core/protocol.js';
+import type { RecipientOutcome, StoredMessage } from '../core/types.js';
 import { parseInput } from '../core/validate.js';
 
 export const HelloFrameSchema = z.object({
@@ -23,10 +23,25 @@ export const AckFrameSchema = z.object({
   upTo: SeqSchema,
 });
 
+const RecipientListSchema = z.array(UserIdSchema).min(1, 'to must name at least one recipient').max(10_000, 'to names more than 10000 recipients');
+
+/**
+ * One user id, or a list of them (a group send; its size limit, postOffice.limits.
+ * maxRecipients, is the post office's to check). Every problem is reported on `to` itself.
+ */
+const RecipientsSchema = z.custom<string | string[]>().superRefine((v, ctx) => {
+  const r = (Array.isArray(v) ? RecipientListSchema : UserIdSchema).safeParse(v);
+  if (r.success) return;
+  for (const issue of r.error.issues) {
+    const at = issue.path.length > 0 ? `recipient ${issue.path.join('.')}: ` : '';
+    ctx.addIssue({ code: 'custom', message: `${at}${issue.message}` });
+  }
+});
+
 export const SendFrameSchema = z.object({
   type: z.literal('send'),
   id: MessageIdSchema,
-  to: UserIdSchema,
+  to: RecipientsSchema,
   toDevice: DeviceIdSchema.optional(),
   body: z.string().min(1, 'body must not be empty'),
   ttlSeconds: z.number().int().min(1).optional(),
@@ -113,4 +128,15 @@ export function encodeMessageFrame(m: StoredMessage): string {
 /** The `accepted` answer to a send (the hot path of sending), written without a frame object. */
 export function encodeAcceptedFrame(id: string, seq: number, duplicate: boolean): string {
   return `{"type":"accepted","id":${JSON.stringify(id)},"seq":${seq},"duplicate":${duplicate},"durable":true}`;
+}
+
+/** The per-recipient results of a group send, as `accepted.results` and the HTTP answer carry them. */
+export function recipientResults(outcomes: readonly RecipientOutcome[]): RecipientResult[] {
+  return outcomes.map((o) => (o.ok ? { to: o.to, seq: o.seq, duplicate: o.duplicate } : { to: o.to, error: o.error.toJSON() }));
+}
+
+/** Refuse what a group send cannot carry, before it reaches the post office. */
+export function checkGroupSend(frame: { toDevice?: string | undefined; ephemeral?: boolean | undefined }): void {
+  if (frame.toDevice !== undefined) throw new PoboxError('BAD_REQUEST', 'send: toDevice applies only to a single recipient, not to a list', { field: 'toDevice' });
+  if (frame.ephemeral) throw new PoboxError('BAD_REQUEST', 'send: an ephemeral message goes to a single recipient, not to a list', { field: 'to' });
 }

@@ -18,7 +18,7 @@ import { bearerOf, type Authenticator, type Principal, type Scope } from './auth
 import type { GatewayEvents } from './events.js';
 import type { Readiness } from './readiness.js';
 import type { HttpContext, HttpRouter } from './http-router.js';
-import { SendFrameSchema } from './frames.js';
+import { checkGroupSend, recipientResults, SendFrameSchema } from './frames.js';
 
 /** The WebSocket send frame's fields, plus `from`. */
 const SendBodySchema = SendFrameSchema.omit({ type: true }).extend({
@@ -116,10 +116,32 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
       events.emit('sendRefused', { code: err instanceof PoboxError ? err.code : 'BAD_REQUEST', via: 'http' });
       throw err;
     }
+    if (Array.isArray(input.to)) {
+      checkGroupSend(input);
+      const group = po.sendGroup({
+        from,
+        to: input.to,
+        id: input.id,
+        body: input.body,
+        ...(input.ttlSeconds !== undefined ? { ttlSeconds: input.ttlSeconds } : {}),
+        ...(input.receipt ? { receipt: true } : {}),
+      });
+      deps.trackSend(group);
+      const r = await group;
+      let stored = false;
+      for (const o of r.results) {
+        if (!o.ok) continue;
+        stored ||= !o.duplicate;
+        events.emit('accepted', { from, to: o.to, seq: o.seq, duplicate: o.duplicate, via: 'http' });
+      }
+      // 201 when something new was stored; per-recipient refusals are in the results.
+      return { status: stored ? 201 : 200, json: { id: input.id, durable: true, results: recipientResults(r.results) } };
+    }
+    const to = input.to;
     if (input.ephemeral) {
       const r = await po.sendEphemeral({
         from,
-        to: input.to,
+        to,
         id: input.id,
         body: input.body,
         ...(input.toDevice !== undefined ? { toDevice: input.toDevice } : {}),
@@ -130,7 +152,7 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
     }
     const sending = po.send({
       from,
-      to: input.to,
+      to,
       id: input.id,
       body: input.body,
       ...(input.toDevice !== undefined ? { toDevice: input.toDevice } : {}),
@@ -140,7 +162,7 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
     });
     deps.trackSend(sending);
     const r = await sending;
-    events.emit('accepted', { from, to: input.to, seq: r.seq, duplicate: r.duplicate, via: 'http' });
+    events.emit('accepted', { from, to, seq: r.seq, duplicate: r.duplicate, via: 'http' });
     return { status: r.duplicate ? 200 : 201, json: { id: input.id, seq: r.seq, duplicate: r.duplicate, durable: true, epoch: r.epoch } };
   });
 

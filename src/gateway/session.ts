@@ -43,10 +43,10 @@ import { CloseCode, PROTOCOL_VERSION, type ClientFrame, type HelloFrame, type Se
 import type { EphemeralMessage, StoredMessage } from '../core/types.js';
 import type { TypedEmitter } from '../core/emitter.js';
 import type { PostOffice } from '../postoffice/post-office.js';
-import type { SendInput } from '../postoffice/schemas.js';
+import type { GroupSendInput, SendInput } from '../postoffice/schemas.js';
 import type { GatewayLimits, SessionConfig } from './config.js';
 import type { GatewayEvents } from './events.js';
-import { encodeAcceptedFrame, encodeFrame, encodeMessageFrame, FrameError, parseClientFrame } from './frames.js';
+import { checkGroupSend, encodeAcceptedFrame, encodeFrame, encodeMessageFrame, FrameError, parseClientFrame, recipientResults } from './frames.js';
 import type { Logger } from './logger.js';
 import { TokenBucket } from './rate-limit.js';
 
@@ -273,18 +273,20 @@ export class DeviceSession {
 
   private onSend(frame: SendFrame): void {
     if (!this.sendBucket.take()) {
-      this.deps.events.emit('sendRefused', { code: 'RATE_LIMITED', via: 'ws', to: frame.to });
+      this.deps.events.emit('sendRefused', { code: 'RATE_LIMITED', via: 'ws', ...(typeof frame.to === 'string' ? { to: frame.to } : {}) });
       this.writeError(errorOf('RATE_LIMITED', 'send rate limit exceeded; slow down'), frame.id);
       return;
     }
     if (this.deps.shuttingDown()) {
-      this.deps.events.emit('sendRefused', { code: 'UNAVAILABLE', via: 'ws', to: frame.to });
+      this.deps.events.emit('sendRefused', { code: 'UNAVAILABLE', via: 'ws', ...(typeof frame.to === 'string' ? { to: frame.to } : {}) });
       this.writeError(errorOf('UNAVAILABLE', 'server is shutting down; send again after reconnecting'), frame.id);
       return;
     }
-    if (frame.ephemeral) return this.onEphemeralSend(frame);
+    if (Array.isArray(frame.to)) return this.onGroupSend(frame, frame.to);
+    const to = frame.to;
+    if (frame.ephemeral) return this.onEphemeralSend(frame, to);
     // The sender is the token's user; the frame schema already dropped any `from`.
-    const input: SendInput = { from: this.user, to: frame.to, id: frame.id, body: frame.body };
+    const input: SendInput = { from: this.user, to, id: frame.id, body: frame.body };
     if (frame.toDevice !== undefined) input.toDevice = frame.toDevice;
     if (frame.ttlSeconds !== undefined) input.ttlSeconds = frame.ttlSeconds;
     if (frame.receipt) input.receipt = true;
@@ -292,7 +294,7 @@ export class DeviceSession {
     const p = this.deps.postOffice.send(input).then(
       (r) => {
         try {
-          this.deps.events.emit('accepted', { from: this.user, to: frame.to, seq: r.seq, duplicate: r.duplicate, via: 'ws' });
+          this.deps.events.emit('accepted', { from: this.user, to, seq: r.seq, duplicate: r.duplicate, via: 'ws' });
           this.writeText(encodeAcceptedFrame(frame.id, r.seq, r.duplicate));
         } catch (err) {
           this.log.error({ err: String(err) }, 'failed to answer a send');
@@ -311,11 +313,38 @@ export class DeviceSession {
     this.deps.trackSend(p);
   }
 
-  private onEphemeralSend(frame: SendFrame): void {
+  /** A group send: one post office call, one `accepted` with a result per recipient. */
+  private onGroupSend(frame: SendFrame, to: string[]): void {
+    const answer = (err: unknown): void => {
+      const e = toPoboxError(err);
+      if (e.code === 'BAD_REQUEST' || e.code === 'PAYLOAD_TOO_LARGE') this.rejectFrame(new FrameError(e, frame.id));
+      else this.writeError(e, frame.id);
+    };
+    let sending;
+    try {
+      checkGroupSend(frame);
+      const input: GroupSendInput = { from: this.user, to, id: frame.id, body: frame.body };
+      if (frame.ttlSeconds !== undefined) input.ttlSeconds = frame.ttlSeconds;
+      if (frame.receipt) input.receipt = true;
+      sending = this.deps.postOffice.sendGroup(input);
+    } catch (err) {
+      answer(err);
+      return;
+    }
+    const p = sending
+      .then((r) => {
+        for (const o of r.results) if (o.ok) this.deps.events.emit('accepted', { from: this.user, to: o.to, seq: o.seq, duplicate: o.duplicate, via: 'ws' });
+        this.write({ type: 'accepted', id: frame.id, seq: 0, duplicate: false, durable: true, results: recipientResults(r.results) });
+      }, answer)
+      .catch((err: unknown) => this.log.error({ err: String(err) }, 'failed to answer a group send'));
+    this.deps.trackSend(p);
+  }
+
+  private onEphemeralSend(frame: SendFrame, to: string): void {
     const p = this.deps.postOffice
       .sendEphemeral({
         from: this.user,
-        to: frame.to,
+        to,
         id: frame.id,
         body: frame.body,
         ...(frame.toDevice !== undefined ? { toDevice: frame.toDevice } : {}),

@@ -17,7 +17,9 @@ import {
   type DeviceStart,
   type EphemeralMessage,
   type EphemeralResult,
+  type GroupSendResult,
   type MailboxStats,
+  type RecipientOutcome,
   type ReadPage,
   type SendResult,
 } from '../core/types.js';
@@ -26,7 +28,18 @@ import type { AppendItem, MailboxStore, PurgeOutcome, RegisterOutcome } from '..
 import { TypedEmitter } from '../core/emitter.js';
 import type { PostOfficeEvents } from './events.js';
 import { isStoreTimeout, StoreGuard, type WriteHealth } from './store-guard.js';
-import { AckInputSchema, DeviceInputSchema, EphemeralInputSchema, ReadInputSchema, SendInputSchema, UserInputSchema, type EphemeralInput, type SendInput } from './schemas.js';
+import {
+  AckInputSchema,
+  DeviceInputSchema,
+  EphemeralInputSchema,
+  GroupSendInputSchema,
+  ReadInputSchema,
+  SendInputSchema,
+  UserInputSchema,
+  type EphemeralInput,
+  type GroupSendInput,
+  type SendInput,
+} from './schemas.js';
 
 export interface PostOfficeOptions {
   store: MailboxStore;
@@ -53,6 +66,8 @@ interface PendingSend {
   item: AppendItem;
   resolve: (r: SendResult) => void;
   reject: (e: PoboxError) => void;
+  /** Set on the first item of a group send: its items (this one and the next unit - 1) share one batch. */
+  unit?: number;
 }
 
 const encoder = new TextEncoder();
@@ -110,11 +125,58 @@ export class PostOffice {
     }
     return new Promise<SendResult>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        // setImmediate lets every send issued in this turn of the event loop join the batch.
-        setImmediate(() => this.flush());
-      }
+      this.scheduleFlush();
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // setImmediate lets every send issued in this turn of the event loop join the batch.
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /**
+   * Store the same message for each of `to` (a group send). All of it goes to the store
+   * in ONE append batch (on the embedded engine one log record, one fsync; DynamoDB
+   * writes each recipient's mailbox through the same append). Each recipient gets its own
+   * seq, its own dedupe on `id` and its own outcome: a full mailbox refuses only its
+   * owner. Resolves once every stored item is durable, with the results in `to`'s order;
+   * rejects only for input that is wrong as a whole (BAD_REQUEST, PAYLOAD_TOO_LARGE) or a
+   * closed post office.
+   */
+  sendGroup(input: GroupSendInput): Promise<GroupSendResult> {
+    let items: AppendItem[];
+    try {
+      this.ensureOpen();
+      const msg = parseInput(GroupSendInputSchema, input, 'send');
+      const max = this.config.limits.maxRecipients;
+      if (msg.to.length > max) throw new PoboxError('BAD_REQUEST', `send: to names ${msg.to.length} recipients; the limit is ${max}`, { field: 'to' });
+      const first = this.prepare({ ...msg, to: msg.to[0]! });
+      items = msg.to.map((to) => ({ ...first, to }));
+    } catch (err) {
+      const e = toPoboxError(err);
+      this.events.emit('rejected', { code: e.code });
+      return Promise.reject(e);
+    }
+    return new Promise<GroupSendResult>((resolve) => {
+      const results: RecipientOutcome[] = new Array<RecipientOutcome>(items.length);
+      let left = items.length;
+      const settle = (i: number, r: RecipientOutcome): void => {
+        results[i] = r;
+        if (--left === 0) resolve({ durable: true, results });
+      };
+      items.forEach((item, i) => {
+        const p: PendingSend = {
+          item,
+          resolve: (r) => settle(i, { to: item.to, ok: true, seq: r.seq, duplicate: r.duplicate, epoch: r.epoch }),
+          reject: (e) => settle(i, { to: item.to, ok: false, error: e }),
+        };
+        if (i === 0) p.unit = items.length;
+        this.queue.push(p);
+      });
+      this.scheduleFlush();
     });
   }
 
@@ -182,7 +244,7 @@ export class PostOffice {
   private flush(): void {
     this.flushScheduled = false;
     while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.config.maxBatch);
+      const batch = this.queue.splice(0, this.batchEnd());
       const p: Promise<void> = this.commit(batch)
         // commit() settles every send itself; arriving here is a bug: fail the batch rather than leave it waiting.
         .catch((err: unknown) => {
@@ -194,6 +256,21 @@ export class PostOffice {
         });
       this.inflight.add(p);
     }
+  }
+
+  /**
+   * How many queued sends the next batch takes: up to maxBatch, never splitting a group
+   * send (a group larger than maxBatch is a batch of its own).
+   */
+  private batchEnd(): number {
+    const max = this.config.maxBatch;
+    let n = 0;
+    while (n < this.queue.length) {
+      const unit = this.queue[n]!.unit ?? 1;
+      if (n > 0 && n + unit > max) break;
+      n += unit;
+    }
+    return n;
   }
 
   private async commit(batch: PendingSend[]): Promise<void> {

@@ -17,6 +17,21 @@ export const SendInputSchema = z
   .strict();
 export type SendInput = z.input<typeof SendInputSchema>;
 
+/**
+ * A group send: the same message to each of `to` (distinct user ids; at most
+ * limits.maxRecipients, checked by the post office). No `toDevice`: a device id means
+ * nothing across several users.
+ */
+export const GroupSendInputSchema = SendInputSchema.omit({ to: true, toDevice: true })
+  .extend({
+    to: z
+      .array(UserIdSchema)
+      .min(1, 'to must name at least one recipient')
+      .refine((to) => new Set(to).size === to.length, 'to must not name a recipient twice'),
+  })
+  .strict();
+export type GroupSendInput = z.input<typeof GroupSendInputSchema>;
+
 /** An ephemeral send: the same fields minus what only a stored message has. */
 const storedOnly = (field: string) =>
   z

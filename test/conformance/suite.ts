@@ -24,6 +24,7 @@ import { defineExpiryQuotaBehaviours } from './expiry-quota.js';
 import { defineBadInputBehaviours } from './bad-input.js';
 import { defineLifecycleBehaviours } from './lifecycle.js';
 import { defineFairQuotaBehaviours } from './fair-quotas.js';
+import { defineGroupBehaviours } from './group.js';
 
 export type { EngineFactory, EngineHandle } from './helpers.js';
 
@@ -35,5 +36,6 @@ export function defineConformance(engineName: string, factory: EngineFactory): v
     defineBadInputBehaviours(factory);
     defineLifecycleBehaviours(factory);
     defineFairQuotaBehaviours(factory);
+    defineGroupBehaviours(factory);
   });
 }

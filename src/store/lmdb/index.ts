@@ -219,6 +219,14 @@ export class LmdbStore implements MailboxStore {
     return this.wal.bytesWritten;
   }
 
+  /**
+   * The log's own counters since open: records appended (a send batch, e.g. a whole group
+   * send, is one) and groups fdatasync'd (durable commits). Tests prove batching with them.
+   */
+  walCounters(): { records: number; commits: number; bytes: number } {
+    return { records: this.wal.recordsAppended, commits: this.wal.groupsSynced, bytes: this.wal.bytesWritten };
+  }
+
   private ensureOpen(): void {
     if (this.closed) throw closedError('store');
     if (this.failure) throw new PoboxError('UNAVAILABLE', `lmdb store failed: ${this.failure.message}`, { cause: this.failure });

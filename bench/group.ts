@@ -1,0 +1,146 @@
+/**
+ * Group fan-out benchmark (not a test): npm run bench:group [-- --quick] [-- --messages N]
+ *
+ * Over the embedded engine, through the post office (the library), in ONE run: messages
+ * stored per second when a 100-member and a 1,000-member group receive messages
+ *
+ *   group       one sendGroup per message (one append batch, one log record, one fsync),
+ *               awaited before the next;
+ *   together    the same message as one send per member, all issued at once and awaited
+ *               together (the post office's group commit still batches them);
+ *   one by one  the same message as one send per member, each awaited before the next
+ *               (a client without group sends that waits for each answer).
+ *
+ * Each row stores the same number of messages into a fresh data dir. Beside the rate:
+ * the engine's own counters (log records and durable commits per stored message, which
+ * do not depend on timing) and the load average before and after the row: the machine
+ * is shared, so the rates are only comparable within one run.
+ * Writes bench/results/group.json and group.md (quick runs: bench/results/quick/).
+ */
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PostOffice } from '../src/postoffice/post-office.js';
+import { openLmdbStore } from '../src/store/lmdb/index.js';
+import { machineMarkdown } from './lib/machine.js';
+import { benchMachine, resultsDir, writeResult } from './lib/results.js';
+import { tempDir } from './lib/temp.js';
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, messages: { type: 'string' } } });
+const quick = values.quick;
+/** Messages stored per row (a multiple of the largest group). */
+const MESSAGES = Number(values.messages ?? (quick ? 4_000 : 100_000));
+const ONE_BY_ONE_MESSAGES = Math.min(MESSAGES, quick ? 1_000 : 10_000);
+const BODY = 'x'.repeat(200);
+
+type Mode = 'group' | 'together' | 'one-by-one';
+interface Row {
+  members: number;
+  mode: Mode;
+  messages: number;
+  seconds: number;
+  perSecond: number;
+  walRecords: number;
+  commits: number;
+  loadBefore: number[];
+  loadAfter: number[];
+}
+
+const load = (): number[] => os.loadavg().map((l) => Math.round(l * 100) / 100);
+
+async function row(members: number, mode: Mode, messages: number): Promise<Row> {
+  const dir = tempDir('group');
+  const store = await openLmdbStore({ path: join(dir.path, 'lmdb') });
+  const po = new PostOffice({ store, sweeper: false, config: { limits: { maxRecipients: Math.max(1000, members) } } });
+  const to = Array.from({ length: members }, (_, i) => `member-${String(i).padStart(4, '0')}`);
+  const rounds = Math.ceil(messages / members);
+  const loadBefore = load();
+  const w0 = store.walCounters();
+  const t0 = process.hrtime.bigint();
+  let stored = 0;
+  for (let r = 0; r < rounds; r++) {
+    const id = `m-${r}`;
+    if (mode === 'group') {
+      const res = await po.sendGroup({ to, from: 'sender', id, body: BODY });
+      stored += res.results.filter((x) => x.ok && !x.duplicate).length;
+    } else if (mode === 'together') {
+      const res = await Promise.all(to.map((u) => po.send({ to: u, from: 'sender', id, body: BODY })));
+      stored += res.filter((x) => !x.duplicate).length;
+    } else {
+      for (const u of to) if (!(await po.send({ to: u, from: 'sender', id, body: BODY })).duplicate) stored++;
+    }
+  }
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const w1 = store.walCounters();
+  const out: Row = {
+    members,
+    mode,
+    messages: stored,
+    seconds: Math.round(seconds * 1000) / 1000,
+    perSecond: Math.round(stored / seconds),
+    walRecords: w1.records - w0.records,
+    commits: w1.commits - w0.commits,
+    loadBefore,
+    loadAfter: load(),
+  };
+  await po.close();
+  await dir.remove();
+  console.log(
+    `${String(members).padStart(5)} members  ${mode.padEnd(10)}  ${String(out.perSecond).padStart(8)} msg/s  (${stored} messages, ${out.walRecords} log records, ${out.commits} commits, load ${out.loadAfter[0]})`,
+  );
+  return out;
+}
+
+async function main(): Promise<void> {
+  const machine = benchMachine(['lmdb', 'msgpackr']);
+  const startedAt = new Date().toISOString();
+  const rows: Row[] = [];
+  for (const members of [100, 1000]) {
+    rows.push(await row(members, 'group', MESSAGES));
+    rows.push(await row(members, 'together', MESSAGES));
+    rows.push(await row(members, 'one-by-one', ONE_BY_ONE_MESSAGES));
+  }
+  const dir = resultsDir(quick);
+  const notes = [
+    'Shared 2-core machine: compare rows of one run, not runs; the load average before and after each row is beside it.',
+    "commits = write-ahead log groups fdatasync'd (the engine counter), records = log records appended: a group send is one of each.",
+  ];
+  writeResult(dir, {
+    name: 'group',
+    quick,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine,
+    params: { messages: MESSAGES, oneByOneMessages: ONE_BY_ONE_MESSAGES, bodyBytes: BODY.length },
+    notes,
+    data: rows,
+  });
+  const table = [
+    '| members | how | messages | seconds | messages/s | log records | commits | load before -> after (1 min) |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |',
+    ...rows.map((r) => `| ${r.members} | ${r.mode} | ${r.messages} | ${r.seconds} | ${r.perSecond} | ${r.walRecords} | ${r.commits} | ${r.loadBefore[0]} -> ${r.loadAfter[0]} |`),
+  ];
+  const md = [
+    '# Group fan-out (embedded engine, library)',
+    '',
+    `Run: \`npm run bench:group${quick ? ' -- --quick' : ''}\` (${startedAt}). Body ${BODY.length} bytes, fresh data dir per row.`,
+    '',
+    '- group: one `sendGroup` per message to all members, awaited before the next.',
+    '- together: one `send` per member, all of a message issued at once (the post office batches them).',
+    '- one-by-one: one `send` per member, each awaited before the next.',
+    '',
+    ...table,
+    '',
+    ...notes.map((n) => `- ${n}`),
+    '',
+    '## Machine',
+    '',
+    machineMarkdown(machine),
+    '',
+  ].join('\n');
+  writeFileSync(join(dir, 'group.md'), md);
+  console.log(`wrote ${join(dir, 'group.json')} and group.md`);
+}
+
+await main();
