@@ -27,6 +27,8 @@ const EphemeralSchema = z.object({
   to: UserIdSchema,
   toDevice: DeviceIdSchema.optional(),
   body: z.string(),
+  /** The body is the base64 of bytes. */
+  binary: z.literal(true).optional(),
   bytes: z.number().int().min(0),
   sentAt: z.number(),
 });
@@ -45,11 +47,13 @@ const WakeSchema = z.object({
 export function encodeWake(wake: Wake, maxInlineBytes: number): string {
   // An ephemeral message exists nowhere else: it always travels whole.
   if (wake.ephemeral !== undefined) {
-    const { user, epoch, seq, ephemeral, origin, reply } = wake;
+    const { user, epoch, seq, ephemeral: e, origin, reply } = wake;
+    const ephemeral = typeof e.body === 'string' ? e : { ...e, body: Buffer.from(e.body.buffer, e.body.byteOffset, e.body.byteLength).toString('base64'), binary: true };
     return JSON.stringify({ user, epoch, seq, ephemeral, ...(origin !== undefined ? { origin } : {}), ...(reply !== undefined ? { reply } : {}) });
   }
   const bare = { user: wake.user, epoch: wake.epoch, seq: wake.seq };
-  if (wake.message === undefined) return JSON.stringify(bare);
+  // A stored message of bytes never rides along: receivers read it from the store.
+  if (wake.message === undefined || typeof wake.message.body !== 'string') return JSON.stringify(bare);
   // UTF-8 takes at least one byte per UTF-16 unit: a long body is decided without serialising it.
   if (wake.message.body.length > maxInlineBytes) return JSON.stringify(bare);
   const full = JSON.stringify({ ...bare, message: wake.message });
@@ -69,7 +73,8 @@ export function decodeWake(payload: string): Wake | undefined {
   const { message, ephemeral, origin, reply, ...rest } = r.data;
   if (ephemeral !== undefined) {
     if (ephemeral.to !== rest.user) return undefined;
-    const e: EphemeralMessage = { id: ephemeral.id, from: ephemeral.from, to: ephemeral.to, body: ephemeral.body, bytes: ephemeral.bytes, sentAt: ephemeral.sentAt };
+    const body = ephemeral.binary ? new Uint8Array(Buffer.from(ephemeral.body, 'base64')) : ephemeral.body;
+    const e: EphemeralMessage = { id: ephemeral.id, from: ephemeral.from, to: ephemeral.to, body, bytes: ephemeral.bytes, sentAt: ephemeral.sentAt };
     if (ephemeral.toDevice !== undefined) e.toDevice = ephemeral.toDevice;
     return { ...rest, ephemeral: e, ...(origin !== undefined ? { origin } : {}), ...(reply !== undefined ? { reply } : {}) };
   }

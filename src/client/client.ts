@@ -28,7 +28,9 @@
  * With several URLs (gateway nodes of one deployment), each reconnect moves to the next.
  */
 import { isErrorCode, PoboxError, type ErrorCode, closedError } from '../core/errors.js';
-import { CloseCode, PROTOCOL_VERSION, type ClientFrame, type SendFrame, type ServerFrame, type WelcomeFrame } from '../core/protocol.js';
+import { Packr } from 'msgpackr';
+import { base64ToBytes, BASE64, bytesToBase64 } from '../core/bytes.js';
+import { CloseCode, ENCODINGS, PROTOCOL_VERSION, type ClientFrame, type Encoding, type SendFrame, type ServerFrame, type WelcomeFrame } from '../core/protocol.js';
 import { Backoff } from '../core/backoff.js';
 import { DeliveryTracker } from './delivery.js';
 import { TypedEmitter, type Listener } from '../core/emitter.js';
@@ -85,6 +87,7 @@ export class PoboxClient {
   private readonly WebSocketImpl: WebSocketConstructor;
   private readonly ackMode: AckMode;
   private readonly opts: Required<Omit<ClientOptions, 'WebSocket' | 'ack' | 'resume' | 'random' | 'pingIntervalMs'>> & { pingIntervalMs: number | undefined };
+  private readonly packr: Packr | undefined;
   private readonly emitter: TypedEmitter<ClientEvents>;
   private readonly backoff: Backoff;
   private readonly delivery: DeliveryTracker;
@@ -127,7 +130,13 @@ export class PoboxClient {
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
       pingIntervalMs: options.pingIntervalMs,
       sendTimeoutMs: options.sendTimeoutMs ?? 0,
+      encoding: options.encoding ?? 'json',
     };
+    if (!(ENCODINGS as readonly string[]).includes(this.opts.encoding)) {
+      throw new PoboxError('BAD_REQUEST', `connect: encoding must be one of ${ENCODINGS.join(', ')}`, { field: 'encoding' });
+    }
+    // Plain maps, bytes as bin values: what the server writes and reads.
+    this.packr = this.opts.encoding === 'msgpack' ? new Packr({ useRecords: false, moreTypes: false }) : undefined;
     this.backoff = new Backoff({ baseMs: this.opts.backoffBaseMs, maxMs: this.opts.backoffMaxMs }, options.random);
     this.delivery = new DeliveryTracker(options.resume);
     this.emitter = new TypedEmitter<ClientEvents>((err, event) => {
@@ -200,21 +209,28 @@ export class PoboxClient {
     const bad = checkSend(input);
     if (bad) return Promise.reject(bad);
     const frame: SendFrame = { type: 'send', id: input.id ?? newId(), to: Array.isArray(input.to) ? [...input.to] : input.to, body: input.body };
+    if (typeof input.body !== 'string') frame.body = new Uint8Array(input.body); // a copy: the bytes as they are now, for every resend
     if (input.toDevice !== undefined) frame.toDevice = input.toDevice;
     if (input.ttlSeconds !== undefined) frame.ttlSeconds = input.ttlSeconds;
     if (input.receipt !== undefined) frame.receipt = input.receipt;
     if (input.ephemeral) frame.ephemeral = true;
-    const { promise, isNew } = this.sends.add(frame, input.timeoutMs ?? this.opts.sendTimeoutMs);
+    const { promise, isNew } = this.sends.add(frame, input.timeoutMs ?? this.opts.sendTimeoutMs, this.encodeSend);
     const conn = this.conn;
     if (isNew && conn?.welcomed && conn.socket.readyState === OPEN) {
-      const text = this.sends.textOf(frame.id);
-      if (text !== undefined) {
-        conn.socket.send(text);
+      const data = this.sends.dataOf(frame.id);
+      if (data !== undefined) {
+        conn.socket.send(data);
         this.sends.markWritten(frame.id, conn.id);
       }
     }
     return promise;
   }
+
+  /** A send frame as this client's encoding writes it: JSON (bytes as base64 with `binary: true`) or MessagePack (raw bytes). */
+  private readonly encodeSend = (frame: SendFrame): string | Uint8Array => {
+    if (this.packr) return this.packr.pack(frame);
+    return typeof frame.body === 'string' ? JSON.stringify(frame) : JSON.stringify({ ...frame, body: bytesToBase64(frame.body), binary: true });
+  };
 
   /** Manual-ack mode: the application is done with every message up to and including `seq`. */
   ack(seq: number): void {
@@ -257,7 +273,8 @@ export class PoboxClient {
     this.setState({ state: 'connecting', url });
     let socket: WebSocketLike;
     try {
-      socket = new this.WebSocketImpl(toSocketUrl(url, token));
+      socket = new this.WebSocketImpl(toSocketUrl(url, token, this.opts.encoding));
+      if (this.packr) socket.binaryType = 'arraybuffer';
     } catch (err) {
       this.emitError(toError(err, 'UNAVAILABLE', `cannot open ${url}`));
       this.scheduleReconnect();
@@ -292,9 +309,12 @@ export class PoboxClient {
     conn.lastFrameAt = Date.now();
     let frame: ServerFrame;
     try {
-      frame = JSON.parse(typeof data === 'string' ? data : String(data)) as ServerFrame;
+      if (typeof data === 'string') frame = JSON.parse(data) as ServerFrame;
+      else if (this.packr && (data instanceof ArrayBuffer || data instanceof Uint8Array))
+        frame = this.packr.unpack(data instanceof ArrayBuffer ? new Uint8Array(data) : data) as ServerFrame;
+      else frame = JSON.parse(String(data)) as ServerFrame;
     } catch {
-      this.emitError(new PoboxError('BAD_REQUEST', 'server sent a frame that is not JSON'));
+      this.emitError(new PoboxError('BAD_REQUEST', `server sent a frame that is not ${this.packr ? 'MessagePack or ' : ''}JSON`));
       return;
     }
     switch (frame?.type) {
@@ -302,12 +322,13 @@ export class PoboxClient {
         this.onWelcome(conn, frame);
         return;
       case 'message': {
-        if (!Number.isSafeInteger(frame.seq) || typeof frame.body !== 'string') {
+        const body = bodyOf(frame);
+        if (!Number.isSafeInteger(frame.seq) || body === undefined) {
           this.emitError(new PoboxError('BAD_REQUEST', 'server sent a malformed message frame'));
           return;
         }
         this.counters.received++;
-        const message: ClientMessage = { seq: frame.seq, id: frame.id, from: frame.from, body: frame.body, sentAt: frame.sentAt, expiresAt: frame.expiresAt };
+        const message: ClientMessage = { seq: frame.seq, id: frame.id, from: frame.from, body, sentAt: frame.sentAt, expiresAt: frame.expiresAt };
         if (frame.toDevice !== undefined) message.toDevice = frame.toDevice;
         if (frame.receipt !== undefined) message.receipt = frame.receipt;
         this.enqueue({ kind: 'message', message });
@@ -315,11 +336,12 @@ export class PoboxClient {
       }
       case 'ephemeral': {
         // Not stored, not acked, not in seq order: handed over at once, never queued.
-        if (typeof frame.body !== 'string' || typeof frame.id !== 'string') {
+        const body = bodyOf(frame);
+        if (body === undefined || typeof frame.id !== 'string') {
           this.emitError(new PoboxError('BAD_REQUEST', 'server sent a malformed ephemeral frame'));
           return;
         }
-        const e: EphemeralClientMessage = { id: frame.id, from: frame.from, body: frame.body, sentAt: frame.sentAt };
+        const e: EphemeralClientMessage = { id: frame.id, from: frame.from, body, sentAt: frame.sentAt };
         if (frame.toDevice !== undefined) e.toDevice = frame.toDevice;
         this.emitter.emit('ephemeral', e);
         return;
@@ -594,8 +616,11 @@ const afterBurst: (fn: () => void) => void =
         setTimeout(fn, 0);
       };
 
-/** ws:// or wss:// URL with the token as the `token` query parameter (http(s) URLs are accepted too). */
-export function toSocketUrl(url: string, token: string): string {
+/**
+ * ws:// or wss:// URL with the token as the `token` query parameter (http(s) URLs are
+ * accepted too), and `encoding=msgpack` for a MessagePack connection.
+ */
+export function toSocketUrl(url: string, token: string, encoding: Encoding = 'json'): string {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -608,7 +633,21 @@ export function toSocketUrl(url: string, token: string): string {
     throw new PoboxError('BAD_REQUEST', `connect: URL must be ws://, wss://, http:// or https://: ${url}`, { field: 'url' });
   }
   parsed.searchParams.set('token', token);
+  if (encoding !== 'json') parsed.searchParams.set('encoding', encoding);
   return parsed.toString();
+}
+
+/**
+ * The body of a message or ephemeral frame as the application gets it: text, or a plain
+ * Uint8Array (from base64 marked `binary: true` in JSON, or raw bytes in MessagePack).
+ * Undefined when the frame's body is malformed.
+ */
+function bodyOf(frame: { body: unknown; binary?: unknown }): string | Uint8Array | undefined {
+  const { body } = frame;
+  if (body instanceof Uint8Array) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  if (typeof body !== 'string') return undefined;
+  if (frame.binary !== true) return body;
+  return BASE64.test(body) ? base64ToBytes(body) : undefined;
 }
 
 function checkSend(input: SendOptions): PoboxError | undefined {
@@ -618,7 +657,7 @@ function checkSend(input: SendOptions): PoboxError | undefined {
   if (Array.isArray(to) ? to.length === 0 || !to.every(isId) : !isId(to)) {
     return new PoboxError('BAD_REQUEST', 'send: to must be a user id or a non-empty list of user ids', { field: 'to' });
   }
-  if (typeof input.body !== 'string') return new PoboxError('BAD_REQUEST', 'send: body must be a string', { field: 'body' });
+  if (typeof input.body !== 'string' && !(input.body instanceof Uint8Array)) return new PoboxError('BAD_REQUEST', 'send: body must be a string or a Uint8Array', { field: 'body' });
   if (input.id !== undefined && (typeof input.id !== 'string' || input.id.length === 0)) {
     return new PoboxError('BAD_REQUEST', 'send: id must be a non-empty string', { field: 'id' });
   }

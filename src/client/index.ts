@@ -18,7 +18,7 @@ export { PoboxClient, ConnectionClosedError, toSocketUrl } from './client.js';
 export { Backoff, backoffCeiling, backoffDelay, type BackoffOptions, type BackoffStep } from '../core/backoff.js';
 export { TypedEmitter, type Listener } from '../core/emitter.js';
 export { PoboxError, isPoboxError, ErrorCode, RETRYABLE } from '../core/errors.js';
-export { CloseCode, PROTOCOL_VERSION, type RecipientResult } from '../core/protocol.js';
+export { CloseCode, PROTOCOL_VERSION, type Encoding, type RecipientResult } from '../core/protocol.js';
 export type {
   AckMode,
   ClientEvents,

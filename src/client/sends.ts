@@ -9,8 +9,8 @@ import type { SendReceipt } from './types.js';
 
 interface PendingSend {
   frame: SendFrame;
-  /** Serialized once: the same bytes go out on every (re)send. */
-  text: string;
+  /** Serialized once (JSON text or MessagePack bytes): the same bytes go out on every (re)send. */
+  data: string | Uint8Array;
   promise: Promise<SendReceipt>;
   resolve: (receipt: SendReceipt) => void;
   reject: (err: PoboxError) => void;
@@ -27,7 +27,7 @@ export class PendingSends {
   }
 
   /** Register a send. A send with an id that is already pending shares its promise. */
-  add(frame: SendFrame, timeoutMs: number): { promise: Promise<SendReceipt>; isNew: boolean } {
+  add(frame: SendFrame, timeoutMs: number, encode: (frame: SendFrame) => string | Uint8Array = (f) => JSON.stringify(f)): { promise: Promise<SendReceipt>; isNew: boolean } {
     const existing = this.pending.get(frame.id);
     if (existing) return { promise: existing.promise, isNew: false };
     let resolve!: (r: SendReceipt) => void;
@@ -36,7 +36,7 @@ export class PendingSends {
       resolve = res;
       reject = rej;
     });
-    const entry: PendingSend = { frame, text: JSON.stringify(frame), promise, resolve, reject, timer: undefined, writtenOn: 0 };
+    const entry: PendingSend = { frame, data: encode(frame), promise, resolve, reject, timer: undefined, writtenOn: 0 };
     if (timeoutMs > 0) {
       entry.timer = setTimeout(() => {
         this.settle(frame.id)?.reject(
@@ -49,12 +49,12 @@ export class PendingSends {
   }
 
   /** Frames to write on connection `conn`, in the order they were sent; marks them written. */
-  toWrite(conn: number): string[] {
-    const out: string[] = [];
+  toWrite(conn: number): Array<string | Uint8Array> {
+    const out: Array<string | Uint8Array> = [];
     for (const entry of this.pending.values()) {
       if (entry.writtenOn === conn) continue;
       entry.writtenOn = conn;
-      out.push(entry.text);
+      out.push(entry.data);
     }
     return out;
   }
@@ -64,8 +64,8 @@ export class PendingSends {
     if (entry) entry.writtenOn = conn;
   }
 
-  textOf(id: string): string | undefined {
-    return this.pending.get(id)?.text;
+  dataOf(id: string): string | Uint8Array | undefined {
+    return this.pending.get(id)?.data;
   }
 
   /** `extra` carries `reached` for an ephemeral send (devices it was handed to), `results` for a group send. */
@@ -90,7 +90,7 @@ export class PendingSends {
   largestWrittenOn(conn: number): string | undefined {
     let best: PendingSend | undefined;
     for (const entry of this.pending.values()) {
-      if (entry.writtenOn === conn && (!best || entry.text.length > best.text.length)) best = entry;
+      if (entry.writtenOn === conn && (!best || entry.data.length > best.data.length)) best = entry;
     }
     return best?.frame.id;
   }

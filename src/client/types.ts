@@ -1,5 +1,5 @@
 import type { PoboxError } from '../core/errors.js';
-import type { EphemeralFrame, MessageFrame, RecipientResult } from '../core/protocol.js';
+import type { Encoding, EphemeralFrame, MessageFrame, RecipientResult } from '../core/protocol.js';
 
 /**
  * The subset of the standard WebSocket API the client uses. Browsers provide it as
@@ -12,7 +12,10 @@ export interface WebSocketLike {
   onmessage: ((event: any) => void) | null; // eslint-disable-line @typescript-eslint/no-explicit-any
   onclose: ((event: any) => void) | null; // eslint-disable-line @typescript-eslint/no-explicit-any
   onerror: ((event: any) => void) | null; // eslint-disable-line @typescript-eslint/no-explicit-any
-  send(data: string): void;
+  /** Set to 'arraybuffer' on MessagePack connections (browsers otherwise hand binary messages over as Blobs). */
+  binaryType?: string;
+  /** A string goes as a text message, bytes as a binary one. */
+  send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
 }
 
@@ -49,10 +52,16 @@ export interface ClientOptions {
   resume?: { epoch: string; lastSeq: number };
   /** Source of randomness for backoff jitter, [0, 1) (default Math.random). */
   random?: () => number;
+  /**
+   * How frames travel: 'json' (default; text messages, bodies of bytes as base64) or
+   * 'msgpack' (binary MessagePack messages, bodies of bytes as raw bytes: a third
+   * smaller on the wire, and no base64 work on either side).
+   */
+  encoding?: Encoding;
 }
 
-/** A message as handed to the application. */
-export type ClientMessage = Omit<MessageFrame, 'type'>;
+/** A message as handed to the application: `body` is a string, or a Uint8Array for a message of bytes. */
+export type ClientMessage = Omit<MessageFrame, 'type' | 'binary'>;
 
 export interface SendOptions {
   /**
@@ -60,7 +69,8 @@ export interface SendOptions {
    * per recipient, answered with `results`, one per recipient, in this order).
    */
   to: string | string[];
-  body: string;
+  /** Text, or bytes (a Uint8Array, stored and delivered byte for byte; may be empty). Size limits count bytes. */
+  body: string | Uint8Array;
   /** Your id for this message; the server dedupes on it. Generated when omitted. */
   id?: string;
   toDevice?: string;
@@ -93,7 +103,7 @@ export interface SendReceipt {
 }
 
 /** An ephemeral message as handed to the application (event `ephemeral`): no seq, no ack. */
-export type EphemeralClientMessage = Omit<EphemeralFrame, 'type'>;
+export type EphemeralClientMessage = Omit<EphemeralFrame, 'type' | 'binary'>;
 
 export interface StateChange {
   state: ClientState;

@@ -3,11 +3,18 @@
  * browser SDK can import it. The gateway validates client frames with zod schemas
  * built to match these types (src/gateway/frames.ts). docs/protocol.md is the prose.
  *
- * A frame is one JSON object per WebSocket text message with a `type` field.
+ * A frame is one JSON object per WebSocket text message with a `type` field, or, on a
+ * connection opened with `?encoding=msgpack`, one MessagePack map per binary message
+ * (where a body of bytes travels as raw bytes). In JSON, bytes travel as base64 with
+ * `binary: true` beside them.
  */
 import type { ErrorCode } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
+
+/** How frames are written on a connection, chosen at connect with `?encoding=` (default json). */
+export const ENCODINGS = ['json', 'msgpack'] as const;
+export type Encoding = (typeof ENCODINGS)[number];
 
 // ---- client -> server -------------------------------------------------------------
 
@@ -36,7 +43,12 @@ export interface SendFrame {
   to: string | string[];
   /** Only with a single recipient. */
   toDevice?: string;
-  body: string;
+  /**
+   * Text, or bytes: in JSON the base64 of the bytes with `binary: true`; in MessagePack
+   * raw bytes (a bin value; `binary` is not needed). Size limits count bytes.
+   */
+  body: string | Uint8Array;
+  binary?: boolean;
   ttlSeconds?: number;
   receipt?: boolean;
   /**
@@ -76,7 +88,9 @@ export interface MessageFrame {
   seq: number;
   id: string;
   from: string;
-  body: string;
+  /** Text, or bytes (JSON: base64 with `binary: true`; MessagePack: raw bytes). */
+  body: string | Uint8Array;
+  binary?: true;
   sentAt: number;
   expiresAt: number;
   toDevice?: string;
@@ -122,7 +136,8 @@ export interface EphemeralFrame {
   type: 'ephemeral';
   id: string;
   from: string;
-  body: string;
+  body: string | Uint8Array;
+  binary?: true;
   sentAt: number;
   toDevice?: string;
 }

@@ -1,3 +1,4 @@
+import type { Body } from './bytes.js';
 import type { PoboxError } from './errors.js';
 import type { DeviceId, MessageId, Seq, UserId } from './ids.js';
 
@@ -12,8 +13,9 @@ export interface StoredMessage {
   to: UserId;
   /** When set, only this device of the recipient is shown the message. */
   toDevice?: DeviceId;
-  body: string;
-  /** UTF-8 size of body, counted against the mailbox byte quota. */
+  /** Text, or opaque bytes returned byte for byte. */
+  body: Body;
+  /** Size of body in bytes (UTF-8 for text), counted against the size limit and the mailbox byte quota. */
   bytes: number;
   /** Milliseconds since the epoch, from the post office clock. */
   sentAt: number;
@@ -29,7 +31,7 @@ export interface EphemeralMessage {
   from: UserId;
   to: UserId;
   toDevice?: DeviceId;
-  body: string;
+  body: Body;
   bytes: number;
   sentAt: number;
 }

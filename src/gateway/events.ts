@@ -29,5 +29,5 @@ export interface GatewayEvents {
    */
   sendRefused: { code: ErrorCode; via: 'ws' | 'http'; to?: string };
   /** A connection attempt was refused before a session started. */
-  refused: { reason: 'unauthorized' | 'rate-limited' | 'shutting-down'; remote: string };
+  refused: { reason: 'unauthorized' | 'rate-limited' | 'shutting-down' | 'bad-request'; remote: string };
 }

@@ -7,7 +7,9 @@
 import { z } from 'zod';
 import { PoboxError } from '../core/errors.js';
 import { DeviceIdSchema, MessageIdSchema, SeqSchema, UserIdSchema } from '../core/ids.js';
-import type { AckFrame, ClientFrame, HelloFrame, PingFrame, RecipientResult, SendFrame, ServerFrame } from '../core/protocol.js';
+import { Packr } from 'msgpackr';
+import { BASE64, isBytes, type Body } from '../core/bytes.js';
+import type { AckFrame, ClientFrame, HelloFrame, MessageFrame, PingFrame, RecipientResult, SendFrame, ServerFrame } from '../core/protocol.js';
 import type { RecipientOutcome, StoredMessage } from '../core/types.js';
 import { parseInput } from '../core/validate.js';
 
@@ -43,7 +45,9 @@ export const SendFrameSchema = z.object({
   id: MessageIdSchema,
   to: RecipientsSchema,
   toDevice: DeviceIdSchema.optional(),
-  body: z.string().min(1, 'body must not be empty'),
+  // Text, base64 with `binary: true` (JSON), or raw bytes (MessagePack); see frameBody.
+  body: z.union([z.string(), z.custom<Uint8Array>((v) => isBytes(v), 'body must be a string or bytes')]),
+  binary: z.boolean().optional(),
   ttlSeconds: z.number().int().min(1).optional(),
   receipt: z.boolean().optional(),
   ephemeral: z.boolean().optional(),
@@ -94,8 +98,23 @@ export function parseClientFrame(data: string): ClientFrame {
   } catch {
     throw new FrameError(new PoboxError('BAD_REQUEST', 'frame is not valid JSON'));
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new FrameError(new PoboxError('BAD_REQUEST', 'frame must be a JSON object'));
+  return parseFrameObject(raw, 'JSON');
+}
+
+/** Parse one binary WebSocket message of a MessagePack connection into a client frame. */
+export function parseMsgpackFrame(data: Uint8Array): ClientFrame {
+  let raw: unknown;
+  try {
+    raw = wirePackr.unpack(data);
+  } catch {
+    throw new FrameError(new PoboxError('BAD_REQUEST', 'frame is not valid MessagePack'));
+  }
+  return parseFrameObject(raw, 'MessagePack');
+}
+
+function parseFrameObject(raw: unknown, format: string): ClientFrame {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || isBytes(raw)) {
+    throw new FrameError(new PoboxError('BAD_REQUEST', `frame must be a ${format} ${format === 'JSON' ? 'object' : 'map'}`));
   }
   const obj = raw as Record<string, unknown>;
   const type = obj['type'];
@@ -109,7 +128,49 @@ export function parseClientFrame(data: string): ClientFrame {
   }
 }
 
+/**
+ * The body a send frame carries, as the post office takes it: text; the bytes of base64
+ * text marked `binary: true` (JSON); or raw bytes (MessagePack). BAD_REQUEST (field
+ * `body`) for `binary` with text that is not standard padded base64.
+ */
+export function frameBody(frame: { body: string | Uint8Array; binary?: boolean | undefined }): Body {
+  const { body } = frame;
+  if (typeof body !== 'string' || !frame.binary) return body;
+  if (!BASE64.test(body)) throw new PoboxError('BAD_REQUEST', 'send: body: with binary: true the body must be standard base64 (with padding)', { field: 'body' });
+  return Buffer.from(body, 'base64');
+}
+
+/** A body as JSON carries it: text as is, bytes as base64 with `binary: true` beside it. */
+export function jsonBody(body: Body): { body: string; binary?: true } {
+  return typeof body === 'string' ? { body } : { body: base64Of(body), binary: true };
+}
+
+function base64Of(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
+/**
+ * MessagePack for the wire: plain maps (no shared structures or records, so any
+ * MessagePack library decodes them), bytes as bin values.
+ */
+const wirePackr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true });
+
+/** A server frame for a MessagePack connection (one binary WebSocket message). */
+export function packFrame(frame: ServerFrame): Buffer {
+  return wirePackr.pack(frame);
+}
+
+/** The `message` frame of a stored message for a MessagePack connection: the body as raw bytes or text. */
+export function packMessageFrame(m: StoredMessage): Buffer {
+  const f: MessageFrame = { type: 'message', seq: m.seq, id: m.id, from: m.from, body: m.body, sentAt: m.sentAt, expiresAt: m.expiresAt };
+  if (m.toDevice !== undefined) f.toDevice = m.toDevice;
+  if (m.receipt) f.receipt = true;
+  return wirePackr.pack(f);
+}
+
+/** A server frame as JSON text; a body of bytes becomes base64 with `binary: true`. */
 export function encodeFrame(frame: ServerFrame): string {
+  if ((frame.type === 'message' || frame.type === 'ephemeral') && typeof frame.body !== 'string') return JSON.stringify({ ...frame, ...jsonBody(frame.body) });
   return JSON.stringify(frame);
 }
 
@@ -119,7 +180,8 @@ export function encodeFrame(frame: ServerFrame): string {
  * encodeFrame of the equivalent MessageFrame (a test checks it on generated messages).
  */
 export function encodeMessageFrame(m: StoredMessage): string {
-  let s = `{"type":"message","seq":${m.seq},"id":${JSON.stringify(m.id)},"from":${JSON.stringify(m.from)},"body":${JSON.stringify(m.body)},"sentAt":${m.sentAt},"expiresAt":${m.expiresAt}`;
+  const body = typeof m.body === 'string' ? JSON.stringify(m.body) : `"${base64Of(m.body)}","binary":true`;
+  let s = `{"type":"message","seq":${m.seq},"id":${JSON.stringify(m.id)},"from":${JSON.stringify(m.from)},"body":${body},"sentAt":${m.sentAt},"expiresAt":${m.expiresAt}`;
   if (m.toDevice !== undefined) s += `,"toDevice":${JSON.stringify(m.toDevice)}`;
   if (m.receipt) s += ',"receipt":true';
   return `${s}}`;

@@ -18,7 +18,9 @@ import { bearerOf, type Authenticator, type Principal, type Scope } from './auth
 import type { GatewayEvents } from './events.js';
 import type { Readiness } from './readiness.js';
 import type { HttpContext, HttpRouter } from './http-router.js';
-import { checkGroupSend, recipientResults, SendFrameSchema } from './frames.js';
+import type { Body } from '../core/bytes.js';
+import type { ReadPage } from '../core/types.js';
+import { checkGroupSend, frameBody, jsonBody, recipientResults, SendFrameSchema } from './frames.js';
 
 /** The WebSocket send frame's fields, plus `from`. */
 const SendBodySchema = SendFrameSchema.omit({ type: true }).extend({
@@ -100,9 +102,11 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
     let from: string;
     let exempt = false;
     let input: z.output<typeof SendBodySchema>;
+    let body: Body;
     try {
       const p = await principalOf(ctx, auth);
       input = parseInput(SendBodySchema, await ctx.json(), 'send');
+      body = frameBody(input);
       if (p.kind === 'user') {
         from = p.user; // a `from` in the body is ignored: identity comes from the token
       } else {
@@ -122,7 +126,7 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
         from,
         to: input.to,
         id: input.id,
-        body: input.body,
+        body,
         ...(input.ttlSeconds !== undefined ? { ttlSeconds: input.ttlSeconds } : {}),
         ...(input.receipt ? { receipt: true } : {}),
       });
@@ -143,7 +147,7 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
         from,
         to,
         id: input.id,
-        body: input.body,
+        body,
         ...(input.toDevice !== undefined ? { toDevice: input.toDevice } : {}),
         ...(input.ttlSeconds !== undefined ? { ttlSeconds: input.ttlSeconds } : {}),
         ...(input.receipt !== undefined ? { receipt: input.receipt } : {}),
@@ -154,7 +158,7 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
       from,
       to,
       id: input.id,
-      body: input.body,
+      body,
       ...(input.toDevice !== undefined ? { toDevice: input.toDevice } : {}),
       ...(input.ttlSeconds !== undefined ? { ttlSeconds: input.ttlSeconds } : {}),
       ...(input.receipt ? { receipt: true } : {}),
@@ -169,14 +173,17 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
   router.route('GET', '/v1/messages', async (ctx) => {
     const p = requireUserToken(await principalOf(ctx, auth));
     const q = parseInput(PullQuerySchema, Object.fromEntries(ctx.url.searchParams), 'pull');
+    let page: ReadPage;
     try {
-      return { json: await po.read(p.user, p.device, q.after, q.limit) };
+      page = await po.read(p.user, p.device, q.after, q.limit);
     } catch (err) {
       if (!(err instanceof PoboxError) || err.code !== 'NOT_FOUND') throw err;
       // First contact of this device: register it, as a WebSocket connection would.
       await po.registerDevice(p.user, p.device);
-      return { json: await po.read(p.user, p.device, q.after, q.limit) };
+      page = await po.read(p.user, p.device, q.after, q.limit);
     }
+    // Bodies of bytes as base64 with `binary: true`, as in JSON frames.
+    return { json: { ...page, messages: page.messages.map((m) => (typeof m.body === 'string' ? m : { ...m, ...jsonBody(m.body) })) } };
   });
 
   router.route('POST', '/v1/ack', async (ctx) => {

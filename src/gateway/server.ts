@@ -15,7 +15,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Bus, Wake } from '../bus/contract.js';
 import { toPoboxError } from '../core/errors.js';
-import { CloseCode } from '../core/protocol.js';
+import { CloseCode, ENCODINGS, type Encoding } from '../core/protocol.js';
 import { TypedEmitter } from '../core/emitter.js';
 import type { PostOffice } from '../postoffice/post-office.js';
 import { bearerOf, type Authenticator } from './auth.js';
@@ -67,6 +67,10 @@ export interface Gateway {
   sessions(): DeviceSession[];
   /** Graceful stop; safe to call more than once. Leaves the post office and bus open. */
   close(): Promise<void>;
+}
+
+function isEncoding(v: string): v is Encoding {
+  return (ENCODINGS as readonly string[]).includes(v);
 }
 
 function sessionKey(user: string, device: string): string {
@@ -138,7 +142,8 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
     events.emit('refused', { reason: kind, remote });
     wss.handleUpgrade(req, socket, head, (ws) => {
       ws.on('error', () => undefined);
-      const codeName = code === CloseCode.UNAUTHORIZED ? 'UNAUTHORIZED' : code === CloseCode.RATE_LIMITED ? 'RATE_LIMITED' : 'UNAVAILABLE';
+      const codeName =
+        code === CloseCode.UNAUTHORIZED ? 'UNAUTHORIZED' : code === CloseCode.RATE_LIMITED ? 'RATE_LIMITED' : code === CloseCode.POLICY ? 'BAD_REQUEST' : 'UNAVAILABLE';
       ws.send(JSON.stringify({ type: 'error', code: codeName, message: reason }));
       ws.close(code, reason.slice(0, 120));
     });
@@ -172,6 +177,8 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
       const given = req.headers['x-request-id'];
       const requestId = typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID();
       if (shuttingDown) return refuse(req, socket, head, CloseCode.GOING_AWAY, 'server is shutting down', 'shutting-down');
+      const encoding = url.searchParams.get('encoding') ?? 'json';
+      if (!isEncoding(encoding)) return refuse(req, socket, head, CloseCode.POLICY, `unknown encoding "${encoding.slice(0, 32)}"; use json or msgpack`, 'bad-request');
       if (!connectLimiter.take(remote)) return refuse(req, socket, head, CloseCode.RATE_LIMITED, 'too many connection attempts; back off', 'rate-limited');
       let principal;
       try {
@@ -183,18 +190,25 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
       if (shuttingDown) return refuse(req, socket, head, CloseCode.GOING_AWAY, 'server is shutting down', 'shutting-down');
       wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
         const { user, device } = principal;
-        const session = new DeviceSession(ws, user, device, remote, {
-          postOffice,
-          bus,
-          session: config.session,
-          limits: config.limits,
-          log: log.child({ requestId }),
-          events,
-          trackSend,
-          shuttingDown: isShuttingDown,
-          nodeId: ephemeral.nodeId,
-          onEnd: forgetSession,
-        });
+        const session = new DeviceSession(
+          ws,
+          user,
+          device,
+          remote,
+          {
+            postOffice,
+            bus,
+            session: config.session,
+            limits: config.limits,
+            log: log.child({ requestId }),
+            events,
+            trackSend,
+            shuttingDown: isShuttingDown,
+            nodeId: ephemeral.nodeId,
+            onEnd: forgetSession,
+          },
+          encoding,
+        );
         const key = sessionKey(user, device);
         const previous = live.get(key);
         live.set(key, session);

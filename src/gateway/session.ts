@@ -26,7 +26,7 @@
  *   (coalesced: one commit in flight, then the highest ack that arrived meanwhile) and
  *   answered with `acked {cursor}` once durable.
  *
- * Outgoing frames are written in batches (see writeText): the socket is corked by the
+ * Outgoing frames are written in batches (see writeData): the socket is corked by the
  * first frame of a turn and flushed once, at the end of each drained page or when the
  * turn ends, so a page or a group commit's `accepted` answers cost one writev, not one
  * per frame. Batching changes when bytes leave, never their order or the state above.
@@ -39,14 +39,27 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Bus, Wake } from '../bus/contract.js';
 import { PoboxError, toPoboxError, type ErrorCode } from '../core/errors.js';
-import { CloseCode, PROTOCOL_VERSION, type ClientFrame, type HelloFrame, type SendFrame, type ServerFrame } from '../core/protocol.js';
+import type { Body } from '../core/bytes.js';
+import { CloseCode, PROTOCOL_VERSION, type ClientFrame, type Encoding, type HelloFrame, type SendFrame, type ServerFrame } from '../core/protocol.js';
 import type { EphemeralMessage, StoredMessage } from '../core/types.js';
 import type { TypedEmitter } from '../core/emitter.js';
 import type { PostOffice } from '../postoffice/post-office.js';
 import type { GroupSendInput, SendInput } from '../postoffice/schemas.js';
 import type { GatewayLimits, SessionConfig } from './config.js';
 import type { GatewayEvents } from './events.js';
-import { checkGroupSend, encodeAcceptedFrame, encodeFrame, encodeMessageFrame, FrameError, parseClientFrame, recipientResults } from './frames.js';
+import {
+  checkGroupSend,
+  encodeAcceptedFrame,
+  encodeFrame,
+  encodeMessageFrame,
+  FrameError,
+  frameBody,
+  packFrame,
+  packMessageFrame,
+  parseClientFrame,
+  parseMsgpackFrame,
+  recipientResults,
+} from './frames.js';
 import type { Logger } from './logger.js';
 import { TokenBucket } from './rate-limit.js';
 
@@ -111,6 +124,8 @@ export class DeviceSession {
     readonly device: string,
     readonly remote: string,
     private readonly deps: SessionDeps,
+    /** How this connection's frames are written (`?encoding=` at connect): JSON text or MessagePack binary messages. */
+    readonly encoding: Encoding = 'json',
   ) {
     this.socket = socketOf(ws);
     this.sendBucket = new TokenBucket(deps.limits.sendRate.perSecond, deps.limits.sendRate.burst);
@@ -168,8 +183,9 @@ export class DeviceSession {
     if (this.state === 'closed') return;
     let frame: ClientFrame;
     try {
-      if (isBinary) throw new FrameError(errorOf('BAD_REQUEST', 'binary frames are not supported; send JSON text'));
-      frame = parseClientFrame(data.toString('utf8'));
+      if (!isBinary) frame = parseClientFrame(data.toString('utf8'));
+      else if (this.encoding === 'msgpack') frame = parseMsgpackFrame(data);
+      else throw new FrameError(errorOf('BAD_REQUEST', 'binary frames need a MessagePack connection (?encoding=msgpack); send JSON text'));
     } catch (err) {
       const fe = err instanceof FrameError ? err : new FrameError(toPoboxError(err, 'BAD_REQUEST'));
       // A malformed send never reaches the post office; count its refusal for metrics here.
@@ -284,9 +300,17 @@ export class DeviceSession {
     }
     if (Array.isArray(frame.to)) return this.onGroupSend(frame, frame.to);
     const to = frame.to;
-    if (frame.ephemeral) return this.onEphemeralSend(frame, to);
+    let body;
+    try {
+      body = frameBody(frame);
+    } catch (err) {
+      this.deps.events.emit('sendRefused', { code: 'BAD_REQUEST', via: 'ws', to });
+      this.rejectFrame(new FrameError(toPoboxError(err), frame.id));
+      return;
+    }
+    if (frame.ephemeral) return this.onEphemeralSend(frame, to, body);
     // The sender is the token's user; the frame schema already dropped any `from`.
-    const input: SendInput = { from: this.user, to, id: frame.id, body: frame.body };
+    const input: SendInput = { from: this.user, to, id: frame.id, body };
     if (frame.toDevice !== undefined) input.toDevice = frame.toDevice;
     if (frame.ttlSeconds !== undefined) input.ttlSeconds = frame.ttlSeconds;
     if (frame.receipt) input.receipt = true;
@@ -295,7 +319,8 @@ export class DeviceSession {
       (r) => {
         try {
           this.deps.events.emit('accepted', { from: this.user, to, seq: r.seq, duplicate: r.duplicate, via: 'ws' });
-          this.writeText(encodeAcceptedFrame(frame.id, r.seq, r.duplicate));
+          if (this.encoding === 'json') this.writeData(encodeAcceptedFrame(frame.id, r.seq, r.duplicate));
+          else this.write({ type: 'accepted', id: frame.id, seq: r.seq, duplicate: r.duplicate, durable: true });
         } catch (err) {
           this.log.error({ err: String(err) }, 'failed to answer a send');
         }
@@ -323,7 +348,7 @@ export class DeviceSession {
     let sending;
     try {
       checkGroupSend(frame);
-      const input: GroupSendInput = { from: this.user, to, id: frame.id, body: frame.body };
+      const input: GroupSendInput = { from: this.user, to, id: frame.id, body: frameBody(frame) };
       if (frame.ttlSeconds !== undefined) input.ttlSeconds = frame.ttlSeconds;
       if (frame.receipt) input.receipt = true;
       sending = this.deps.postOffice.sendGroup(input);
@@ -340,13 +365,13 @@ export class DeviceSession {
     this.deps.trackSend(p);
   }
 
-  private onEphemeralSend(frame: SendFrame, to: string): void {
+  private onEphemeralSend(frame: SendFrame, to: string, body: Body): void {
     const p = this.deps.postOffice
       .sendEphemeral({
         from: this.user,
         to,
         id: frame.id,
-        body: frame.body,
+        body,
         ...(frame.toDevice !== undefined ? { toDevice: frame.toDevice } : {}),
         // Passed on so the post office refuses them (BAD_REQUEST): they mean nothing here.
         ...(frame.ttlSeconds !== undefined ? { ttlSeconds: frame.ttlSeconds } : {}),
@@ -555,7 +580,7 @@ export class DeviceSession {
     this.inflightBytes += m.bytes;
     this.sent++;
     if (!this.caughtUpSent) this.drained++;
-    this.writeText(encodeMessageFrame(m));
+    this.writeData(this.encoding === 'json' ? encodeMessageFrame(m) : packMessageFrame(m));
     this.deps.events.emit('delivered', { user: this.user, device: this.device, seq: m.seq, sentAt: m.sentAt, live: this.caughtUpSent, fast });
   }
 
@@ -585,7 +610,7 @@ export class DeviceSession {
   // ---- lifecycle ----------------------------------------------------------------
 
   private write(frame: ServerFrame): void {
-    this.writeText(encodeFrame(frame));
+    this.writeData(this.encoding === 'json' ? encodeFrame(frame) : packFrame(frame));
   }
 
   /**
@@ -595,14 +620,15 @@ export class DeviceSession {
    * shares the flush); the pump flushes after each page. Uncorking writes all the
    * frames with one writev: before, every frame was its own syscall.
    */
-  private writeText(text: string): void {
+  private writeData(data: string | Buffer): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
     if (!this.corked && this.socket) {
       this.corked = true;
       this.socket.cork();
       process.nextTick(this.flush);
     }
-    this.ws.send(text, this.afterWrite);
+    // A string goes as a text message, a Buffer (MessagePack) as a binary one.
+    this.ws.send(data, this.afterWrite);
   }
 
   /** Write out what is corked (a no-op when nothing is). */

@@ -131,7 +131,7 @@ export class PoboxMetrics {
     this.connectionsTotal = new Counter({ name: 'pobox_connections_total', help: 'WebSocket connections accepted.', registers });
     this.connectionsRefused = new Counter({
       name: 'pobox_connections_refused_total',
-      help: 'WebSocket connection attempts refused before a session started, by reason: unauthorized, rate-limited, shutting-down.',
+      help: 'WebSocket connection attempts refused before a session started, by reason: unauthorized, rate-limited, shutting-down, bad-request (an unknown encoding).',
       labelNames: ['reason'],
       registers,
     });

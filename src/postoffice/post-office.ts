@@ -6,6 +6,7 @@
  * into one store append (group commit: one transaction, one fsync), and announces
  * what changed as in-process events. The store does the rest atomically.
  */
+import { bodyByteLength, type Body } from '../core/bytes.js';
 import { PoboxError, toPoboxError, closedError } from '../core/errors.js';
 import { parseConfig, PostOfficeConfigSchema, senderLimits, type PostOfficeConfig, type PostOfficeConfigInput } from '../core/config.js';
 import type { DeviceId, Seq, UserId } from '../core/ids.js';
@@ -69,8 +70,6 @@ interface PendingSend {
   /** Set on the first item of a group send: its items (this one and the next unit - 1) share one batch. */
   unit?: number;
 }
-
-const encoder = new TextEncoder();
 
 export class PostOffice {
   readonly config: PostOfficeConfig;
@@ -208,9 +207,9 @@ export class PostOffice {
     return { ephemeral: true, reached, durable: false };
   }
 
-  /** The body's size in bytes, refused with PAYLOAD_TOO_LARGE over the limit. */
-  private bodyBytes(body: string): number {
-    const bytes = encoder.encode(body).length;
+  /** The body's size in bytes (UTF-8 for text), refused with PAYLOAD_TOO_LARGE over the limit. */
+  private bodyBytes(body: Body): number {
+    const bytes = bodyByteLength(body);
     const maxBody = Math.min(this.config.limits.maxBodyBytes, this.store.capabilities.maxBodyBytes ?? Infinity);
     if (bytes > maxBody) {
       throw new PoboxError('PAYLOAD_TOO_LARGE', `body is ${bytes} bytes; the limit is ${maxBody}`, { field: 'body' });

@@ -54,6 +54,7 @@ export function receiptId(recipient: UserId, device: DeviceId, epoch: string, se
 export function parseReceipt(message: Pick<StoredMessage, 'from' | 'body'>, sender: UserId = RECEIPT_SENDER): ReceiptBody | undefined {
   if (message.from !== sender) return undefined;
   try {
+    if (typeof message.body !== 'string') return undefined;
     const v = JSON.parse(message.body) as Partial<ReceiptBody>;
     return v && v.type === 'receipt' && typeof v.id === 'string' ? (v as ReceiptBody) : undefined;
   } catch {

@@ -1,5 +1,11 @@
 import { z } from 'zod';
+import { isBytes, type Body } from '../core/bytes.js';
 import { DeviceIdSchema, MessageIdSchema, SeqSchema, UserIdSchema } from '../core/ids.js';
+
+/** Text (not empty), or opaque bytes (any length, 0 included), stored byte for byte. */
+export const BodySchema = z
+  .custom<Body>((v) => typeof v === 'string' || isBytes(v), 'body must be a string or bytes (Uint8Array)')
+  .refine((v) => typeof v !== 'string' || v.length > 0, 'body must not be empty');
 
 /** What a caller of `send` gives. `from` is filled in by the gateway from the sender's token. */
 export const SendInputSchema = z
@@ -8,7 +14,7 @@ export const SendInputSchema = z
     toDevice: DeviceIdSchema.optional(),
     from: UserIdSchema,
     id: MessageIdSchema,
-    body: z.string().min(1, 'body must not be empty'),
+    body: BodySchema,
     ttlSeconds: z.number().int().min(1).optional(),
     receipt: z.boolean().optional(),
     /** Skip the per-sender share check (fair quotas): for backend keys configured so, and receipts. */

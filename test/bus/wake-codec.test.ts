@@ -33,6 +33,16 @@ describe('wake-up codec', () => {
     assert.equal(decodeWake(encodeWake(wake('x'), 0))?.message, undefined, 'limit 0 never inlines');
   });
 
+  it('carries an ephemeral body of bytes whole (base64 on the bus), and never inlines a stored one', () => {
+    const bytes = new Uint8Array([0, 1, 2, 250, 255, 128, 64]);
+    const ephemeral = { id: 'e-1', from: 'alice', to: 'bob', body: bytes, bytes: bytes.length, sentAt: 1000 };
+    const back = decodeWake(encodeWake({ user: 'bob', epoch: 'e1', seq: 0, ephemeral }, 4096));
+    assert.ok(back?.ephemeral && back.ephemeral.body instanceof Uint8Array);
+    assert.deepEqual([...(back.ephemeral.body as Uint8Array)], [...bytes]);
+    const stored: StoredMessage = { seq: 7, id: 'm-7', from: 'alice', to: 'bob', body: bytes, bytes: bytes.length, sentAt: 1000, expiresAt: 2000 };
+    assert.deepEqual(decodeWake(encodeWake({ user: 'bob', epoch: 'e1', seq: 7, message: stored }, 4096)), { user: 'bob', epoch: 'e1', seq: 7 });
+  });
+
   it('rejects payloads that are not a well-formed wake-up', () => {
     const bad = [
       'not json',

@@ -119,7 +119,7 @@ export function defineSendBehaviours(factory: EngineFactory): void {
           );
           for (const m of msgs) {
             assert.equal(m.to, u);
-            assert.ok(m.body.startsWith(`${u}|`), `${u} got ${m.body}`);
+            assert.ok((m.body as string).startsWith(`${u}|`), `${u} got ${String(m.body)}`);
           }
         }
       });

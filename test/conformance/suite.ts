@@ -25,6 +25,7 @@ import { defineBadInputBehaviours } from './bad-input.js';
 import { defineLifecycleBehaviours } from './lifecycle.js';
 import { defineFairQuotaBehaviours } from './fair-quotas.js';
 import { defineGroupBehaviours } from './group.js';
+import { defineBinaryBehaviours } from './binary.js';
 
 export type { EngineFactory, EngineHandle } from './helpers.js';
 
@@ -37,5 +38,6 @@ export function defineConformance(engineName: string, factory: EngineFactory): v
     defineLifecycleBehaviours(factory);
     defineFairQuotaBehaviours(factory);
     defineGroupBehaviours(factory);
+    defineBinaryBehaviours(factory);
   });
 }

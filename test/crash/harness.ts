@@ -178,7 +178,7 @@ export async function verify(
         if (m.seq <= lastSeq) duplicated++; // order broken
         lastSeq = m.seq;
         if (stored.has(m.id)) duplicated++;
-        stored.set(m.id, { seq: m.seq, body: m.body });
+        stored.set(m.id, { seq: m.seq, body: m.body as string });
       }
       if (!page.more) break;
       after = page.nextAfter;
@@ -221,7 +221,7 @@ async function verifyAcking(store: MailboxStore, user: string, expected: readonl
     for (const m of page.messages) {
       if (m.seq <= lastSeq || stored.has(m.id)) duplicated++;
       lastSeq = m.seq;
-      stored.set(m.id, { seq: m.seq, body: m.body });
+      stored.set(m.id, { seq: m.seq, body: m.body as string });
       readable++;
     }
     if (!page.more) break;

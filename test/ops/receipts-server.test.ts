@@ -49,7 +49,7 @@ test('receipts reach an offline sender when she reconnects', async () => {
     const receipts = alice.messages();
     assert.equal(receipts.length, 2);
     for (const r of receipts) assert.equal(r.from, RECEIPT_SENDER);
-    const bodies = receipts.map((r) => JSON.parse(r.body) as ReceiptBody);
+    const bodies = receipts.map((r) => JSON.parse(r.body as string) as ReceiptBody);
     assert.deepEqual(
       bodies.map((b) => [b.type, b.id, b.to, b.device, b.seq]),
       [

@@ -47,8 +47,8 @@ test('each recipient device ack puts one receipt into the sender mailbox', async
     const m = page.messages[0]!;
     assert.equal(m.from, RECEIPT_SENDER);
     assert.equal(m.id, receiptId('bob', 'phone', want.epoch, want.seq));
-    assert.deepEqual(JSON.parse(m.body), { type: 'receipt', id: 'wants-receipt', seq: want.seq, to: 'bob', device: 'phone', ackedAt: clock.now() });
-    assert.deepEqual(parseReceipt(m), JSON.parse(m.body));
+    assert.deepEqual(JSON.parse(m.body as string), { type: 'receipt', id: 'wants-receipt', seq: want.seq, to: 'bob', device: 'phone', ackedAt: clock.now() });
+    assert.deepEqual(parseReceipt(m), JSON.parse(m.body as string));
     assert.equal(m.receipt, undefined, 'a receipt never asks for a receipt');
     assert.equal(await po.read('carol', 'x', 0, 10).catch(() => null), null, 'carol has no device yet');
     assert.equal((await po.stats('carol')).pending, 1, 'carol got hers too');
@@ -60,7 +60,7 @@ test('each recipient device ack puts one receipt into the sender mailbox', async
     await po.ack('bob', 'laptop', 3);
     page = await po.read('alice', 'web', 0, 100);
     assert.deepEqual(
-      page.messages.map((x) => JSON.parse(x.body).device),
+      page.messages.map((x) => JSON.parse(x.body as string).device),
       ['phone', 'laptop'],
     );
     assert.equal((await po.stats('carol')).pending, 2);

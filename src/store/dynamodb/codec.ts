@@ -79,7 +79,8 @@ export function encodeMessage(m: StoredMessage, graceSeconds: number): Item {
     seq: n(m.seq),
     id: s(m.id),
     f: s(m.from),
-    body: s(m.body),
+    // Bytes as a B attribute, byte for byte; text as S.
+    body: typeof m.body === 'string' ? s(m.body) : { B: m.body },
     b: n(m.bytes),
     at: n(m.sentAt),
     exp: n(m.expiresAt),
@@ -96,7 +97,7 @@ export function decodeMessage(item: Item): StoredMessage {
     id: str(item, 'id'),
     from: str(item, 'f'),
     to: str(item, 'pk'),
-    body: str(item, 'body'),
+    body: item.body?.B ?? str(item, 'body'),
     bytes: num(item, 'b'),
     sentAt: num(item, 'at'),
     expiresAt: num(item, 'exp'),
@@ -189,6 +190,7 @@ export function itemSize(item: Item): number {
 
 function valueSize(v: AttributeValue): number {
   if (v.S !== undefined) return encoder.encode(v.S).length;
+  if (v.B !== undefined) return v.B.length;
   if (v.N !== undefined) return 21;
   if (v.BOOL !== undefined || v.NULL !== undefined) return 1;
   if (v.M !== undefined) return 3 + itemSize(v.M) + Object.keys(v.M).length;

@@ -18,6 +18,7 @@
  * A message deleted by an ack keeps its expiry entry: the sweeper uses it to drop the
  * dedupe entry when the retention window ends, so a resend is recognised until then.
  */
+import type { Body } from '../../core/bytes.js';
 import type { MessageId, Seq, UserId, DeviceId } from '../../core/ids.js';
 import type { DeviceMap } from '../rules.js';
 
@@ -37,7 +38,8 @@ export interface MessageValue {
   id: MessageId;
   from: UserId;
   toDevice?: DeviceId;
-  body: string;
+  /** Text, or bytes (msgpack bin: stored and returned byte for byte). */
+  body: Body;
   bytes: number;
   sentAt: number;
   expiresAt: number;

@@ -7,6 +7,7 @@
  * Tuples rather than objects keep field names out of every record.
  */
 import { Packr } from 'msgpackr';
+import type { Body } from '../../../core/bytes.js';
 import type { DeviceId, MessageId, Seq, UserId } from '../../../core/ids.js';
 import type { MessageValue } from '../keys.js';
 
@@ -16,14 +17,15 @@ export const OP_REGISTER = 3;
 export const OP_REMOVE = 4;
 
 /** One stored message: [to, seq, epochIfCreated, id, from, body, bytes, sentAt, expiresAt, toDevice, receipt]. */
-export type AppendEntry = [UserId, Seq, string | null, MessageId, UserId, string, number, number, number, DeviceId | null, 0 | 1];
+export type AppendEntry = [UserId, Seq, string | null, MessageId, UserId, Body, number, number, number, DeviceId | null, 0 | 1];
 export type AckOp = [UserId, DeviceId, Seq];
 /** [user, device, cursor, registeredAt, epochIfCreated] */
 export type RegisterOp = [UserId, DeviceId, Seq, number, string | null];
 export type RemoveOp = [UserId, DeviceId];
 
-// No shared structures: every record must decode on its own, after any restart.
-const packr = new Packr({ useRecords: false, moreTypes: false });
+// No shared structures: every record must decode on its own, after any restart. A body of
+// bytes (a bin value) is copied out of the segment it was read from, which is not kept.
+const packr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true });
 
 export const encodeOp = (op: unknown): Buffer => packr.pack(op);
 export const decodeOp = <T>(payload: Uint8Array): T => packr.unpack(payload) as T;
