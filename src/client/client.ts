@@ -14,6 +14,8 @@
  *   UNAUTHORIZED (4001) or FORBIDDEN (4003): retrying would only repeat the refusal (or
  *   fight the device's other connection), so the client stops and emits an error.
  *
+ * The state changes only through nextClientState (state.ts: the table of allowed moves).
+ *
  * On every socket open the client says `hello` with the epoch and the last seq it handed
  * to the application. Messages pass through one ordered queue: each is handed to the
  * `message` listeners once (a seq at or below the high-water mark is dropped), and in
@@ -35,6 +37,7 @@ import { Backoff } from '../core/backoff.js';
 import { DeliveryTracker } from './delivery.js';
 import { TypedEmitter, type Listener } from '../core/emitter.js';
 import { PendingSends } from './sends.js';
+import { nextClientState } from './state.js';
 import type {
   AckMode,
   ClientEvents,
@@ -271,6 +274,7 @@ export class PoboxClient {
     }
     if (this.isClosed()) return;
     this.setState({ state: 'connecting', url });
+    if (this.isClosed()) return; // a state listener closed us
     let socket: WebSocketLike;
     try {
       socket = new this.WebSocketImpl(toSocketUrl(url, token, this.opts.encoding));
@@ -319,7 +323,9 @@ export class PoboxClient {
     }
     switch (frame?.type) {
       case 'welcome':
-        this.onWelcome(conn, frame);
+        // One welcome per connection; a second one would be a server bug, not a new state.
+        if (conn.welcomed) this.emitError(new PoboxError('BAD_REQUEST', 'server sent a second welcome on one connection'));
+        else this.onWelcome(conn, frame);
         return;
       case 'message': {
         const body = bodyOf(frame);
@@ -549,9 +555,10 @@ export class PoboxClient {
     return this.currentState === 'closed';
   }
 
+  /** The one way the state changes: a move the table does not allow throws, every other is announced. */
   private setState(change: Omit<StateChange, 'previous'>): void {
     const previous = this.currentState;
-    this.currentState = change.state;
+    this.currentState = nextClientState(previous, change.state);
     this.emitter.emit('state', { ...change, previous });
   }
 

@@ -103,6 +103,11 @@ export function ackBeyondLastSeq(upTo: number, lastSeq: number): PoboxError {
   return new PoboxError('BAD_REQUEST', `ack up to ${upTo} is beyond the last seq ${lastSeq}`, { field: 'upTo' });
 }
 
+/** A state machine (src/core/state-machine.ts) was asked for a move its table does not allow: a bug, never bad input. */
+export function illegalTransition(machine: string, from: string, to: string): PoboxError {
+  return new PoboxError('INTERNAL', `${machine}: no move from ${from} to ${to}`);
+}
+
 /** `what` (the store, the post office, the client, the bus) was closed and takes no more calls. */
 export function closedError(what: string): PoboxError {
   return new PoboxError('UNAVAILABLE', `${what} is closed`);

@@ -4,10 +4,16 @@
  * listener never breaks the gateway (TypedEmitter catches it).
  */
 import type { ErrorCode } from '../core/errors.js';
+import type { SessionState } from './session-state.js';
 
 export interface GatewayEvents {
   /** A WebSocket connection was authenticated and registered for its device. */
   connection: { user: string; device: string; remote: string };
+  /**
+   * A device session changed state (session-state.ts has the allowed moves); `from` is
+   * absent for a session just made, in its first state. Every session ends in `closed`.
+   */
+  sessionState: { user: string; device: string; from?: SessionState; to: SessionState };
   /** A connection ended; `code` is the WebSocket close code. */
   disconnect: { user: string; device: string; code: number; reason: string; durationMs: number; sent: number };
   /** The backlog that existed at connect was sent (`drained` messages, `ms` since hello). */

@@ -31,6 +31,9 @@
  * turn ends, so a page or a group commit's `accepted` answers cost one writev, not one
  * per frame. Batching changes when bytes leave, never their order or the state above.
  *
+ * The state changes only through nextSessionState (session-state.ts: the table of allowed
+ * moves), and every change is announced as the gateway event `sessionState`.
+ *
  * Why nothing is skipped or sent twice: all reads and sends of one session run in one
  * loop (`pump`), one at a time; a message is sent only when its seq is above readPos,
  * and readPos only grows. The store is the source of truth; wake-ups only say "read".
@@ -62,8 +65,9 @@ import {
 } from './frames.js';
 import type { Logger } from './logger.js';
 import { TokenBucket } from './rate-limit.js';
+import { FIRST_SESSION_STATE, nextSessionState, type SessionState } from './session-state.js';
 
-export type SessionState = 'awaiting-hello' | 'starting' | 'draining' | 'live' | 'closed';
+export type { SessionState } from './session-state.js';
 
 export interface SessionDeps {
   postOffice: PostOffice;
@@ -88,7 +92,7 @@ interface InFlight {
 }
 
 export class DeviceSession {
-  state: SessionState = 'awaiting-hello';
+  private current: SessionState = FIRST_SESSION_STATE;
   readonly openedAt = Date.now();
   lastSeen = Date.now();
 
@@ -128,6 +132,7 @@ export class DeviceSession {
     readonly encoding: Encoding = 'json',
   ) {
     this.socket = socketOf(ws);
+    deps.events.emit('sessionState', { user, device, to: this.current });
     this.sendBucket = new TokenBucket(deps.limits.sendRate.perSecond, deps.limits.sendRate.burst);
     this.helloTimer = setTimeout(() => this.close(CloseCode.TIMEOUT, 'no hello received in time'), deps.session.helloTimeoutMs);
     ws.on('message', (data, isBinary) => {
@@ -146,6 +151,17 @@ export class DeviceSession {
       // ws closes the socket itself after an error (e.g. 1009 for a frame over maxPayload).
       this.log.warn({ err: err.message }, 'websocket error');
     });
+  }
+
+  get state(): SessionState {
+    return this.current;
+  }
+
+  /** The one way the state changes: a move the table does not allow throws, every other is announced. */
+  private moveTo(to: SessionState): void {
+    const from = this.current;
+    this.current = nextSessionState(from, to);
+    this.deps.events.emit('sessionState', { user: this.user, device: this.device, from, to });
   }
 
   /** This session's logger, made on first use: most idle sessions log only when they close. */
@@ -240,7 +256,7 @@ export class DeviceSession {
   private async start(hello: HelloFrame): Promise<void> {
     clearTimeout(this.helloTimer);
     this.helloTimer = undefined; // an idle session keeps nothing of its start
-    this.state = 'starting';
+    this.moveTo('starting');
     if (hello.protocol !== undefined && hello.protocol !== PROTOCOL_VERSION) {
       this.writeError(badRequest(`protocol ${hello.protocol} is not supported; this server speaks ${PROTOCOL_VERSION}`, 'protocol'));
       this.close(CloseCode.POLICY, 'unsupported protocol version');
@@ -281,7 +297,7 @@ export class DeviceSession {
       heartbeatMs: this.deps.session.heartbeatMs,
     });
     this.helloAt = Date.now();
-    this.state = 'draining';
+    this.moveTo('draining');
     if (!this.deps.bus.healthy()) this.setPolling(true);
     if (this.ackQueue !== undefined && !this.acking) this.flushAcksInBackground();
     this.pump();
@@ -552,7 +568,7 @@ export class DeviceSession {
       if (page.more) continue;
       if (!this.caughtUpSent) {
         this.caughtUpSent = true;
-        this.state = 'live';
+        this.moveTo('live');
         this.write({ type: 'caughtUp', seq: this.readPos });
         this.deps.events.emit('caughtUp', { user: this.user, device: this.device, seq: this.readPos, drained: this.drained, ms: Date.now() - this.helloAt });
       }
@@ -670,7 +686,7 @@ export class DeviceSession {
   }
 
   private teardown(): void {
-    this.state = 'closed';
+    this.moveTo('closed');
     clearTimeout(this.helloTimer);
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = undefined;

@@ -14,6 +14,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ErrorCode } from '../core/errors.js';
+import { OPEN_SESSION_STATES, type SessionState } from '../gateway/session-state.js';
 
 /** Why a send was refused, as the `reason` label of pobox_messages_rejected_total. */
 export type RejectReason = 'quota' | 'size' | 'rate' | 'auth' | 'bad_input' | 'unavailable';
@@ -39,8 +40,6 @@ export function rejectReason(code: ErrorCode | string): RejectReason {
 }
 
 export type DeliveryPath = 'drain' | 'live';
-
-const SESSION_STATES = ['awaiting-hello', 'starting', 'draining', 'live'] as const;
 
 export interface MetricsOptions {
   /** Also export Node's process metrics (CPU, memory, event loop lag) with the pobox_ prefix. */
@@ -82,7 +81,7 @@ export class PoboxMetrics {
   readonly storeWriteFailures: Gauge;
   readonly ready: Gauge;
   private oldestProbe: (() => Promise<void>) | undefined;
-  private sessionsProbe: (() => { byState: Record<string, number>; onlineUsers: number }) | undefined;
+  private onlineUsersProbe: (() => number) | undefined;
 
   constructor(opts: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -137,23 +136,18 @@ export class PoboxMetrics {
     });
     this.sessions = new Gauge({
       name: 'pobox_sessions',
-      help: 'Device sessions on this node by state (awaiting-hello, starting, draining, live), counted at scrape time.',
+      help: `Device sessions on this node by state (${OPEN_SESSION_STATES.join(', ')}), kept from the sessions' state changes.`,
       labelNames: ['state'],
       registers,
-      collect: () => {
-        const snap = this.sessionsProbe?.();
-        if (!snap) return;
-        this.sessions.reset();
-        for (const state of SESSION_STATES) this.sessions.set({ state }, snap.byState[state] ?? 0);
-      },
     });
+    for (const state of OPEN_SESSION_STATES) this.sessions.set({ state }, 0);
     this.onlineUsers = new Gauge({
       name: 'pobox_online_users',
       help: 'Users with at least one device connected to this node.',
       registers,
       collect: () => {
-        const snap = this.sessionsProbe?.();
-        if (snap) this.onlineUsers.set(snap.onlineUsers);
+        const online = this.onlineUsersProbe?.();
+        if (online !== undefined) this.onlineUsers.set(online);
       },
     });
     this.storeSeconds = new Histogram({
@@ -237,9 +231,15 @@ export class PoboxMetrics {
     this.connections.dec();
   }
 
-  /** Set by the server: a snapshot of its sessions, taken on each scrape. */
-  setSessionsProbe(probe: (() => { byState: Record<string, number>; onlineUsers: number }) | undefined): void {
-    this.sessionsProbe = probe;
+  /** A session moved from one state to another (`from` absent: a new session); a closed session is counted no more. */
+  sessionMoved(from: SessionState | undefined, to: SessionState): void {
+    if (from !== undefined && OPEN_SESSION_STATES.includes(from)) this.sessions.dec({ state: from });
+    if (OPEN_SESSION_STATES.includes(to)) this.sessions.inc({ state: to });
+  }
+
+  /** Set by the server: the users connected to it, counted on each scrape. */
+  setOnlineUsersProbe(probe: (() => number) | undefined): void {
+    this.onlineUsersProbe = probe;
   }
 
   /** The Prometheus text exposition and its content type, for GET /metrics. */

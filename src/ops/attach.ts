@@ -22,8 +22,6 @@ import { BackgroundFailures } from './background-failures.js';
 
 export interface OpsDeps extends Pick<ServerContext, 'config' | 'postOffice' | 'bus' | 'events' | 'router' | 'auth' | 'log'> {
   metrics: PoboxMetrics;
-  /** The server's live sessions (their `state`), for the sessions gauge. */
-  sessions: () => ReadonlyArray<{ state: string }>;
   /** Where background failures go (logged once per burst, counted); default: a reporter of its own. */
   failures?: BackgroundFailures;
 }
@@ -53,12 +51,8 @@ export async function attachOps(deps: OpsDeps): Promise<Ops> {
   stops.push(followGateway(deps.events, metrics));
   const presence = new LocalPresence();
   stops.push(presence.follow(deps.events));
-  metrics.setSessionsProbe(() => {
-    const byState: Record<string, number> = {};
-    for (const s of deps.sessions()) byState[s.state] = (byState[s.state] ?? 0) + 1;
-    return { byState, onlineUsers: presence.onlineUsers };
-  });
-  stops.push(() => metrics.setSessionsProbe(undefined));
+  metrics.setOnlineUsersProbe(() => presence.onlineUsers);
+  stops.push(() => metrics.setOnlineUsersProbe(undefined));
   registerMetricsRoute(deps.router, deps.auth, metrics);
   registerAdminRoutes(deps.router, deps.auth, po);
 

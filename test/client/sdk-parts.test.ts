@@ -194,7 +194,7 @@ describe('socket URL', () => {
 });
 
 describe('browser safety', () => {
-  it('imports nothing but its own files, the core protocol, error, emitter, backoff and bytes modules, and msgpackr', () => {
+  it('imports nothing but its own files, the core protocol, error, emitter, backoff, bytes and state-machine modules, and msgpackr', () => {
     const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src');
     const allowed = new Set([
       'core/protocol.ts',
@@ -202,6 +202,7 @@ describe('browser safety', () => {
       'core/emitter.ts',
       'core/backoff.ts',
       'core/bytes.ts',
+      'core/state-machine.ts',
       ...readdirSync(path.join(src, 'client')).map((f) => `client/${f}`),
     ]);
     // The one package: MessagePack connections. Its `browser` export is plain JavaScript with no Node built-ins.
