@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { PoboxError } from './errors.js';
 
 export interface BadInputOptions {
@@ -26,6 +26,18 @@ export function badInputError(error: z.ZodError, what: string | undefined, opts:
   const label = [what, field].filter((part) => part !== undefined && part !== '').join(': ');
   const detail = first ? first.message : 'invalid';
   return new PoboxError('BAD_REQUEST', label ? `${label}: ${detail}` : detail, field === undefined ? undefined : { field });
+}
+
+/**
+ * A whole number given as text (a query parameter): decimal digits only, so '', ' 1',
+ * '-1', '1e3' and '0x1' are refused with `message`; coerced by zod, then bounded by `schema`.
+ */
+export function intText<S extends z.ZodType<number, number>>(schema: S, message: string) {
+  return z
+    .string()
+    .regex(/^\d{1,16}$/, message)
+    .pipe(z.coerce.number<string>())
+    .pipe(schema);
 }
 
 /** Parse untrusted input with a schema; a failure is a BAD_REQUEST from badInputError. */

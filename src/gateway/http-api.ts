@@ -11,7 +11,7 @@ import { z } from 'zod';
 import type { Bus } from '../bus/contract.js';
 import { PoboxError, deviceNotRegistered } from '../core/errors.js';
 import { DeviceIdSchema, SeqSchema, UserIdSchema } from '../core/ids.js';
-import { parseInput } from '../core/validate.js';
+import { intText, parseInput } from '../core/validate.js';
 import type { TypedEmitter } from '../core/emitter.js';
 import type { PostOffice } from '../postoffice/post-office.js';
 import { bearerOf, type Authenticator, type Principal, type Scope } from './auth.js';
@@ -29,18 +29,8 @@ const SendBodySchema = SendFrameSchema.omit({ type: true }).extend({
 });
 
 const PullQuerySchema = z.object({
-  after: z
-    .string()
-    .regex(/^\d{1,16}$/, 'after must be a non-negative integer')
-    .transform(Number)
-    .pipe(SeqSchema)
-    .default(0),
-  limit: z
-    .string()
-    .regex(/^\d{1,6}$/, 'limit must be a positive integer')
-    .transform(Number)
-    .pipe(z.number().int().min(1, 'limit must be at least 1'))
-    .default(100),
+  after: intText(SeqSchema, 'after must be a non-negative integer').default(0),
+  limit: intText(z.number().int().min(1, 'limit must be at least 1'), 'limit must be a positive integer').default(100),
 });
 
 const AckBodySchema = z.object({ upTo: SeqSchema });

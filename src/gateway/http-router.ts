@@ -1,7 +1,8 @@
 /**
- * A small router over node:http: method + path pattern (`/v1/users/:user/devices`),
- * JSON in and out with a body size limit, a request id per request, and every error
- * answered as `{error: {code, message, field?}}` with the status from HTTP_STATUS.
+ * The HTTP side of the gateway over node:http: routes matched by find-my-way (method +
+ * path pattern, `/v1/users/:user/devices`), JSON in and out with a body size limit, a
+ * request id per request, and every error answered as `{error: {code, message, field?}}`
+ * with the status from HTTP_STATUS.
  *
  * Other parts add routes with `router.route(...)` (metrics, the demo page); a handler
  * returns `{status, json}` or `{status, text, contentType}`, or writes `ctx.res` itself
@@ -9,6 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import { HTTP_STATUS, PoboxError, toPoboxError } from '../core/errors.js';
 import type { TypedEmitter } from '../core/emitter.js';
 import type { GatewayEvents } from './events.js';
@@ -32,38 +34,50 @@ export type HttpReply = { status?: number; json?: unknown; text?: string; conten
 export type HttpHandler = (ctx: HttpContext) => Promise<HttpReply | void> | HttpReply | void;
 
 interface Route {
-  method: string;
   pattern: string;
-  regex: RegExp;
-  keys: string[];
   handler: HttpHandler;
 }
 
+/** find-my-way calls no handler of ours: it only finds the route, kept in its store. */
+const unused = (): void => undefined;
+
 export class HttpRouter {
-  private readonly routes: Route[] = [];
+  /** maxParamLength: room for any id (their schemas bound them, not the router). */
+  private readonly fmw = FindMyWay({ ignoreTrailingSlash: true, maxParamLength: 8192 });
+  private readonly routes: Array<[string, string]> = [];
+  private readonly methods = new Set<HTTPMethod>();
 
   constructor(private readonly opts: { maxBodyBytes: number; log: Logger; events: TypedEmitter<GatewayEvents>; unavailable: () => boolean }) {}
 
   /** Add a route. Later routes never shadow earlier ones with the same method and pattern. */
   route(method: string, pattern: string, handler: HttpHandler): this {
-    const keys: string[] = [];
-    const source = pattern
-      .split('/')
-      .map((part) => {
-        if (part.startsWith(':')) {
-          keys.push(part.slice(1));
-          return '([^/]+)';
-        }
-        return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-      })
-      .join('/');
-    this.routes.push({ method: method.toUpperCase(), pattern, regex: new RegExp(`^${source}/?$`), keys, handler });
+    const m = method.toUpperCase() as HTTPMethod;
+    if (this.fmw.hasRoute(m, pattern)) return this;
+    const route: Route = { pattern, handler };
+    this.fmw.on(m, pattern, unused, route);
+    this.methods.add(m);
+    this.routes.push([m, pattern]);
     return this;
   }
 
   /** The routes so far, as [method, pattern] pairs (for docs checks and the demo page). */
   list(): Array<[string, string]> {
-    return this.routes.map((r) => [r.method, r.pattern]);
+    return this.routes.map(([m, p]) => [m, p]);
+  }
+
+  /**
+   * The route for a request (HEAD is answered by the GET route) and its parameters, each
+   * URL-decoded here: find-my-way is handed the path with every `%` escaped, so a
+   * parameter that is not valid URL encoding is a BAD_REQUEST naming it, not a miss.
+   */
+  private match(method: string, path: string): { route: Route; params: Record<string, string> } {
+    const escaped = path.replaceAll('%', '%25');
+    const found = this.fmw.find(method as HTTPMethod, escaped) ?? (method === 'HEAD' ? this.fmw.find('GET', escaped) : null);
+    if (!found) {
+      const pathKnown = [...this.methods].some((m) => this.fmw.find(m, escaped) !== null);
+      throw new PoboxError('NOT_FOUND', pathKnown ? `${method} is not supported on ${path}` : `no route for ${path}`);
+    }
+    return { route: found.store as Route, params: found.params as Record<string, string> };
   }
 
   /** The node:http request listener. Never throws; never rejects. */
@@ -81,25 +95,13 @@ export class HttpRouter {
       } catch {
         throw new PoboxError('BAD_REQUEST', 'malformed request URL');
       }
-      const method = (req.method ?? 'GET').toUpperCase();
-      let found: { route: Route; match: RegExpExecArray } | undefined;
-      let pathKnown = false;
-      for (const route of this.routes) {
-        const match = route.regex.exec(url.pathname);
-        if (!match) continue;
-        pathKnown = true;
-        if (route.method === method || (method === 'HEAD' && route.method === 'GET')) {
-          found = { route, match };
-          break;
-        }
-      }
-      if (!found) throw new PoboxError('NOT_FOUND', pathKnown ? `${method} is not supported on ${url.pathname}` : `no route for ${url.pathname}`);
-      routeName = found.route.pattern;
+      const { route, params: raw } = this.match((req.method ?? 'GET').toUpperCase(), url.pathname);
+      routeName = route.pattern;
       if (this.opts.unavailable() && !url.pathname.startsWith('/healthz')) throw new PoboxError('UNAVAILABLE', 'server is shutting down');
       const params: Record<string, string> = {};
-      for (const [i, key] of found.route.keys.entries()) {
+      for (const [key, value] of Object.entries(raw)) {
         try {
-          params[key] = decodeURIComponent(found.match[i + 1]!);
+          params[key] = decodeURIComponent(value);
         } catch {
           throw new PoboxError('BAD_REQUEST', `path parameter ${key} is not valid URL encoding`, { field: key });
         }
@@ -115,7 +117,7 @@ export class HttpRouter {
         json: () => (body ??= readJson(req, this.opts.maxBodyBytes)),
         tag: (fields) => Object.assign(tags, fields),
       };
-      const reply = await found.route.handler(ctx);
+      const reply = await route.handler(ctx);
       if (reply && !res.headersSent) send(res, reply);
       else if (!res.writableEnded && !res.headersSent) send(res, { status: 204 });
     };

@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { deviceNotRegistered } from '../core/errors.js';
 import { DeviceIdSchema, UserIdSchema } from '../core/ids.js';
-import { parseInput } from '../core/validate.js';
+import { intText, parseInput } from '../core/validate.js';
 import type { Authenticator } from '../gateway/auth.js';
 import type { HttpRouter } from '../gateway/http-router.js';
 import { totalsPage } from '../metrics/totals.js';
@@ -18,12 +18,7 @@ import { requireAdmin } from './metrics-route.js';
 
 const PageQuerySchema = z.object({
   after: UserIdSchema.optional(),
-  limit: z
-    .string()
-    .regex(/^\d{1,5}$/, 'limit must be a positive integer')
-    .transform(Number)
-    .pipe(z.number().int().min(1, 'limit must be at least 1').max(10_000, 'limit must be at most 10000'))
-    .default(1000),
+  limit: intText(z.number().int().min(1, 'limit must be at least 1').max(10_000, 'limit must be at most 10000'), 'limit must be a positive integer').default(1000),
 });
 
 export function registerAdminRoutes(router: HttpRouter, auth: Authenticator, po: PostOffice): void {
