@@ -83,7 +83,7 @@ export type PostOfficeConfigInput = z.input<typeof PostOfficeConfigSchema>;
 
 /** Validate a configuration object; the error names the bad field. */
 export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, source = 'config'): z.output<S> {
-  return parseInput(schema, input, source, { allIssues: true });
+  return parseInput(schema, input, { what: source, allIssues: true });
 }
 
 /** Which engine holds the mailboxes. The embedded engine needs nothing else. */

@@ -1,31 +1,33 @@
 import { z } from 'zod';
 import { PoboxError } from './errors.js';
 
-export interface BadInputOptions {
-  /** The field the whole input stands for (a query parameter, a token claim); issue paths go below it. */
-  field?: string;
-  /** List every issue, one per line (config errors), instead of the first only. */
-  allIssues?: boolean;
-}
+/**
+ * How bad input is named in its error, always given by the caller (there is no default to
+ * fall back on by passing `undefined`): a string says what the input is ('send', 'pull',
+ * '--ttl'); the object form adds or replaces it with the field the whole input stands for
+ * (a query parameter, a token claim; issue paths go below it), and can list every issue.
+ */
+export type InputLabel = string | { what?: string; field?: string; allIssues?: boolean };
 
 /**
  * The one conversion from a zod failure to a PoboxError: BAD_REQUEST naming the first
  * offending field, so every entry point reports bad input the same way.
  */
-export function badInputError(error: z.ZodError, what: string | undefined, opts: BadInputOptions = {}): PoboxError {
+export function badInputError(error: z.ZodError, label: InputLabel): PoboxError {
+  const { what, field: base, allIssues } = typeof label === 'string' ? { what: label, field: undefined, allIssues: false } : label;
   const pathOf = (issue: z.core.$ZodIssue): string | undefined => {
-    const parts = [...(opts.field === undefined ? [] : [opts.field]), ...issue.path.map(String)];
+    const parts = [...(base === undefined ? [] : [base]), ...issue.path.map(String)];
     return parts.length > 0 ? parts.join('.') : undefined;
   };
   const first = error.issues[0];
-  const field = first ? pathOf(first) : opts.field;
-  if (opts.allIssues) {
+  const field = first ? pathOf(first) : base;
+  if (allIssues) {
     const lines = error.issues.map((i) => `  ${pathOf(i) ?? '(root)'}: ${i.message}`);
     return new PoboxError('BAD_REQUEST', `invalid ${what ?? 'input'}:\n${lines.join('\n')}`, field === undefined ? undefined : { field });
   }
-  const label = [what, field].filter((part) => part !== undefined && part !== '').join(': ');
+  const prefix = [what, field].filter((part) => part !== undefined && part !== '').join(': ');
   const detail = first ? first.message : 'invalid';
-  return new PoboxError('BAD_REQUEST', label ? `${label}: ${detail}` : detail, field === undefined ? undefined : { field });
+  return new PoboxError('BAD_REQUEST', prefix ? `${prefix}: ${detail}` : detail, field === undefined ? undefined : { field });
 }
 
 /**
@@ -41,8 +43,8 @@ export function intText<S extends z.ZodType<number, number>>(schema: S, message:
 }
 
 /** Parse untrusted input with a schema; a failure is a BAD_REQUEST from badInputError. */
-export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string | undefined = 'input', opts: BadInputOptions = {}): z.output<S> {
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown, label: InputLabel): z.output<S> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  throw badInputError(result.error, what, opts);
+  throw badInputError(result.error, label);
 }

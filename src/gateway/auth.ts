@@ -175,8 +175,8 @@ export function parseTtl(text: string): number {
 
 /** Mint an HS256 user token (what `pobox token` prints). */
 export async function mintToken(opts: { secret: string; user: string; device: string; ttlSeconds?: number; issuer?: string; audience?: string; now?: number }): Promise<string> {
-  const user = parseInput(UserIdSchema, opts.user, '', { field: 'user' });
-  const device = parseInput(DeviceIdSchema, opts.device, '', { field: 'device' });
+  const user = parseInput(UserIdSchema, opts.user, { field: 'user' });
+  const device = parseInput(DeviceIdSchema, opts.device, { field: 'device' });
   const now = Math.floor((opts.now ?? Date.now()) / 1000);
   let jwt = new SignJWT({ device })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })

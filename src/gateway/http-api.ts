@@ -78,7 +78,7 @@ function deviceParam(ctx: HttpContext): string {
 }
 
 function field<T>(schema: z.ZodType<T>, value: unknown, what: string, name: string): T {
-  return parseInput(schema, value, what, { field: name });
+  return parseInput(schema, value, { what, field: name });
 }
 
 export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {

@@ -89,16 +89,27 @@ describe('parseInput', () => {
   const schema = z.object({ user: UserIdSchema, n: z.number().int(), nested: z.object({ x: z.string() }).optional() });
 
   it('returns the parsed value', () => {
-    assert.deepEqual(parseInput(schema, { user: 'bob', n: 1 }), { user: 'bob', n: 1 });
+    assert.deepEqual(parseInput(schema, { user: 'bob', n: 1 }, 'send'), { user: 'bob', n: 1 });
   });
 
   it('throws BAD_REQUEST naming the first bad field, nested paths joined by dots', () => {
     const e = thrown(() => parseInput(schema, { user: 'b b', n: 1 }, 'send'));
     assert.deepEqual([e.code, e.field], ['BAD_REQUEST', 'user']);
     assert.match(e.message, /^send: user: /);
-    assert.equal(thrown(() => parseInput(schema, { user: 'bob', n: 1, nested: { x: 5 } })).field, 'nested.x');
-    const root = thrown(() => parseInput(schema, 'nope'));
+    assert.equal(thrown(() => parseInput(schema, { user: 'bob', n: 1, nested: { x: 5 } }, 'send')).field, 'nested.x');
+    const root = thrown(() => parseInput(schema, 'nope', 'send'));
     assert.deepEqual([root.code, root.field], ['BAD_REQUEST', undefined]);
+  });
+
+  it('always takes a label from the caller: a field alone names the input by that field', () => {
+    // @ts-expect-error a label is required: no default stands in for a forgotten one
+    assert.throws(() => parseInput(UserIdSchema, 'b b'));
+    // @ts-expect-error undefined is not a label
+    assert.throws(() => parseInput(UserIdSchema, 'b b', undefined));
+    const e = thrown(() => parseInput(UserIdSchema, 'b b', { field: 'user' }));
+    assert.deepEqual([e.code, e.field], ['BAD_REQUEST', 'user']);
+    assert.match(e.message, /^user: user id /);
+    assert.match(thrown(() => parseInput(UserIdSchema, 'b b', { what: 'pull', field: 'user' })).message, /^pull: user: /);
   });
 });
 
