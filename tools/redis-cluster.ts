@@ -5,12 +5,13 @@
  * ports (its nodes.conf brings it back into the cluster). `dispose()` kills every
  * process and removes the temp dirs.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './free-port.js';
+import { launchRedisServer } from './redis-server.js';
 
 const run = promisify(execFile);
 
@@ -79,57 +80,39 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
     };
   });
 
-  const launch = (i: number): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const n = nodes[i]!;
-      const args = [
-        '--port',
-        String(n.port),
-        '--cluster-port',
-        String(n.busPort),
-        '--bind',
-        '127.0.0.1',
-        '--cluster-enabled',
-        'yes',
-        '--cluster-config-file',
-        join(n.dir, 'nodes.conf'),
-        '--cluster-node-timeout',
-        String(opts.nodeTimeoutMs ?? 1000),
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--daemonize',
-        'no',
-        '--dir',
-        n.dir,
-        '--logfile',
-        '',
-      ];
-      const proc = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      procs[i] = proc;
-      let out = '';
-      const timer = setTimeout(() => {
-        proc.kill('SIGKILL');
-        reject(new Error(`cluster node ${n.key} not ready within 10 s:\n${out}`));
-      }, 10_000);
-      const onData = (chunk: Buffer): void => {
-        out += chunk.toString();
-        if (out.includes('Ready to accept connections')) {
-          clearTimeout(timer);
-          proc.stdout?.off('data', onData);
-          proc.stdout?.resume();
-          resolve();
-        }
-      };
-      proc.stdout?.on('data', onData);
-      proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-      proc.once('exit', (code, signal) => {
-        if (procs[i] === proc) procs[i] = undefined;
-        clearTimeout(timer);
-        reject(new Error(`cluster node ${n.key} exited (${code ?? signal}) before it was ready:\n${out}`));
-      });
+  const launch = (i: number): Promise<void> => {
+    const n = nodes[i]!;
+    const args = [
+      '--port',
+      String(n.port),
+      '--cluster-port',
+      String(n.busPort),
+      '--bind',
+      '127.0.0.1',
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      join(n.dir, 'nodes.conf'),
+      '--cluster-node-timeout',
+      String(opts.nodeTimeoutMs ?? 1000),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
+      '--dir',
+      n.dir,
+      '--logfile',
+      '',
+    ];
+    const { proc, ready } = launchRedisServer(args, `cluster node ${n.key}`);
+    procs[i] = proc;
+    proc.once('exit', () => {
+      if (procs[i] === proc) procs[i] = undefined;
     });
+    return ready;
+  };
 
   const kill = async (i: number): Promise<void> => {
     const proc = procs[i];

@@ -31,36 +31,15 @@ export async function startRedisServer(opts: { readyTimeoutMs?: number } = {}): 
   const readyTimeoutMs = opts.readyTimeoutMs ?? 10_000;
   let child: ChildProcess | undefined;
 
-  const launch = (): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const proc = spawn(
-        'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', '', '--loglevel', 'notice'],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      child = proc;
-      let out = '';
-      const timer = setTimeout(() => {
-        proc.kill('SIGKILL');
-        reject(new Error(`redis-server on ${port} not ready within ${readyTimeoutMs} ms:\n${out}`));
-      }, readyTimeoutMs);
-      const onData = (chunk: Buffer): void => {
-        out += chunk.toString();
-        if (out.includes('Ready to accept connections')) {
-          clearTimeout(timer);
-          proc.stdout?.off('data', onData);
-          proc.stdout?.resume();
-          resolve();
-        }
-      };
-      proc.stdout?.on('data', onData);
-      proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-      proc.once('exit', (code, signal) => {
-        if (child === proc) child = undefined;
-        clearTimeout(timer);
-        reject(new Error(`redis-server exited (${code ?? signal}) before it was ready:\n${out}`));
-      });
+  const launch = async (): Promise<void> => {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', '', '--loglevel', 'notice'];
+    const { proc, ready } = launchRedisServer(args, `redis-server on ${port}`, readyTimeoutMs);
+    child = proc;
+    proc.once('exit', () => {
+      if (child === proc) child = undefined;
     });
+    await ready;
+  };
 
   const stop = async (): Promise<void> => {
     const proc = child;
@@ -89,4 +68,35 @@ export async function startRedisServer(opts: { readyTimeoutMs?: number } = {}): 
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Start one `redis-server` with `args`; `ready` resolves once it accepts connections and
+ * rejects (naming `what`, with its output) if it exits first or is not ready in time.
+ */
+export function launchRedisServer(args: readonly string[], what: string, readyTimeoutMs = 10_000): { proc: ChildProcess; ready: Promise<void> } {
+  const proc = spawn('redis-server', [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const ready = new Promise<void>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`${what} not ready within ${readyTimeoutMs} ms:\n${out}`));
+    }, readyTimeoutMs);
+    const onData = (chunk: Buffer): void => {
+      out += chunk.toString();
+      if (out.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        proc.stdout?.off('data', onData);
+        proc.stdout?.resume();
+        resolve();
+      }
+    };
+    proc.stdout?.on('data', onData);
+    proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+    proc.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited (${code ?? signal}) before it was ready:\n${out}`));
+    });
+  });
+  return { proc, ready };
 }

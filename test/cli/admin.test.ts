@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MailboxStats } from '../../src/core/types.js';
 import type { MailboxTotals } from '../../src/metrics/totals.js';
-import { runCli, runJson } from '../ops/cli-runner.js';
+import { runCli, runJson } from '../support/cli.js';
 import { parseProm, sample } from '../support/prom-text.js';
 import { startOpsServer } from '../ops/server-helpers.js';
 

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { afterEach, it } from 'node:test';
 import path from 'node:path';
 import { Resources, tempDir } from './gateway-helpers.js';
-import { REPO, runCli, runNode, spawnServe } from './serve-child.js';
+import { runCli } from '../support/cli.js';
+import { REPO, runNode, spawnServe } from './serve-child.js';
 
 const res = new Resources();
 afterEach(() => res.closeAll());
@@ -20,8 +21,13 @@ it('examples/client.ts sends alice -> bob through a started server and exits 0',
   });
   // No secret configured: serve created one in the data dir and says how to mint tokens.
   assert.match(server.stderr(), /pobox token --user alice --device phone/);
-  const aliceToken = (await runCli(['token', '--user', 'alice', '--device', 'laptop', '--data-dir', dataDir])).trim();
-  const bobToken = (await runCli(['token', '--user', 'bob', '--device', 'phone', '--data-dir', dataDir])).trim();
+  const token = async (user: string, device: string): Promise<string> => {
+    const r = await runCli(['token', '--user', user, '--device', device, '--data-dir', dataDir]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  const aliceToken = await token('alice', 'laptop');
+  const bobToken = await token('bob', 'phone');
 
   const out = await runNode(['--import', 'tsx', path.join(REPO, 'examples/client.ts')], {
     POBOX_URL: server.wsUrl,

@@ -1,13 +1,11 @@
 /** Start a real gateway in-process on 127.0.0.1 with a fresh data dir, and mint tokens for it. */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { WebSocket } from 'ws';
 import { connect, type ClientOptions, type PoboxClient } from '../../src/client/index.js';
 import { mintToken } from '../../src/gateway/auth.js';
 import type { ServerConfigInput } from '../../src/gateway/config.js';
 import { startServer, type RunningServer, type StartOptions } from '../../src/server/compose.js';
+import { tempDir as newTempDir } from '../support/temp-dir.js';
 
 export interface TestGateway {
   server: RunningServer;
@@ -30,10 +28,11 @@ export class Resources {
   }
 }
 
+/** A temp dir removed with the test's other resources. */
 export function tempDir(res: Resources): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pobox-client-test-'));
-  res.add(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  const dir = newTempDir('pobox-client-test-');
+  res.add(dir.remove);
+  return dir.path;
 }
 
 export function newSecret(): string {

@@ -43,11 +43,6 @@ export async function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}, ti
   return { child, url: m[1]!, wsUrl: m[2]!, stderr: () => err, exited };
 }
 
-/** Run a pobox CLI command to completion; returns stdout. */
-export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
-  return runNode(['--import', 'tsx', CLI, ...args], env);
-}
-
 export async function runNode(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
   const child = spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

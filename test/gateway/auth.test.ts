@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { mintToken } from '../../src/gateway/auth.js';
-import { api, ADMIN_KEY, RawClient, SECRET, SEND_KEY, startTestServer, type TestServer } from './helpers.js';
+import { api, ADMIN_KEY, SECRET, SEND_KEY, startTestServer, type TestServer } from './helpers.js';
+import { RawClient } from '../support/raw-client.js';
 
 describe('authorization', () => {
   let server: TestServer;

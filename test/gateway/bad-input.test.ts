@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { api, RawClient, startTestServer, type TestServer } from './helpers.js';
+import { api, startTestServer, type TestServer } from './helpers.js';
+import { RawClient } from '../support/raw-client.js';
 
 interface FrameCase {
   name: string;
@@ -118,7 +119,7 @@ describe('bad input', () => {
     for (const fc of frameCases) {
       const from = c.frames.length;
       c.send(fc.frame);
-      const err = await c.waitFor((f) => f.type === 'error', from);
+      const err = await c.waitFor((f) => f.type === 'error', 'error', { from });
       assert.ok(err.type === 'error', fc.name);
       assert.equal(err.code, fc.code, `${fc.name}: ${err.message}`);
       if (fc.field) assert.equal(err.field, fc.field, `${fc.name}: field`);

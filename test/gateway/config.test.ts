@@ -10,7 +10,7 @@ import { parseTtl } from '../../src/gateway/auth.js';
 import { loadServerConfig, storeConfigOf } from '../../src/gateway/config.js';
 import { TokenBucket } from '../../src/gateway/rate-limit.js';
 import { startServer } from '../../src/server/compose.js';
-import { tempDir } from './helpers.js';
+import { tempDir } from '../support/temp-dir.js';
 
 function fieldOf(fn: () => unknown): string | undefined {
   try {
@@ -37,7 +37,7 @@ describe('server config', () => {
   });
 
   test('file < environment < flags', () => {
-    const dir = tempDir();
+    const dir = tempDir().path;
     try {
       const file = join(dir, 'pobox.json');
       writeFileSync(file, JSON.stringify({ port: 1111, host: '127.0.0.2', logLevel: 'warn', session: { windowMessages: 5 } }));
@@ -93,7 +93,7 @@ describe('server config', () => {
       fieldOf(() => storeConfigOf(loadServerConfig({ env: {}, flags: { store: 'dynamodb' } }))),
       'dynamodb.table',
     );
-    const dir = tempDir();
+    const dir = tempDir().path;
     try {
       const file = join(dir, 'bad.json');
       writeFileSync(file, '{not json');
@@ -116,7 +116,7 @@ describe('server config', () => {
   });
 
   test('startServer rejects an unusable public key and a port in use, naming the problem', async () => {
-    const dir = tempDir();
+    const dir = tempDir().path;
     try {
       await assert.rejects(
         startServer({ port: 0, dataDir: dir, logLevel: 'silent', auth: { publicKey: 'not a key' } }),

@@ -3,7 +3,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { api, ADMIN_KEY, autoAck, RawClient, sendMany, startTestServer, type TestServer } from './helpers.js';
+import { api, ADMIN_KEY, autoAck, sendMany, startTestServer, type TestServer } from './helpers.js';
+import { RawClient } from '../support/raw-client.js';
 import { waitFor } from '../support/wait.js';
 
 /** Ack every `every` messages, and at caughtUp, as a well-behaved client would. */
@@ -203,13 +204,13 @@ describe('delivery', () => {
         await Promise.all(Array.from({ length: 1000 }, (_, j) => big.postOffice.send({ from: 'dave', to: 'slow', id: `bp-${i + j}`, body })));
       }
       const c = await RawClient.connect(big.url, await big.token('slow', 'phone'));
-      (c.ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
+      c.ws.pause();
       const session = () => big.sessions().find((s) => s.user === 'slow')!;
       await waitFor(() => session().info().blockedBy === 'socket', 'the session to block on the socket');
       assert.ok(session().ws.bufferedAmount <= maxBufferedBytes + 2048, `server buffered ${session().ws.bufferedAmount} bytes`);
       assert.ok(session().info().sent < total, 'everything was written although the client read nothing');
       autoAck(c, 500);
-      (c.ws as unknown as { _socket: import('node:net').Socket })._socket.resume();
+      c.ws.resume();
       await c.until(() => c.messages().length >= total, 'all messages', 60_000);
       await c.waitFor((f) => f.type === 'caughtUp');
       const seqs = c.messages().map((m) => m.seq);
@@ -293,7 +294,7 @@ describe('delivery', () => {
       const c = await RawClient.connect(hb.url, await hb.token('otto', 'phone'));
       assert.equal(hb.sessions().length, 1);
       // Stop reading: the client no longer answers pings, as a vanished peer would not.
-      (c.ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
+      c.ws.pause();
       await waitFor(() => hb.sessions().length === 0, 'the silent connection to be dropped', 10_000);
       c.ws.terminate();
     } finally {
@@ -307,7 +308,7 @@ describe('delivery', () => {
     const a = await c.waitFor((f) => f.type === 'accepted');
     const n = c.frames.length;
     c.send({ type: 'send', id: 'dup-1', to: 'mona', body: 'hi' });
-    const b = await c.waitFor((f) => f.type === 'accepted', n);
+    const b = await c.waitFor((f) => f.type === 'accepted', 'accepted', { from: n });
     assert.ok(a.type === 'accepted' && b.type === 'accepted');
     assert.equal(a.duplicate, false);
     assert.equal(b.duplicate, true);

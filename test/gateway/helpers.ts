@@ -1,16 +1,13 @@
 /**
  * Shared pieces of the gateway tests: an in-process server on a random port and a temp
- * data dir, raw `ws` clients that queue frames so tests can wait for conditions (never
- * sleep), and a small HTTP helper.
+ * data dir, a small HTTP helper, and an auto-acker for the raw client (test/support).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import WebSocket from 'ws';
-import type { ServerFrame } from '../../src/core/protocol.js';
+import { rmSync } from 'node:fs';
 import { mintToken } from '../../src/gateway/auth.js';
 import type { ServerConfigInput } from '../../src/gateway/config.js';
 import { startServer, type RunningServer, type StartOptions } from '../../src/server/compose.js';
+import type { RawClient } from '../support/raw-client.js';
+import { tempDir } from '../support/temp-dir.js';
 
 export const SECRET = 'test-secret-0123456789-abcdefghijklmnop';
 export const SEND_KEY = 'send-key-0123456789-abcdefghijkl';
@@ -23,11 +20,7 @@ export interface TestServer extends RunningServer {
   stop(): Promise<void>;
 }
 
-export function tempDir(prefix = 'pobox-gw-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
-export async function startTestServer(overrides: ServerConfigInput = {}, options: StartOptions = {}, dataDir = tempDir()): Promise<TestServer> {
+export async function startTestServer(overrides: ServerConfigInput = {}, options: StartOptions = {}, dataDir = tempDir('pobox-gw-').path): Promise<TestServer> {
   const server = await startServer(
     {
       port: 0,
@@ -55,109 +48,6 @@ export async function startTestServer(overrides: ServerConfigInput = {}, options
       rmSync(dataDir, { recursive: true, force: true });
     },
   });
-}
-
-/** A raw WebSocket client that records every frame, for protocol-level assertions. */
-export class RawClient {
-  readonly frames: ServerFrame[] = [];
-  closed: { code: number; reason: string } | undefined;
-  private waiters: Array<() => void> = [];
-
-  constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => {
-      this.frames.push(JSON.parse(data.toString()) as ServerFrame);
-      this.notify();
-    });
-    ws.on('close', (code, reason) => {
-      this.closed = { code, reason: reason.toString() };
-      this.notify();
-    });
-    ws.on('error', () => undefined);
-  }
-
-  static async open(url: string, token?: string, opts: { header?: boolean; path?: string } = {}): Promise<RawClient> {
-    const u = new URL(url.replace(/^http/, 'ws'));
-    u.pathname = opts.path ?? '/ws';
-    if (token !== undefined && !opts.header) u.searchParams.set('token', token);
-    const ws = new WebSocket(u, token !== undefined && opts.header ? { headers: { authorization: `Bearer ${token}` } } : {});
-    const c = new RawClient(ws);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-    });
-    return c;
-  }
-
-  /** Open, say hello and wait for welcome. */
-  static async connect(url: string, token: string, hello: Record<string, unknown> = {}): Promise<RawClient> {
-    const c = await RawClient.open(url, token);
-    c.send({ type: 'hello', protocol: 1, ...hello });
-    await c.waitFor((f) => f.type === 'welcome');
-    return c;
-  }
-
-  private notify(): void {
-    const ws = this.waiters;
-    this.waiters = [];
-    for (const w of ws) w();
-  }
-
-  send(frame: unknown): void {
-    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
-  }
-
-  /** Wait until `cond()` holds, re-checked on every frame or close; rejects after `ms`. */
-  async until(cond: () => boolean, what = 'condition', ms = 20_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!cond()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; frames=${this.frames.length} closed=${JSON.stringify(this.closed)}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.max(1, Math.min(1000, deadline - Date.now())));
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-  }
-
-  /** The first frame (from index `from`) matching `pred`, waiting for it if needed. */
-  async waitFor<T extends ServerFrame = ServerFrame>(pred: (f: ServerFrame) => boolean, from = 0, ms = 20_000): Promise<T> {
-    let found: ServerFrame | undefined;
-    await this.until(
-      () => {
-        found = this.frames.slice(from).find(pred);
-        return found !== undefined || this.closed !== undefined;
-      },
-      'frame',
-      ms,
-    );
-    if (!found) throw new Error(`connection closed (${JSON.stringify(this.closed)}) before the expected frame; last frames: ${JSON.stringify(this.frames.slice(-3))}`);
-    return found as T;
-  }
-
-  async waitClose(ms = 20_000): Promise<{ code: number; reason: string }> {
-    await this.until(() => this.closed !== undefined, 'close', ms);
-    return this.closed!;
-  }
-
-  messages(): Array<Extract<ServerFrame, { type: 'message' }>> {
-    return this.frames.filter((f): f is Extract<ServerFrame, { type: 'message' }> => f.type === 'message');
-  }
-
-  /** Ping and wait for the pong: every frame the server wrote before it has arrived. */
-  async roundTrip(): Promise<void> {
-    const t = Math.random();
-    const from = this.frames.length;
-    this.send({ type: 'ping', t });
-    await this.waitFor((f) => f.type === 'pong' && f.t === t, from);
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.ws.close(1000);
-    await this.waitClose();
-  }
 }
 
 export async function api(

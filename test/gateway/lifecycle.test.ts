@@ -4,7 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { api, ADMIN_KEY, RawClient, startTestServer, tempDir } from './helpers.js';
+import { api, ADMIN_KEY, startTestServer } from './helpers.js';
+import { tempDir } from '../support/temp-dir.js';
+import { RawClient } from '../support/raw-client.js';
 
 describe('server lifecycle', () => {
   test('extensions add routes and are closed with the server', async () => {
@@ -28,7 +30,7 @@ describe('server lifecycle', () => {
   });
 
   test('close() lets sends in flight finish, closes sockets with 1001, and everything accepted survives a restart', async () => {
-    const dir = tempDir();
+    const dir = tempDir().path;
     const s = await startTestServer({}, {}, dir);
     const c = await RawClient.connect(s.url, await s.token('alice', 'phone'));
     for (let i = 0; i < 200; i++) c.send({ type: 'send', id: `g${i}`, to: 'bob', body: `m${i}` });

@@ -7,7 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { api, autoAck, RawClient, SECRET, tempDir } from './helpers.js';
+import { api, autoAck, SECRET } from './helpers.js';
+import { tempDir } from '../support/temp-dir.js';
+import { RawClient } from '../support/raw-client.js';
 import { mintToken } from '../../src/gateway/auth.js';
 import { startServer } from '../../src/server/compose.js';
 
@@ -61,7 +63,7 @@ describe('pobox serve process', () => {
   });
 
   test('without a configured secret, serve creates one (0600) and tokens minted from it work; SIGTERM closes sockets with 1001 and exits 0', async () => {
-    const dir = tempDir();
+    const dir = tempDir().path;
     dirs.push(dir);
     const child = await spawnServe(dir, {});
     children.push(child.proc);
@@ -92,7 +94,7 @@ describe('pobox serve process', () => {
   });
 
   test('pobox token mints from the data dir secret that serve then uses; bad flags name the field', async () => {
-    const dir = tempDir();
+    const dir = tempDir().path;
     dirs.push(dir);
     const run = (args: string[]) =>
       new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
@@ -127,7 +129,7 @@ describe('pobox serve process', () => {
   });
 
   test('SIGKILL while clients send; after a restart every accepted message is delivered, none twice', async () => {
-    const dir = tempDir();
+    const dir = tempDir().path;
     dirs.push(dir);
     const first = await spawnServe(dir);
     children.push(first.proc);
@@ -174,7 +176,7 @@ describe('pobox serve process', () => {
     children.push(second.proc);
     const rcpt = await RawClient.connect(second.url, await mintToken({ secret: SECRET, user: 'rcpt', device: 'phone' }));
     autoAck(rcpt, 100);
-    await rcpt.waitFor((f) => f.type === 'caughtUp', 0, 60_000);
+    await rcpt.waitFor((f) => f.type === 'caughtUp', 'caughtUp', { ms: 60_000 });
     const got = rcpt.messages();
     const ids = got.map((m) => m.id);
     assert.equal(new Set(ids).size, ids.length, 'a message was delivered twice');

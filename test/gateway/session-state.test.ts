@@ -7,7 +7,8 @@ import { describe, it } from 'node:test';
 import { isPoboxError } from '../../src/core/errors.js';
 import { nextSessionState, SESSION_MOVES, type SessionState } from '../../src/gateway/session-state.js';
 import { waitFor } from '../support/wait.js';
-import { RawClient, startTestServer } from './helpers.js';
+import { startTestServer } from './helpers.js';
+import { RawClient } from '../support/raw-client.js';
 
 const STATES = Object.keys(SESSION_MOVES) as SessionState[];
 

@@ -11,7 +11,9 @@ import type { Bus, Wake, WakeHandler } from '../../src/bus/contract.js';
 import { MemoryBus } from '../../src/bus/memory.js';
 import { openStore } from '../../src/store/open.js';
 import { PostOffice } from '../../src/postoffice/post-office.js';
-import { RawClient, startTestServer, tempDir } from './helpers.js';
+import { startTestServer } from './helpers.js';
+import { tempDir } from '../support/temp-dir.js';
+import { RawClient } from '../support/raw-client.js';
 
 /**
  * The in-memory bus with an outage switch: while down it reports unhealthy and drops
@@ -49,7 +51,7 @@ class OutageBus implements Bus {
 
 describe('wake-ups', () => {
   test('two gateways over one bus and one store: a send on node B reaches a device connected to node A', async () => {
-    const dir = tempDir();
+    const dir = tempDir().path;
     const store = await openStore({ engine: 'lmdb', path: join(dir, 'lmdb') });
     const bus = new MemoryBus();
     const a = await startTestServer({}, { store, bus }, join(dir, 'a'));
@@ -111,7 +113,7 @@ describe('wake-ups', () => {
   });
 
   test('a post office injected by the caller is used and left open', async () => {
-    const dir = tempDir();
+    const dir = tempDir().path;
     const po = new PostOffice({ store: await openStore({ engine: 'lmdb', path: join(dir, 'lmdb') }), sweeper: false });
     const s = await startTestServer({}, { postOffice: po }, join(dir, 'srv'));
     try {
@@ -131,7 +133,7 @@ describe('wake-ups', () => {
 
 describe('wake-ups over Redis', () => {
   test('--bus redis://: a send on node B reaches a device on node A through the real Redis bus', async () => {
-    const dir = tempDir();
+    const dir = tempDir().path;
     const store = await openStore({ engine: 'lmdb', path: join(dir, 'lmdb') });
     // A fresh key prefix per run keeps this test's channels apart from anyone else's.
     const bus = `redis://127.0.0.1:6379/0?prefix=gwtest-${process.pid}-${Date.now()}:`;

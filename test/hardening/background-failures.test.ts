@@ -13,7 +13,8 @@ import { openStore } from '../../src/store/open.js';
 import type { MailboxStore } from '../../src/store/contract.js';
 import { parseProm, sample } from '../support/prom-text.js';
 import { startOpsServer } from '../ops/server-helpers.js';
-import { tempDir, waitFor } from '../ops/helpers.js';
+import { waitFor } from '../ops/helpers.js';
+import { tempDir } from '../support/temp-dir.js';
 
 function logLines(): { stream: Writable; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
@@ -57,7 +58,7 @@ describe('background failures', () => {
   });
 
   it('a failing sweeper and failing deferred deletes show in /metrics and the log of a running server', async () => {
-    const dir = await tempDir('pobox-bg-');
+    const dir = tempDir('pobox-bg-');
     dirs.push(dir);
     const real = await openStore({ engine: 'lmdb', path: dir.path });
     let deleteListener: ((err: unknown) => void) | undefined;

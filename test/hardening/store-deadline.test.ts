@@ -10,7 +10,7 @@ import { PoboxError } from '../../src/core/errors.js';
 import { PostOffice } from '../../src/postoffice/post-office.js';
 import type { MailboxStore } from '../../src/store/contract.js';
 import { openStore } from '../../src/store/open.js';
-import { tempDir } from '../ops/helpers.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /** A real store whose calls wait while `frozen` (as a stalled disk would hold them). */
 async function freezable(path: string): Promise<{ store: MailboxStore; freeze(): void; thaw(): void; real: MailboxStore }> {
@@ -56,7 +56,7 @@ after(async () => {
 
 describe('store deadline in the post office', () => {
   it('answers UNAVAILABLE in time while the store is frozen, still wakes the recipient when the late append lands, and loses nothing', async () => {
-    const dir = await tempDir('pobox-deadline-');
+    const dir = tempDir('pobox-deadline-');
     dirs.push(dir);
     const f = await freezable(dir.path);
     const po = new PostOffice({ store: f.store, config: { storeTimeoutMs: 1500 }, sweeper: false });
@@ -102,7 +102,7 @@ describe('store deadline in the post office', () => {
   });
 
   it('types what an engine throws as UNAVAILABLE (e.g. ENOSPC) and counts it as a failed write', async () => {
-    const dir = await tempDir('pobox-deadline-');
+    const dir = tempDir('pobox-deadline-');
     dirs.push(dir);
     const real = await openStore({ engine: 'lmdb', path: dir.path });
     const store = Object.assign(Object.create(real) as MailboxStore, {

@@ -8,12 +8,13 @@ import { PostOffice } from '../../src/postoffice/post-office.js';
 import { openLmdbStore } from '../../src/store/lmdb/index.js';
 import { attachPostOffice, createMetrics, instrumentStore, seedPending } from '../../src/metrics/index.js';
 import { parseProm, sample, sumOf } from '../support/prom-text.js';
-import { ManualClock, tempDir } from '../ops/helpers.js';
+import { ManualClock } from '../ops/helpers.js';
+import { tempDir } from '../support/temp-dir.js';
 
 const config = { limits: { maxBodyBytes: 100, maxMailboxMessages: 5, senderShare: 1 } };
 
 test('counters and pending gauges follow sends, acks, rejections, expiry and purge exactly', async () => {
-  const dir = await tempDir();
+  const dir = tempDir();
   const clock = new ManualClock();
   const metrics = createMetrics();
   const po = new PostOffice({ store: instrumentStore(await openLmdbStore({ path: dir.path }), metrics), config, clock, sweeper: false });
@@ -68,7 +69,7 @@ test('counters and pending gauges follow sends, acks, rejections, expiry and pur
 });
 
 test('seedPending starts the gauges from what a reopened store holds', async () => {
-  const dir = await tempDir();
+  const dir = tempDir();
   const clock = new ManualClock();
   let po = new PostOffice({ store: await openLmdbStore({ path: dir.path }), clock, sweeper: false });
   try {
@@ -95,7 +96,7 @@ test('seedPending starts the gauges from what a reopened store holds', async () 
 });
 
 test('the oldest-pending gauge moves on when the oldest messages are acked, and is 0 when nothing is pending', async () => {
-  const dir = await tempDir();
+  const dir = tempDir();
   const clock = new ManualClock();
   const metrics = createMetrics();
   const po = new PostOffice({ store: await openLmdbStore({ path: dir.path }), clock, sweeper: false });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { demoEnabled } from '../../src/ops/demo-routes.js';
 import { startOpsServer } from './server-helpers.js';
-import { RawClient } from './ws-client.js';
+import { RawClient } from '../support/raw-client.js';
 
 test('demo mode defaults: on for lmdb on a loopback host, off otherwise, and an explicit setting wins', () => {
   assert.equal(demoEnabled({ store: 'lmdb', host: '127.0.0.1', demo: undefined }), true);

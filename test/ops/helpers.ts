@@ -1,14 +1,6 @@
-/** Shared pieces of the ops tests: temp dirs, a hand-moved clock, waiting on a condition, a webhook receiver. */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+/** Shared pieces of the ops tests: a hand-moved clock, waiting on a condition, a webhook receiver. */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-
-export async function tempDir(prefix = 'pobox-ops-'): Promise<{ path: string; remove: () => Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), prefix));
-  return { path, remove: () => rm(path, { recursive: true, force: true }) };
-}
 
 /** A clock the test moves by hand, so nothing sleeps (the conformance suite's). */
 export { FakeClock as ManualClock } from '../../tools/fake-clock.js';

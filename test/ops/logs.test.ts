@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { startOpsServer } from './server-helpers.js';
-import { RawClient } from './ws-client.js';
+import { RawClient } from '../support/raw-client.js';
 import { waitFor } from './helpers.js';
 
 interface Line {
@@ -66,7 +66,7 @@ test('log lines name user, device and request, and never bodies or credentials',
     const bob = await RawClient.session(wsUrl, bobToken);
     assert.equal(bob.messages().length, 2);
     await bob.close();
-    const forged = await RawClient.connect(wsUrl, `${bobToken}x`);
+    const forged = await RawClient.open(wsUrl, `${bobToken}x`);
     await waitFor(() => forged.closed, 'forged connection closed');
     await alice.close();
     clients.length = 0;

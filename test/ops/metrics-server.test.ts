@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseProm, sample, sumOf } from '../support/prom-text.js';
 import { startOpsServer } from './server-helpers.js';
-import { RawClient } from './ws-client.js';
+import { RawClient } from '../support/raw-client.js';
 import { waitFor } from './helpers.js';
 
 test('/metrics needs the admin key', async () => {
@@ -81,7 +81,7 @@ test('a scripted session shows up in /metrics exactly', async () => {
       ['c2'],
     );
     // A connection with a forged token is refused.
-    const forged = await RawClient.connect(wsUrl, 'not-a-token');
+    const forged = await RawClient.open(wsUrl, 'not-a-token');
     await waitFor(() => forged.closed, 'forged connection closed');
 
     const m = parseProm((await s.get('/metrics')).text);

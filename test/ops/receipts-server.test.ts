@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { RECEIPT_SENDER, type ReceiptBody } from '../../src/postoffice/receipts.js';
 import { parseProm, sample } from '../support/prom-text.js';
 import { startOpsServer } from './server-helpers.js';
-import { RawClient } from './ws-client.js';
+import { RawClient } from '../support/raw-client.js';
 
 test('receipts reach an offline sender when she reconnects', async () => {
   const s = await startOpsServer();

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mintToken } from '../../src/gateway/auth.js';
 import type { ServerConfigInput } from '../../src/gateway/config.js';
 import { startServer, type RunningServer, type StartOptions } from '../../src/server/compose.js';
-import { tempDir } from './helpers.js';
+import { tempDir } from '../support/temp-dir.js';
 
 export interface OpsServer {
   server: RunningServer;
@@ -17,7 +17,7 @@ export interface OpsServer {
 }
 
 export async function startOpsServer(config: ServerConfigInput = {}, options: StartOptions = {}): Promise<OpsServer> {
-  const dir = await tempDir('pobox-ops-server-');
+  const dir = tempDir('pobox-ops-server-');
   const secret = randomBytes(32).toString('hex');
   const adminKey = `admin-${randomBytes(16).toString('hex')}`;
   const sendKey = `send-${randomBytes(16).toString('hex')}`;

@@ -9,8 +9,9 @@ import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import { openLmdbStore } from '../../src/store/lmdb/index.js';
 import { startOpsServer, type OpsServer } from './server-helpers.js';
-import { startReceiver, tempDir, waitFor } from './helpers.js';
-import { RawClient } from './ws-client.js';
+import { startReceiver, waitFor } from './helpers.js';
+import { tempDir } from '../support/temp-dir.js';
+import { RawClient } from '../support/raw-client.js';
 
 test('a user connected to another node is not woken; one call per interval across nodes', async () => {
   const receiver = await startReceiver();
@@ -18,7 +19,7 @@ test('a user connected to another node is not woken; one call per interval acros
   const prefix = `pobox-test-${randomBytes(4).toString('hex')}:`;
   const bus = `redis://127.0.0.1:6379/?prefix=${prefix}`;
   const hook = { url: receiver.url, intervalMs: 60_000 };
-  const dir = await tempDir();
+  const dir = tempDir();
   const store = await openLmdbStore({ path: dir.path });
   const servers: OpsServer[] = [];
   const clients: RawClient[] = [];

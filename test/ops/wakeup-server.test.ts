@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { parseProm, sample } from '../support/prom-text.js';
 import { startReceiver } from './helpers.js';
 import { startOpsServer } from './server-helpers.js';
-import { RawClient } from './ws-client.js';
+import { RawClient } from '../support/raw-client.js';
 
 test('the server calls the webhook for offline users only, never for receipts', async () => {
   const receiver = await startReceiver();

@@ -8,10 +8,11 @@ import { test } from 'node:test';
 import { PostOffice } from '../../src/postoffice/post-office.js';
 import { enableReceipts, parseReceipt, receiptId, RECEIPT_SENDER, type ReceiptOutcome } from '../../src/postoffice/receipts.js';
 import { openLmdbStore } from '../../src/store/lmdb/index.js';
-import { ManualClock, tempDir } from '../ops/helpers.js';
+import { ManualClock } from '../ops/helpers.js';
+import { tempDir } from '../support/temp-dir.js';
 
 async function setup(config: Record<string, unknown> = {}) {
-  const dir = await tempDir();
+  const dir = tempDir();
   const clock = new ManualClock();
   const po = new PostOffice({ store: await openLmdbStore({ path: dir.path }), clock, sweeper: false, config });
   const outcomes: ReceiptOutcome[] = [];

@@ -9,7 +9,8 @@ import { PostOffice } from '../../src/postoffice/post-office.js';
 import { WakeupHook, type Presence, type WakeupOutcome } from '../../src/postoffice/wakeup-hook.js';
 import { openLmdbStore } from '../../src/store/lmdb/index.js';
 import type { ServerResponse } from 'node:http';
-import { ManualClock, startReceiver, tempDir, waitFor } from '../ops/helpers.js';
+import { ManualClock, startReceiver, waitFor } from '../ops/helpers.js';
+import { tempDir } from '../support/temp-dir.js';
 
 /** Presence as the gateway keeps it: the devices with a live session, per user. */
 class LocalPresence implements Presence {
@@ -20,7 +21,7 @@ class LocalPresence implements Presence {
 }
 
 async function setup(hookConfig: Record<string, unknown>) {
-  const dir = await tempDir();
+  const dir = tempDir();
   const clock = new ManualClock();
   const po = new PostOffice({ store: await openLmdbStore({ path: dir.path }), clock, sweeper: false });
   const receiver = await startReceiver();
@@ -162,7 +163,7 @@ test('a stuck receiver never holds up sends: the queue is bounded and overflow i
 });
 
 test('an in-process callback gets the same payload', async () => {
-  const dir = await tempDir();
+  const dir = tempDir();
   const po = new PostOffice({ store: await openLmdbStore({ path: dir.path }), sweeper: false });
   const calls: unknown[] = [];
   const hook = new WakeupHook({ presence: { connectedDevices: async () => [] }, callback: (p) => void calls.push(p) });

@@ -1,6 +1,6 @@
 /**
- * Runs the `pobox` program in this process and captures what it prints, so the admin
- * CLI tests cost no process start per command. One command at a time.
+ * The one CLI runner of the tests: runs the `pobox` program in this process and captures
+ * what it prints, so a command costs no process start. One command at a time.
  */
 import { main } from '../../src/cli/main.js';
 
