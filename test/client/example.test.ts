@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { afterEach, it } from 'node:test';
 import path from 'node:path';
 import { Resources, tempDir } from './gateway-helpers.js';
-import { runCli } from '../support/cli.js';
+import { runCliProcess } from '../support/cli.js';
 import { REPO, runNode, spawnServe } from './serve-child.js';
 
 const res = new Resources();
@@ -22,7 +22,7 @@ it('examples/client.ts sends alice -> bob through a started server and exits 0',
   // No secret configured: serve created one in the data dir and says how to mint tokens.
   assert.match(server.stderr(), /pobox token --user alice --device phone/);
   const token = async (user: string, device: string): Promise<string> => {
-    const r = await runCli(['token', '--user', user, '--device', device, '--data-dir', dataDir]);
+    const r = await runCliProcess(['token', '--user', user, '--device', device, '--data-dir', dataDir]);
     assert.equal(r.code, 0, r.stderr);
     return r.stdout.trim();
   };

@@ -3,9 +3,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnServeProcess } from '../support/serve-process.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const CLI = path.join(REPO, 'src/cli/main.ts');
 
 export interface ServeChild {
   child: ChildProcess;
@@ -21,26 +21,8 @@ export interface ServeChild {
 export { freePort } from '../../tools/free-port.js';
 
 export async function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<ServeChild> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--host', '127.0.0.1', ...args], {
-    cwd: REPO,
-    env: { ...process.env, POBOX_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
-  let err = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (d: string) => (err += d));
-  const deadline = Date.now() + timeoutMs;
-  let m: RegExpExecArray | null = null;
-  while (!(m = /listening on (\S+) \(WebSocket (\S+)\)/.exec(err))) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`pobox serve exited early:\n${err}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`pobox serve did not start within ${timeoutMs} ms:\n${err}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { child, url: m[1]!, wsUrl: m[2]!, stderr: () => err, exited };
+  const p = await spawnServeProcess('pobox serve', ['--host', '127.0.0.1', ...args], { ...process.env, POBOX_LOG_LEVEL: 'warn', ...env }, { timeoutMs });
+  return { child: p.child, url: p.httpUrl, wsUrl: p.wsUrl, stderr: p.stderr, exited: p.exited };
 }
 
 export async function runNode(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {

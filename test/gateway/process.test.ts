@@ -3,17 +3,17 @@
  * send followed by a restart on the same data dir (nothing accepted is lost).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { api, autoAck, SECRET } from './helpers.js';
 import { tempDir } from '../support/temp-dir.js';
 import { RawClient } from '../support/raw-client.js';
+import { runCliProcess } from '../support/cli.js';
+import { spawnServeProcess } from '../support/serve-process.js';
 import { mintToken } from '../../src/gateway/auth.js';
 import { startServer } from '../../src/server/compose.js';
-
-const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 
 interface Child {
   proc: ChildProcess;
@@ -24,34 +24,8 @@ interface Child {
 }
 
 async function spawnServe(dataDir: string, env: Record<string, string> = { POBOX_JWT_SECRETS: SECRET }): Promise<Child> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'info'], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let err = '';
-  let out = '';
-  // stderr carries the "listening" line after any secret notice, so both are in once it shows.
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 60_000);
-    proc.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = /pobox: listening on (http:\/\/\S+)/.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited with ${code} before listening: ${err}`));
-    });
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) resolve({ code: proc.exitCode, signal: proc.signalCode });
-    else proc.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  return { proc, url, exited, stderr: () => err, stdout: () => out };
+  const p = await spawnServeProcess('pobox serve', ['--port', '0', '--data-dir', dataDir, '--log-level', 'info'], { ...process.env, ...env });
+  return { proc: p.child, url: p.httpUrl, exited: p.exited, stderr: p.stderr, stdout: p.stdout };
 }
 
 describe('pobox serve process', () => {
@@ -96,16 +70,10 @@ describe('pobox serve process', () => {
   test('pobox token mints from the data dir secret that serve then uses; bad flags name the field', async () => {
     const dir = tempDir().path;
     dirs.push(dir);
-    const run = (args: string[]) =>
-      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const p = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-        children.push(p);
-        let out = '';
-        let err = '';
-        p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-        p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-        p.once('exit', (code) => resolve({ code, out, err }));
-      });
+    const run = async (args: string[]) => {
+      const r = await runCliProcess(args);
+      return { code: r.code, out: r.stdout, err: r.stderr };
+    };
     const minted = await run(['token', '--user', 'alice', '--device', 'phone', '--ttl', '5m', '--data-dir', dir]);
     assert.equal(minted.code, 0, minted.err);
     const token = minted.out.trim();

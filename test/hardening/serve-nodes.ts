@@ -2,13 +2,12 @@
  * Real `pobox serve` processes for the fault tests, each with its own flags (so one node
  * can reach Redis through a proxy the test cuts), over one DynamoDB Local table.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mintToken } from '../../src/gateway/auth.js';
-
-const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
+import { spawnServeProcess } from '../support/serve-process.js';
 
 export interface ServeNode {
   readonly child: ChildProcess;
@@ -55,40 +54,10 @@ export async function startServeNode(o: ServeNodeOptions): Promise<ServeNode> {
   const args = ['--port', '0', '--host', '127.0.0.1', '--config', configFile, '--data-dir', o.dataDir ?? join(o.dir, o.name), '--no-demo'];
   if (o.dynamodbEndpoint && o.dynamodbTable) args.push('--store', 'dynamodb', '--dynamodb-endpoint', o.dynamodbEndpoint, '--dynamodb-table', o.dynamodbTable);
   args.push('--bus', o.bus ?? 'memory', '--log-level', 'warn');
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', ...args], {
-    env: { ...process.env, POBOX_JWT_SECRETS: o.secret, AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const keep = (d: Buffer): void => {
-    out = (out + d.toString()).slice(-40_000);
-  };
-  child.stdout?.on('data', keep);
-  const urls = await new Promise<{ http: string; ws: string }>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${o.name} did not start within 60 s:\n${out}`));
-    }, 60_000);
-    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
-      clearTimeout(timer);
-      reject(new Error(`${o.name} exited (${code ?? signal}) before listening:\n${out}`));
-    };
-    child.once('exit', onExit);
-    child.stderr?.on('data', (d: Buffer) => {
-      keep(d);
-      const m = /listening on (http:\/\/[^\s]+) \(WebSocket (ws:\/\/[^\s)]+)\)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        child.off('exit', onExit);
-        resolve({ http: m[1]!, ws: m[2]! });
-      }
-    });
-  });
+  const node = await spawnServeProcess(o.name, args, { ...process.env, POBOX_JWT_SECRETS: o.secret, AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' });
+  const { child } = node;
   return {
-    child,
-    httpUrl: urls.http,
-    wsUrl: urls.ws,
-    output: () => out,
+    ...node,
     async kill() {
       const gone = exited(child);
       child.kill('SIGKILL');

@@ -2,14 +2,13 @@
  * A cluster of real `pobox serve` processes, started the way an operator would:
  * `pobox serve --store dynamodb ... --bus redis://...`, one process per node.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mintToken } from '../../src/gateway/auth.js';
+import { spawnServeProcess } from '../support/serve-process.js';
 import type { Cluster } from './scenarios.js';
-
-const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 
 export interface NodeProcess {
   readonly index: number;
@@ -40,33 +39,9 @@ export interface ProcessClusterOptions {
   pollIntervalMs: number;
 }
 
-function startNode(index: number, args: string[], env: NodeJS.ProcessEnv): Promise<NodeProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const keep = (d: Buffer): void => {
-    out = (out + d.toString()).slice(-20_000);
-  };
-  child.stdout?.on('data', keep);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`node ${index} did not start within 60 s:\n${out}`));
-    }, 60_000);
-    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
-      clearTimeout(timer);
-      reject(new Error(`node ${index} exited (${code ?? signal}) before listening:\n${out}`));
-    };
-    child.once('exit', onExit);
-    child.stderr?.on('data', (d: Buffer) => {
-      keep(d);
-      const m = /listening on (http:\/\/[^\s]+) \(WebSocket (ws:\/\/[^\s)]+)\)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        child.off('exit', onExit);
-        resolve({ index, child, httpUrl: m[1]!, wsUrl: m[2]!, output: () => out });
-      }
-    });
-  });
+async function startNode(index: number, args: string[], env: NodeJS.ProcessEnv): Promise<NodeProcess> {
+  const node = await spawnServeProcess(`node ${index}`, args, env, { keepChars: 20_000 });
+  return { index, ...node };
 }
 
 function exited(child: ChildProcess): Promise<void> {

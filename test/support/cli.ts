@@ -1,8 +1,12 @@
 /**
- * The one CLI runner of the tests: runs the `pobox` program in this process and captures
- * what it prints, so a command costs no process start. One command at a time.
+ * The one CLI runner of the tests. `runCli` runs the `pobox` program in this process and
+ * captures what it prints, so a command costs no process start (one command at a time);
+ * `runCliProcess` runs it as a real process. Both answer {code, stdout, stderr}.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { main } from '../../src/cli/main.js';
+import { CLI_MAIN } from './serve-process.js';
 
 export interface CliResult {
   code: number;
@@ -37,4 +41,18 @@ export async function runJson<T = Record<string, unknown>>(args: string[]): Prom
   const r = await runCli([...args, '--json']);
   if (r.code !== 0) throw new Error(`pobox ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout) as T;
+}
+
+/**
+ * Run `pobox` as a real process (from source, through tsx), for tests about the program
+ * as a user starts it: exit codes, environment, what it prints.
+ */
+export async function runCliProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI_MAIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code: code ?? 1, stdout, stderr };
 }
