@@ -5,9 +5,10 @@
  * Group commit, once per event-loop turn: `append` encodes a record, gives it the next lsn
  * and queues it; at the end of the turn (setImmediate) the queued group is written with
  * one synchronous write, in lsn order, and made durable by an fdatasync: on the loop
- * itself when the group is small and no other sync runs (a live message then waits for
- * the disk and nothing else), on the thread pool otherwise (a loaded server keeps working
- * while the disk syncs; groups written meanwhile are covered by the next sync).
+ * itself when the group is small, no other sync runs and the loop is mostly idle (a live
+ * message then waits for the disk and nothing else), on the thread pool otherwise (a
+ * loaded server keeps working while the disk syncs; groups written meanwhile are covered
+ * by the next sync).
  * `synced(lsn)` resolves once an fdatasync that started after `lsn` was written (and so
  * after every record before it: the file is written in lsn order) has returned.
  *
@@ -22,6 +23,7 @@
  */
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, writeSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { ensureDurableDir, fsyncDir } from '../../../core/durable-files.js';
 import { decodeAll, encodeRecord, type WalRecord } from './record.js';
 
@@ -185,11 +187,14 @@ interface Waiter {
 
 /**
  * A group of at most this many bytes is made durable by an fdatasync on the event loop
- * itself when no other sync is running. At low load that is the fastest way to the disk
- * (a live message waits for the disk, not for thread-pool round trips); a larger group
- * means a loaded server, and its sync runs on the thread pool while the loop works on.
+ * itself when no other sync is running and the loop has mostly been idle since the last
+ * group (INLINE_SYNC_MAX_BUSY, not counting its own inline syncs). At low load that is the
+ * fastest way to the disk: a live message waits for the disk, not for thread-pool round
+ * trips. A busy loop (a reconnect storm, a throughput run) or a large group syncs on the
+ * thread pool instead, and the loop works on meanwhile.
  */
 const INLINE_SYNC_BYTES = 64 * 1024;
+const INLINE_SYNC_MAX_BUSY = 0.5;
 
 export class WalLog {
   private lastLsnValue: number;
@@ -199,6 +204,9 @@ export class WalLog {
   private queue: Buffer[] = [];
   private queuedBytes = 0;
   private flushScheduled = false;
+  /** Event-loop utilisation at the last flush, and the time spent in inline syncs since. */
+  private loopMark = performance.eventLoopUtilization();
+  private inlineSyncMs = 0;
   /** The fdatasync running on the thread pool: the fd it runs on and the lsn it makes durable. */
   private syncing: { fd: number; upTo: number; seg: NonNullable<WalLog['active']>; size: number } | undefined;
   /** Segments finished while a sync ran on them: closed when it returns. */
@@ -319,8 +327,10 @@ export class WalLog {
       this.writtenLsn += group.length;
       a.seg.lastLsn = this.writtenLsn;
       this.bytesWritten += buf.length;
-      if (!this.syncing && bytes <= INLINE_SYNC_BYTES) {
+      if (!this.syncing && bytes <= INLINE_SYNC_BYTES && this.loopMostlyIdle()) {
+        const t0 = performance.now();
         fdatasyncSync(a.fd);
+        this.inlineSyncMs += performance.now() - t0;
         this.groupsSynced++;
         a.synced = a.size;
         this.advance(this.writtenLsn);
@@ -329,6 +339,16 @@ export class WalLog {
       this.fail(err);
     }
   };
+
+  /** Whether the event loop was idle at least half the time since the last look (its own inline syncs not counted as work). */
+  private loopMostlyIdle(): boolean {
+    const now = performance.eventLoopUtilization();
+    const d = performance.eventLoopUtilization(now, this.loopMark);
+    this.loopMark = now;
+    const busy = Math.max(0, d.active - this.inlineSyncMs);
+    this.inlineSyncMs = 0;
+    return busy <= INLINE_SYNC_MAX_BUSY * (busy + d.idle);
+  }
 
   /** Start a thread-pool fdatasync of the active segment, unless one runs (it starts the next when it returns). */
   private syncInBackground(): void {
