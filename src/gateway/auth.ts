@@ -12,7 +12,7 @@
  * There is no anonymous mode: with nothing configured, `serve` (and `token`) create a
  * random secret in `<dataDir>/jwt-secret` (mode 0600) and use that.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual, webcrypto } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { errors as joseErrors, importJWK, importSPKI, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
@@ -98,7 +98,9 @@ function unauthorized(message: string): PoboxError {
 }
 
 export async function createAuthenticator(auth: AuthConfig, secrets: readonly string[]): Promise<Authenticator> {
-  const hmacKeys = secrets.map((s) => new TextEncoder().encode(s));
+  // Imported once: given raw bytes, jose imports a fresh WebCrypto key on every verify,
+  // which cost more than the HMAC itself in a reconnect storm's profile.
+  const hmacKeys = await Promise.all(secrets.map((s) => webcrypto.subtle.importKey('raw', new TextEncoder().encode(s), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])));
   const publicKey = auth.publicKey ? await importPublicKey(auth.publicKey) : undefined;
   if (hmacKeys.length === 0 && !publicKey) throw new PoboxError('BAD_REQUEST', 'invalid server config:\n  auth.secrets: no JWT secret or public key', { field: 'auth.secrets' });
   const apiKeys = auth.apiKeys.map((k) => ({ hash: sha256(k.key), name: k.name, scopes: new Set<Scope>(k.scopes), senderQuotaExempt: k.senderQuotaExempt }));
