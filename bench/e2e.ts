@@ -9,7 +9,10 @@
  *     per connection;
  *  3. drain and live latency, read from the gateway benchmark's results when present.
  *
- *   npm run bench:e2e [-- --quick] [--devices 10000] [--idle-max 100000]
+ *   npm run bench:e2e [-- --quick] [--devices 10000] [--idle-max 100000] [--only storm|idle] [--cpu-prof DIR]
+ *
+ * --cpu-prof DIR: the server process writes a V8 CPU profile into DIR when it exits
+ * (summarise it with `node --import tsx bench/lib/cpu-profile.ts FILE`).
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -93,7 +96,8 @@ export interface E2eData {
 const MiB = 1024 * 1024;
 
 runMain(async () => {
-  const args = benchArgs({ devices: { type: 'string' }, 'idle-max': { type: 'string' }, only: { type: 'string' } });
+  const args = benchArgs({ devices: { type: 'string' }, 'idle-max': { type: 'string' }, only: { type: 'string' }, 'cpu-prof': { type: 'string' } });
+  if (typeof args.values['cpu-prof'] === 'string') serverProfileDir = args.values['cpu-prof'];
   const quick = args.quick;
   const devices = numberFlag(args, 'devices', quick ? 500 : 10_000);
   const idleMax = numberFlag(args, 'idle-max', quick ? 1_000 : 100_000);
@@ -155,8 +159,12 @@ interface GatewayJson {
   };
 }
 
+/** Where the server writes its CPU profile (--cpu-prof DIR), if asked. */
+let serverProfileDir: string | undefined;
+
 function startServerChild(secret: string): Child {
-  return forkChild('server-child.ts', { BENCH_SECRET: secret }, ['--expose-gc']);
+  const prof = serverProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${serverProfileDir}`] : [];
+  return forkChild('server-child.ts', { BENCH_SECRET: secret }, ['--expose-gc', ...prof]);
 }
 
 async function stormBench(devices: number, perDevice: number, spreadMs: number): Promise<StormResult> {

@@ -99,7 +99,7 @@ runMain(async () => {
 
   const openers: Array<[string, () => Promise<Peer>]> = [
     ['pobox', openPoboxPeer],
-    ['pobox-gateway', openPoboxGatewayPeer],
+    ['pobox-gateway', () => openPoboxGatewayPeer(concurrency)],
     ['redis', openRedisPeer],
     ['postgres', () => openPostgresPeer(concurrency)],
     ['nats', () => openNatsPeer(natsDurability)],

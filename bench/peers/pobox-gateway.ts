@@ -1,26 +1,27 @@
 /**
  * pobox as a client sees it: the gateway (`pobox serve`, lmdb engine) in its own process,
- * everything over WebSocket on 127.0.0.1, the way a device uses it:
+ * everything over long-lived connections on 127.0.0.1, as Redis gets one long-lived
+ * connection in its row:
  *
- *  - send: a `send` frame through the SDK, answered by `accepted` once durable. The
- *    workload's concurrent sends share SENDER_CONNECTIONS connections of one sender.
- *  - fetch: the recipient's device connects (token in the URL), says hello and reads
- *    messages until it has the page, then closes without acking: a reconnect that reads
- *    one page. Each fetch therefore includes a TCP connect and a WebSocket upgrade.
- *  - delete up to a seq: the device connects, says hello, acks `upTo` and waits for
- *    `acked` (the cursor is durable and the acked messages are deleted), then closes.
+ *  - send: a `send` frame through the SDK over one of SENDER_CONNECTIONS open WebSocket
+ *    connections of the sender, answered by `accepted` once durable.
+ *  - fetch: the device's pull API, `GET /v1/messages?after=&limit=` with the device's
+ *    token, over HTTP/1.1 keep-alive connections (at most one per concurrent client).
+ *  - delete up to a seq: `POST /v1/ack {upTo}` with the device's token on the same
+ *    keep-alive connections, answered once the cursor is durable and the acked messages
+ *    are deleted.
  *
- * Operations on one user run one at a time (a device has one connection; a second
- * replaces the first); different users overlap up to the workload's concurrency.
- *
- * Redis is measured on one open connection per op kind; here only sends run on open
- * connections, because in pobox reading and acking belong to the recipient's own
- * device connection. That is stated beside the numbers.
+ * Why not the WebSocket for fetch and delete: a device's connection pushes its backlog
+ * once, from its cursor; "read this page again" is not something a connected device asks
+ * for, so a fetch over WebSocket means a new connection per fetch (connect, upgrade,
+ * hello), which measures connection set-up rather than the store. The HTTP pull API is
+ * the same read and the same ack the WebSocket session makes (PostOffice.read / ack),
+ * each request verifying the device's token as a connection does.
  */
 import { randomBytes } from 'node:crypto';
+import { Agent, request } from 'node:http';
 import { WebSocket } from 'ws';
 import { connect, type PoboxClient } from '../../src/client/index.js';
-import type { ServerFrame } from '../../src/core/protocol.js';
 import { mintToken } from '../../src/gateway/auth.js';
 import type { ServerConfigInput } from '../../src/gateway/config.js';
 import { startServerChild, type ServerHandle } from '../gateway/server-process.js';
@@ -31,7 +32,7 @@ import type { Peer, PeerMessage } from './peer.js';
 const DEVICE = 'phone';
 const SENDER_CONNECTIONS = 4;
 
-export async function openPoboxGatewayPeer(): Promise<Peer> {
+export async function openPoboxGatewayPeer(concurrency: number): Promise<Peer> {
   const dir: TempDir = tempDir('peers-pobox-gateway');
   const secret = randomBytes(32).toString('base64url');
   const config: ServerConfigInput = {
@@ -63,14 +64,14 @@ export async function openPoboxGatewayPeer(): Promise<Peer> {
     throw err;
   }
   const srv = server;
-  const oneAtATime = perUser();
-  const url = (user: string): string => `${srv.wsUrl}?token=${encodeURIComponent(tokens.get(user)!)}`;
+  // Long-lived HTTP connections for the devices' reads and acks, one per concurrent client at most.
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   return {
-    name: 'pobox (gateway, WebSocket)',
+    name: 'pobox (gateway: WebSocket sends, HTTP keep-alive reads/acks)',
     version: `pobox 0.1.0 gateway (ws ${packageVersion('ws')}), lmdb-js ${packageVersion('lmdb')}`,
     durability: "`accepted` is sent after the store's append is durable (fsync'd); concurrent sends share one commit",
     notes: [
-      `Server in its own process; sends over ${SENDER_CONNECTIONS} open WebSocket connections (SDK); each fetch and each delete is a device connection of its own (connect, upgrade, hello, then the page or the ack and its durable answer), because reads and acks belong to the recipient's device.`,
+      `Server in its own process; sends over ${SENDER_CONNECTIONS} open WebSocket connections (SDK); fetches (GET /v1/messages) and deletes (POST /v1/ack, durable before the answer) with each device's token over at most ${concurrency} HTTP keep-alive connections, the same ${concurrency} concurrent clients as every row. A fetch over WebSocket would be a new device connection per fetch (a connected device is pushed its backlog once), which measures connection set-up, not the store.`,
       'Also does per-recipient dedupe by message id, quotas and an expiry index on every send; JWT-authenticated connections.',
     ],
     async setup(users) {
@@ -107,23 +108,14 @@ export async function openPoboxGatewayPeer(): Promise<Peer> {
       return (await c.send({ to: user, id, body })).seq;
     },
     async fetch(user, afterSeq, limit): Promise<PeerMessage[]> {
-      return oneAtATime(user, () =>
-        session(url(user), (_ws, frame, out, done) => {
-          if (frame.type === 'message' && frame.seq > afterSeq) out.push({ seq: frame.seq, id: frame.id });
-          if (out.length >= limit || frame.type === 'caughtUp') done(out.slice(0, limit));
-        }),
-      );
+      const page = (await call(agent, srv.url, 'GET', `/v1/messages?after=${afterSeq}&limit=${limit}`, tokens.get(user)!)) as { messages: Array<{ seq: number; id: string }> };
+      return page.messages.map((m) => ({ seq: m.seq, id: m.id }));
     },
     async deleteUpTo(user, upToSeq) {
-      await oneAtATime(user, () =>
-        session(url(user), (ws, frame, _out, done) => {
-          if (frame.type === 'welcome') ws.send(JSON.stringify({ type: 'ack', upTo: upToSeq }));
-          if (frame.type === 'acked' && frame.cursor >= upToSeq) done([]);
-          if (frame.type === 'error') throw new Error(`ack refused: ${frame.code} ${frame.message}`);
-        }),
-      );
+      await call(agent, srv.url, 'POST', '/v1/ack', tokens.get(user)!, { upTo: upToSeq });
     },
     async close() {
+      agent.destroy();
       senders.forEach((c) => c.close());
       await srv.stop();
       await dir.remove();
@@ -131,52 +123,21 @@ export async function openPoboxGatewayPeer(): Promise<Peer> {
   };
 }
 
-type OnFrame = (ws: WebSocket, frame: ServerFrame, out: PeerMessage[], done: (page: PeerMessage[]) => void) => void;
-
-/** One device connection: hello, hand each frame to `onFrame` until it calls done, then close. */
-function session(url: string, onFrame: OnFrame): Promise<PeerMessage[]> {
-  const ws = new WebSocket(url);
-  const out: PeerMessage[] = [];
-  return new Promise<PeerMessage[]>((resolve, reject) => {
-    let finished = false;
-    const finish = (err: Error | undefined, page: PeerMessage[] = []): void => {
-      if (finished) return;
-      finished = true;
-      ws.close();
-      if (err) reject(err);
-      else resolve(page);
-    };
-    ws.on('open', () => ws.send('{"type":"hello","protocol":1}'));
-    ws.on('error', (err) => finish(err));
-    ws.on('close', (code) => finish(new Error(`connection closed with ${code} before the answer`)));
-    ws.on('message', (data) => {
-      try {
-        onFrame(ws, JSON.parse(String(data)) as ServerFrame, out, (page) => finish(undefined, page));
-      } catch (err) {
-        finish(err as Error);
-      }
+/** One HTTP request on a keep-alive connection of `agent`; resolves with the JSON answer, rejects on a non-2xx status. */
+function call(agent: Agent, base: string, method: 'GET' | 'POST', path: string, token: string, body?: unknown): Promise<unknown> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}${path}`, { method, agent, headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json' } : {}) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if ((res.statusCode ?? 0) >= 300) reject(new Error(`${method} ${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`));
+        else resolve(JSON.parse(text));
+      });
     });
+    req.on('error', reject);
+    req.end(payload);
   });
-}
-
-/**
- * A device has one connection at a time (a second one replaces the first with 4000), so
- * operations on the same user's device run one after the other; different users overlap.
- */
-function perUser(): <T>(user: string, op: () => Promise<T>) => Promise<T> {
-  const tails = new Map<string, Promise<unknown>>();
-  return <T>(user: string, op: () => Promise<T>): Promise<T> => {
-    const prev = tails.get(user) ?? Promise.resolve();
-    const run = prev.then(op, op);
-    // The caller sees the failure through `run`; the chain only needs to know it ended.
-    const tail: Promise<void> = run.then(
-      () => forget(),
-      () => forget(),
-    );
-    const forget = (): void => {
-      if (tails.get(user) === tail) tails.delete(user);
-    };
-    tails.set(user, tail);
-    return run;
-  };
 }
