@@ -105,6 +105,9 @@ export interface WalTuning {
   onEvent?: (e: WalEvent) => void;
 }
 
+/** The initial LMDB map: virtual address space, not disk or memory (see the open call). */
+const INITIAL_MAP_BYTES = 16 * 1024 ** 3;
+
 export const DEFAULT_WAL: WalTuning = {
   applyIntervalMs: 500,
   maxResidentMessages: 100_000,
@@ -183,6 +186,11 @@ export class LmdbStore implements MailboxStore {
       compression: false,
       cache: false,
       maxDbs: 8,
+      // Address space only (the file grows with the data, and lmdb-js still grows the map
+      // past it): without it lmdb-js starts small and remaps as the data grows, and the old
+      // mappings it keeps alive count the same file pages again in RSS (a throughput run:
+      // 412 MiB of file-backed RSS for a 196 MiB data file; 237 MiB with this).
+      mapSize: INITIAL_MAP_BYTES,
     });
     this.mailboxes = this.root.openDB<MetaValue | MessageValue | DedupeValue | SenderValue, MailboxKey>('mailboxes', { cache: false });
     this.expiry = this.root.openDB<string, ExpiryKey>('expiry', { cache: false });
