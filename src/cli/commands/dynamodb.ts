@@ -3,6 +3,8 @@
  * the DynamoDB engine needs (on-demand capacity unless --provisioned), waits until it
  * is ACTIVE and enables TTL. `pobox dynamodb table-definition --table T [--format
  * create-table|cloudformation]` prints the same table as JSON for infrastructure as code.
+ * `pobox dynamodb migrate --table T` upgrades a table written by an older engine (layout
+ * 1) to the current layout in place, with every node stopped (src/store/dynamodb/layout.ts).
  * The AWS SDK is loaded only here, when one of these runs.
  */
 import type { Command } from 'commander';
@@ -34,12 +36,18 @@ function provisioned(spec: string | undefined): { readUnits: number; writeUnits:
 async function loadSdk(): Promise<{
   table: typeof import('../../store/dynamodb/table.js');
   engine: typeof import('../../store/dynamodb/index.js');
+  layout: typeof import('../../store/dynamodb/layout.js');
+  queries: typeof import('../../store/dynamodb/queries.js');
+  retry: typeof import('../../store/dynamodb/retry.js');
   sdk: typeof import('@aws-sdk/client-dynamodb');
 }> {
   try {
     return {
       table: await import('../../store/dynamodb/table.js'),
       engine: await import('../../store/dynamodb/index.js'),
+      layout: await import('../../store/dynamodb/layout.js'),
+      queries: await import('../../store/dynamodb/queries.js'),
+      retry: await import('../../store/dynamodb/retry.js'),
       sdk: await import('@aws-sdk/client-dynamodb'),
     };
   } catch (err) {
@@ -66,6 +74,25 @@ export function registerDynamoDb(program: Command): void {
         const prov = provisioned(f.provisioned);
         const r = await table.createTable(client, { table: f.table, ttl: f.ttl, ...(prov ? { provisioned: prov } : {}) });
         process.stdout.write(`${r.created ? 'created' : 'already exists'}: ${f.table} (ACTIVE${r.ttlEnabled ? ', TTL on attribute ttl' : ', TTL not enabled'})\n`);
+      } finally {
+        client.destroy();
+      }
+    });
+
+  cmd
+    .command('migrate')
+    .description('upgrade a table written by an older pobox (layout 1) to the current layout; stop every node first')
+    .requiredOption('--table <name>', 'table name')
+    .option('--region <region>', 'AWS region', 'us-east-1')
+    .option('--endpoint <url>', 'endpoint of DynamoDB Local or a DynamoDB-compatible store')
+    .action(async (opts: TableFlags) => {
+      const f = parseInput(TableFlagsSchema, opts, 'dynamodb migrate');
+      const { engine, layout, queries, retry, sdk } = await loadSdk();
+      const client = new sdk.DynamoDBClient(engine.clientConfig({ region: f.region, ...(f.endpoint ? { endpoint: f.endpoint } : {}) }));
+      try {
+        const t = new queries.TableClient(client, f.table, retry.DEFAULT_RETRY);
+        const r = await layout.migrateTable(t, 86_400);
+        process.stdout.write(r.alreadyDone ? `${f.table} already has the current layout\n` : `migrated ${f.table}: ${r.mailboxes} mailboxes, ${r.gapsClosed} gaps closed\n`);
       } finally {
         client.destroy();
       }

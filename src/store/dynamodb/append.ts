@@ -1,52 +1,51 @@
 /**
- * Appending to one user's mailbox: seq assignment, dedupe, quotas and the message write
- * are one TransactWriteItems (an update of the meta item + message puts + dedupe puts).
- * Either all of a chunk is visible or none of it, and a later chunk can only commit
- * after this one (it is conditioned on the `last` this one wrote), so a reader never
- * sees seq N+1 committed while seq N is not.
+ * Appending to one user's mailbox without a transaction (layout 2).
  *
- * The meta update is conditioned only on what a send depends on (meta-writes.ts): `last`
- * unchanged, the quota still leaving room for what it adds, targeted devices still
- * registered. Acks and the sweeper lower `cnt`/`bytes` by ADD and never touch `last`, so
- * they do not invalidate a send; only another send to the same user does, and then the
- * chunk is recomputed from a fresh read. A TransactionConflict (two writers on the item
- * at the same instant) is retried as is in TableClient, without reading again.
+ * 1. Reserve the seqs: one conditional UpdateItem of the meta item ADDs the number of
+ *    messages to `last` (and their count and bytes to the quota counters), conditioned on
+ *    the quota leaving room and on addressed devices being registered and not leaving.
+ *    DynamoDB returns the new `last`; nothing is read first.
+ * 2. Per message, the dedupe entry (a put conditioned on no live entry for the id), then
+ *    the message (a put conditioned on nothing being at its seq).
  *
- * The first attempt does not read the dedupe entries: each dedupe put is conditioned
- * on the entry not existing, true for nearly every send, which saves a read per message.
- * A resend (or a refusal, which must not shadow a duplicate) redoes the chunk with the
- * entries read. A chunk that lost only the race for `last` is redone without them.
+ * Between 1 and 2 the seqs are holes; readers wait for them for a lease and then close
+ * them with tombstones (holes.ts). A message whose put finds a tombstone takes a new seq
+ * (step 1 again, for that message) and points its dedupe entry there. The dedupe entry
+ * goes first so that a resend arriving meanwhile finds it: it then checks the message at
+ * that seq (present: a duplicate; a tombstone: the original died, take over the id).
  *
- * A chunk holds at most 49 new messages (2 items each, plus the meta item, under the
- * 100-item limit) and about 3.5 MB (under the 4 MB limit). Lost races are retried for
- * the contention time budget; transient failures are retried inside TableClient. What
- * still fails gets UNAVAILABLE, item by item.
+ * A resend detected at step 2 gives its seq back when it was the last one reserved (so
+ * seqs stay dense), else closes it with a tombstone; either way the counters are given
+ * back. A refusal (quota, unknown device) is final only once the id is known not to be a
+ * duplicate, which would win. A lost response is retried as the same request: an
+ * applied reservation then leaves holes that readers close and refund exactly, and an
+ * applied put is recognised by reading the item back.
  */
-import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { PoboxError, deviceNotRegistered, mailboxFull, senderQuotaExceeded } from '../../core/errors.js';
-import type { DeviceId, MessageId, Seq, UserId } from '../../core/ids.js';
-import type { StoredMessage } from '../../core/types.js';
+import type { MessageId, Seq, UserId } from '../../core/ids.js';
 import type { AppendItem, AppendLimits, AppendOutcome } from '../contract.js';
 import { hasDevice } from '../rules.js';
 import { newEpoch } from '../epoch.js';
-import { decodeDedupe, decodeMessage, encodeDedupe, encodeMessage, itemSize, MAX_ITEM_BYTES, type Item, type MetaValue } from './codec.js';
-import { dedupeSk, expiryShard, messageSk, pointerSk } from './keys.js';
-import { sendUpdate } from './meta-writes.js';
+import { decodeDedupe, encodeDedupe, encodeMessage, encodeTombstone, itemSize, MAX_ITEM_BYTES, seqRecord, ttlSeconds, type MetaValue } from './codec.js';
+import type { Holes } from './holes.js';
+import { dedupeSk, messageSk } from './keys.js';
+import { giveBackUpdate, lowerFirstExpiryUpdate, refundUpdate, reserveUpdate, type Reservation } from './meta-writes.js';
 import { StaleRead, type TableClient } from './queries.js';
 import { contentionPause, withinBudget } from './retry.js';
 
 export interface AppendSettings {
-  sweepShards: number;
   ttlGraceSeconds: number;
+  holes: Holes;
+  /** Told the meta item after each reservation (the store's cache for acks). */
+  remember: (user: UserId, meta: MetaValue) => void;
+  /** Test hook: called after a reservation, before any message is written. */
+  afterReserve?: (user: UserId, seqs: Seq[]) => Promise<void>;
 }
 
-const MAX_MESSAGES_PER_TX = 49;
-const MAX_TX_BYTES = 3_500_000;
-/** Items considered per pass: bounded by one BatchGetItem of dedupe keys. */
-const MAX_CONSIDERED = 100;
-
-/** The send lost the race for the meta item only (its dedupe conditions held). */
-class LostRace extends StaleRead {}
+/** Messages per reservation. */
+const MAX_PER_RESERVATION = 100;
+/** The largest numbers an item can carry, for the size check before the seq is known. */
+const SIZE_PROBE_SEQ = 9_007_199_254_740_991;
 
 export interface Entry {
   index: number;
@@ -54,174 +53,309 @@ export interface Entry {
 }
 
 export function emptyMeta(): MetaValue {
-  return { epoch: newEpoch(), lastSeq: 0, count: 0, bytes: 0, floor: 0, devices: {}, ver: 0, senders: {} };
+  return { epoch: newEpoch(), lastSeq: 0, count: 0, bytes: 0, floor: 0, devices: {}, leaving: [], ver: 0, totalBytes: 0, reservedAt: 0, senders: {} };
 }
 
 /** Append `entries` (all for `user`, in order), writing each outcome into `out`. */
 export async function appendForUser(t: TableClient, s: AppendSettings, user: UserId, entries: Entry[], limits: AppendLimits, out: AppendOutcome[]): Promise<void> {
-  let pending = entries;
-  let stale = 0;
-  let startedAt = Date.now();
-  // First try without reading dedupe entries: the dedupe puts are conditioned on the
-  // entry not existing, which holds for almost every send. A resend fails that condition
-  // and the chunk is redone with the entries read (and expired ones handled).
-  let readDedupe = false;
-  while (pending.length > 0) {
+  for (let i = 0; i < entries.length; i += MAX_PER_RESERVATION) {
+    const chunk = entries.slice(i, i + MAX_PER_RESERVATION);
     try {
-      const done = await appendChunk(t, s, user, pending, limits, out, readDedupe);
-      pending = pending.slice(done);
-      stale = 0;
-      startedAt = Date.now();
-      readDedupe = false;
+      await appendChunk(t, s, user, chunk, limits, out);
     } catch (err) {
-      if (err instanceof StaleRead && withinBudget(startedAt, t.retry)) {
-        t.capacity.retries++;
-        if (err instanceof LostRace) {
-          // Another send to this user committed first: recompute from a fresh read.
-          await contentionPause(stale++, t.retry);
-        } else if (readDedupe) {
-          await contentionPause(stale++, t.retry);
-        } else {
-          readDedupe = true; // a resend, or a refusal to confirm: read the entries now
-        }
-        continue;
-      }
       const e = err instanceof PoboxError ? err : new PoboxError('UNAVAILABLE', `could not store the message for ${user}: ${(err as Error).message}`, { cause: err });
-      for (const p of pending) out[p.index] = { ok: false, error: e };
-      return;
+      for (const p of chunk) if (out[p.index] === undefined) out[p.index] = { ok: false, error: e };
     }
   }
 }
 
-/** Commit the first chunk of `pending`; returns how many entries got their outcome. */
-async function appendChunk(t: TableClient, s: AppendSettings, user: UserId, pending: Entry[], limits: AppendLimits, out: AppendOutcome[], readDedupe: boolean): Promise<number> {
-  const considered = pending.slice(0, MAX_CONSIDERED);
-  const stored = await t.getMeta(user);
-  const meta = stored ? { ...stored, devices: { ...stored.devices }, senders: { ...stored.senders } } : emptyMeta();
-  // What each sender adds in this chunk (fair quotas), for the meta update.
-  const added = new Map<UserId, { count: number; bytes: number }>();
-  const ids = [...new Set(considered.map((e) => e.item.id))];
-  const dedupeItems = readDedupe ? await t.getMany(user, ids.map(dedupeSk)) : new Map<string, Item>();
-  const seen = new Map<MessageId, { seq: Seq; expiresAt: number; fromThisChunk: boolean }>();
-  for (const it of dedupeItems.values()) {
-    const d = decodeDedupe(it);
-    seen.set(d.id, { ...d, fromThisChunk: false });
-  }
-  // Dedupe entries past their expiry get overwritten below; fetch their messages.
-  const latestSent = Math.max(...considered.map((e) => e.item.sentAt));
-  const staleSeqs = [...seen.values()].filter((d) => d.expiresAt <= latestSent).map((d) => messageSk(d.seq));
-  const oldMessages = staleSeqs.length > 0 ? await t.getMany(user, staleSeqs) : new Map();
-
-  const tx: TransactWriteItem[] = [];
-  const staged: Array<{ index: number; outcome: AppendOutcome }> = [];
-  const targeted: DeviceId[] = [];
-  let txBytes = 0;
-  let messages = 0;
-  let done = 0;
-  for (const { index, item } of considered) {
-    if (messages >= MAX_MESSAGES_PER_TX) break;
-    done++;
-    if (item.toDevice !== undefined && !hasDevice(meta.devices, item.toDevice)) {
-      staged.push({ index, outcome: { ok: false, error: deviceNotRegistered(user, item.toDevice, 'toDevice') } });
+async function appendChunk(t: TableClient, s: AppendSettings, user: UserId, chunk: Entry[], limits: AppendLimits, out: AppendOutcome[]): Promise<void> {
+  // The same id twice in one chunk: the later ones answer like the first.
+  const first = new Map<MessageId, Entry>();
+  const repeats: Array<{ entry: Entry; of: Entry }> = [];
+  const refused = new Map<number, PoboxError>();
+  let candidates: Entry[] = [];
+  for (const e of chunk) {
+    const of = first.get(e.item.id);
+    if (of) {
+      repeats.push({ entry: e, of });
       continue;
     }
-    const prior = seen.get(item.id);
-    if (prior && prior.expiresAt > item.sentAt) {
-      staged.push({ index, outcome: { ok: true, seq: prior.seq, duplicate: true, epoch: meta.epoch } });
-      continue;
-    }
-    // The expired predecessor may still be stored (not swept yet). Overwriting its dedupe
-    // entry would lose the sweeper's pointer to it, so leave an expiry pointer instead.
-    let old: StoredMessage | undefined;
-    if (prior && !prior.fromThisChunk) {
-      const it = oldMessages.get(messageSk(prior.seq));
-      if (it) {
-        const m = decodeMessage(it);
-        if (m.id === item.id && m.expiresAt <= item.sentAt) old = m;
-      }
-    }
-    // A refusal is final only once we know the id is not a duplicate (which would win).
-    const refuse = (): void => {
-      if (!readDedupe) throw new StaleRead('a refusal needs the dedupe entries read');
-    };
-    // No condition on the sender counters is needed: only sends raise them, and every
-    // send is conditioned on `last`, so they can only have gone down since this read.
-    const held = meta.senders[item.from] ?? { count: 0, bytes: 0 };
-    if (limits.maxSenderMessages !== undefined && !item.senderQuotaExempt) {
-      if (held.count + 1 > limits.maxSenderMessages || held.bytes + item.bytes > (limits.maxSenderBytes ?? Infinity)) {
-        refuse();
-        staged.push({ index, outcome: { ok: false, error: senderQuotaExceeded(user, item.from) } });
-        continue;
-      }
-    }
-    if (meta.count + 1 > limits.maxMailboxMessages || meta.bytes + item.bytes > limits.maxMailboxBytes) {
-      refuse();
-      staged.push({ index, outcome: { ok: false, error: mailboxFull(user) } });
-      continue;
-    }
-    const seq = meta.lastSeq + 1;
-    const msgItem = encodeMessage({ ...item, seq }, s.ttlGraceSeconds);
-    const size = itemSize(msgItem);
+    first.set(e.item.id, e);
+    const size = itemSize(encodeMessage({ ...e.item, seq: SIZE_PROBE_SEQ }, s.ttlGraceSeconds, SIZE_PROBE_SEQ));
     if (size > MAX_ITEM_BYTES) {
-      refuse();
-      staged.push({
-        index,
-        outcome: { ok: false, error: new PoboxError('PAYLOAD_TOO_LARGE', `message item would be ${size} bytes; DynamoDB allows ${MAX_ITEM_BYTES}`, { field: 'body' }) },
+      refused.set(e.index, new PoboxError('PAYLOAD_TOO_LARGE', `message item would be ${size} bytes; DynamoDB allows ${MAX_ITEM_BYTES}`, { field: 'body' }));
+    } else if (e.item.bytes > limits.maxMailboxBytes || limits.maxMailboxMessages < 1) {
+      refused.set(e.index, mailboxFull(user));
+    } else {
+      candidates.push(e);
+    }
+  }
+
+  // Reserve: optimistically all of them; if a condition fails, read the meta item and decide one by one.
+  let meta: MetaValue | undefined;
+  const startedAt = Date.now();
+  for (let attempt = 0; candidates.length > 0; attempt++) {
+    try {
+      meta = await reserve(t, user, candidates, limits);
+      break;
+    } catch (err) {
+      if (!(err instanceof StaleRead) || !withinBudget(startedAt, t.retry)) throw err;
+      if (attempt > 0) await contentionPause(attempt, t.retry);
+      const decided = decide(user, await t.getMeta(user), candidates, limits);
+      for (const [index, error] of decided.refused) refused.set(index, error);
+      candidates = decided.accepted;
+    }
+  }
+
+  const writes: Array<Promise<void>> = [];
+  if (meta && candidates.length > 0) {
+    s.remember(user, meta);
+    // The reservation sets the sweeper's earliest expiry only if it had none: lower it for a shorter-lived message.
+    const earliest = Math.min(...candidates.map((e) => e.item.expiresAt));
+    if (meta.firstExpiry !== undefined && earliest < meta.firstExpiry) {
+      await t.updateMeta(user, lowerFirstExpiryUpdate(earliest)).catch((err: unknown) => {
+        if (!(err instanceof StaleRead)) throw err; // already lower
       });
+    }
+    const firstSeq = meta.lastSeq - candidates.length + 1;
+    const seqs = candidates.map((_, i) => firstSeq + i);
+    let cumulative = meta.totalBytes - candidates.reduce((a, e) => a + e.item.bytes, 0);
+    const epoch = meta.epoch;
+    if (s.afterReserve) await s.afterReserve(user, seqs);
+    candidates.forEach((e, i) => {
+      cumulative += e.item.bytes;
+      const slot = { seq: seqs[i]!, cb: cumulative };
+      writes.push(
+        writeOne(t, s, user, e.item, slot, epoch, limits, meta!.lastSeq).then(
+          (o) => void (out[e.index] = o),
+          (err: unknown) => void (out[e.index] = { ok: false, error: unavailable(user, err) }),
+        ),
+      );
+    });
+  }
+  // A refusal never shadows a duplicate: an id stored before answers with its seq.
+  for (const [index, error] of refused) {
+    const entry = chunk.find((e) => e.index === index)!;
+    writes.push(
+      existingSeq(t, s, user, entry.item).then(
+        async (dup) => {
+          out[index] = dup === undefined ? { ok: false, error } : { ok: true, seq: dup, duplicate: true, epoch: meta?.epoch ?? (await t.getMeta(user))?.epoch ?? '' };
+        },
+        (err: unknown) => void (out[index] = { ok: false, error: unavailable(user, err) }),
+      ),
+    );
+  }
+  await Promise.all(writes);
+  for (const { entry, of } of repeats) {
+    const o = out[of.index]!;
+    out[entry.index] = o.ok ? { ...o, duplicate: true } : o;
+  }
+}
+
+function unavailable(user: UserId, err: unknown): PoboxError {
+  return err instanceof PoboxError ? err : new PoboxError('UNAVAILABLE', `could not store the message for ${user}: ${(err as Error).message}`, { cause: err });
+}
+
+/** One conditional UpdateItem reserving a seq for each entry; the meta item after it. StaleRead when a condition failed. */
+async function reserve(t: TableClient, user: UserId, entries: Entry[], limits: AppendLimits): Promise<MetaValue> {
+  const bytes = entries.reduce((a, e) => a + e.item.bytes, 0);
+  // A mailbox not created yet has no counters to condition on: more than the quota alone is decided item by item.
+  const senders = senderShares(entries, limits);
+  const overShare = senders.some((sd) => (sd.maxCount !== undefined && sd.count > sd.maxCount) || (sd.maxBytes !== undefined && sd.bytes > sd.maxBytes));
+  if (entries.length > limits.maxMailboxMessages || bytes > limits.maxMailboxBytes || overShare) throw new StaleRead('more than the quota in one reservation');
+  const devices = entries.flatMap((e) => (e.item.toDevice === undefined ? [] : [e.item.toDevice]));
+  return t.updateMeta(
+    user,
+    reserveUpdate({
+      count: entries.length,
+      bytes,
+      maxCount: limits.maxMailboxMessages,
+      maxBytes: limits.maxMailboxBytes,
+      devices,
+      epoch: newEpoch(),
+      user,
+      now: Date.now(),
+      firstExpiry: Math.min(...entries.map((e) => e.item.expiresAt)),
+      senders,
+    }),
+  );
+}
+
+/**
+ * What each sender adds, and the share it may hold: checked only when every message of
+ * that sender in the reservation is subject to it (an exempt one still counts).
+ */
+function senderShares(entries: Entry[], limits: AppendLimits): Reservation['senders'] {
+  const by = new Map<UserId, Reservation['senders'][number]>();
+  for (const { item } of entries) {
+    const sd = by.get(item.from) ?? { from: item.from, count: 0, bytes: 0 };
+    sd.count++;
+    sd.bytes += item.bytes;
+    by.set(item.from, sd);
+  }
+  if (limits.maxSenderMessages !== undefined) {
+    for (const sd of by.values()) {
+      if (entries.some((e) => e.item.from === sd.from && e.item.senderQuotaExempt)) continue;
+      sd.maxCount = limits.maxSenderMessages;
+      if (limits.maxSenderBytes !== undefined) sd.maxBytes = limits.maxSenderBytes;
+    }
+  }
+  return [...by.values()];
+}
+
+/** Which entries fit, in order, given the meta item as it is now. */
+function decide(user: UserId, meta: MetaValue | undefined, entries: Entry[], limits: AppendLimits): { accepted: Entry[]; refused: Map<number, PoboxError> } {
+  let count = meta?.count ?? 0;
+  let bytes = meta?.bytes ?? 0;
+  const held = new Map<UserId, { count: number; bytes: number }>(Object.entries(meta?.senders ?? {}).map(([f, h]) => [f, { ...h }]));
+  const accepted: Entry[] = [];
+  const refused = new Map<number, PoboxError>();
+  for (const e of entries) {
+    const d = e.item.toDevice;
+    const h = held.get(e.item.from) ?? { count: 0, bytes: 0 };
+    const overShare =
+      limits.maxSenderMessages !== undefined &&
+      !e.item.senderQuotaExempt &&
+      (h.count + 1 > limits.maxSenderMessages || h.bytes + e.item.bytes > (limits.maxSenderBytes ?? Infinity));
+    if (d !== undefined && (!meta || !hasDevice(meta.devices, d) || meta.leaving.includes(d))) {
+      refused.set(e.index, deviceNotRegistered(user, d, 'toDevice'));
+    } else if (overShare) {
+      refused.set(e.index, senderQuotaExceeded(user, e.item.from));
+    } else if (count + 1 > limits.maxMailboxMessages || bytes + e.item.bytes > limits.maxMailboxBytes) {
+      refused.set(e.index, mailboxFull(user));
+    } else {
+      accepted.push(e);
+      count++;
+      bytes += e.item.bytes;
+      held.set(e.item.from, { count: h.count + 1, bytes: h.bytes + e.item.bytes });
+    }
+  }
+  return { accepted, refused };
+}
+
+type Verdict = 'stored' | 'dead' | 'wait';
+
+/** Is the message a dedupe entry points at stored (or already released), dead (a tombstone), or maybe still being written? */
+async function verify(t: TableClient, s: AppendSettings, user: UserId, seq: Seq): Promise<Verdict> {
+  const item = await t.getItem(user, messageSk(seq));
+  if (item) return seqRecord(item).tomb ? 'dead' : 'stored';
+  const meta = await t.getMeta(user);
+  if (!meta || seq <= meta.floor) return 'stored'; // released (acked by all, purged or swept)
+  return (await s.holes.settle(user, meta, [seq], new Map())) === undefined ? 'dead' : 'wait';
+}
+
+/** The seq an id is stored at, if a live dedupe entry says so and its message is stored. */
+async function existingSeq(t: TableClient, s: AppendSettings, user: UserId, item: AppendItem): Promise<Seq | undefined> {
+  const startedAt = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    const it = await t.getItem(user, dedupeSk(item.id));
+    if (!it) return undefined;
+    const d = decodeDedupe(it);
+    if (d.expiresAt <= item.sentAt) return undefined;
+    const v = await verify(t, s, user, d.seq);
+    if (v === 'stored') return d.seq;
+    if (v === 'dead' || !withinBudget(startedAt, t.retry)) return undefined;
+    await contentionPause(attempt, t.retry);
+  }
+}
+
+interface Slot {
+  seq: Seq;
+  /** Cumulative reserved bytes through this seq. */
+  cb: number;
+}
+
+/** Write one reserved message (dedupe entry, then message); its outcome. */
+async function writeOne(
+  t: TableClient,
+  s: AppendSettings,
+  user: UserId,
+  item: AppendItem,
+  reserved: Slot,
+  epoch: string,
+  limits: AppendLimits,
+  lastReserved: Seq,
+): Promise<AppendOutcome> {
+  let slot = reserved;
+  let last = lastReserved;
+  let dedupeHeld = false;
+  const startedAt = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    if (attempt > 0) {
+      if (!withinBudget(startedAt, t.retry)) throw new PoboxError('UNAVAILABLE', `mailbox of ${user} kept changing while storing ${item.id}; try again`);
+      await contentionPause(attempt, t.retry);
+    }
+    if (!dedupeHeld) {
+      const claim = await claimId(t, s, user, item, slot.seq);
+      if (claim.kind === 'wait') continue;
+      if (claim.kind === 'duplicate') {
+        await giveBack(t, user, slot, item, last, s.ttlGraceSeconds);
+        return { ok: true, seq: claim.seq, duplicate: true, epoch };
+      }
+      dedupeHeld = true;
+    }
+    if (await t.putIf(encodeMessage({ ...item, seq: slot.seq }, s.ttlGraceSeconds, slot.cb))) return { ok: true, seq: slot.seq, duplicate: false, epoch };
+    const there = await t.getItem(user, messageSk(slot.seq));
+    if (there && !seqRecord(there).tomb && there.id?.S === item.id) return { ok: true, seq: slot.seq, duplicate: false, epoch }; // our put, answered late
+    // A reader closed our seq (we were slower than the lease): take a new one, counted again.
+    let meta: MetaValue;
+    try {
+      meta = await reserve(t, user, [{ index: 0, item }], limits);
+    } catch (err) {
+      if (!(err instanceof StaleRead)) throw err;
+      const d = decide(user, await t.getMeta(user), [{ index: 0, item }], limits);
+      const error = d.refused.get(0);
+      if (error) return { ok: false, error };
       continue;
     }
-    if (messages > 0 && txBytes + size > MAX_TX_BYTES) {
-      done--; // leave it for the next chunk
-      break;
-    }
-    if (old) {
-      const pointer = { id: old.id, seq: old.seq, expiresAt: old.expiresAt };
-      tx.push({ Put: { TableName: t.table, Item: encodeDedupe(user, pointer, expiryShard(user, s.sweepShards), s.ttlGraceSeconds, pointerSk(old.seq)) } });
-    }
-    meta.lastSeq = seq;
-    meta.count += 1;
-    meta.bytes += item.bytes;
-    meta.senders[item.from] = { count: held.count + 1, bytes: held.bytes + item.bytes };
-    const a = added.get(item.from) ?? { count: 0, bytes: 0 };
-    a.count++;
-    a.bytes += item.bytes;
-    added.set(item.from, a);
-    txBytes += size + 200;
-    messages++;
-    tx.push({ Put: { TableName: t.table, Item: msgItem } });
-    if (item.toDevice !== undefined) targeted.push(item.toDevice);
-    const dedupe = encodeDedupe(user, { id: item.id, seq, expiresAt: item.expiresAt }, expiryShard(user, s.sweepShards), s.ttlGraceSeconds);
-    tx.push({ Put: { TableName: t.table, Item: dedupe, ...(readDedupe ? {} : { ConditionExpression: 'attribute_not_exists(pk)' }) } });
-    seen.set(item.id, { seq, expiresAt: item.expiresAt, fromThisChunk: true });
-    staged.push({ index, outcome: { ok: true, seq, duplicate: false, epoch: meta.epoch } });
+    s.remember(user, meta);
+    const old = slot.seq;
+    slot = { seq: meta.lastSeq, cb: meta.totalBytes };
+    last = meta.lastSeq;
+    // Move the id to the new seq, unless a resend took it over meanwhile (then claim again).
+    dedupeHeld = await t.putIf(
+      encodeDedupe(user, { id: item.id, seq: slot.seq, expiresAt: item.expiresAt }, s.ttlGraceSeconds),
+      '#s = :old',
+      { ':old': { N: String(old) } },
+      { '#s': 'seq' },
+    );
   }
-  // Nothing is written (not even a new meta item) when nothing was stored.
-  if (tx.length > 0) {
-    if (!stored) {
-      tx.push(t.metaCreate(user, meta));
-    } else {
-      const change = {
-        expectedLast: stored.lastSeq,
-        newLast: meta.lastSeq,
-        count: meta.count - stored.count,
-        bytes: meta.bytes - stored.bytes,
-        maxCount: limits.maxMailboxMessages,
-        maxBytes: limits.maxMailboxBytes,
-        devices: targeted,
-        senders: [...added].map(([from, a]) => ({ from, ...a })),
-      };
-      tx.push(t.metaUpdate(user, sendUpdate(change)));
-    }
-    const metaIndex = tx.length - 1;
+}
+
+type Claim = { kind: 'claimed' } | { kind: 'duplicate'; seq: Seq } | { kind: 'wait' };
+
+/** Write the id's dedupe entry for `seq`, or find who has it. */
+async function claimId(t: TableClient, s: AppendSettings, user: UserId, item: AppendItem, seq: Seq): Promise<Claim> {
+  const entry = encodeDedupe(user, { id: item.id, seq, expiresAt: item.expiresAt }, s.ttlGraceSeconds);
+  if (await t.putIf(entry, 'attribute_not_exists(pk) OR #e <= :now', { ':now': { N: String(item.sentAt) } }, { '#e': 'exp' })) return { kind: 'claimed' };
+  const it = await t.getItem(user, dedupeSk(item.id));
+  if (!it) return { kind: 'wait' }; // gone meanwhile (native TTL): try again
+  const d = decodeDedupe(it);
+  if (d.seq === seq) return { kind: 'claimed' }; // our put, answered late
+  if (d.expiresAt <= item.sentAt) return { kind: 'wait' };
+  const v = await verify(t, s, user, d.seq);
+  if (v === 'stored') return { kind: 'duplicate', seq: d.seq };
+  if (v === 'wait') return { kind: 'wait' };
+  // The original died (its seq is a tombstone): take the id over.
+  const took = await t.putIf(entry, '#s = :old', { ':old': { N: String(d.seq) } }, { '#s': 'seq' });
+  return took ? { kind: 'claimed' } : { kind: 'wait' };
+}
+
+/**
+ * A reserved seq that will hold no message (the id was a duplicate): handed back if it is
+ * still the last one reserved, else closed with a tombstone; its counts are given back.
+ */
+async function giveBack(t: TableClient, user: UserId, slot: Slot, item: AppendItem, last: Seq, graceSeconds: number): Promise<void> {
+  const bytes = item.bytes;
+  if (slot.seq === last) {
     try {
-      await t.transact(tx);
+      await t.updateMeta(user, giveBackUpdate(slot.seq, bytes, item.from));
+      return;
     } catch (err) {
-      if (err instanceof StaleRead && err.failed.length > 0 && err.failed.every((i) => i === metaIndex)) {
-        throw new LostRace(err.message, { cause: err });
-      }
-      throw err;
+      if (!(err instanceof StaleRead)) throw err;
     }
   }
-  for (const { index, outcome } of staged) out[index] = outcome;
-  return done;
+  const ttl = ttlSeconds(Date.now() + 86_400_000, graceSeconds);
+  if (await t.putIf(encodeTombstone(user, slot.seq, ttl, bytes, slot.cb))) await t.updateMeta(user, refundUpdate(1, bytes, item.from));
 }

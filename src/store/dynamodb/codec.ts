@@ -7,7 +7,7 @@ import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { DeviceId, MessageId, Seq, UserId } from '../../core/ids.js';
 import type { StoredMessage } from '../../core/types.js';
 import type { DeviceMap } from '../rules.js';
-import { dedupeSk, expiryGpk, messageSk, META_SK, timeKey, USERS_GPK } from './keys.js';
+import { dedupeSk, messageSk, META_SK, USERS_GPK } from './keys.js';
 
 export type Item = Record<string, AttributeValue>;
 
@@ -23,15 +23,23 @@ export interface MetaValue {
   lastSeq: Seq;
   count: number;
   bytes: number;
-  /** Every message with seq <= floor is released (acked by all devices, or purged). */
+  /** Every seq <= floor is released (acked by all devices, purged, or expired and swept). */
   floor: Seq;
   devices: DeviceMap;
+  /** Devices being removed: no new message may be addressed to them (removal waits for those in flight). */
+  leaving: DeviceId[];
   /** Version of the device state (devs, floor): every write but a send is conditioned on it and bumps it. */
   ver: number;
+  /** Bytes ever reserved (cumulative); the message at `lastSeq` carries this as its `cb`. */
+  totalBytes: number;
+  /** Wall-clock ms of the latest seq reservation (readers' lease on holes). */
+  reservedAt: number;
+  /** At or before the earliest expiry of any live message (absent: none known); the sweeper's filter. */
+  firstExpiry?: number;
   /**
    * Fair quotas: what each sender holds in this mailbox, as two top-level number
-   * attributes per sender (`sc#<from>`, `sb#<from>`) so a send can ADD to them in its
-   * meta update. Only senders holding something have them.
+   * attributes per sender (`sc#<from>`, `sb#<from>`) so a reservation can ADD to them.
+   * Only senders holding something have them.
    */
   senders: Record<UserId, SenderHeld>;
 }
@@ -72,7 +80,12 @@ function str(item: Item, name: string): string {
 /** Seconds since the epoch for the native TTL attribute. */
 export const ttlSeconds = (expiresAt: number, graceSeconds: number): number => Math.ceil(expiresAt / 1000) + graceSeconds;
 
-export function encodeMessage(m: StoredMessage, graceSeconds: number): Item {
+/**
+ * `cumulative` is the message's `cb`: the bytes reserved for every seq up to and including
+ * this one. A reader that closes a hole left by a writer that died computes the hole's
+ * bytes from its neighbours' `cb` and gives them back to the quota exactly.
+ */
+export function encodeMessage(m: StoredMessage, graceSeconds: number, cumulative?: number): Item {
   const item: Item = {
     pk: s(m.to),
     sk: s(messageSk(m.seq)),
@@ -88,6 +101,41 @@ export function encodeMessage(m: StoredMessage, graceSeconds: number): Item {
   };
   if (m.toDevice !== undefined) item.dev = s(m.toDevice);
   if (m.receipt) item.rc = { BOOL: true };
+  if (cumulative !== undefined) item.cb = n(cumulative);
+  return item;
+}
+
+/** What a reader knows of any item at a message key: a message or a tombstone. */
+export interface SeqRecord {
+  seq: Seq;
+  tomb: boolean;
+  /** Bytes reserved for this seq (a message's body bytes; a tombstone's closed reservation, if known). */
+  bytes: number;
+  /** Cumulative reserved bytes through this seq, when known (layout 2 items). */
+  cb?: number;
+  /** The device a message is addressed to, if any. */
+  toDevice?: DeviceId;
+  /** A message's sender (fair quotas). */
+  from?: UserId;
+}
+
+export function seqRecord(item: Item): SeqRecord {
+  const r: SeqRecord = { seq: num(item, 'seq'), tomb: item.tomb?.BOOL === true, bytes: item.b?.N !== undefined ? Number(item.b.N) : 0 };
+  if (item.cb?.N !== undefined) r.cb = Number(item.cb.N);
+  if (item.dev?.S !== undefined) r.toDevice = item.dev.S;
+  if (item.f?.S !== undefined) r.from = item.f.S;
+  return r;
+}
+
+export const isTombstone = (item: Item): boolean => item.tomb?.BOOL === true;
+
+/**
+ * A tombstone: the seq's writer never wrote it (it died, or stalled past the lease), so a
+ * reader closed it. A late writer's conditional put then fails and it takes a new seq.
+ */
+export function encodeTombstone(user: UserId, seq: Seq, ttlAt: number, bytes: number, cumulative?: number): Item {
+  const item: Item = { pk: s(user), sk: s(messageSk(seq)), seq: n(seq), tomb: { BOOL: true }, b: n(bytes), ttl: n(ttlAt) };
+  if (cumulative !== undefined) item.cb = n(cumulative);
   return item;
 }
 
@@ -108,17 +156,15 @@ export function decodeMessage(item: Item): StoredMessage {
   return m;
 }
 
-/** A dedupe item, or (with `sk` = pointerSk(seq)) an expiry pointer of the same shape. */
-export function encodeDedupe(user: UserId, d: DedupeRecord, shard: number, graceSeconds: number, sk = dedupeSk(d.id)): Item {
+/** A dedupe entry: the sender's id -> the seq it got, until the message expires (native TTL deletes it). */
+export function encodeDedupe(user: UserId, d: DedupeRecord, graceSeconds: number): Item {
   return {
     pk: s(user),
-    sk: s(sk),
+    sk: s(dedupeSk(d.id)),
     id: s(d.id),
     seq: n(d.seq),
     exp: n(d.expiresAt),
     ttl: n(ttlSeconds(d.expiresAt, graceSeconds)),
-    gpk: s(expiryGpk(shard)),
-    gsk: s(timeKey(d.expiresAt)),
   };
 }
 
@@ -126,6 +172,7 @@ export function decodeDedupe(item: Item): DedupeRecord {
   return { id: str(item, 'id'), seq: num(item, 'seq'), expiresAt: num(item, 'exp') };
 }
 
+/** A new metadata item (the first device of a user with no mailbox yet). */
 export function encodeMeta(user: UserId, m: MetaValue): Item {
   const devices: Record<string, AttributeValue> = {};
   for (const [device, d] of Object.entries(m.devices)) {
@@ -143,6 +190,8 @@ export function encodeMeta(user: UserId, m: MetaValue): Item {
     floor: n(m.floor),
     devs: { M: devices },
     ver: n(m.ver),
+    tb: n(m.totalBytes),
+    rat: n(m.reservedAt),
     ...senderAttributes(m.senders),
   };
 }
@@ -159,9 +208,11 @@ function senderAttributes(senders: Record<UserId, SenderHeld>): Item {
 
 export function decodeMeta(item: Item): MetaValue {
   const devices: DeviceMap = Object.create(null) as DeviceMap;
+  const leaving: DeviceId[] = [];
   for (const [device, v] of Object.entries(item.devs?.M ?? {})) {
     const d = v.M ?? {};
     devices[device as DeviceId] = { cursor: num(d, 'c'), registeredAt: num(d, 'r') };
+    if (d.l?.BOOL) leaving.push(device);
   }
   const senders: Record<UserId, SenderHeld> = Object.create(null) as Record<UserId, SenderHeld>;
   for (const [name, v] of Object.entries(item)) {
@@ -169,16 +220,21 @@ export function decodeMeta(item: Item): MetaValue {
     const from = name.slice(3);
     senders[from] = { count: Number(v.N), bytes: Number(item[senderBytesAttr(from)]?.N ?? 0) };
   }
-  return {
+  const m: MetaValue = {
     senders,
     epoch: str(item, 'epoch'),
-    lastSeq: num(item, 'last'),
-    count: num(item, 'cnt'),
-    bytes: num(item, 'bytes'),
+    lastSeq: item.last ? num(item, 'last') : 0,
+    count: item.cnt ? num(item, 'cnt') : 0,
+    bytes: item.bytes ? num(item, 'bytes') : 0,
     floor: item.floor ? num(item, 'floor') : 0,
     devices,
-    ver: num(item, 'ver'),
+    leaving,
+    ver: item.ver ? num(item, 'ver') : 0,
+    totalBytes: item.tb ? num(item, 'tb') : 0,
+    reservedAt: item.rat ? num(item, 'rat') : 0,
   };
+  if (item.fx?.N !== undefined) m.firstExpiry = Number(item.fx.N);
+  return m;
 }
 
 /** A conservative size of an item as DynamoDB bills and limits it. */

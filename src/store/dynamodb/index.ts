@@ -2,16 +2,15 @@
  * The DynamoDB engine: many stateless gateway nodes share one table (layout in keys.ts,
  * docs/dynamodb.md). Loaded only when chosen; the AWS SDK is an optional dependency.
  *
- * Consistency: every mailbox read is strongly consistent. Every change to a user's
- * meta item is a conditional update of only the attributes it changes, conditioned on
- * what it depends on (meta-writes.ts): sends on the last seq, device-state changes on
- * the device-state version. Concurrent nodes serialise per user by optimistic
- * concurrency, never by a lock, and an ack never invalidates a send. Appends commit
- * meta + messages + dedupe in one transaction (append.ts). Acks, device removal and purge commit the meta
- * item first and then delete messages in batches (one write unit each instead of a
- * transaction's two); messages a crash leaves behind are "released" (released.ts):
- * invisible, never counted twice, deleted by the sweeper or native TTL. Reads check
- * gaps so a transaction still being applied is never skipped (read.ts).
+ * No transactions. A send reserves its seqs with one conditional UpdateItem of the
+ * user's meta item and then writes the dedupe entry and the message with conditional
+ * puts (append.ts); a seq whose writer died is a hole that readers close with a tombstone
+ * after a lease, and a writer that finds its seq closed takes a new one (holes.ts).
+ * Every other change to the meta item is a conditional update of only the attributes it
+ * changes, conditioned on the device-state version `ver` (meta-writes.ts). Acks delete
+ * nothing: acked messages are released (below a cursor or the floor, never shown again)
+ * and native TTL deletes them for free (released.ts). An ack by the node that just read
+ * the mailbox to its end is one UpdateItem and no read.
  */
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import type { z } from 'zod';
@@ -34,15 +33,17 @@ import type {
   SweepOutcome,
 } from '../contract.js';
 import { deviceList, hasDevice, minCursor, planAfterAck, planAfterRegister, planAfterRemove, startCursor, type DeletePlan } from '../rules.js';
-import { appendForUser, emptyMeta, type Entry } from './append.js';
-import { decodeMessage, MAX_BODY_BYTES, type Item, type MetaValue } from './codec.js';
-import { messageSk, MESSAGE_PREFIX, USERS_GPK } from './keys.js';
+import { appendForUser, emptyMeta, type AppendSettings, type Entry } from './append.js';
+import { decodeMessage, MAX_BODY_BYTES, seqRecord, type MetaValue, type SeqRecord } from './codec.js';
+import { Holes } from './holes.js';
+import { messageSk, USERS_GPK } from './keys.js';
 import { UserLanes } from './lanes.js';
-import { senderDecrements, stateUpdate, type SenderDecrement } from './meta-writes.js';
+import { ensureLayout } from './layout.js';
+import { addSender, senderDecrements, stateUpdate, type SenderDecrement } from './meta-writes.js';
 import { StaleRead, TableClient, type CapacityCounters } from './queries.js';
 import { isReleased } from './released.js';
 import { contentionPause, DEFAULT_RETRY, withinBudget, type RetryPolicy } from './retry.js';
-import { sweep } from './sweep.js';
+import { sweep, type SweepState } from './sweep.js';
 import { readOnce } from './read.js';
 
 export type { CapacityCounters } from './queries.js';
@@ -52,23 +53,52 @@ export interface DynamoDbStoreOptions {
   client: DynamoDBClient;
   /** Close the client on close() (true when the store created it). */
   ownsClient?: boolean;
-  sweepShards?: number;
   ttlGraceSeconds?: number;
   retry?: Partial<RetryPolicy>;
   /** Most items a read examines (other devices' or expired) before returning a short page. */
   scanBudget?: number;
   /** Users appended to concurrently within one batch. */
   userConcurrency?: number;
+  /** How long a hole (a reserved seq without its message) is waited for before a reader closes it. */
+  holeLeaseMs?: number;
+  /** Test hook: runs after a send reserved its seqs and before it writes anything else. */
+  afterReserve?: (user: UserId, seqs: Seq[]) => Promise<void>;
 }
 
-const MAX_SK = MESSAGE_PREFIX + '9'.repeat(16);
+const MAX_SK = messageSk(Number.MAX_SAFE_INTEGER);
+/** Mailboxes whose last seen meta item this node keeps, for acks without a read. */
+const CACHED_MAILBOXES = 10_000;
+
+/** Seqs (lo, hi] this node read with no hole left, and what it found there (a seq missing from `items` is a closed hole). */
+interface Resolved {
+  lo: Seq;
+  hi: Seq;
+  items: Map<Seq, SeqRecord>;
+}
+
+/** What this node last saw of a mailbox: the meta item, and a range of seqs it read. */
+interface Seen {
+  meta: MetaValue;
+  resolved?: Resolved;
+}
+
+/** Read attempts that wait for a hole before a page may end short of it. */
+const SHORT_PAGE_AFTER = 3;
+/** Item summaries kept per mailbox, at most. */
+const MAX_REMEMBERED_ITEMS = 4096;
+
+interface Victims {
+  sks: string[];
+  count: number;
+  bytes: number;
+  senders: SenderDecrement[];
+}
 
 export class DynamoDbStore implements MailboxStore {
   readonly engine = 'dynamodb';
   readonly capabilities: StoreCapabilities = { embedded: false, maxBodyBytes: MAX_BODY_BYTES };
 
   private readonly t: TableClient;
-  private readonly sweepShards: number;
   private readonly ttlGraceSeconds: number;
   private readonly scanBudget: number;
   private readonly userConcurrency: number;
@@ -76,18 +106,27 @@ export class DynamoDbStore implements MailboxStore {
   private closed = false;
   /** Appends of this instance to one user go one after another, coalesced (lanes.ts). */
   private readonly lanes: UserLanes;
-  /** Messages a crash or an outage left released but not yet deleted (they wait for the sweeper). */
+  private readonly holes: Holes;
+  private readonly seen = new Map<UserId, Seen>();
+  private readonly sweepState: SweepState = {};
+  private layoutChecked: Promise<void> | undefined;
+  /** Messages released (acked, purged, swept) and left in the table for native TTL to delete. */
   private orphaned = 0;
   private readonly backgroundListeners = new Set<(err: unknown) => void>();
 
   constructor(opts: DynamoDbStoreOptions) {
     this.t = new TableClient(opts.client, opts.table, { ...DEFAULT_RETRY, ...opts.retry });
-    this.sweepShards = opts.sweepShards ?? 16;
     this.ttlGraceSeconds = opts.ttlGraceSeconds ?? 86_400;
     this.scanBudget = opts.scanBudget ?? 1000;
     this.userConcurrency = opts.userConcurrency ?? 16;
     this.ownsClient = opts.ownsClient ?? false;
-    const settings = { sweepShards: this.sweepShards, ttlGraceSeconds: this.ttlGraceSeconds };
+    this.holes = new Holes(this.t, opts.holeLeaseMs ?? 3000, this.ttlGraceSeconds);
+    const settings: AppendSettings = {
+      ttlGraceSeconds: this.ttlGraceSeconds,
+      holes: this.holes,
+      remember: (user, meta) => this.remember(user, meta),
+      ...(opts.afterReserve ? { afterReserve: opts.afterReserve } : {}),
+    };
     this.lanes = new UserLanes((user, entries, limits, out) => appendForUser(this.t, settings, user, entries, limits, out));
   }
 
@@ -96,22 +135,48 @@ export class DynamoDbStore implements MailboxStore {
   }
 
   /** Read and write capacity units DynamoDB reported for this store's requests (not part of the contract). */
-  capacity(): CapacityCounters & { orphaned: number } {
-    return { ...this.t.capacity, orphaned: this.orphaned };
+  capacity(): CapacityCounters & { orphaned: number; holesClosed: number } {
+    return { ...this.t.capacity, orphaned: this.orphaned, holesClosed: this.holes.closed };
   }
 
-  /** Deletes that failed and were left for the sweeper are reported here (logged and counted by the server). */
+  /** Deletes that failed and were left for native TTL are reported here (logged and counted by the server). */
   onBackgroundFailure(listener: (err: unknown) => void): void {
     this.backgroundListeners.add(listener);
   }
 
-  private ensureOpen(): void {
+  /** Open checks, once: the table holds layout 2 (or is empty). Retried on the next call if it failed. */
+  private async ready(): Promise<void> {
     if (this.closed) throw closedError('store');
+    this.layoutChecked ??= ensureLayout(this.t).catch((err: unknown) => {
+      this.layoutChecked = undefined;
+      throw err;
+    });
+    await this.layoutChecked;
+  }
+
+  private remember(user: UserId, meta: MetaValue, resolved?: Resolved): void {
+    const prev = this.seen.get(user);
+    this.seen.delete(user);
+    if (this.seen.size >= CACHED_MAILBOXES) this.seen.delete(this.seen.keys().next().value!);
+    let r = resolved ?? prev?.resolved;
+    // Ranges read one after the other chain up: everything from lo on was read.
+    if (resolved && prev?.resolved && resolved.lo >= prev.resolved.lo && resolved.lo <= prev.resolved.hi && resolved.hi >= prev.resolved.hi) {
+      const items = prev.resolved.items;
+      for (const [seq, rec] of resolved.items) items.set(seq, rec);
+      r = { lo: prev.resolved.lo, hi: resolved.hi, items };
+    }
+    if (r && r.items.size > MAX_REMEMBERED_ITEMS) r = undefined;
+    this.seen.set(user, r ? { meta, resolved: r } : { meta });
   }
 
   async append(items: readonly AppendItem[], limits: AppendLimits): Promise<AppendOutcome[]> {
-    this.ensureOpen();
     const out: AppendOutcome[] = new Array(items.length);
+    try {
+      await this.ready();
+    } catch (err) {
+      const e = err instanceof PoboxError ? err : new PoboxError('UNAVAILABLE', `DynamoDB store not ready: ${(err as Error).message}`, { cause: err });
+      return items.map(() => ({ ok: false, error: e }));
+    }
     const byUser = new Map<UserId, Entry[]>();
     items.forEach((item, index) => {
       const list = byUser.get(item.to) ?? [];
@@ -127,64 +192,76 @@ export class DynamoDbStore implements MailboxStore {
   }
 
   async read(req: ReadRequest): Promise<ReadPage> {
-    this.ensureOpen();
+    await this.ready();
     const startedAt = Date.now();
     for (let attempt = 0; ; attempt++) {
-      const page = await readOnce(this.t, req, this.scanBudget);
-      if (page) return page;
-      // A gap was a write still being applied: read again, it is visible now.
+      const r = await readOnce(this.t, this.holes, req, this.scanBudget, this.seen.get(req.user)?.meta.lastSeq, attempt >= SHORT_PAGE_AFTER);
+      if (r) {
+        this.remember(req.user, r.meta, { lo: r.start, hi: r.page.nextAfter, items: new Map([...r.known].filter(([seq]) => seq <= r.page.nextAfter)) });
+        return r.page;
+      }
+      // A hole younger than the lease: its message is probably being written. Read again.
       if (!withinBudget(startedAt, this.t.retry)) throw new PoboxError('UNAVAILABLE', `mailbox of ${req.user} kept changing during a read; try again`);
       await contentionPause(attempt, this.t.retry);
     }
   }
 
-  /** The messages a plan lets us delete, read before the meta item commits. */
-  private async collect(user: UserId, meta: MetaValue, plan: DeletePlan): Promise<Victims> {
-    const sks: string[] = [];
-    let count = 0;
-    let bytes = 0;
+  /**
+   * The messages a plan releases (not released already), read before the meta item
+   * commits. Holes in the ranges are settled first: a message still being written must
+   * not land below a cursor unseen. Undefined when one must be waited for.
+   */
+  private async collect(user: UserId, meta: MetaValue, plan: DeletePlan): Promise<Victims | undefined> {
+    const v: Victims = { sks: [], count: 0, bytes: 0, senders: [] };
     const bySender = new Map<UserId, { count: number; bytes: number }>();
-    const take = (item: Item, device?: DeviceId): void => {
-      const m = decodeMessage(item);
-      if (device !== undefined && m.toDevice !== device) return;
-      sks.push(messageSk(m.seq));
-      if (isReleased(meta, m.seq, m.toDevice)) return; // already counted as deleted
-      count++;
-      bytes += m.bytes;
-      const b = bySender.get(m.from) ?? { count: 0, bytes: 0 };
-      b.count++;
-      b.bytes += m.bytes;
-      bySender.set(m.from, b);
-    };
-    if (plan.all) {
-      await this.t.queryRange(user, messageSk(plan.all.lo + 1), messageSk(plan.all.hi), 1000, (items) => {
-        items.forEach((i) => take(i));
+    for (const range of [plan.all, plan.targeted]) {
+      if (!range || range.hi <= range.lo) continue;
+      const device = range === plan.targeted ? plan.targeted.device : undefined;
+      const missing: Seq[] = [];
+      const known = new Map<Seq, SeqRecord>();
+      // At or below the floor everything is released: gaps there were deleted, never holes.
+      let expected = Math.max(range.lo, meta.floor) + 1;
+      await this.t.queryRange(user, messageSk(range.lo + 1), messageSk(range.hi), 1000, (items) => {
+        for (const item of items) {
+          const rec = seqRecord(item);
+          for (let s = expected; s < rec.seq; s++) missing.push(s);
+          expected = Math.max(expected, rec.seq + 1);
+          known.set(rec.seq, rec);
+          if (rec.tomb) continue;
+          const m = decodeMessage(item);
+          if (device !== undefined && m.toDevice !== device) continue;
+          v.sks.push(messageSk(m.seq));
+          if (isReleased(meta, m.seq, m.toDevice)) continue; // already counted as released
+          v.count++;
+          v.bytes += m.bytes;
+          addSender(bySender, m.from, m.bytes);
+        }
         return true;
       });
+      for (let s = expected; s <= range.hi; s++) missing.push(s);
+      if ((await this.holes.settle(user, meta, missing, known)) !== undefined) return undefined;
     }
-    if (plan.targeted) {
-      const { device } = plan.targeted;
-      await this.t.queryRange(user, messageSk(plan.targeted.lo + 1), messageSk(plan.targeted.hi), 1000, (items) => {
-        items.forEach((i) => take(i, device));
-        return true;
-      });
-    }
-    return { sks, count, bytes, senders: senderDecrements(meta, bySender) };
+    v.senders = senderDecrements(meta, bySender);
+    return v;
   }
 
-  /** Delete released messages; if DynamoDB refuses, they stay released for the sweeper. */
+  /** Delete released messages now (purge); if DynamoDB refuses, native TTL deletes them later. */
   private async dropReleased(user: UserId, sks: string[]): Promise<void> {
     try {
       await this.t.deleteMany(user, sks);
     } catch (err) {
-      this.orphaned += sks.length;
-      for (const listener of this.backgroundListeners) listener(err);
+      this.leftBehind(sks.length, err);
     }
   }
 
-  /** Retry `fn` when a conditional meta write lost a race to another node (for the contention budget). */
+  private leftBehind(count: number, err: unknown): void {
+    this.orphaned += count;
+    for (const listener of this.backgroundListeners) listener(err);
+  }
+
+  /** Retry `fn` when a conditional meta write lost a race to another node, or a hole must be waited for. */
   private async optimistic<T>(fn: () => Promise<T>): Promise<T> {
-    this.ensureOpen();
+    await this.ready();
     const startedAt = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
@@ -198,7 +275,16 @@ export class DynamoDbStore implements MailboxStore {
     }
   }
 
+  private async collectOrWait(user: UserId, meta: MetaValue, plan: DeletePlan): Promise<Victims> {
+    const v = await this.collect(user, meta, plan);
+    if (!v) throw new StaleRead('a seq in the range is still being written');
+    return v;
+  }
+
   async ack(user: UserId, device: DeviceId, upToSeq: Seq): Promise<AckOutcome> {
+    await this.ready();
+    const fast = await this.ackFromSeen(user, device, upToSeq);
+    if (fast) return fast;
     return this.optimistic(async () => {
       const meta = await this.t.getMeta(user);
       if (!meta || !hasDevice(meta.devices, device)) throw deviceNotRegistered(user, device);
@@ -208,10 +294,11 @@ export class DynamoDbStore implements MailboxStore {
       const oldMin = minCursor(meta.devices);
       const devices = { ...meta.devices, [device]: { ...dev, cursor: upToSeq } };
       const newMin = minCursor(devices);
+      // The targeted range starts at the old cursor: holes below the new cursor must be settled, whoever they are for.
       const plan = planAfterAck(oldMin, newMin, device, dev.cursor, upToSeq);
-      const victims = await this.collect(user, meta, plan);
+      const victims = await this.collectOrWait(user, meta, plan);
       // Conditioned on the device state we read (ver), not on last: sends go on meanwhile.
-      await this.t.updateMeta(
+      const after = await this.t.updateMeta(
         user,
         stateUpdate({
           expectedVer: meta.ver,
@@ -222,9 +309,77 @@ export class DynamoDbStore implements MailboxStore {
           senders: victims.senders,
         }),
       );
-      await this.dropReleased(user, victims.sks);
+      this.remember(user, after);
+      this.orphaned += victims.count;
       return { cursor: upToSeq, moved: true, deleted: victims.count, deletedBytes: victims.bytes };
     });
+  }
+
+  /**
+   * The common ack, without a read: this node read the range the ack releases (no hole
+   * left in it) and remembers what it found there, so it knows what the ack releases and
+   * commits it in one UpdateItem conditioned on the device state it read (`ver`). When
+   * the ack brings every device to the last seq, everything is released: the counters
+   * become 0 and the floor the last seq (conditioned on `last` too). Undefined when it
+   * does not apply or the state changed (the general path then runs).
+   */
+  private async ackFromSeen(user: UserId, device: DeviceId, upToSeq: Seq): Promise<AckOutcome | undefined> {
+    const seen = this.seen.get(user);
+    const meta = seen?.meta;
+    const resolved = seen?.resolved;
+    if (!meta || !resolved || !hasDevice(meta.devices, device)) return undefined;
+    const cursor = meta.devices[device]!.cursor;
+    if (upToSeq > meta.lastSeq || upToSeq <= cursor) return undefined;
+    const drained = upToSeq === meta.lastSeq && Object.entries(meta.devices).every(([d, v]) => d === device || v.cursor >= upToSeq);
+    const oldMin = minCursor(meta.devices);
+    const newMin = minCursor({ ...meta.devices, [device]: { ...meta.devices[device]!, cursor: upToSeq } });
+    const plan = planAfterAck(oldMin, newMin, device, cursor, upToSeq);
+    let released = { count: meta.count, bytes: meta.bytes };
+    const bySender = new Map<UserId, { count: number; bytes: number }>();
+    if (!drained) {
+      const ranges = [plan.all, plan.targeted].filter((r): r is NonNullable<typeof r> => r !== null && r.hi > r.lo);
+      if (cursor < resolved.lo || upToSeq > resolved.hi || ranges.some((r) => r.lo < resolved.lo || r.hi > resolved.hi)) return undefined;
+      released = { count: 0, bytes: 0 };
+      for (const range of ranges) {
+        const only = range === plan.targeted ? device : undefined;
+        for (let seq = range.lo + 1; seq <= range.hi; seq++) {
+          const rec = resolved.items.get(seq);
+          if (!rec || rec.tomb || (only !== undefined && rec.toDevice !== only) || isReleased(meta, seq, rec.toDevice)) continue;
+          released.count++;
+          released.bytes += rec.bytes;
+          addSender(bySender, rec.from, rec.bytes);
+        }
+      }
+    } else if (cursor < resolved.lo || upToSeq > resolved.hi) {
+      return undefined;
+    }
+    const change = drained
+      ? stateUpdate({
+          expectedVer: meta.ver,
+          expectedLast: meta.lastSeq,
+          setCursor: { device, cursor: upToSeq },
+          floor: upToSeq,
+          zero: true,
+          dropSenders: Object.keys(meta.senders),
+        })
+      : stateUpdate({
+          expectedVer: meta.ver,
+          setCursor: { device, cursor: upToSeq },
+          floor: newFloor(meta, plan),
+          countDelta: -released.count,
+          bytesDelta: -released.bytes,
+          senders: senderDecrements(meta, bySender),
+        });
+    try {
+      const after = await this.t.updateMeta(user, change);
+      this.remember(user, after);
+      this.orphaned += released.count;
+      return { cursor: upToSeq, moved: true, deleted: released.count, deletedBytes: released.bytes };
+    } catch (err) {
+      if (!(err instanceof StaleRead)) throw err;
+      this.seen.delete(user);
+      return undefined;
+    }
   }
 
   async registerDevice(user: UserId, device: DeviceId, start: DeviceStart, now: number, maxDevices: number): Promise<RegisterOutcome> {
@@ -242,13 +397,13 @@ export class DynamoDbStore implements MailboxStore {
       const value = { cursor, registeredAt: now };
       const devices = { ...meta.devices, [device]: value };
       if (!stored) {
-        // Nothing stored yet, so nothing to delete: create the meta item with the device.
+        // Nothing stored yet, so nothing to release: create the meta item with the device.
         await this.t.createMeta(user, { ...meta, devices });
         return { device, cursor, registeredAt: now, created: true, deleted: 0, deletedBytes: 0 };
       }
       const plan = planAfterRegister(minCursor(meta.devices), minCursor(devices));
-      const victims = await this.collect(user, meta, plan);
-      await this.t.updateMeta(
+      const victims = await this.collectOrWait(user, meta, plan);
+      const after = await this.t.updateMeta(
         user,
         stateUpdate({
           expectedVer: meta.ver,
@@ -259,27 +414,32 @@ export class DynamoDbStore implements MailboxStore {
           senders: victims.senders,
         }),
       );
-      await this.dropReleased(user, victims.sks);
+      this.remember(user, after);
+      this.orphaned += victims.count;
       return { device, cursor, registeredAt: now, created: true, deleted: victims.count, deletedBytes: victims.bytes };
     });
   }
 
+  /**
+   * Two steps, so a stream of sends from other nodes cannot starve it: mark the device
+   * as leaving (sends addressed to it are refused from then on), settle the seqs reserved
+   * before the mark, then remove it (conditioned on `ver` only; `last` may move on).
+   */
   async removeDevice(user: UserId, device: DeviceId): Promise<RemoveOutcome> {
     return this.optimistic(async () => {
-      const meta = await this.t.getMeta(user);
+      let meta = await this.t.getMeta(user);
       if (!meta || !hasDevice(meta.devices, device)) return { removed: false, deleted: 0, deletedBytes: 0 };
+      if (!meta.leaving.includes(device)) meta = await this.t.updateMeta(user, stateUpdate({ expectedVer: meta.ver, markLeaving: device }));
       const oldMin = minCursor(meta.devices);
       const removedCursor = meta.devices[device]!.cursor;
       const devices = { ...meta.devices };
       delete devices[device];
       const plan = planAfterRemove(oldMin, minCursor(devices), device, removedCursor, meta.lastSeq);
-      const victims = await this.collect(user, meta, plan);
-      // Its messages are released up to the last seq we read: a send since then must not slip past.
-      await this.t.updateMeta(
+      const victims = await this.collectOrWait(user, meta, plan);
+      const after = await this.t.updateMeta(
         user,
         stateUpdate({
           expectedVer: meta.ver,
-          expectedLast: meta.lastSeq,
           removeDevice: device,
           floor: newFloor(meta, plan),
           countDelta: -victims.count,
@@ -287,27 +447,33 @@ export class DynamoDbStore implements MailboxStore {
           senders: victims.senders,
         }),
       );
-      await this.dropReleased(user, victims.sks);
+      this.remember(user, after);
+      this.orphaned += victims.count;
       return { removed: true, deleted: victims.count, deletedBytes: victims.bytes };
     });
   }
 
   async listDevices(user: UserId): Promise<DeviceCursor[]> {
-    this.ensureOpen();
+    await this.ready();
     const meta = await this.t.getMeta(user);
     return meta ? deviceList(meta.devices) : [];
   }
 
   async stats(user: UserId, now: number): Promise<MailboxStats> {
-    this.ensureOpen();
+    await this.ready();
     const meta = await this.t.getMeta(user);
     if (!meta) return { user, epoch: '', lastSeq: 0, pending: 0, pendingBytes: 0, oldestAgeMs: null, devices: [] };
     let oldestAgeMs: number | null = null;
     if (meta.count > 0) {
-      await this.t.queryRange(user, messageSk(meta.floor + 1), MAX_SK, 1, (items) => {
-        const first = items[0];
-        if (first) oldestAgeMs = Math.max(0, now - decodeMessage(first).sentAt);
-        return first === undefined;
+      await this.t.queryRange(user, messageSk(meta.floor + 1), MAX_SK, 25, (items) => {
+        for (const item of items) {
+          if (seqRecord(item).tomb) continue;
+          const m = decodeMessage(item);
+          if (isReleased(meta, m.seq, m.toDevice)) continue;
+          oldestAgeMs = Math.max(0, now - m.sentAt);
+          return false;
+        }
+        return true;
       });
     }
     return { user, epoch: meta.epoch, lastSeq: meta.lastSeq, pending: meta.count, pendingBytes: meta.bytes, oldestAgeMs, devices: deviceList(meta.devices) };
@@ -317,21 +483,25 @@ export class DynamoDbStore implements MailboxStore {
     return this.optimistic(async () => {
       const meta = await this.t.getMeta(user);
       if (!meta) return { deleted: 0, deletedBytes: 0 };
-      const victims = await this.collect(user, meta, { all: { lo: 0, hi: meta.lastSeq }, targeted: null });
+      const victims = await this.collectOrWait(user, meta, { all: { lo: meta.floor, hi: meta.lastSeq }, targeted: null });
       // Zeroing the counters is exact only if no send landed since the read: conditioned on last too.
-      await this.t.updateMeta(user, stateUpdate({ expectedVer: meta.ver, expectedLast: meta.lastSeq, floor: meta.lastSeq, zero: true, dropSenders: Object.keys(meta.senders) }));
+      const after = await this.t.updateMeta(
+        user,
+        stateUpdate({ expectedVer: meta.ver, expectedLast: meta.lastSeq, floor: meta.lastSeq, zero: true, dropSenders: Object.keys(meta.senders) }),
+      );
+      this.remember(user, after);
       await this.dropReleased(user, victims.sks);
       return { deleted: victims.count, deletedBytes: victims.bytes };
     });
   }
 
   async sweep(now: number, max: number): Promise<SweepOutcome> {
-    this.ensureOpen();
-    return sweep(this.t, this.sweepShards, now, max);
+    await this.ready();
+    return sweep(this.t, this.sweepState, now, max, { graceSeconds: this.ttlGraceSeconds, onLeftBehind: (count, err) => this.leftBehind(count, err) });
   }
 
   async users(opts: { after?: UserId; limit?: number } = {}): Promise<UserId[]> {
-    this.ensureOpen();
+    await this.ready();
     const items = await this.t.queryIndex(USERS_GPK, undefined, opts.after, opts.limit ?? 1000);
     return items.map((i) => i.pk!.S!);
   }
@@ -341,13 +511,6 @@ export class DynamoDbStore implements MailboxStore {
     this.closed = true;
     if (this.ownsClient) this.t.client.destroy();
   }
-}
-
-interface Victims {
-  sks: string[];
-  count: number;
-  bytes: number;
-  senders: SenderDecrement[];
 }
 
 /** The floor only rises over a contiguous released range, so "seq <= floor" always means released. */
@@ -391,7 +554,7 @@ export type DynamoDbConfigInput = z.input<typeof DynamoDbConfigSchema>;
 /** Open the engine on an existing table (see `pobox dynamodb create-table`). */
 export async function openDynamoDbStore(
   input: DynamoDbConfigInput | DynamoDbConfig,
-  extra: { client?: DynamoDBClient; retry?: Partial<RetryPolicy> } = {},
+  extra: { client?: DynamoDBClient; retry?: Partial<RetryPolicy>; holeLeaseMs?: number; afterReserve?: DynamoDbStoreOptions['afterReserve'] } = {},
 ): Promise<DynamoDbStore> {
   const cfg = parseConfig(DynamoDbConfigSchema, input, 'dynamodb config');
   const client = extra.client ?? new DynamoDBClient(clientConfig(cfg));
@@ -399,8 +562,9 @@ export async function openDynamoDbStore(
     table: cfg.table,
     client,
     ownsClient: extra.client === undefined,
-    sweepShards: cfg.sweepShards,
     ttlGraceSeconds: cfg.ttlGraceSeconds,
     retry: { maxAttempts: cfg.maxAttempts, requestTimeoutMs: requestTimeout(cfg), faultBudgetMs: cfg.faultBudgetMs ?? 2 * requestTimeout(cfg), ...extra.retry },
+    ...(extra.holeLeaseMs !== undefined ? { holeLeaseMs: extra.holeLeaseMs } : {}),
+    ...(extra.afterReserve ? { afterReserve: extra.afterReserve } : {}),
   });
 }

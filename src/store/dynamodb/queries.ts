@@ -1,26 +1,21 @@
 /**
  * Every request the engine makes goes through here: strongly consistent reads of one
- * user's items, transactions, batch deletes and the sweeper's index walk. Each call
- * retries transient failures (throttling, 5xx, network: `maxAttempts`; transaction
- * conflicts: the contention time budget) with backoff and full jitter, counts the items
+ * user's items, single-item conditional writes, batch deletes and the index walk. Each
+ * call retries transient failures (throttling, 5xx, network: `maxAttempts`; conflicts:
+ * the contention time budget) with backoff and full jitter, counts the items
  * it examined and the capacity DynamoDB reports (ReturnConsumedCapacity: TOTAL), and
  * turns what cannot be retried away into a PoboxError: UNAVAILABLE, so a caller never
  * mistakes a failure for success.
  */
-import { randomUUID } from 'node:crypto';
 import {
   BatchGetItemCommand,
   BatchWriteItemCommand,
-  DeleteItemCommand,
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
-  TransactGetItemsCommand,
-  TransactWriteItemsCommand,
   UpdateItemCommand,
   type ConsumedCapacity,
   type DynamoDBClient,
-  type TransactWriteItem,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { PoboxError } from '../../core/errors.js';
@@ -136,29 +131,83 @@ export class TableClient {
     return out.Item ? decodeMeta(out.Item) : undefined;
   }
 
-  /** A user's first meta item, written only if there is none yet (another node may have created it first). */
-  metaCreate(user: UserId, meta: MetaValue): TransactWriteItem {
-    return { Put: { TableName: this.table, Item: encodeMeta(user, meta), ConditionExpression: 'attribute_not_exists(pk)' } };
-  }
-
-  /** metaCreate on its own (no other item changes atomically with it). */
+  /** A user's first meta item, written only if there is none yet (a send may have created it first: StaleRead). */
   async createMeta(user: UserId, meta: MetaValue): Promise<void> {
-    const put = this.metaCreate(user, meta).Put!;
-    await this.call('write', 'PutItem', () => this.client.send(new PutItemCommand({ ...put, ReturnConsumedCapacity: 'TOTAL' })));
-    this.counts.keysWritten++;
-  }
-
-  /** A conditional update of the meta item in a transaction (meta-writes.ts builds it). */
-  metaUpdate(user: UserId, u: MetaUpdate): TransactWriteItem {
-    return { Update: { TableName: this.table, Key: itemKey(user, META_SK), ...u } };
-  }
-
-  /** A conditional UpdateItem of the meta item on its own; StaleRead when its condition failed. */
-  async updateMeta(user: UserId, u: MetaUpdate): Promise<void> {
-    await this.call('write', 'UpdateItem', () =>
-      this.client.send(new UpdateItemCommand({ TableName: this.table, Key: itemKey(user, META_SK), ...u, ReturnConsumedCapacity: 'TOTAL' })),
+    await this.call('write', 'PutItem', () =>
+      this.client.send(
+        new PutItemCommand({ TableName: this.table, Item: encodeMeta(user, meta), ConditionExpression: 'attribute_not_exists(pk)', ReturnConsumedCapacity: 'TOTAL' }),
+      ),
     );
     this.counts.keysWritten++;
+  }
+
+  /** A conditional UpdateItem of the meta item (meta-writes.ts builds it); the item after it. StaleRead when its condition failed. */
+  async updateMeta(user: UserId, u: MetaUpdate): Promise<MetaValue> {
+    const out = await this.call('write', 'UpdateItem', () =>
+      this.client.send(new UpdateItemCommand({ TableName: this.table, Key: itemKey(user, META_SK), ...u, ReturnValues: 'ALL_NEW', ReturnConsumedCapacity: 'TOTAL' })),
+    );
+    this.counts.keysWritten++;
+    return decodeMeta(out.Attributes!);
+  }
+
+  /** Consistent GetItem of any item of one user. */
+  async getItem(user: UserId, sk: string): Promise<Item | undefined> {
+    const out = await this.call('read', 'GetItem', () =>
+      this.client.send(new GetItemCommand({ TableName: this.table, Key: itemKey(user, sk), ConsistentRead: true, ReturnConsumedCapacity: 'TOTAL' })),
+    );
+    this.counts.keysRead++;
+    return out.Item;
+  }
+
+  /** A put conditioned on `condition` (default: no item there yet); false when the condition failed. */
+  async putIf(item: Item, condition = 'attribute_not_exists(pk)', values?: Item, names?: Record<string, string>): Promise<boolean> {
+    try {
+      await this.call('write', 'PutItem', () =>
+        this.client.send(
+          new PutItemCommand({
+            TableName: this.table,
+            Item: item,
+            ConditionExpression: condition,
+            ...(values ? { ExpressionAttributeValues: values } : {}),
+            ...(names ? { ExpressionAttributeNames: names } : {}),
+            ReturnConsumedCapacity: 'TOTAL',
+          }),
+        ),
+      );
+    } catch (err) {
+      if (err instanceof StaleRead) return false;
+      throw err;
+    }
+    this.counts.keysWritten++;
+    return true;
+  }
+
+  /** An unconditional put (the layout marker, migration). */
+  async put(item: Item): Promise<void> {
+    await this.call('write', 'PutItem', () => this.client.send(new PutItemCommand({ TableName: this.table, Item: item, ReturnConsumedCapacity: 'TOTAL' })));
+    this.counts.keysWritten++;
+  }
+
+  /**
+   * One strongly consistent Query page of one user's range [fromSk, toSk], newest first
+   * when `descending`; `more` when DynamoDB stopped at the limit.
+   */
+  async queryPage(user: UserId, fromSk: string, toSk: string, limit: number, descending: boolean): Promise<{ items: Item[]; more: boolean }> {
+    const out = await this.call('read', 'Query', () =>
+      this.client.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :u AND sk BETWEEN :a AND :b',
+          ExpressionAttributeValues: { ':u': { S: user }, ':a': { S: fromSk }, ':b': { S: toSk } },
+          ConsistentRead: true,
+          ScanIndexForward: !descending,
+          Limit: limit,
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      ),
+    );
+    this.counts.keysRead += out.ScannedCount ?? out.Items?.length ?? 0;
+    return { items: out.Items ?? [], more: out.LastEvaluatedKey !== undefined };
   }
 
   /**
@@ -189,83 +238,33 @@ export class TableClient {
     }
   }
 
-  /** Consistent BatchGetItem of one user's items by sort key; retries unprocessed keys. */
-  async getMany(user: UserId, sks: readonly string[]): Promise<Map<string, Item>> {
+  /** BatchGetItem of one user's items by sort key (consistent unless told); retries unprocessed keys. */
+  async getMany(user: UserId, sks: readonly string[], consistent = true): Promise<Map<string, Item>> {
+    return this.getKeys(
+      sks.map((sk) => itemKey(user, sk)),
+      consistent,
+    );
+  }
+
+  /** BatchGetItem of any keys; the found items by sort key, or by partition key with `byPk` (one item per user). */
+  async getKeys(allKeys: ReadonlyArray<{ pk: { S: string }; sk: { S: string } }>, consistent: boolean, byPk = false): Promise<Map<string, Item>> {
     const found = new Map<string, Item>();
-    for (let i = 0; i < sks.length; i += 100) {
-      let keys = sks.slice(i, i + 100).map((sk) => itemKey(user, sk));
+    for (let i = 0; i < allKeys.length; i += 100) {
+      let keys = allKeys.slice(i, i + 100);
       for (let attempt = 0; keys.length > 0; attempt++) {
         if (attempt >= this.retry.maxAttempts) throw new PoboxError('UNAVAILABLE', 'DynamoDB BatchGetItem left keys unprocessed');
         if (attempt > 0) await pause(attempt, this.retry);
         const out = await this.call('read', 'BatchGetItem', () =>
-          this.client.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true } }, ReturnConsumedCapacity: 'TOTAL' })),
+          this.client.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: consistent } }, ReturnConsumedCapacity: 'TOTAL' })),
         );
         for (const item of out.Responses?.[this.table] ?? []) {
           this.counts.keysRead++;
-          found.set(item.sk!.S!, item);
+          found.set(byPk ? item.pk!.S! : item.sk!.S!, item);
         }
         keys = (out.UnprocessedKeys?.[this.table]?.Keys ?? []) as typeof keys;
       }
     }
     return found;
-  }
-
-  /**
-   * A serializable snapshot of up to 100 of one user's items (TransactGetItems): it sees
-   * every item of a committed transaction or none of them, unlike a Query.
-   */
-  async snapshot(user: UserId, sks: readonly string[]): Promise<Map<string, Item>> {
-    const out = await this.call('read', 'TransactGetItems', () =>
-      this.client.send(
-        new TransactGetItemsCommand({
-          TransactItems: sks.map((sk) => ({ Get: { TableName: this.table, Key: itemKey(user, sk) } })),
-          ReturnConsumedCapacity: 'TOTAL',
-        }),
-      ),
-    );
-    this.counts.keysRead += sks.length;
-    const found = new Map<string, Item>();
-    for (const r of out.Responses ?? []) if (r.Item) found.set(r.Item.sk!.S!, r.Item);
-    return found;
-  }
-
-  /**
-   * One atomic transaction. Retried with the same ClientRequestToken, so a retry after a
-   * lost response is not applied twice. StaleRead when a condition failed.
-   */
-  async transact(items: TransactWriteItem[]): Promise<void> {
-    const token = randomUUID();
-    await this.call('write', 'TransactWriteItems', () =>
-      this.client.send(new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: token, ReturnConsumedCapacity: 'TOTAL' })),
-    );
-    for (const t of items) {
-      if (t.Put) this.counts.keysWritten++;
-      else if (t.Update) this.counts.keysWritten++;
-      else if (t.Delete) this.counts.keysDeleted++;
-    }
-  }
-
-  /** Delete one index-tracked item if it still has expiry `expiresAt`; false if it changed or is gone. */
-  async deleteIfExpiry(user: UserId, sk: string, expiresAt: number): Promise<boolean> {
-    try {
-      await this.call('write', 'DeleteItem', () =>
-        this.client.send(
-          new DeleteItemCommand({
-            TableName: this.table,
-            Key: itemKey(user, sk),
-            ConditionExpression: '#e = :e',
-            ExpressionAttributeNames: { '#e': 'exp' },
-            ExpressionAttributeValues: { ':e': { N: String(expiresAt) } },
-            ReturnConsumedCapacity: 'TOTAL',
-          }),
-        ),
-      );
-    } catch (err) {
-      if (err instanceof StaleRead) return false;
-      throw err;
-    }
-    this.counts.keysDeleted++;
-    return true;
   }
 
   /** Unconditional deletes of one user's items, 25 a request; unprocessed items retried. */

@@ -1,87 +1,161 @@
 /**
- * One page of a device's view, strongly consistent, with the gap check that keeps a
- * reader from skipping a seq whose transaction is still being applied.
+ * One page of a device's view, strongly consistent, never past a seq whose message may
+ * still appear (holes.ts).
+ *
+ * The metadata item sorts right after the messages, so a single Query, newest first,
+ * from the meta item down to `afterSeq + 1` returns the meta item (cursor, floor, last
+ * seq) and the messages a caught-up device is waiting for: one request, one read unit
+ * for a small page. When the backlog is longer than that Query took (or the page), the
+ * page is read oldest first from the right place (a second Query).
  */
 import { deviceNotRegistered } from '../../core/errors.js';
 import type { Seq } from '../../core/ids.js';
 import type { ReadPage, StoredMessage } from '../../core/types.js';
 import type { ReadRequest } from '../contract.js';
 import { hasDevice } from '../rules.js';
-import { decodeMessage, decodeMeta } from './codec.js';
+import { decodeMessage, decodeMeta, seqRecord, type Item, type MetaValue, type SeqRecord } from './codec.js';
+import type { Holes } from './holes.js';
 import { messageSk, META_SK } from './keys.js';
 import type { TableClient } from './queries.js';
+import { isReleased } from './released.js';
 
-/** TransactGetItems takes 100 keys: the meta item and 99 gaps. */
-const MAX_GAPS_CHECKED = 99;
+/** Holes settled per page; the page stops before the first one beyond. */
+const MAX_HOLES = 99;
+/** Items released for other devices (acked, or for a removed device) a page passes before it returns short. */
+const MAX_RELEASED = 99;
+
+export interface ReadResult {
+  page: ReadPage;
+  meta: MetaValue;
+  /** Every seq in (start, nextAfter] is known: a message, a tombstone or released (no hole left). */
+  start: Seq;
+  /** What the read found in that range, by seq (a seq missing here is a hole it closed). */
+  known: ReadonlyMap<Seq, SeqRecord>;
+}
 
 /**
- * One attempt at a page; undefined when it must be read again.
- *
- * A Query is only read-committed: while a transaction is being applied it may return
- * seq N+1 and not yet seq N, and a live session reading after its last seq would skip
- * N forever. So any gap in the seqs examined (normally a message deleted for another
- * device, or swept) is checked with a serializable TransactGetItems of the meta item
- * and the missing keys: absent there means deleted; present means "still being
- * applied", and the page is read again. More than 99 gaps: the page stops before the
- * first gap not checked, and the next read goes on from there.
+ * One attempt at a page; undefined when a hole must be waited for (read again). With
+ * `allowShort`, a page that has messages before the hole ends there instead (`more`).
+ * `lastHint`: the last seq this node saw for the mailbox, to size the first Query (the meta
+ * item and the whole backlog when it fits in the page; else the meta item and one message,
+ * then the page oldest first).
  */
-export async function readOnce(t: TableClient, req: ReadRequest, scanBudget: number): Promise<ReadPage | undefined> {
-  const meta = await t.getMeta(req.user);
-  if (!meta || !hasDevice(meta.devices, req.device)) {
-    throw deviceNotRegistered(req.user, req.device);
-  }
+export async function readOnce(t: TableClient, holes: Holes, req: ReadRequest, scanBudget: number, lastHint?: Seq, allowShort = false): Promise<ReadResult | undefined> {
+  const backlog = lastHint === undefined ? Infinity : lastHint - req.afterSeq;
+  const first = backlog <= req.limit ? Math.max(2, backlog + 1) : 2;
+  const top = await t.queryPage(req.user, messageSk(req.afterSeq + 1), META_SK, first, true);
+  const metaItem = top.items[0];
+  if (!metaItem || metaItem.sk?.S !== META_SK) throw deviceNotRegistered(req.user, req.device);
+  const meta = decodeMeta(metaItem);
+  if (!hasDevice(meta.devices, req.device)) throw deviceNotRegistered(req.user, req.device);
   const after = Math.max(req.afterSeq, meta.devices[req.device]!.cursor);
-  let messages: StoredMessage[] = [];
-  let nextAfter = after;
-  let scanned = 0;
-  let more = false;
-  const examined: Seq[] = [];
-  // Bounded by the last seq of the meta item read first: the page and lastSeq agree.
   const start = Math.max(after, meta.floor);
-  if (start >= meta.lastSeq) return { epoch: meta.epoch, messages, nextAfter, more, lastSeq: meta.lastSeq };
-  await t.queryRange(req.user, messageSk(start + 1), messageSk(meta.lastSeq), Math.min(req.limit + 1, scanBudget + 1), (items) => {
+  if (start >= meta.lastSeq) return { page: { epoch: meta.epoch, messages: [], nextAfter: after, more: false, lastSeq: meta.lastSeq }, meta, start, known: new Map() };
+
+  const page = new PageBuilder(req, meta, start, scanBudget);
+  const ascending = top.items.slice(1).reverse();
+  const oldest = ascending[0] ? seqRecord(ascending[0]).seq : Infinity;
+  if (!top.more || oldest <= start + 1) {
+    page.feed(ascending);
+  } else {
+    // The backlog is longer than one page: read it oldest first from where the device is.
+    await t.queryRange(req.user, messageSk(start + 1), messageSk(meta.lastSeq), Math.min(req.limit + 1, scanBudget + 1), (items) => page.feed(items));
+  }
+  const result = page.finish();
+  const blocked = await holes.settle(req.user, meta, result.missing, page.known);
+  if (blocked !== undefined) {
+    // A seq whose message may still be written: never pass it. Normally it is written
+    // within a round trip, so read again (undefined); after a few tries hand out what
+    // comes before it (a stream of sends always has some in flight, and waiting for a
+    // window with none could starve the reader).
+    const before = result.messages.filter((m) => m.seq < blocked);
+    if (before.length === 0 || !allowShort) return undefined;
+    return { page: { epoch: meta.epoch, messages: before, nextAfter: blocked - 1, more: true, lastSeq: meta.lastSeq }, meta, start, known: page.known };
+  }
+  return { page: { epoch: meta.epoch, messages: result.messages, nextAfter: result.nextAfter, more: result.more, lastSeq: meta.lastSeq }, meta, start, known: page.known };
+}
+
+class PageBuilder {
+  readonly known = new Map<Seq, SeqRecord>();
+  private readonly messages: StoredMessage[] = [];
+  private readonly missing: Seq[] = [];
+  private expected: Seq;
+  private nextAfter: Seq;
+  private scanned = 0;
+  private released = 0;
+  private more = false;
+  private stopAt: Seq | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly req: ReadRequest,
+    private readonly meta: MetaValue,
+    start: Seq,
+    private readonly scanBudget: number,
+  ) {
+    this.expected = start + 1;
+    this.nextAfter = Math.max(req.afterSeq, meta.devices[req.device]!.cursor);
+  }
+
+  /** Take items in ascending seq order; false once the page is complete. */
+  feed(items: readonly Item[]): boolean {
     for (const item of items) {
-      if (messages.length >= req.limit || scanned >= scanBudget) {
-        more = true;
+      if (this.stopped) return false;
+      const rec = seqRecord(item);
+      if (rec.seq < this.expected) continue;
+      if (rec.seq > this.meta.lastSeq) {
+        this.stopped = true; // reserved after the meta item was read: the next read gets it
         return false;
       }
-      scanned++;
+      if (this.messages.length >= this.req.limit || this.scanned >= this.scanBudget) {
+        this.more = true;
+        this.stopped = true;
+        return false;
+      }
+      if (!this.noteHoles(rec.seq)) return false;
+      this.expected = rec.seq + 1;
+      this.known.set(rec.seq, rec);
+      this.scanned++;
+      if (rec.tomb) {
+        this.nextAfter = rec.seq;
+        continue;
+      }
       const m = decodeMessage(item);
-      examined.push(m.seq);
-      nextAfter = m.seq;
-      if (m.expiresAt <= req.now) continue;
-      if (m.toDevice !== undefined && m.toDevice !== req.device) continue;
-      messages.push(m);
+      if (isReleased(this.meta, m.seq, m.toDevice) && ++this.released > MAX_RELEASED) {
+        this.stop(m.seq);
+        return false;
+      }
+      this.nextAfter = m.seq;
+      if (m.expiresAt <= this.req.now) continue;
+      if (m.toDevice !== undefined && m.toDevice !== this.req.device) continue;
+      this.messages.push(m);
+    }
+    return !this.stopped;
+  }
+
+  /** Seqs between the last item seen and `upTo` (exclusive) are holes; false when there are too many. */
+  private noteHoles(upTo: Seq): boolean {
+    for (let s = this.expected; s < upTo; s++) {
+      if (this.missing.length === MAX_HOLES) {
+        this.stop(s);
+        return false;
+      }
+      this.missing.push(s);
     }
     return true;
-  });
-  const end = more ? nextAfter : meta.lastSeq;
-  const gaps: Seq[] = [];
-  let firstUnchecked: Seq | undefined;
-  let i = 0;
-  for (let seq = start + 1; seq <= end; seq++) {
-    if (examined[i] === seq) {
-      i++;
-      continue;
-    }
-    if (gaps.length === MAX_GAPS_CHECKED) {
-      firstUnchecked = seq;
-      break;
-    }
-    gaps.push(seq);
   }
-  if (gaps.length === 0) return { epoch: meta.epoch, messages, nextAfter, more, lastSeq: meta.lastSeq };
-  const snap = await t.snapshot(req.user, [META_SK, ...gaps.map(messageSk)]);
-  const snapMeta = snap.get(META_SK);
-  if (!snapMeta || decodeMeta(snapMeta).lastSeq < gaps[gaps.length - 1]!) return undefined;
-  if (gaps.some((g) => snap.has(messageSk(g)))) return undefined;
-  if (firstUnchecked !== undefined) {
-    messages = messages.filter((m) => m.seq < firstUnchecked);
-    nextAfter = firstUnchecked - 1;
-    more = true;
-  } else {
-    // Every gap up to `end` is known deleted: continue after it, not before it again.
-    nextAfter = end;
+
+  private stop(at: Seq): void {
+    this.stopAt = at;
+    this.stopped = true;
+    this.more = true;
   }
-  return { epoch: meta.epoch, messages, nextAfter, more, lastSeq: meta.lastSeq };
+
+  finish(): { messages: StoredMessage[]; nextAfter: Seq; more: boolean; missing: Seq[] } {
+    if (!this.more) this.noteHoles(this.meta.lastSeq + 1);
+    if (this.stopAt !== undefined) {
+      return { messages: this.messages.filter((m) => m.seq < this.stopAt!), nextAfter: this.stopAt - 1, more: true, missing: this.missing };
+    }
+    return { messages: this.messages, nextAfter: this.more ? this.nextAfter : this.meta.lastSeq, more: this.more, missing: this.missing };
+  }
 }

@@ -1,143 +1,165 @@
 /**
- * The sweeper. DynamoDB's TTL deletes late and tells nobody, so quotas (count and bytes
- * in the meta item) would drift if we left expiry to it. Instead every message's dedupe
- * item sits in a sparse index partition ("x#" + shard of the user) sorted by expiry;
- * the sweeper walks the shards for entries due by `now`, re-reads them consistently
- * (the index is eventually consistent), and per user commits one transaction: the meta
- * item (count and bytes lowered by ADD, conditioned on its device-state version, which
- * sends never change) + the expired messages +
- * the dedupe items (each conditioned on still holding the expiry we saw, so an id sent
- * again after expiry keeps its new entry). Native TTL (expiry + a grace period) only
- * frees storage when no pobox sweeper runs.
+ * The sweeper (layout 2). Messages and dedupe entries carry a native TTL, which deletes
+ * them for free but late, and tells nobody; the sweeper keeps the quota counters right
+ * and reports expired messages, without any per-message index entry.
+ *
+ * A pass walks the users index (one small entry per mailbox, written once when the
+ * mailbox was created) and reads the meta items it lists, eventually consistent, in
+ * batches of 100: that costs half a read unit per mailbox per pass, whatever the traffic.
+ * Only mailboxes that still count messages (`cnt > 0`) and whose earliest known expiry
+ * (`fx`) has passed are visited: a strongly consistent read of the meta item and of its
+ * live range, then one conditional update (conditioned on `ver`) that lowers the
+ * counters by what expired, raises `floor` over the prefix that is now all expired,
+ * acked or closed, and records the next expiry. Expired messages in that prefix are
+ * deleted afterwards (they are below the floor: invisible either way); one that expired
+ * behind a live message becomes a tombstone first, so no reader ever waits on it.
+ *
+ * The walk resumes where the previous call stopped, so a sweep bounded by `max` goes on
+ * from the same mailbox.
  */
-import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import type { UserId } from '../../core/ids.js';
+import type { Seq, UserId } from '../../core/ids.js';
 import type { SweepOutcome } from '../contract.js';
-import { decodeDedupe, decodeMessage, type Item } from './codec.js';
-import { expiryGpk, itemKey, messageSk, timeKey } from './keys.js';
+import { decodeMessage, decodeMeta, encodeTombstone, seqRecord, ttlSeconds } from './codec.js';
+import { itemKey, messageSk, META_SK, USERS_GPK } from './keys.js';
+import { addSender, senderDecrements, stateUpdate } from './meta-writes.js';
 import { StaleRead, type TableClient } from './queries.js';
-import { senderDecrements, stateUpdate } from './meta-writes.js';
-import { contentionPause, withinBudget } from './retry.js';
 import { isReleased } from './released.js';
+import { contentionPause, withinBudget } from './retry.js';
 
-/** Dedupe entries per transaction: 2 deletes each, plus the meta item. */
-const PER_TX = 49;
+const USERS_PER_PAGE = 100;
 
-export async function sweep(t: TableClient, shards: number, now: number, max: number): Promise<SweepOutcome> {
-  const due: Item[] = [];
-  for (let shard = 0; shard < shards && due.length <= max; shard++) {
-    due.push(...(await t.queryIndex(expiryGpk(shard), timeKey(now), undefined, max + 1 - due.length)));
-  }
-  const more = due.length > max;
-  if (more) due.length = max;
-  const byUser = new Map<UserId, IndexEntry[]>();
-  for (const it of due) {
-    const user = it.pk!.S!;
-    const list = byUser.get(user) ?? [];
-    list.push({ sk: it.sk!.S!, seq: Number(it.seq?.N ?? 0), expiresAt: Number(it.gsk!.S!) });
-    byUser.set(user, list);
-  }
-  const total: SweepOutcome = { expired: 0, expiredBytes: 0, cleaned: 0, more };
-  for (const [user, sks] of byUser) {
-    for (let i = 0; i < sks.length; i += PER_TX) {
-      const r = await sweepUserChunk(t, user, sks.slice(i, i + PER_TX), now);
-      total.expired += r.expired;
-      total.expiredBytes += r.expiredBytes;
-      total.cleaned += r.cleaned;
+export interface SweepState {
+  /** The last mailbox a pass finished, when a pass is under way. */
+  after?: UserId;
+}
+
+export interface SweepHooks {
+  graceSeconds: number;
+  /** Deletes that failed are left for native TTL (below the floor, invisible) and reported. */
+  onLeftBehind: (count: number, err: unknown) => void;
+}
+
+export async function sweep(t: TableClient, state: SweepState, now: number, max: number, hooks: SweepHooks): Promise<SweepOutcome> {
+  const total: SweepOutcome = { expired: 0, expiredBytes: 0, cleaned: 0, more: false };
+  for (;;) {
+    const page = await t.queryIndex(USERS_GPK, undefined, state.after, USERS_PER_PAGE);
+    const users = page.map((i) => i.pk!.S!);
+    if (users.length === 0) {
+      state.after = undefined;
+      return total;
+    }
+    // A filter only: a stale meta item at worst sends us to a mailbox with nothing to do.
+    const metas = await t.getKeys(
+      users.map((u) => itemKey(u, META_SK)),
+      false,
+      true,
+    );
+    for (const user of users) {
+      const item = metas.get(user);
+      const meta = item ? decodeMeta(item) : undefined;
+      if (meta && meta.count > 0 && (meta.firstExpiry === undefined || meta.firstExpiry <= now)) {
+        const r = await sweepUser(t, user, now, max - total.expired, hooks);
+        total.expired += r.expired;
+        total.expiredBytes += r.expiredBytes;
+        if (r.more || total.expired >= max) {
+          total.more = true;
+          if (!r.more) state.after = user;
+          return total;
+        }
+      }
+      state.after = user;
+    }
+    if (users.length < USERS_PER_PAGE) {
+      state.after = undefined;
+      return total;
     }
   }
-  return total;
 }
 
-interface IndexEntry {
-  sk: string;
-  seq: number;
-  expiresAt: number;
+interface UserSweep {
+  expired: number;
+  expiredBytes: number;
+  more: boolean;
 }
 
-/**
- * Usually the messages are long gone (acked) and only the dedupe entries are left: each
- * is one conditional DeleteItem (1 write unit, no transaction, no meta item). Only when
- * an expired message is still stored does the chunk take the transactional path.
- */
-async function sweepUserChunk(t: TableClient, user: UserId, entries: IndexEntry[], now: number): Promise<Omit<SweepOutcome, 'more'>> {
-  // Messages at or below the floor were acked by every device (deleted, or released for
-  // native TTL to collect): only those above it can still be stored and counted.
-  const meta = await t.getMeta(user);
-  const floor = meta?.floor ?? 0;
-  const messages = await t.getMany(
-    user,
-    entries.filter((e) => e.seq > floor).map((e) => messageSk(e.seq)),
-  );
-  const live = entries.some((e) => {
-    const it = messages.get(messageSk(e.seq));
-    return it !== undefined && decodeMessage(it).expiresAt <= now;
-  });
-  if (!live) {
-    let cleaned = 0;
-    for (const e of entries) if (await t.deleteIfExpiry(user, e.sk, e.expiresAt)) cleaned++;
-    return { expired: 0, expiredBytes: 0, cleaned };
-  }
-  const dedupeSks = entries.map((e) => e.sk);
+async function sweepUser(t: TableClient, user: UserId, now: number, budget: number, hooks: SweepHooks): Promise<UserSweep> {
+  // Seqs this visit already turned into tombstones: still ours to subtract if the update is retried.
+  const closed = new Map<Seq, { bytes: number; from: UserId | undefined }>();
   const startedAt = Date.now();
   for (let attempt = 0; ; attempt++) {
+    const meta = await t.getMeta(user);
+    if (!meta) return { expired: 0, expiredBytes: 0, more: false };
+    const victims: Array<{ seq: Seq; bytes: number; cb: number | undefined; from: UserId | undefined }> = [];
+    let prefix = meta.floor;
+    let open = true;
+    let expected = meta.floor + 1;
+    let nextExpiry: number | undefined;
+    let more = false;
+    if (meta.lastSeq > meta.floor) {
+      await t.queryRange(user, messageSk(meta.floor + 1), messageSk(meta.lastSeq), 1000, (items) => {
+        for (const item of items) {
+          const rec = seqRecord(item);
+          if (rec.seq !== expected) open = false; // a hole: the floor stops before it
+          expected = rec.seq + 1;
+          if (rec.tomb) {
+            const mine = closed.get(rec.seq);
+            if (mine !== undefined) victims.push({ seq: rec.seq, bytes: mine.bytes, cb: rec.cb, from: mine.from });
+            if (open) prefix = rec.seq;
+            continue;
+          }
+          const m = decodeMessage(item);
+          if (isReleased(meta, m.seq, m.toDevice)) {
+            if (open) prefix = m.seq;
+            continue;
+          }
+          if (m.expiresAt <= now) {
+            if (victims.length < budget) {
+              victims.push({ seq: m.seq, bytes: m.bytes, cb: rec.cb, from: m.from });
+              if (open) prefix = m.seq;
+              continue;
+            }
+            more = true;
+          }
+          open = false;
+          nextExpiry = nextExpiry === undefined ? m.expiresAt : Math.min(nextExpiry, m.expiresAt);
+        }
+        return true;
+      });
+    }
+    if (victims.length === 0 && nextExpiry === meta.firstExpiry && prefix === meta.floor) return { expired: 0, expiredBytes: 0, more };
+    // Expired behind a live message: a tombstone, so readers pass it without waiting.
+    for (const v of victims) {
+      if (v.seq <= prefix || closed.has(v.seq)) continue;
+      await t.put(encodeTombstone(user, v.seq, ttlSeconds(now, hooks.graceSeconds), v.bytes, v.cb));
+      closed.set(v.seq, { bytes: v.bytes, from: v.from });
+    }
+    const bytes = victims.reduce((a, v) => a + v.bytes, 0);
+    const bySender = new Map<UserId, { count: number; bytes: number }>();
+    for (const v of victims) addSender(bySender, v.from, v.bytes);
     try {
-      return await trySweepUserChunk(t, user, dedupeSks, now);
+      await t.updateMeta(
+        user,
+        stateUpdate({
+          expectedVer: meta.ver,
+          floor: prefix,
+          countDelta: -victims.length,
+          bytesDelta: -bytes,
+          firstExpiry: nextExpiry ?? (more ? now : null),
+          senders: senderDecrements(meta, bySender),
+        }),
+      );
     } catch (err) {
       if (!(err instanceof StaleRead) || !withinBudget(startedAt, t.retry)) throw err;
       t.capacity.retries++;
       await contentionPause(attempt, t.retry);
+      continue;
     }
+    const below = victims.filter((v) => v.seq <= prefix && !closed.has(v.seq)).map((v) => messageSk(v.seq));
+    try {
+      await t.deleteMany(user, below);
+    } catch (err) {
+      hooks.onLeftBehind(below.length, err);
+    }
+    return { expired: victims.length, expiredBytes: bytes, more };
   }
-}
-
-async function trySweepUserChunk(t: TableClient, user: UserId, dedupeSks: string[], now: number): Promise<Omit<SweepOutcome, 'more'>> {
-  const meta = await t.getMeta(user);
-  // Dedupe items and expiry pointers have the same shape; both point at one message.
-  const dedupes = [...(await t.getMany(user, dedupeSks)).values()].map((it) => ({ ...decodeDedupe(it), sk: it.sk!.S! })).filter((d) => d.expiresAt <= now);
-  const messages = await t.getMany(
-    user,
-    dedupes.map((d) => messageSk(d.seq)),
-  );
-  const tx: TransactWriteItem[] = [];
-  let expired = 0;
-  let expiredBytes = 0;
-  let freedCount = 0;
-  let freedBytes = 0;
-  const bySender = new Map<UserId, { count: number; bytes: number }>();
-  const doomed = new Set<number>();
-  for (const d of dedupes) {
-    tx.push({
-      Delete: {
-        TableName: t.table,
-        Key: itemKey(user, d.sk),
-        ConditionExpression: '#e = :e',
-        ExpressionAttributeNames: { '#e': 'exp' },
-        ExpressionAttributeValues: { ':e': { N: String(d.expiresAt) } },
-      },
-    });
-    const it = messages.get(messageSk(d.seq));
-    if (!it || doomed.has(d.seq)) continue; // one action per item in a transaction
-    doomed.add(d.seq);
-    const m = decodeMessage(it);
-    if (m.id !== d.id || m.expiresAt > now) continue;
-    tx.push({ Delete: { TableName: t.table, Key: itemKey(user, messageSk(m.seq)), ConditionExpression: 'attribute_exists(pk)' } });
-    // A released message was already reported deleted (by the ack that released it).
-    if (meta && isReleased(meta, m.seq, m.toDevice)) continue;
-    expired++;
-    expiredBytes += m.bytes;
-    freedCount++;
-    freedBytes += m.bytes;
-    const b = bySender.get(m.from) ?? { count: 0, bytes: 0 };
-    b.count++;
-    b.bytes += m.bytes;
-    bySender.set(m.from, b);
-  }
-  if (tx.length === 0) return { expired: 0, expiredBytes: 0, cleaned: 0 };
-  if (meta && freedCount > 0) {
-    // Bumps ver: an ack that read the state before this sweep must not count these again.
-    tx.push(t.metaUpdate(user, stateUpdate({ expectedVer: meta.ver, countDelta: -freedCount, bytesDelta: -freedBytes, senders: senderDecrements(meta, bySender) })));
-  }
-  await t.transact(tx);
-  return { expired, expiredBytes, cleaned: dedupes.length };
 }

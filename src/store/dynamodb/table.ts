@@ -1,12 +1,14 @@
 /**
  * The table the engine needs, as a CreateTable input (printed by
  * `pobox dynamodb table-definition` for infrastructure-as-code users) and created by
- * `pobox dynamodb create-table`: on-demand capacity by default, TTL on `ttl`.
+ * `pobox dynamodb create-table`: on-demand capacity by default, TTL on `ttl`, and the
+ * layout marker (layout.ts) written once the table is ACTIVE.
  */
 import {
   CreateTableCommand,
   DescribeTableCommand,
   DescribeTimeToLiveCommand,
+  PutItemCommand,
   UpdateTimeToLiveCommand,
   type CreateTableCommandInput,
   type DynamoDBClient,
@@ -14,6 +16,7 @@ import {
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PoboxError } from '../../core/errors.js';
 import { INDEX_NAME } from './keys.js';
+import { layoutMarker } from './layout.js';
 
 export const TTL_ATTRIBUTE = 'ttl';
 
@@ -44,8 +47,8 @@ export function tableDefinition(opts: TableOptions): CreateTableCommandInput {
           { AttributeName: 'gpk', KeyType: 'HASH' },
           { AttributeName: 'gsk', KeyType: 'RANGE' },
         ],
-        // Keys plus the seq a dedupe entry points at: the sweeper needs nothing else, and
-        // meta items (which have no seq) are indexed once and never rewritten there.
+        // Only meta items are indexed (users() and the sweeper's walk need their keys); the
+        // projection is the same as layout 1's so an upgraded table keeps its index.
         Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['seq'] },
         ...throughput,
       },
@@ -90,6 +93,12 @@ export async function createTable(client: DynamoDBClient, opts: TableOptions & {
     if (d.Table?.TableStatus === 'ACTIVE' && indexesActive) break;
     if (Date.now() > deadline) throw new PoboxError('UNAVAILABLE', `table ${opts.table} did not become ACTIVE in time`);
     await sleep(delay);
+  }
+  // Only a table made here is known to be empty; an existing one is checked when the engine opens it.
+  if (created) {
+    await client.send(new PutItemCommand({ TableName: opts.table, Item: layoutMarker(), ConditionExpression: 'attribute_not_exists(pk)' })).catch((err: unknown) => {
+      if ((err as Error).name !== 'ConditionalCheckFailedException') throw wrap('PutItem', err);
+    });
   }
   let ttlEnabled = false;
   if (opts.ttl ?? true) {
