@@ -38,6 +38,16 @@
  *  - Rare whole-store operations (purge, sweep, users) take a gate: new mutations wait,
  *    everything logged is applied, then they run directly on LMDB as before. With nothing
  *    unapplied, LMDB alone is the whole truth while they run.
+ *  - A failed write (a log group not written or synced, an apply whose commit failed: a
+ *    full disk, EIO) stops the engine: memory may hold decisions the disk does not, so
+ *    every call is refused UNAVAILABLE, and nothing in the failed group was acknowledged
+ *    (its callers were rejected). Recovery is the restart path run in place, retried with
+ *    backoff: the log is cut back to the end of its last synced group and the cut fsync'd
+ *    (a segment started for the failed group is deleted), memory is dropped, and LMDB plus
+ *    the surviving log are replayed through the same effect functions. The lsns and seqs
+ *    of the cut records are given again: no reader saw them (reads wait for sync), and the
+ *    cut is durable before any new record is written, so no later recovery can take an
+ *    old record for the continuation of the log.
  *
  * Reads merge LMDB's range (below the first resident seq, minus tombs) with the resident
  * messages: no gap and no duplicate at the boundary (see resident.ts for why).
@@ -49,6 +59,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDurableDir, fsyncDir } from '../../core/durable-files.js';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { Backoff } from '../../core/backoff.js';
 import { PoboxError, ackBeyondLastSeq, closedError, deviceNotRegistered, mailboxFull, senderQuotaExceeded, tooManyDevices } from '../../core/errors.js';
 import type { DeviceId, MessageId, Seq, UserId } from '../../core/ids.js';
 import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage, StoredMessage } from '../../core/types.js';
@@ -160,6 +171,14 @@ export class LmdbStore implements MailboxStore {
   private readonly count: StoreCounters = { keysRead: 0, keysWritten: 0, keysDeleted: 0 };
   private closed = false;
   private failure: Error | undefined;
+  /** A failed write stops the engine until `recover` has rebuilt it from disk (tried with backoff). */
+  private recovering: Promise<void> | null = null;
+  private recoveryTimer: NodeJS.Timeout | undefined;
+  private readonly recoveryBackoff = new Backoff({ baseMs: 250, maxMs: 5000, jitter: 'equal' });
+  /** In-place recoveries after a failed write, for tests and metrics. */
+  recoveries = 0;
+  private recoveryError: Error | undefined;
+  private closing = false;
 
   private readonly states = new Map<UserId, UserState>();
   private dirty = new Set<UserId>();
@@ -200,7 +219,11 @@ export class LmdbStore implements MailboxStore {
     const onEvent = this.tuning.onEvent;
     let recovered;
     try {
-      recovered = openWal(join(opts.path, 'wal'), applied, { segmentBytes: this.tuning.segmentBytes, ...(onEvent ? { onEvent } : {}) });
+      recovered = openWal(join(opts.path, 'wal'), applied, {
+        segmentBytes: this.tuning.segmentBytes,
+        onFailure: (err) => this.fail(err),
+        ...(onEvent ? { onEvent } : {}),
+      });
       this.wal = recovered.log;
       for (const r of recovered.records) this.replay(r.type, r.payload, r.lsn);
     } catch (err) {
@@ -237,7 +260,10 @@ export class LmdbStore implements MailboxStore {
 
   private ensureOpen(): void {
     if (this.closed) throw closedError('store');
-    if (this.failure) throw new PoboxError('UNAVAILABLE', `lmdb store failed: ${this.failure.message}`, { cause: this.failure });
+    if (this.failure) {
+      const retry = this.recoveryError ? `; recovery failed: ${this.recoveryError.message}` : '; recovering';
+      throw new PoboxError('UNAVAILABLE', `lmdb store failed: ${this.failure.message}${retry}`, { cause: this.failure });
+    }
   }
 
   private overLimit(factor: number): boolean {
@@ -493,8 +519,9 @@ export class LmdbStore implements MailboxStore {
     if (this.dirty.size === 0) return Promise.resolve();
     const p = this.applyOnce()
       .catch((err: unknown) => {
-        this.failure ??= err instanceof Error ? err : new Error(String(err));
-        throw new PoboxError('UNAVAILABLE', `lmdb apply failed: ${this.failure.message}`, { cause: err });
+        const failure = err instanceof Error ? err : new Error(String(err));
+        this.fail(failure);
+        throw new PoboxError('UNAVAILABLE', `lmdb apply failed: ${failure.message}`, { cause: err });
       })
       .finally(() => {
         this.applying = null;
@@ -545,6 +572,64 @@ export class LmdbStore implements MailboxStore {
     this.tuning.onEvent?.('applied');
     this.forget({ lsn, users, tombs, dedupe, senders });
     this.wal.trim(lsn);
+    this.recoveryBackoff.reset();
+  }
+
+  // ---- a failed write: stop, then recover in place ---------------------------------------
+
+  /**
+   * A log group or an apply failed (a full disk, EIO). Memory may now hold decisions the
+   * disk does not, so every call is refused UNAVAILABLE until `recover` has rebuilt memory
+   * from what is on disk; it is tried after a backoff, and again until it succeeds.
+   */
+  private fail(err: Error): void {
+    this.failure ??= err;
+    this.scheduleRecovery();
+  }
+
+  private scheduleRecovery(): void {
+    if (this.closing || this.recoveryTimer || this.recovering) return;
+    this.recoveryTimer = setTimeout(() => {
+      this.recoveryTimer = undefined;
+      if (this.closing) return;
+      this.recovering = this.recover()
+        .catch((err: unknown) => {
+          // Still failing (the cut or the read did not work): refusals say so too.
+          this.recoveryError = err instanceof Error ? err : new Error(String(err));
+        })
+        .finally(() => {
+          this.recovering = null;
+          if (this.failure) this.scheduleRecovery();
+        });
+    }, this.recoveryBackoff.next().delayMs);
+    this.recoveryTimer.unref();
+  }
+
+  /**
+   * The restart path, in place: wait for what is in flight, cut the log back to its last
+   * synced record (wal/log.ts reset), drop every in-memory effect and replay the surviving
+   * log over LMDB (the state at `applied`) through the same effect functions as at open.
+   */
+  private async recover(): Promise<void> {
+    for (;;) {
+      if (this.applying) await this.applying.catch(() => undefined);
+      else if (this.gate) await this.gate;
+      else break;
+    }
+    if (this.closing) return;
+    const applied = this.walState.get('applied') ?? 0;
+    const { records } = await this.wal.reset(applied);
+    this.states.clear();
+    this.dirty = new Set();
+    this.newDedupe = [];
+    this.newExpiry = [];
+    this.residentMessages = 0;
+    this.residentBytes = 0;
+    this.tombCount = 0;
+    for (const r of records) this.replay(r.type, r.payload, r.lsn);
+    this.failure = undefined;
+    this.recoveryError = undefined;
+    this.recoveries++;
   }
 
   /** After an apply committed: drop from memory what LMDB now holds. */
@@ -684,7 +769,7 @@ export class LmdbStore implements MailboxStore {
     try {
       lsn = this.log(OP_APPEND, entries);
     } catch (err) {
-      this.failure ??= err as Error; // memory holds effects the log does not: stop here
+      this.fail(err as Error); // memory holds effects the log does not: stop here
       throw err;
     }
     for (const s of touched) s.lsn = lsn;
@@ -953,7 +1038,11 @@ export class LmdbStore implements MailboxStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.closing = true;
     clearInterval(this.timer);
+    clearTimeout(this.recoveryTimer);
+    this.recoveryTimer = undefined;
+    if (this.recovering) await this.recovering;
     while (this.gate) await this.gate.catch(() => undefined);
     try {
       if (this.tuning.applyOnClose && !this.failure) await this.applyAll();

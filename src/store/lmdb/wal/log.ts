@@ -35,6 +35,8 @@ export interface WalOptions {
   segmentBytes: number;
   /** Called with 'trim' before and 'trimmed' after segments are deleted (crash-test probes). */
   onEvent?: (event: 'trim' | 'trimmed') => void;
+  /** Called once when a write or a sync fails (the log refuses appends until `reset`). */
+  onFailure?: (err: Error) => void;
 }
 
 interface Segment {
@@ -118,65 +120,82 @@ export function openWal(dir: string, appliedLsn: number, opts: WalOptions): Reco
   ensureDurableDir(dir);
   const lock = takeLock(dir);
   try {
-    const names = readdirSync(dir)
-      .filter((n) => n.endsWith(SUFFIX) && /^\d{16}\.wal$/.test(n))
-      .sort();
-    const segments: Segment[] = [];
-    const records: WalRecord[] = [];
-    let lastLsn = appliedLsn;
-    let stop = 'end';
-    let damagedFrom = -1;
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i]!;
-      const firstLsn = Number(name.slice(0, 16));
-      // A segment must continue the one before it, unless everything in between was applied.
-      const prevLast = segments.length ? segments[segments.length - 1]!.lastLsn : undefined;
-      if (prevLast !== undefined ? firstLsn !== prevLast + 1 && firstLsn > appliedLsn + 1 : firstLsn > appliedLsn + 1) {
-        stop = `gap before segment ${name}`;
-        damagedFrom = i;
-        break;
-      }
-      const buf = readFileSync(join(dir, name));
-      const got = decodeAll(buf, firstLsn);
-      const seg: Segment = { firstLsn, lastLsn: firstLsn - 1 + got.records.length, name };
-      segments.push(seg);
-      for (const r of got.records) if (r.lsn > appliedLsn) records.push(r);
-      if (got.records.length) lastLsn = Math.max(lastLsn, seg.lastLsn);
-      if (got.stop !== 'end') {
-        stop = `${got.stop} record in ${name} at byte ${got.validBytes}`;
-        const fd = openSync(join(dir, name), 'r+');
-        try {
-          ftruncateSync(fd, got.validBytes);
-          fsyncSync(fd);
-        } finally {
-          closeSync(fd);
-        }
-        damagedFrom = i + 1;
-        break;
-      }
-    }
-    if (damagedFrom >= 0 && damagedFrom < names.length) {
-      for (const name of names.slice(damagedFrom)) unlinkSync(join(dir, name));
-      fsyncDir(dir);
-    }
-    // Whatever we are about to replay must be on disk before anyone sees it (a process
-    // crash leaves written-but-unsynced pages in the page cache).
-    for (const seg of segments) {
-      if (seg.lastLsn <= appliedLsn) continue;
-      const fd = openSync(join(dir, seg.name), 'r+');
-      try {
-        fdatasyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-    }
-    const log = new WalLog(dir, segments, lastLsn, opts, lock);
+    const found = readSegments(dir, appliedLsn);
+    const log = new WalLog(dir, found.segments, found.lastLsn, opts, lock);
     log.trim(appliedLsn);
-    return { log, records, stop };
+    return { log, records: found.records, stop: found.stop };
   } catch (err) {
     releaseLock(lock);
     throw err;
   }
+}
+
+const isSegmentName = (n: string): boolean => /^\d{16}\.wal$/.test(n);
+
+/** What recovery finds on disk: the segments, the records after `appliedLsn`, where the log ends. */
+interface Found {
+  segments: Segment[];
+  records: WalRecord[];
+  lastLsn: number;
+  stop: string;
+}
+
+/**
+ * Read the segments in lsn order and cut the log at the first record that cannot be
+ * trusted (the cut and the deletion of later segments are made durable here).
+ */
+function readSegments(dir: string, appliedLsn: number): Found {
+  const names = readdirSync(dir).filter(isSegmentName).sort();
+  const segments: Segment[] = [];
+  const records: WalRecord[] = [];
+  let lastLsn = appliedLsn;
+  let stop = 'end';
+  let damagedFrom = -1;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    const firstLsn = Number(name.slice(0, 16));
+    // A segment must continue the one before it, unless everything in between was applied.
+    const prevLast = segments.length ? segments[segments.length - 1]!.lastLsn : undefined;
+    if (prevLast !== undefined ? firstLsn !== prevLast + 1 && firstLsn > appliedLsn + 1 : firstLsn > appliedLsn + 1) {
+      stop = `gap before segment ${name}`;
+      damagedFrom = i;
+      break;
+    }
+    const buf = readFileSync(join(dir, name));
+    const got = decodeAll(buf, firstLsn);
+    const seg: Segment = { firstLsn, lastLsn: firstLsn - 1 + got.records.length, name };
+    segments.push(seg);
+    for (const r of got.records) if (r.lsn > appliedLsn) records.push(r);
+    if (got.records.length) lastLsn = Math.max(lastLsn, seg.lastLsn);
+    if (got.stop !== 'end') {
+      stop = `${got.stop} record in ${name} at byte ${got.validBytes}`;
+      const fd = openSync(join(dir, name), 'r+');
+      try {
+        ftruncateSync(fd, got.validBytes);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      damagedFrom = i + 1;
+      break;
+    }
+  }
+  if (damagedFrom >= 0 && damagedFrom < names.length) {
+    for (const name of names.slice(damagedFrom)) unlinkSync(join(dir, name));
+    fsyncDir(dir);
+  }
+  // Whatever we are about to replay must be on disk before anyone sees it (a process
+  // crash leaves written-but-unsynced pages in the page cache).
+  for (const seg of segments) {
+    if (seg.lastLsn <= appliedLsn) continue;
+    const fd = openSync(join(dir, seg.name), 'r+');
+    try {
+      fdatasyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return { segments, records, lastLsn, stop };
 }
 
 interface Waiter {
@@ -215,6 +234,8 @@ export class WalLog {
   private failure: Error | undefined;
   /** The segment being appended to: `size` bytes written, the first `synced` of them durable. */
   private active: { seg: Segment; fd: number; size: number; synced: number } | undefined;
+  /** Where `reset` must cut the log: the durable end of the segment that was being written. */
+  private cut: { name: string; size: number } | undefined;
   private closed = false;
   /** Bytes appended since open, for the write-amplification benchmark and tests. */
   bytesWritten = 0;
@@ -380,10 +401,63 @@ export class WalLog {
   }
 
   private fail(err: unknown): void {
+    const first = this.failure === undefined;
     this.failure ??= err instanceof Error ? err : new Error(String(err));
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w.reject(this.failure);
+    if (first) this.opts.onFailure?.(this.failure);
+  }
+
+  /** Why the log refuses appends (a write or a sync failed), until `reset`. */
+  get failed(): Error | undefined {
+    return this.failure;
+  }
+
+  /**
+   * Bring the log back in place, as a restart would, keeping the lock: nothing after the
+   * last sync that returned was acknowledged (its waiters were rejected), so the segment
+   * being written is cut back to its durable end and the cut fsync'd, a segment holding
+   * nothing synced is deleted (the next one is created, and made durable, afresh), and the
+   * log is read again from disk. Returns the records after `appliedLsn` for the caller to
+   * replay. The caller appends nothing meanwhile. If the cut fails the log stays failed;
+   * call again.
+   */
+  async reset(appliedLsn: number): Promise<{ records: WalRecord[]; stop: string }> {
+    if (this.closed) throw new Error('write-ahead log is closed');
+    // A group still to be written, a sync still on the thread pool: let them finish.
+    while (this.flushScheduled || this.syncing) await new Promise((r) => setImmediate(r));
+    if (this.waiters.length > 0) this.fail(new Error('write-ahead log is being reset'));
+    this.failure ??= new Error('write-ahead log is being reset');
+    this.queue = [];
+    this.queuedBytes = 0;
+    for (const fd of this.retired.splice(0)) closeSync(fd);
+    const a = this.active;
+    if (a) {
+      this.active = undefined;
+      this.cut = { name: a.seg.name, size: a.synced };
+      closeSync(a.fd);
+    }
+    if (this.cut) {
+      const fd = openSync(join(this.dir, this.cut.name), 'r+');
+      try {
+        ftruncateSync(fd, this.cut.size);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      this.cut = undefined;
+    }
+    const unsynced = readdirSync(this.dir).filter((n) => isSegmentName(n) && Number(n.slice(0, 16)) > this.syncedLsnValue);
+    for (const name of unsynced) unlinkSync(join(this.dir, name));
+    if (unsynced.length > 0) fsyncDir(this.dir);
+    const found = readSegments(this.dir, appliedLsn);
+    this.segments = found.segments;
+    this.lastLsnValue = found.lastLsn;
+    this.writtenLsn = found.lastLsn;
+    this.syncedLsnValue = found.lastLsn;
+    this.failure = undefined;
+    return { records: found.records, stop: found.stop };
   }
 
   /**
