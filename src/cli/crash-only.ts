@@ -21,7 +21,7 @@ export function installCrashOnly(log: () => Logger | undefined, opts: { knownLea
   const die = (kind: string, err: unknown): void => {
     const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
     const l = log();
-    // pino's default destination writes synchronously, so the line is out before we exit.
+    // createLogger's stdout destination writes synchronously, so the line is out before we exit.
     if (l) l.fatal({ err: text }, `${kind}; exiting so a supervisor restarts a clean process`);
     else process.stderr.write(`pobox: ${kind}: ${text}\n`);
     exit(CRASH_EXIT_CODE);

@@ -8,6 +8,7 @@ import { loadServerConfig, type ServerFlags } from '../../gateway/config.js';
 import type { Logger } from '../../gateway/logger.js';
 import { startServer } from '../../server/compose.js';
 import { isLmdbBatchCommitLeak } from '../../store/lmdb/commit-leak.js';
+import { survivePipeReadersGone } from '../closed-output.js';
 import { installCrashOnly } from '../crash-only.js';
 
 export function addServerConfigOptions(cmd: Command): Command {
@@ -35,6 +36,7 @@ export function registerServe(program: Command): void {
   ).action(async (flags: ServerFlags) => {
     // Crash-only (crash-only.ts): an unhandled error is logged and the process exits non-zero.
     let logger: Logger | undefined;
+    survivePipeReadersGone();
     installCrashOnly(() => logger, { knownLeak: (err) => (isLmdbBatchCommitLeak(err) ? 'lmdb-js batch commit promise (src/store/lmdb/index.ts)' : undefined) });
     const config = loadServerConfig({ flags });
     const server = await startServer(config);
