@@ -86,7 +86,7 @@ runMain(async () => {
       };
 
   const inputs: Inputs = {
-    traffic: { users: 500e6, messagesPerUserPerDay: 40, onlineAtPeak: 0.1, devicesPerUser: 3, peakToAverage: 2, meanHoursToLastAck: 12, dedupeDays: 30 },
+    traffic: { users: 500e6, messagesPerUserPerDay: 40, onlineAtPeak: 0.1, devicesPerUser: 3, peakToAverage: 2, meanHoursToLastAck: 12, ackedKeptDays: 31, dedupeDays: 30 },
     prices: { perMillionWrite: 0.625, perMillionRead: 0.125, perGbMonth: 0.25 },
     dynamo: {
       send: pick(oneByOne.perMessage.send),

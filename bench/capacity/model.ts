@@ -17,6 +17,8 @@ export interface Traffic {
   peakToAverage: number;
   /** Mean time from a send to the last of the recipient's devices acking it (hours); sets how much is pending. */
   meanHoursToLastAck: number;
+  /** Days an acked message stays stored until native TTL deletes it (the engine leaves acked messages to TTL instead of paying a delete); 0 if it deletes them. */
+  ackedKeptDays: number;
   /** How long dedupe entries are kept (days): the retention. */
   dedupeDays: number;
 }
@@ -112,7 +114,7 @@ export interface Outputs {
     peakReadUnitsPerSecond: number;
     dollarsPerDayWrites: number;
     dollarsPerDayReads: number;
-    storageGb: { meta: number; pending: number; dedupe: number; total: number };
+    storageGb: { meta: number; pending: number; acked: number; dedupe: number; total: number };
     dollarsPerDayStorage: number;
     dollarsPerDay: number;
     dollarsPerMonth: number;
@@ -170,11 +172,12 @@ export function capacity(i: Inputs): Outputs {
   const dollarsPerDayWrites = (writeUnitsPerDay / 1e6) * i.prices.perMillionWrite;
   const dollarsPerDayReads = (readUnitsPerDay / 1e6) * i.prices.perMillionRead;
 
-  // Storage: every user's meta item; messages not yet acked by every device; dedupe entries for the retention.
+  // Storage: every user's meta item; messages not yet acked by every device; acked messages until native TTL; dedupe entries for the retention.
   const meta = (t.users * i.items.meta) / GB;
   const pending = (messagesPerDay * (t.meanHoursToLastAck / 24) * i.items.message) / GB;
+  const acked = (messagesPerDay * t.ackedKeptDays * i.items.message) / GB;
   const dedupe = (messagesPerDay * t.dedupeDays * i.items.dedupe) / GB;
-  const storageTotal = meta + pending + dedupe;
+  const storageTotal = meta + pending + acked + dedupe;
   const dollarsPerDayStorage = (storageTotal * i.prices.perGbMonth * 12) / 365;
   const dollarsPerDay = dollarsPerDayWrites + dollarsPerDayReads + dollarsPerDayStorage;
 
@@ -220,7 +223,7 @@ export function capacity(i: Inputs): Outputs {
       peakReadUnitsPerSecond,
       dollarsPerDayWrites,
       dollarsPerDayReads,
-      storageGb: { meta, pending, dedupe, total: storageTotal },
+      storageGb: { meta, pending, acked, dedupe, total: storageTotal },
       dollarsPerDayStorage,
       dollarsPerDay,
       dollarsPerMonth: (dollarsPerDay * 365) / 12,
