@@ -44,6 +44,35 @@ export interface AppendSettings {
 
 /** Messages per reservation. */
 const MAX_PER_RESERVATION = 100;
+/**
+ * Distinct senders, and distinct target devices, per reservation: each adds its own
+ * counters and conditions to the one UpdateItem, whose condition expression DynamoDB
+ * caps at 4 KB (about 100 bytes per sender: 50 senders in one batch overflowed it).
+ */
+const MAX_KEYS_PER_RESERVATION = 16;
+
+/** Consecutive runs of `entries` (order kept) small enough for one reservation. */
+function reservationChunks(entries: Entry[]): Entry[][] {
+  const chunks: Entry[][] = [];
+  let chunk: Entry[] = [];
+  let senders = new Set<UserId>();
+  let devices = new Set<string>();
+  for (const e of entries) {
+    const newSender = !senders.has(e.item.from);
+    const newDevice = e.item.toDevice !== undefined && !devices.has(e.item.toDevice);
+    if (chunk.length === MAX_PER_RESERVATION || (newSender && senders.size === MAX_KEYS_PER_RESERVATION) || (newDevice && devices.size === MAX_KEYS_PER_RESERVATION)) {
+      chunks.push(chunk);
+      chunk = [];
+      senders = new Set();
+      devices = new Set();
+    }
+    chunk.push(e);
+    senders.add(e.item.from);
+    if (e.item.toDevice !== undefined) devices.add(e.item.toDevice);
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
 /** The largest numbers an item can carry, for the size check before the seq is known. */
 const SIZE_PROBE_SEQ = 9_007_199_254_740_991;
 
@@ -58,8 +87,7 @@ export function emptyMeta(): MetaValue {
 
 /** Append `entries` (all for `user`, in order), writing each outcome into `out`. */
 export async function appendForUser(t: TableClient, s: AppendSettings, user: UserId, entries: Entry[], limits: AppendLimits, out: AppendOutcome[]): Promise<void> {
-  for (let i = 0; i < entries.length; i += MAX_PER_RESERVATION) {
-    const chunk = entries.slice(i, i + MAX_PER_RESERVATION);
+  for (const chunk of reservationChunks(entries)) {
     try {
       await appendChunk(t, s, user, chunk, limits, out);
     } catch (err) {
