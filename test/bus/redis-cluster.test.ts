@@ -105,7 +105,7 @@ describe('RedisClusterBus on a local 3-master Redis Cluster', () => {
     assert.equal(await shardNumSub(port, a.channelFor(user)), 1, 'the first handler still holds the channel');
   });
 
-  it('a master killed: unhealthy, then healthy once it is restarted, and the wake-ups published meanwhile arrive', async () => {
+  it('a master killed: unhealthy, then healthy once it is restarted; the wake-ups kept meanwhile are republished and every shard delivers live again', async () => {
     const prefix = uniquePrefix();
     const a = await bus(prefix);
     const b = await bus(prefix);
@@ -138,9 +138,14 @@ describe('RedisClusterBus on a local 3-master Redis Cluster', () => {
     assert.equal(health[0], false);
     assert.equal(health.at(-1), true);
 
-    // The wake-up published while its shard was down arrives after the recovery.
-    await logs.get(victim)!.waitSeq(1, 15_000);
-    assert.ok(b.stats().republished >= 1);
+    // The wake-up published while its shard was down is published again once b is healthy.
+    // Whether it reaches a depends on a race between two nodes: b republishes as soon as its
+    // own link is back, a re-subscribes on the restarted master when its link is back, and a
+    // wake-up published before a's SSUBSCRIBE reaches nobody. A bus cannot order two nodes'
+    // reconnects; the store stays the truth and the session's safety poll delivers such a
+    // message within its bound (test/hardening/lost-wakeup.test.ts). So this asserts the
+    // republish and the re-subscribe, not the arrival of that one hint.
+    await waitFor(() => b.stats().republished >= 1, 'the kept wake-up republished', 15_000);
     assert.ok(a.stats().resubscribes >= 1);
     // And every shard delivers live again.
     let seq = 10;
