@@ -1,11 +1,12 @@
 /**
- * The one CLI runner of the tests. `runCli` runs the `pobox` program in this process and
- * captures what it prints, so a command costs no process start (one command at a time);
- * `runCliProcess` runs it as a real process. Both answer {code, stdout, stderr}.
+ * The one CLI runner of the tests: `runCli` runs the `pobox` program as a real process
+ * (from source, through tsx) and answers {code, stdout, stderr}. It once ran `main` in the
+ * test's own process with process.stdout swapped out, but from Node 22 a test file's
+ * process reports to the runner through its own stdout, so the reporter's lines landed in
+ * the captured output (and the CLI's in the report).
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { main } from '../../src/cli/main.js';
 import { CLI_MAIN } from './serve-process.js';
 
 export interface CliResult {
@@ -14,26 +15,8 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function runCli(args: string[]): Promise<CliResult> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const realOut = process.stdout.write.bind(process.stdout);
-  const realErr = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    out.push(String(chunk));
-    return true;
-  }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    err.push(String(chunk));
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    const code = await main(['node', 'pobox', ...args]);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    process.stdout.write = realOut;
-    process.stderr.write = realErr;
-  }
+export function runCli(args: string[]): Promise<CliResult> {
+  return runCliProcess(args);
 }
 
 /** Run and parse stdout as JSON; fails with the output when the command failed. */
@@ -43,10 +26,7 @@ export async function runJson<T = Record<string, unknown>>(args: string[]): Prom
   return JSON.parse(r.stdout) as T;
 }
 
-/**
- * Run `pobox` as a real process (from source, through tsx), for tests about the program
- * as a user starts it: exit codes, environment, what it prints.
- */
+/** Run `pobox` as a real process with extra environment variables. */
 export async function runCliProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI_MAIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
