@@ -15,6 +15,7 @@ import { HTTP_STATUS, PoboxError, toPoboxError } from '../core/errors.js';
 import type { TypedEmitter } from '../core/emitter.js';
 import type { GatewayEvents } from './events.js';
 import type { Logger } from './logger.js';
+import { parseRequestTarget } from './request-target.js';
 
 export interface HttpContext {
   req: IncomingMessage;
@@ -89,12 +90,7 @@ export class HttpRouter {
     const tags: Record<string, string> = {};
     let routeName = '(none)';
     const run = async (): Promise<void> => {
-      let url: URL;
-      try {
-        url = new URL(req.url ?? '/', 'http://localhost');
-      } catch {
-        throw new PoboxError('BAD_REQUEST', 'malformed request URL');
-      }
+      const url = parseRequestTarget(req.url);
       const { route, params: raw } = this.match((req.method ?? 'GET').toUpperCase(), url.pathname);
       routeName = route.pattern;
       if (this.opts.unavailable() && !url.pathname.startsWith('/healthz')) throw new PoboxError('UNAVAILABLE', 'server is shutting down');

@@ -26,6 +26,7 @@ import { registerHttpApi } from './http-api.js';
 import { answerClientError, rawErrorResponse } from './http-client-error.js';
 import { httpServerOptions } from './http-timeouts.js';
 import { Readiness } from './readiness.js';
+import { parseRequestTarget } from './request-target.js';
 import { startSafetyPoll } from './safety-poll.js';
 import { HttpRouter } from './http-router.js';
 import type { Logger } from './logger.js';
@@ -163,7 +164,7 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
     void (async () => {
       let url: URL;
       try {
-        url = new URL(req.url ?? '/', 'http://localhost');
+        url = parseRequestTarget(req.url);
       } catch {
         socket.end(rawErrorResponse(400, 'BAD_REQUEST', 'malformed request URL'));
         return;

@@ -94,6 +94,9 @@ const httpCases: HttpCase[] = [
   { name: 'device: bad URL encoding', method: 'PUT', path: '/v1/users/alice/devices/%E0%A4%A', status: 400, code: 'BAD_REQUEST', field: 'device' },
   { name: 'device: remove unknown', method: 'DELETE', path: '/v1/users/alice/devices/nope', status: 404, code: 'NOT_FOUND' },
   { name: 'unknown route', method: 'GET', path: '/v1/nothing', status: 404, code: 'NOT_FOUND' },
+  // A target starting with `//` is a path, not a host: once it was served the demo page.
+  { name: 'path starting with //', method: 'GET', path: '//a', status: 404, code: 'NOT_FOUND' },
+  { name: 'route behind //', method: 'GET', path: '//v1/messages', status: 404, code: 'NOT_FOUND' },
   { name: 'wrong method', method: 'PATCH', path: '/v1/messages', status: 404, code: 'NOT_FOUND' },
   { name: 'stats with a user token', method: 'GET', path: '/v1/users/alice/stats', status: 403, code: 'FORBIDDEN' },
 ];
