@@ -95,6 +95,9 @@ export interface E2eData {
 
 const MiB = 1024 * 1024;
 
+/** Where the server writes its CPU profile (--cpu-prof DIR), if asked. */
+let serverProfileDir: string | undefined;
+
 runMain(async () => {
   const args = benchArgs({ devices: { type: 'string' }, 'idle-max': { type: 'string' }, only: { type: 'string' }, 'cpu-prof': { type: 'string' } });
   if (typeof args.values['cpu-prof'] === 'string') serverProfileDir = args.values['cpu-prof'];
@@ -158,9 +161,6 @@ interface GatewayJson {
     live?: { ratePerSec?: number; sendToReceive?: { p50: number; p99: number } };
   };
 }
-
-/** Where the server writes its CPU profile (--cpu-prof DIR), if asked. */
-let serverProfileDir: string | undefined;
 
 function startServerChild(secret: string): Child {
   const prof = serverProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${serverProfileDir}`] : [];

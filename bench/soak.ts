@@ -179,6 +179,8 @@ async function main(): Promise<void> {
     const s: SoakSample = {
       t: Math.round((Date.now() - t0) / 1000),
       rssBytes: os?.rssBytes ?? m.get('pobox_process_resident_memory_bytes') ?? 0,
+      rssAnonBytes: os?.rssAnonBytes ?? 0,
+      rssFileBytes: os?.rssFileBytes ?? 0,
       heapUsedBytes: m.get('pobox_nodejs_heap_size_used_bytes') ?? 0,
       heapTotalBytes: m.get('pobox_nodejs_heap_size_total_bytes') ?? 0,
       externalBytes: m.get('pobox_nodejs_external_memory_bytes') ?? 0,
@@ -194,7 +196,7 @@ async function main(): Promise<void> {
     };
     samples.push(s);
     log(
-      `t=${s.t}s rss ${(s.rssBytes / 2 ** 20).toFixed(0)} MiB heap ${(s.heapUsedBytes / 2 ** 20).toFixed(0)} MiB loop p99 ${s.loopDelayP99Ms.toFixed(0)} ms handles ${s.activeHandles} fds ${s.openFds} ` +
+      `t=${s.t}s rss ${(s.rssBytes / 2 ** 20).toFixed(0)} MiB (anon ${(s.rssAnonBytes / 2 ** 20).toFixed(0)}, file ${(s.rssFileBytes / 2 ** 20).toFixed(0)}) heap ${(s.heapUsedBytes / 2 ** 20).toFixed(0)} MiB loop p99 ${s.loopDelayP99Ms.toFixed(0)} ms handles ${s.activeHandles} fds ${s.openFds} ` +
         `conns ${s.connections} pending ${s.pendingMessages} unanswered ${s.unansweredSends} accepted ${s.accepted}`,
     );
   };
@@ -254,6 +256,8 @@ async function main(): Promise<void> {
     },
     samples,
     rss: trend(after.map((s) => ({ t: s.t, y: s.rssBytes }))),
+    rssAnon: trend(after.map((s) => ({ t: s.t, y: s.rssAnonBytes }))),
+    rssFile: trend(after.map((s) => ({ t: s.t, y: s.rssFileBytes }))),
     heap: trend(after.map((s) => ({ t: s.t, y: s.heapUsedBytes }))),
     totals: {
       sent: books.sent,

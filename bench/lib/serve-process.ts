@@ -27,7 +27,8 @@ export interface ServeProcess {
   /** Set once the process exited: code or signal. */
   readonly exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   /** Resident set size and open file descriptors, from /proc (Linux). */
-  osStats(): { rssBytes: number; fds: number } | undefined;
+  /** From /proc: resident memory, split into anonymous (heap, buffers) and file-backed (the mapped LMDB file, code) pages. */
+  osStats(): { rssBytes: number; rssAnonBytes: number; rssFileBytes: number; fds: number } | undefined;
   /** SIGTERM, wait for a graceful exit (SIGKILL after `graceMs`); resolves with how it ended. */
   stop(graceMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -130,8 +131,8 @@ export async function startServeProcess(opts: ServeOptions): Promise<ServeProces
     osStats: () => {
       try {
         const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
-        const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-        return { rssBytes: rssKb * 1024, fds: readdirSync(`/proc/${proc.pid}/fd`).length };
+        const kib = (field: string): number => 1024 * Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+        return { rssBytes: kib('VmRSS'), rssAnonBytes: kib('RssAnon'), rssFileBytes: kib('RssFile') + kib('RssShmem'), fds: readdirSync(`/proc/${proc.pid}/fd`).length };
       } catch {
         return undefined;
       }

@@ -13,6 +13,10 @@ export interface SoakSample {
   /** Seconds since the load started. */
   t: number;
   rssBytes: number;
+  /** Anonymous resident pages (JS heap, native allocations, socket buffers). */
+  rssAnonBytes: number;
+  /** File-backed resident pages: the mapped LMDB data file and the code; the kernel can drop them under pressure. */
+  rssFileBytes: number;
   heapUsedBytes: number;
   heapTotalBytes: number;
   externalBytes: number;
@@ -69,6 +73,9 @@ export interface SoakData {
   params: Record<string, unknown>;
   samples: SoakSample[];
   rss: Trend;
+  /** RSS split by /proc/<pid>/status: anonymous pages and file-backed pages (the LMDB map). */
+  rssAnon: Trend;
+  rssFile: Trend;
   heap: Trend;
   totals: {
     sent: number;
@@ -102,11 +109,20 @@ function trendLine(name: string, t: Trend): string {
   return `| ${name} | ${fmt(t.slopePerHour / MiB, 2)} MiB/h | ${fmt(t.changeOverWindow / MiB, 2)} MiB | ${fmt(t.residualStd / MiB, 2)} MiB | ${fmt(t.r2, 2)} | ${t.withinNoise ? 'yes' : '**no**'} |`;
 }
 
+/** Which part of RSS moved, in words, from the split trends. */
+function rssVerdict(d: SoakData): string {
+  const part = (name: string, t: Trend): string =>
+    `${name} ${t.withinNoise ? 'is flat within noise' : `moved ${fmt(t.changeOverWindow / MiB, 2)} MiB over the window (scatter ${fmt(t.residualStd / MiB, 2)} MiB)`}`;
+  return `After warm-up, ${part('the anonymous part', d.rssAnon)}; ${part('the file-backed part', d.rssFile)}.`;
+}
+
 export async function writeSoakReport(dir: string, jsonFile: string, d: SoakData, quick: boolean): Promise<string> {
   const memFile = path.join(dir, 'soak-memory.svg');
   const loopFile = path.join(dir, 'soak-loop.svg');
   const mem: SeriesPoint[] = d.samples.flatMap((s) => [
     { series: 'RSS (MiB)', x: s.t / 60, y: s.rssBytes / MiB },
+    { series: 'RSS anonymous (MiB)', x: s.t / 60, y: s.rssAnonBytes / MiB },
+    { series: 'RSS file-backed (MiB)', x: s.t / 60, y: s.rssFileBytes / MiB },
     { series: 'heap used (MiB)', x: s.t / 60, y: s.heapUsedBytes / MiB },
     { series: 'external (MiB)', x: s.t / 60, y: s.externalBytes / MiB },
   ]);
@@ -166,6 +182,12 @@ smaller than twice the scatter of the samples around it.
 | series | slope | change over the window | scatter (std) | R² | within noise |
 | --- | ---: | ---: | ---: | ---: | --- |
 ${trendLine('RSS', d.rss)}
+${trendLine('RSS anonymous', d.rssAnon)}
+${trendLine('RSS file-backed', d.rssFile)}
+
+RSS is the sum of anonymous pages (the JS heap, native allocations, socket buffers: memory the process holds) and
+file-backed pages (the LMDB data file mapped into the process, which grows as the file's touched pages grow and which the
+kernel reclaims under memory pressure without the process's help). ${rssVerdict(d)}
 ${trendLine('heap used', d.heap)}
 
 At the end: RSS ${fmt((last?.rssBytes ?? 0) / MiB)} MiB, heap used ${fmt((last?.heapUsedBytes ?? 0) / MiB)} MiB, ${last?.activeHandles ?? 0} active handles,
@@ -177,13 +199,13 @@ ${last?.openFds ?? 0} open fds. Highest event-loop delay p99 in any 10 s interva
 
 ## Samples
 
-| min | RSS MiB | heap MiB | loop p99 ms | handles | fds | connections | pending | unanswered | accepted |
-| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| min | RSS MiB | anon MiB | file MiB | heap MiB | loop p99 ms | handles | fds | connections | pending | unanswered | accepted |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${d.samples
   .filter((_, i) => d.samples.length <= 40 || i % Math.ceil(d.samples.length / 40) === 0 || i === d.samples.length - 1)
   .map(
     (s) =>
-      `| ${fmt(s.t / 60)} | ${fmt(s.rssBytes / MiB)} | ${fmt(s.heapUsedBytes / MiB)} | ${fmt(s.loopDelayP99Ms)} | ${s.activeHandles} | ${s.openFds} | ${s.connections} | ${s.pendingMessages} | ${s.unansweredSends} | ${s.accepted} |`,
+      `| ${fmt(s.t / 60)} | ${fmt(s.rssBytes / MiB)} | ${fmt(s.rssAnonBytes / MiB)} | ${fmt(s.rssFileBytes / MiB)} | ${fmt(s.heapUsedBytes / MiB)} | ${fmt(s.loopDelayP99Ms)} | ${s.activeHandles} | ${s.openFds} | ${s.connections} | ${s.pendingMessages} | ${s.unansweredSends} | ${s.accepted} |`,
   )
   .join('\n')}
 ${d.lostExamples.length ? `\nLost (first examples): ${d.lostExamples.join(', ')}\n` : ''}`;
