@@ -215,7 +215,25 @@ export function judgeHttp(status: number, body: string, method: string): Omit<Ht
   return { status, typed: false, sample: body.slice(0, 200) };
 }
 
+/**
+ * The server's host and port, refusing anything but loopback: fuzz traffic never leaves the machine.
+ * The path is sent as given, never resolved against the base: `new URL('//x', base)` would
+ * make `x` the host and send the request elsewhere.
+ */
+function loopbackTarget(baseUrl: string): { host: string; port: number } {
+  const u = new URL(baseUrl);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  if (!/^127\.\d+\.\d+\.\d+$/.test(host) && host !== 'localhost' && host !== '::1') throw new Error(`fuzz target ${baseUrl} is not a loopback address`);
+  return { host, port: Number(u.port) };
+}
+
+/** Percent-encode what Node's client refuses to put on a request line (controls, space, non-ASCII); keep the rest raw. */
+function rawPath(path: string): string {
+  return path.replace(/[^\x21-\x7e]/gu, (c) => encodeURIComponent(c));
+}
+
 export function runHttp(baseUrl: string, input: HttpInput, credential: string | undefined, deadlineMs: number, agent?: Agent): Promise<HttpOutcome> {
+  const target = loopbackTarget(baseUrl);
   return new Promise((resolve) => {
     let done = false;
     const finish = (o: HttpOutcome): void => {
@@ -231,7 +249,7 @@ export function runHttp(baseUrl: string, input: HttpInput, credential: string | 
     if (credential !== undefined) headers['authorization'] = `Bearer ${credential}`;
     let req;
     try {
-      req = request(new URL(input.path, baseUrl), { method: input.method, headers, ...(agent ? { agent } : {}) }, (res) => {
+      req = request({ ...target, path: rawPath(input.path), method: input.method, headers, ...(agent ? { agent } : {}) }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => finish({ ...judgeHttp(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'), input.method), hang: false }));

@@ -54,6 +54,21 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
   socket.end(rawErrorResponse(v.status, v.code, v.message));
 }
 
+/**
+ * The ws server's 'wsClientError' listener: a handshake it refuses (a bad Sec-WebSocket-Key or
+ * version, a missing Upgrade header, a method other than GET) gets the JSON error body too,
+ * instead of ws's own text/html answer. ws names the fault in the message only; the method is
+ * the one fault that is a 405.
+ */
+export function answerHandshakeError(err: Error, socket: Duplex, req: { method?: string | undefined }): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const status = req.method !== 'GET' ? 405 : 400;
+  socket.end(rawErrorResponse(status, 'BAD_REQUEST', `WebSocket handshake refused: ${err.message}`));
+}
+
 /** A complete HTTP/1.1 error response with the JSON error body, for sockets no router answers. */
 export function rawErrorResponse(status: number, code: ErrorCode, message: string): string {
   const body = JSON.stringify({ error: { code, message } });

@@ -23,7 +23,7 @@ import type { ServerConfig } from './config.js';
 import type { GatewayEvents } from './events.js';
 import type { AttachedExtension, ServerContext, ServerExtension } from './extension.js';
 import { registerHttpApi } from './http-api.js';
-import { answerClientError, rawErrorResponse } from './http-client-error.js';
+import { answerClientError, answerHandshakeError, rawErrorResponse } from './http-client-error.js';
 import { httpServerOptions } from './http-timeouts.js';
 import { Readiness } from './readiness.js';
 import { parseRequestTarget } from './request-target.js';
@@ -135,6 +135,7 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
   http.on('clientError', (err: Error & { code?: string }, socket: Duplex) => answerClientError(err, socket, log));
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.limits.maxFrameBytes, perMessageDeflate: false });
+  wss.on('wsClientError', answerHandshakeError);
   const connectLimiter = new AddressLimiter(config.limits.connectRate.perSecond, config.limits.connectRate.burst);
 
   /** Complete the upgrade and close at once with a code, so browsers can see why. */

@@ -71,6 +71,25 @@ describe('HTTP edges', () => {
       404,
       'NOT_FOUND',
     ],
+    // ws refuses these handshakes itself; its own answer was text/html (found by the 1M fuzz run).
+    [
+      'a WebSocket upgrade with a malformed Sec-WebSocket-Key',
+      'GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: bad\r\n\r\n',
+      400,
+      'BAD_REQUEST',
+    ],
+    [
+      'a WebSocket upgrade of an unsupported version',
+      'GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 99\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      400,
+      'BAD_REQUEST',
+    ],
+    [
+      'a WebSocket upgrade by POST',
+      'POST /ws HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      405,
+      'BAD_REQUEST',
+    ],
   ];
   for (const [what, request, status, code] of cases) {
     it(`${what} is answered ${status} with the typed JSON error body`, async () => {
