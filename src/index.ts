@@ -9,6 +9,8 @@ export { openStore } from './store/open.js';
 export { PostOffice, type PostOfficeOptions } from './postoffice/post-office.js';
 export type { PostOfficeEvents } from './postoffice/events.js';
 export type { GroupSendInput, SendInput } from './postoffice/schemas.js';
+export { exportLines, importLines, readImport, splitLines, type ImportOptions, type ImportResult } from './postoffice/export.js';
+export type { MailboxSnapshotInput } from './postoffice/snapshot.js';
 export { startServer, type RunningServer, type StartOptions, type ServerExtension, type ServerContext } from './server/compose.js';
 export { ServerConfigSchema, loadServerConfig, type ServerConfig, type ServerConfigInput } from './gateway/config.js';
 export { mintToken } from './gateway/auth.js';

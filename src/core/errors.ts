@@ -7,6 +7,7 @@ export const ErrorCode = {
   UNAUTHORIZED: 'UNAUTHORIZED',
   FORBIDDEN: 'FORBIDDEN',
   NOT_FOUND: 'NOT_FOUND',
+  CONFLICT: 'CONFLICT',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   MAILBOX_FULL: 'MAILBOX_FULL',
   SENDER_QUOTA: 'SENDER_QUOTA',
@@ -24,6 +25,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
+  // 409: the target's state forbids the request (an import into a mailbox that is not empty).
+  CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
   // 507 Insufficient Storage: the recipient's mailbox, not the request, is the problem.
   MAILBOX_FULL: 507,
@@ -97,6 +100,11 @@ export function senderQuotaExceeded(to: string, from: string): PoboxError {
 
 export function mailboxFull(to: string): PoboxError {
   return new PoboxError('MAILBOX_FULL', `mailbox of ${to} is full`);
+}
+
+/** An import (restore) needs an empty mailbox: one that never stored a message and has no device. */
+export function mailboxNotEmpty(user: string): PoboxError {
+  return new PoboxError('CONFLICT', `the mailbox of ${user} is not empty (it has stored messages or devices); an import needs an empty mailbox`, { field: 'user' });
 }
 
 export function ackBeyondLastSeq(upTo: number, lastSeq: number): PoboxError {

@@ -6,7 +6,7 @@
 import type { MailboxStore } from '../store/contract.js';
 import type { PoboxMetrics } from './metrics.js';
 
-type AsyncOp = 'append' | 'read' | 'ack' | 'registerDevice' | 'removeDevice' | 'listDevices' | 'stats' | 'purge' | 'sweep' | 'users';
+type AsyncOp = 'append' | 'read' | 'ack' | 'registerDevice' | 'removeDevice' | 'listDevices' | 'stats' | 'purge' | 'sweep' | 'users' | 'exportPage' | 'restore';
 
 export function instrumentStore(store: MailboxStore, metrics: PoboxMetrics): MailboxStore {
   const engine = store.engine;
@@ -36,6 +36,8 @@ export function instrumentStore(store: MailboxStore, metrics: PoboxMetrics): Mai
     purge: timed('purge', store.purge),
     sweep: timed('sweep', store.sweep),
     users: timed('users', store.users),
+    exportPage: timed('exportPage', store.exportPage),
+    restore: timed('restore', store.restore),
     counters: () => store.counters(),
     close: () => store.close(),
     ...(store.onBackgroundFailure ? { onBackgroundFailure: (listener: (err: unknown) => void) => store.onBackgroundFailure!(listener) } : {}),

@@ -44,6 +44,11 @@ export function attachPostOffice(po: PostOffice, metrics: PoboxMetrics, opts: At
       metrics.pendingMessages.dec(e.count);
       metrics.pendingBytes.dec(e.bytes);
     }),
+    po.events.on('restored', (e) => {
+      metrics.pendingMessages.inc(e.count);
+      metrics.pendingBytes.inc(e.bytes);
+      if (e.oldestSentAt !== undefined) oldest.noteStored(e.user, e.oldestSentAt);
+    }),
     po.events.on('rejected', (e) => metrics.rejected(e.code)),
   ];
   const probe = async (): Promise<void> => {

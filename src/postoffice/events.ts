@@ -14,6 +14,8 @@ export interface PostOfficeEvents {
   /** Messages removed outside of acks: purge or device removal. */
   removed: { user: UserId; count: number; bytes: number; reason: 'purge' | 'device-removed' };
   device: { user: UserId; device: DeviceId; change: 'registered' | 'removed' };
+  /** An import restored `count` messages (`bytes` in all, the oldest sent at `oldestSentAt`) into `user`'s empty mailbox. */
+  restored: { user: UserId; epoch: string; count: number; bytes: number; oldestSentAt?: number };
   /**
    * A resend of an id already stored: the recipient is woken again, so a wake-up lost with
    * the node that stored the original (issue 13) is repaired by the sender's retry.

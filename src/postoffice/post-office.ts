@@ -25,12 +25,14 @@ import {
   type SendResult,
 } from '../core/types.js';
 import { parseInput } from '../core/validate.js';
-import type { AppendItem, MailboxStore, PurgeOutcome, RegisterOutcome } from '../store/contract.js';
+import type { AppendItem, ExportPage, MailboxSnapshot, MailboxStore, PurgeOutcome, RegisterOutcome, RestoreOutcome } from '../store/contract.js';
 import { TypedEmitter } from '../core/emitter.js';
 import type { PostOfficeEvents } from './events.js';
 import { isStoreTimeout, StoreGuard, type WriteHealth } from './store-guard.js';
+import { MailboxSnapshotSchema, SnapshotBuilder, type ImportLimits, type MailboxSnapshotInput } from './snapshot.js';
 import {
   AckInputSchema,
+  ExportInputSchema,
   DeviceInputSchema,
   EphemeralInputSchema,
   GroupSendInputSchema,
@@ -70,6 +72,9 @@ interface PendingSend {
   /** Set on the first item of a group send: its items (this one and the next unit - 1) share one batch. */
   unit?: number;
 }
+
+/** The deadline of one restore (a whole mailbox in one store call), unless storeTimeoutMs is longer. */
+const RESTORE_TIMEOUT_MS = 300_000;
 
 export class PostOffice {
   readonly config: PostOfficeConfig;
@@ -425,6 +430,61 @@ export class PostOffice {
     const q = parseInput(UserInputSchema, { user }, 'purge');
     const r = await this.guard.call('purge', this.store.purge(q.user), true);
     if (r.deleted > 0) this.events.emit('removed', { user: q.user, count: r.deleted, bytes: r.deletedBytes, reason: 'purge' });
+    return r;
+  }
+
+  /**
+   * Export (admin): a page of the user's pending messages with afterSeq < seq <= upTo,
+   * whatever device they are for, unexpired. src/postoffice/export.ts streams them as NDJSON.
+   */
+  async exportPage(user: UserId, afterSeq: Seq, upTo: Seq, limit: number): Promise<ExportPage> {
+    this.ensureOpen();
+    const q = parseInput(ExportInputSchema, { user, afterSeq, upTo, limit }, 'export');
+    if (q.limit > this.config.limits.maxPageSize) {
+      throw new PoboxError('BAD_REQUEST', `export: limit ${q.limit} exceeds the maximum page size ${this.config.limits.maxPageSize}`, { field: 'limit' });
+    }
+    return this.guard.call('exportPage', this.store.exportPage(q.user, q.afterSeq, q.upTo, q.limit, this.clock.now()), false);
+  }
+
+  /** What one import may hold here: the mailbox quotas, the device limit, and the smaller of the two body limits. */
+  importLimits(): ImportLimits {
+    const l = this.config.limits;
+    return {
+      maxBodyBytes: Math.min(l.maxBodyBytes, this.store.capabilities.maxBodyBytes ?? Infinity),
+      maxMailboxMessages: l.maxMailboxMessages,
+      maxMailboxBytes: l.maxMailboxBytes,
+      maxDevices: l.maxDevicesPerUser,
+    };
+  }
+
+  /**
+   * Import (admin): restore a snapshot into an empty mailbox, keeping its epoch, seqs, ids
+   * and cursors (CONFLICT when the mailbox is not empty). Checked whole first; the store
+   * writes all of it or nothing. One call for the whole mailbox, so its deadline is longer
+   * than other store calls' (RESTORE_TIMEOUT_MS).
+   */
+  async restore(input: MailboxSnapshot | MailboxSnapshotInput): Promise<RestoreOutcome> {
+    this.ensureOpen();
+    const raw = parseInput(MailboxSnapshotSchema, input, 'restore');
+    const b = new SnapshotBuilder(raw.user, raw.epoch, raw.lastSeq, this.importLimits());
+    for (const d of raw.devices) b.device(d);
+    for (const m of raw.messages) {
+      b.message({
+        seq: m.seq,
+        id: m.id,
+        from: m.from,
+        body: m.body,
+        sentAt: m.sentAt,
+        expiresAt: m.expiresAt,
+        ...(m.toDevice !== undefined ? { toDevice: m.toDevice } : {}),
+        ...(m.receipt ? { receipt: true } : {}),
+      });
+    }
+    const snapshot = b.finish();
+    const guard = new StoreGuard(Math.max(this.config.storeTimeoutMs, RESTORE_TIMEOUT_MS));
+    const r = await guard.call('restore', this.store.restore(snapshot), false);
+    const oldest = snapshot.messages.reduce<number | undefined>((a, m) => (a === undefined ? m.sentAt : Math.min(a, m.sentAt)), undefined);
+    this.events.emit('restored', { user: snapshot.user, epoch: snapshot.epoch, count: r.messages, bytes: r.bytes, ...(oldest !== undefined ? { oldestSentAt: oldest } : {}) });
     return r;
   }
 

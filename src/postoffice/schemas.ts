@@ -71,3 +71,10 @@ export const DeviceInputSchema = z.object({
 });
 
 export const UserInputSchema = z.object({ user: UserIdSchema });
+
+export const ExportInputSchema = z.object({
+  user: UserIdSchema,
+  afterSeq: SeqSchema,
+  upTo: SeqSchema,
+  limit: z.number().int().min(1, 'limit must be at least 1'),
+});

@@ -163,6 +163,8 @@ function borrowed(store: MailboxStore): MailboxStore {
     purge: (user) => store.purge(user),
     sweep: (now, max) => store.sweep(now, max),
     users: (opts) => store.users(opts),
+    exportPage: (user, afterSeq, upTo, limit, now) => store.exportPage(user, afterSeq, upTo, limit, now),
+    restore: (snapshot) => store.restore(snapshot),
     counters: () => store.counters(),
     close: async () => undefined,
     ...(store.onBackgroundFailure ? { onBackgroundFailure: (listener: (err: unknown) => void) => store.onBackgroundFailure!(listener) } : {}),

@@ -84,6 +84,34 @@ export interface PurgeOutcome {
   deletedBytes: number;
 }
 
+/** One page of a mailbox export: pending messages in seq order, whatever device they are for. */
+export interface ExportPage {
+  messages: StoredMessage[];
+  /** Continue after this seq for the next page. */
+  nextAfter: Seq;
+  /** True when more messages may follow (up to the `upTo` asked for). */
+  more: boolean;
+}
+
+/**
+ * A whole mailbox to restore (an import): the epoch and last seq it had, its devices
+ * with their cursors, and its pending messages in ascending seq order, each at most
+ * `lastSeq` and addressed to `user`. Checked by the post office before any engine sees it.
+ */
+export interface MailboxSnapshot {
+  user: UserId;
+  epoch: string;
+  lastSeq: Seq;
+  devices: DeviceCursor[];
+  messages: StoredMessage[];
+}
+
+export interface RestoreOutcome {
+  devices: number;
+  messages: number;
+  bytes: number;
+}
+
 /**
  * Counters an engine keeps of its own work, so tests can check how much a read touched
  * without timing it. `keysRead` counts every stored entry (or database item) examined.
@@ -133,6 +161,22 @@ export interface MailboxStore {
 
   /** Delete up to `max` messages (and their index entries) that expired at or before `now`. */
   sweep(now: number, max: number): Promise<SweepOutcome>;
+
+  /**
+   * Export: up to `limit` of the user's pending messages with afterSeq < seq <= upTo, in
+   * seq order, whoever they are addressed to; expired ones (expiresAt <= now) and ones
+   * every device they were for has acked are left out. An unknown user has none.
+   */
+  exportPage(user: UserId, afterSeq: Seq, upTo: Seq, limit: number, now: number): Promise<ExportPage>;
+
+  /**
+   * Import: write a snapshot into an empty mailbox (one that never stored a message and has
+   * no device), keeping its epoch, seqs, ids and cursors: later sends continue after
+   * `lastSeq`, a resend of an imported id is a duplicate, and the senders' shares (fair
+   * quotas) count the imported messages. CONFLICT when the mailbox is not empty. All or
+   * nothing: no reader sees a part of it, and a failed restore leaves the mailbox empty.
+   */
+  restore(snapshot: MailboxSnapshot): Promise<RestoreOutcome>;
 
   /** Every user id with a mailbox, in key order, for admin tools. */
   users(opts?: { after?: UserId; limit?: number }): Promise<UserId[]>;

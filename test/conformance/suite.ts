@@ -26,6 +26,7 @@ import { defineLifecycleBehaviours } from './lifecycle.js';
 import { defineFairQuotaBehaviours } from './fair-quotas.js';
 import { defineGroupBehaviours } from './group.js';
 import { defineBinaryBehaviours } from './binary.js';
+import { defineExportBehaviours } from './export.js';
 
 export type { EngineFactory, EngineHandle } from './helpers.js';
 
@@ -39,5 +40,6 @@ export function defineConformance(engineName: string, factory: EngineFactory): v
     defineFairQuotaBehaviours(factory);
     defineGroupBehaviours(factory);
     defineBinaryBehaviours(factory);
+    defineExportBehaviours(factory);
   });
 }

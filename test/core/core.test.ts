@@ -18,9 +18,10 @@ function thrown(fn: () => unknown): PoboxError {
 }
 
 describe('errors', () => {
-  it('has exactly the ten codes of docs/protocol.md, each with an HTTP status', () => {
+  it('has exactly the eleven codes of docs/protocol.md, each with an HTTP status', () => {
     assert.deepEqual([...ERROR_CODES].sort(), [
       'BAD_REQUEST',
+      'CONFLICT',
       'FORBIDDEN',
       'INTERNAL',
       'MAILBOX_FULL',
@@ -34,6 +35,8 @@ describe('errors', () => {
     for (const c of ERROR_CODES) assert.ok(HTTP_STATUS[c] >= 400 && HTTP_STATUS[c] < 600, c);
     assert.equal(HTTP_STATUS.PAYLOAD_TOO_LARGE, 413);
     assert.equal(HTTP_STATUS.NOT_FOUND, 404);
+    assert.equal(HTTP_STATUS.CONFLICT, 409);
+    assert.equal(new PoboxError('CONFLICT', 'not empty').retryable, false);
     assert.equal(HTTP_STATUS.SENDER_QUOTA, 429);
     assert.equal(new PoboxError('SENDER_QUOTA', 'later').retryable, true);
   });

@@ -172,7 +172,7 @@ export function decodeDedupe(item: Item): DedupeRecord {
   return { id: str(item, 'id'), seq: num(item, 'seq'), expiresAt: num(item, 'exp') };
 }
 
-/** A new metadata item (the first device of a user with no mailbox yet). */
+/** A new metadata item (the first device of a user with no mailbox yet, or an import). */
 export function encodeMeta(user: UserId, m: MetaValue): Item {
   const devices: Record<string, AttributeValue> = {};
   for (const [device, d] of Object.entries(m.devices)) {
@@ -192,6 +192,7 @@ export function encodeMeta(user: UserId, m: MetaValue): Item {
     ver: n(m.ver),
     tb: n(m.totalBytes),
     rat: n(m.reservedAt),
+    ...(m.firstExpiry !== undefined ? { fx: n(m.firstExpiry) } : {}),
     ...senderAttributes(m.senders),
   };
 }

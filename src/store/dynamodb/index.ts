@@ -23,11 +23,14 @@ import type {
   AppendItem,
   AppendLimits,
   AppendOutcome,
+  ExportPage,
+  MailboxSnapshot,
   MailboxStore,
   PurgeOutcome,
   ReadRequest,
   RegisterOutcome,
   RemoveOutcome,
+  RestoreOutcome,
   StoreCapabilities,
   StoreCounters,
   SweepOutcome,
@@ -45,6 +48,7 @@ import { isReleased } from './released.js';
 import { contentionPause, DEFAULT_RETRY, withinBudget, type RetryPolicy } from './retry.js';
 import { sweep, type SweepState } from './sweep.js';
 import { readOnce } from './read.js';
+import { exportPage, restore } from './restore.js';
 
 export type { CapacityCounters } from './queries.js';
 
@@ -493,6 +497,17 @@ export class DynamoDbStore implements MailboxStore {
       await this.dropReleased(user, victims.sks);
       return { deleted: victims.count, deletedBytes: victims.bytes };
     });
+  }
+
+  async exportPage(user: UserId, afterSeq: Seq, upTo: Seq, limit: number, now: number): Promise<ExportPage> {
+    await this.ready();
+    return exportPage(this.t, user, afterSeq, upTo, limit, now);
+  }
+
+  async restore(snapshot: MailboxSnapshot): Promise<RestoreOutcome> {
+    await this.ready();
+    this.seen.delete(snapshot.user);
+    return restore(this.t, snapshot, this.ttlGraceSeconds);
   }
 
   async sweep(now: number, max: number): Promise<SweepOutcome> {

@@ -60,7 +60,7 @@ import { join } from 'node:path';
 import { ensureDurableDir, fsyncDir } from '../../core/durable-files.js';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { Backoff } from '../../core/backoff.js';
-import { PoboxError, ackBeyondLastSeq, closedError, deviceNotRegistered, mailboxFull, senderQuotaExceeded, tooManyDevices } from '../../core/errors.js';
+import { PoboxError, ackBeyondLastSeq, closedError, deviceNotRegistered, mailboxFull, mailboxNotEmpty, senderQuotaExceeded, tooManyDevices } from '../../core/errors.js';
 import type { DeviceId, MessageId, Seq, UserId } from '../../core/ids.js';
 import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage, StoredMessage } from '../../core/types.js';
 import type {
@@ -68,11 +68,14 @@ import type {
   AppendItem,
   AppendLimits,
   AppendOutcome,
+  ExportPage,
+  MailboxSnapshot,
   MailboxStore,
   PurgeOutcome,
   ReadRequest,
   RegisterOutcome,
   RemoveOutcome,
+  RestoreOutcome,
   StoreCapabilities,
   StoreCounters,
   SweepOutcome,
@@ -98,7 +101,22 @@ import {
 } from './keys.js';
 import { copyMeta, firstResidentSeq, newState, residentAfter, type UserState } from './resident.js';
 import { openWal, type WalLog } from './wal/log.js';
-import { decodeOp, encodeOp, entryValue, OP_ACK, OP_APPEND, OP_REGISTER, OP_REMOVE, type AckOp, type AppendEntry, type RegisterOp, type RemoveOp } from './wal/ops.js';
+import { MAX_PAYLOAD_BYTES } from './wal/record.js';
+import {
+  decodeOp,
+  encodeOp,
+  entryValue,
+  OP_ACK,
+  OP_APPEND,
+  OP_REGISTER,
+  OP_REMOVE,
+  OP_RESTORE,
+  type AckOp,
+  type AppendEntry,
+  type RegisterOp,
+  type RemoveOp,
+  type RestoreOp,
+} from './wal/ops.js';
 
 /** Moments of the apply cycle, for crash tests that want their kills to land in them. */
 export type WalEvent = 'apply' | 'applied' | 'trim' | 'trimmed';
@@ -139,6 +157,11 @@ const ZERO_SENDER: SenderValue = { count: 0, bytes: 0 };
 
 function emptyMeta(epoch: string = newEpoch()): MetaValue {
   return { epoch, lastSeq: 0, count: 0, bytes: 0, devices: {} };
+}
+
+/** A mailbox an import may write into: none yet, or one that never stored a message and has no device. */
+function isEmptyMailbox(meta: MetaValue | undefined): boolean {
+  return !meta || (meta.lastSeq === 0 && Object.keys(meta.devices).length === 0);
 }
 
 interface Merged {
@@ -441,6 +464,9 @@ export class LmdbStore implements MailboxStore {
         this.effectRemove(u, d, lsn);
         return;
       }
+      case OP_RESTORE:
+        this.effectRestore(decodeOp<RestoreOp>(payload), lsn);
+        return;
       default:
         throw new PoboxError('UNAVAILABLE', `write-ahead log record ${lsn} has unknown type ${type}`);
     }
@@ -504,6 +530,24 @@ export class LmdbStore implements MailboxStore {
     s.meta.bytes -= r.bytes;
     this.touched(user, s, lsn);
     return r;
+  }
+
+  /**
+   * An import into an empty mailbox: the epoch, head and devices it had, and its messages
+   * stored as sends at their own seqs (resident, with their dedupe, expiry and sender
+   * entries), so everything after it (reads, acks, the apply, recovery) treats them as
+   * any other message. LMDB holds nothing of the user's (the mailbox was empty), so the
+   * resident messages are the whole mailbox.
+   */
+  private effectRestore(op: RestoreOp, lsn: number): void {
+    const [user, epoch, lastSeq, devices, entries] = op;
+    if (!isEmptyMailbox(this.states.get(user)?.meta ?? this.lmdbMeta(user))) return;
+    const s = this.own(user, epoch);
+    s.meta.epoch = epoch;
+    for (const [device, cursor, registeredAt] of devices) s.meta.devices[device] = { cursor, registeredAt };
+    for (const e of entries) this.effectAppend(e, lsn);
+    s.meta.lastSeq = lastSeq;
+    this.touched(user, s, lsn);
   }
 
   // ---- apply: log -> LMDB --------------------------------------------------------------------
@@ -895,6 +939,47 @@ export class LmdbStore implements MailboxStore {
       oldestAgeMs,
       devices: deviceList(meta.devices),
     };
+  }
+
+  async exportPage(user: UserId, afterSeq: Seq, upTo: Seq, limit: number, now: number): Promise<ExportPage> {
+    this.ensureOpen();
+    await this.userSynced(user);
+    const meta = this.metaOf(user);
+    if (!meta) return { messages: [], nextAfter: afterSeq, more: false };
+    // Every stored message is pending here: an ack or a removal deletes what it releases.
+    const messages: StoredMessage[] = [];
+    let nextAfter = afterSeq;
+    let scanned = 0;
+    for (const { seq, v } of this.merged(user, afterSeq, Math.min(upTo, meta.lastSeq))) {
+      if (messages.length >= limit || scanned >= this.scanBudget) return { messages, nextAfter, more: true };
+      scanned++;
+      nextAfter = seq;
+      if (v.expiresAt > now) messages.push(toStored(user, seq, v));
+    }
+    return { messages, nextAfter: Math.max(nextAfter, Math.min(upTo, meta.lastSeq)), more: false };
+  }
+
+  async restore(snapshot: MailboxSnapshot): Promise<RestoreOutcome> {
+    if (this.gate || this.closed || this.failure) await this.admit();
+    const { user } = snapshot;
+    if (!isEmptyMailbox(this.metaOf(user))) throw mailboxNotEmpty(user);
+    const entries: AppendEntry[] = snapshot.messages.map((m) => [user, m.seq, null, m.id, m.from, m.body, m.bytes, m.sentAt, m.expiresAt, m.toDevice ?? null, m.receipt ? 1 : 0]);
+    const op: RestoreOp = [user, snapshot.epoch, snapshot.lastSeq, snapshot.devices.map((d) => [d.device, d.cursor, d.registeredAt]), entries];
+    const payload = encodeOp(op);
+    if (payload.length > MAX_PAYLOAD_BYTES) {
+      throw new PoboxError('PAYLOAD_TOO_LARGE', `the import of ${user} is ${payload.length} bytes; one import may be at most ${MAX_PAYLOAD_BYTES}`);
+    }
+    let lsn: number;
+    try {
+      lsn = this.wal.append(OP_RESTORE, payload);
+    } catch (err) {
+      throw new PoboxError('UNAVAILABLE', `write-ahead log write failed: ${(err as Error).message}`, { cause: err });
+    }
+    this.effectRestore(op, lsn);
+    this.count.keysWritten += 1 + 3 * entries.length;
+    if (this.overLimit(1)) this.kick();
+    await this.durable(lsn);
+    return { devices: snapshot.devices.length, messages: entries.length, bytes: entries.reduce((a, e) => a + e[6], 0) };
   }
 
   /** Delete a user's messages found in LMDB (only called under the gate: memory is empty). */

@@ -15,6 +15,7 @@ export const OP_APPEND = 1;
 export const OP_ACK = 2;
 export const OP_REGISTER = 3;
 export const OP_REMOVE = 4;
+export const OP_RESTORE = 5;
 
 /** One stored message: [to, seq, epochIfCreated, id, from, body, bytes, sentAt, expiresAt, toDevice, receipt]. */
 export type AppendEntry = [UserId, Seq, string | null, MessageId, UserId, Body, number, number, number, DeviceId | null, 0 | 1];
@@ -22,6 +23,11 @@ export type AckOp = [UserId, DeviceId, Seq];
 /** [user, device, cursor, registeredAt, epochIfCreated] */
 export type RegisterOp = [UserId, DeviceId, Seq, number, string | null];
 export type RemoveOp = [UserId, DeviceId];
+/**
+ * An import into an empty mailbox, as one record (all or nothing): [user, epoch, lastSeq,
+ * devices as [device, cursor, registeredAt], messages as append entries in seq order].
+ */
+export type RestoreOp = [UserId, string, Seq, Array<[DeviceId, Seq, number]>, AppendEntry[]];
 
 // No shared structures: every record must decode on its own, after any restart. A body of
 // bytes (a bin value) is copied out of the segment it was read from, which is not kept.
