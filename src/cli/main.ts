@@ -13,6 +13,7 @@ import { registerDevices } from './commands/devices.js';
 import { registerStats } from './commands/stats.js';
 import { registerSend } from './commands/send.js';
 import { registerDynamoDb } from './commands/dynamodb.js';
+import { registerExport, registerImport } from './commands/export.js';
 
 export function buildProgram(): Command {
   const program = new Command('pobox').description('durable per-user mailboxes for offline chat delivery').version('0.1.0').showHelpAfterError().exitOverride();
@@ -25,6 +26,8 @@ export function buildProgram(): Command {
   registerStats(program);
   registerSend(program);
   registerDynamoDb(program);
+  registerExport(program);
+  registerImport(program);
   return program;
 }
 

@@ -13,7 +13,7 @@ import { WakeupHook } from '../postoffice/wakeup-hook.js';
 import { demoEnabled, registerDemoRoutes, webDir } from './demo-routes.js';
 import { followGateway } from './gateway-metrics.js';
 import { registerMetricsRoute } from './metrics-route.js';
-import { registerAdminRoutes } from './admin-routes.js';
+import { registerAdminRoutes, registerExportRoutes } from './admin-routes.js';
 import { LocalPresence } from './presence.js';
 import type { RedisPresence } from './redis-presence.js';
 import { checkBusSpec } from '../bus/open.js';
@@ -55,6 +55,7 @@ export async function attachOps(deps: OpsDeps): Promise<Ops> {
   stops.push(() => metrics.setOnlineUsersProbe(undefined));
   registerMetricsRoute(deps.router, deps.auth, metrics);
   registerAdminRoutes(deps.router, deps.auth, po);
+  registerExportRoutes(deps.router, deps.auth, po);
 
   // Delivery receipts, from the reserved system sender.
   if (config.receipts) {

@@ -6,6 +6,7 @@
 import type { DeviceId, UserId } from '../../core/ids.js';
 import type { DeviceCursor, DeviceStart, MailboxStats, SendResult } from '../../core/types.js';
 import type { TotalsPage } from '../../metrics/totals.js';
+import type { ImportResult } from '../../postoffice/export.js';
 
 export interface AdminTarget {
   /** Where the commands act, for messages: the URL or the data dir. */
@@ -22,5 +23,14 @@ export interface AdminTarget {
   /** Totals over one page of users. */
   totals(after: UserId | undefined, limit: number): Promise<TotalsPage>;
   send(msg: { from: UserId; to: UserId; id: string; body: string; toDevice?: DeviceId; ttlSeconds?: number }): Promise<SendResult>;
+  /** The user's mailbox as NDJSON lines, each ending in a newline (src/postoffice/export.ts). */
+  exportLines(user: UserId): AsyncIterable<string>;
+  /** Import an NDJSON export (raw bytes) into `user`'s empty mailbox. */
+  importNdjson(user: UserId, chunks: AsyncIterable<Uint8Array>): Promise<ImportResult>;
   close(): Promise<void>;
+}
+
+export interface DataDirOptions {
+  /** A data dir with no store yet gets a new, empty one (an import into a fresh data dir). */
+  create?: boolean;
 }

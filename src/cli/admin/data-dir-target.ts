@@ -9,14 +9,15 @@ import { join, resolve } from 'node:path';
 import { PoboxError, deviceNotRegistered } from '../../core/errors.js';
 import type { DeviceId, UserId } from '../../core/ids.js';
 import { totalsPage } from '../../metrics/totals.js';
+import { exportLines, importLines, maxLineBytes, splitLines } from '../../postoffice/export.js';
 import { PostOffice } from '../../postoffice/post-office.js';
 import { openStore } from '../../store/open.js';
-import type { AdminTarget } from './contract.js';
+import type { AdminTarget, DataDirOptions } from './contract.js';
 
-export async function openDataDirTarget(dataDir: string): Promise<AdminTarget> {
+export async function openDataDirTarget(dataDir: string, opts: DataDirOptions = {}): Promise<AdminTarget> {
   const dir = resolve(dataDir);
   const path = join(dir, 'lmdb');
-  if (!existsSync(path)) {
+  if (!opts.create && !existsSync(path)) {
     throw new PoboxError('NOT_FOUND', `no embedded store at ${path}: give --data-dir of a pobox server, or --url of a running one`, { field: 'dataDir' });
   }
   const store = await openStore({ engine: 'lmdb', path });
@@ -41,6 +42,8 @@ export async function openDataDirTarget(dataDir: string): Promise<AdminTarget> {
     users: (after, limit) => store.users(after === undefined ? { limit } : { after, limit }),
     totals: (after, limit) => totalsPage({ users: (o) => store.users(o), stats: (u) => po.stats(u) }, after, limit),
     send: (msg) => po.send(msg),
+    exportLines: (user) => exportLines(po, user),
+    importNdjson: (user, chunks) => importLines(po, splitLines(chunks, maxLineBytes(po.importLimits())), { user }),
     close: () => po.close(),
   };
 }

@@ -5,9 +5,9 @@
 import { z } from 'zod';
 import { PoboxError } from '../../core/errors.js';
 import { parseInput } from '../../core/validate.js';
-import type { AdminTarget } from './contract.js';
+import type { AdminTarget, DataDirOptions } from './contract.js';
 
-export type { AdminTarget } from './contract.js';
+export type { AdminTarget, DataDirOptions } from './contract.js';
 
 /** The flags every admin command takes. */
 export interface TargetFlags {
@@ -31,7 +31,7 @@ const TargetSchema = z
  * Pick the target: --url (or POBOX_URL) means a running server; otherwise --data-dir
  * (or POBOX_DATA_DIR, default ./.pobox-data) is opened directly.
  */
-export async function openTarget(flags: TargetFlags, need: 'admin' | 'send', env: NodeJS.ProcessEnv = process.env): Promise<AdminTarget> {
+export async function openTarget(flags: TargetFlags, need: 'admin' | 'send', env: NodeJS.ProcessEnv = process.env, opts: DataDirOptions = {}): Promise<AdminTarget> {
   const url = flags.url ?? (flags.dataDir ? undefined : env.POBOX_URL || undefined);
   const t = parseInput(
     TargetSchema,
@@ -53,12 +53,12 @@ export async function openTarget(flags: TargetFlags, need: 'admin' | 'send', env
     return new HttpTarget(t.url, key);
   }
   const { openDataDirTarget } = await import('./data-dir-target.js');
-  return openDataDirTarget(t.dataDir!);
+  return openDataDirTarget(t.dataDir!, opts);
 }
 
 /** Run `fn` on the target and always close it. */
-export async function withTarget<T>(flags: TargetFlags, need: 'admin' | 'send', fn: (t: AdminTarget) => Promise<T>): Promise<T> {
-  const target = await openTarget(flags, need);
+export async function withTarget<T>(flags: TargetFlags, need: 'admin' | 'send', fn: (t: AdminTarget) => Promise<T>, opts: DataDirOptions = {}): Promise<T> {
+  const target = await openTarget(flags, need, process.env, opts);
   try {
     return await fn(target);
   } finally {
