@@ -22,9 +22,15 @@ import { tempDir, type TempDir } from '../support/temp-dir.js';
 const T = { timeout: 600_000 };
 
 /** Everything the SDK hands a device until it is caught up (nothing is acked: the mailbox stays as it is). */
-async function drain(server: OpsServer, user: string, device: string): Promise<unknown[]> {
+async function drain(server: OpsServer, user: string, device: string, resume?: { epoch: string; lastSeq: number }): Promise<unknown[]> {
   const got: ClientMessage[] = [];
-  const client = connect([server.server.wsUrl], await server.token(user, device), { WebSocket, ack: 'manual', backoffBaseMs: 20, backoffMaxMs: 200 });
+  const client = connect([server.server.wsUrl], await server.token(user, device), {
+    WebSocket,
+    ack: 'manual',
+    backoffBaseMs: 20,
+    backoffMaxMs: 200,
+    ...(resume ? { resume } : {}),
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       client.on('message', (m) => void got.push(m));
@@ -107,6 +113,14 @@ describe('export and import with the CLI, drained by the SDK (lmdb -> fresh data
     const b = await startOpsServer({ dataDir: fresh.path });
     servers.push(b);
     assert.deepEqual({ phone: await drain(b, 'bob', 'phone'), tablet: await drain(b, 'bob', 'tablet') }, expected, 'fresh data dir drains the same');
+    // Same epoch: a client that had read up to 40 before the move resumes there, not from its cursor.
+    const epoch = (JSON.parse(readFileSync(viaDir, 'utf8').split('\n')[0]!) as { epoch: string }).epoch;
+    const resumed = await drain(b, 'bob', 'phone', { epoch, lastSeq: 40 });
+    assert.deepEqual(
+      resumed,
+      expected.phone.filter((m) => (m as { seq: number }).seq > 40),
+    );
+    assert.ok(resumed.length > 0);
 
     // Into a server on DynamoDB Local, over HTTP.
     const table = await ddb.newTable({ ttl: false });

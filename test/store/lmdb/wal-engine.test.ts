@@ -256,4 +256,40 @@ describe('lmdb write-ahead log', () => {
       }
     });
   });
+  it('an import is one log record: a restart replays it whole (messages, dedupe, sender shares, expiry), and an apply carries it to LMDB', async () => {
+    await withDir(async (dir) => {
+      const opts: LmdbStoreOptions = { path: dir, wal: { ...NEVER, applyOnClose: false } };
+      let store = await openLmdbStore(opts);
+      const before = store.walCounters().records;
+      const messages = [2, 5, 6].map((seq) => ({ ...msg('bob', `m${seq}`), seq, expiresAt: seq === 5 ? 100 : 1e15 }));
+      const r = await store.restore({ user: 'bob', epoch: 'e-moved', lastSeq: 7, devices: [{ device: 'phone', cursor: 1, registeredAt: 1 }], messages });
+      assert.deepEqual(r, { devices: 1, messages: 3, bytes: 3 * 7 });
+      assert.equal(store.walCounters().records - before, 1, 'one record');
+      await store.close(); // not applied: the import lives only in the log
+      store = await openLmdbStore(opts);
+      assert.equal(store.recovery.replayed, 1);
+      const st = await store.stats('bob', 2);
+      assert.deepEqual([st.epoch, st.lastSeq, st.pending, st.pendingBytes, st.devices.map((d) => [d.device, d.cursor])], ['e-moved', 7, 3, 21, [['phone', 1]]]);
+      assert.deepEqual(
+        (await store.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: 2 })).messages.map((m) => [m.seq, m.id]),
+        [
+          [2, 'm2'],
+          [5, 'm5'],
+          [6, 'm6'],
+        ],
+      );
+      // Dedupe (a resend is a duplicate), the sender's share (alice holds 3), the next seq.
+      const [dup, next, over] = await store.append([msg('bob', 'm6'), msg('bob', 'new'), { ...msg('bob', 'over'), from: 'alice' }], { ...LIMITS, maxSenderMessages: 4 });
+      assert.deepEqual(dup && dup.ok && [dup.seq, dup.duplicate], [6, true]);
+      assert.deepEqual(next && next.ok && [next.seq, next.duplicate], [8, false]);
+      assert.deepEqual(over && !over.ok && over.error.code, 'SENDER_QUOTA');
+      // Its expiry entry came along: the sweeper finds m5.
+      assert.equal((await store.sweep(200, 10)).expired, 1);
+      await store.close();
+      store = await openLmdbStore({ path: dir, wal: NEVER });
+      assert.equal(((await store.restore({ user: 'bob', epoch: 'e2', lastSeq: 1, devices: [], messages: [] }).catch((e: unknown) => e)) as PoboxError).code, 'CONFLICT');
+      await store.close();
+      assert.deepEqual(await lmdbHolds(dir, 'bob', ['m2', 'm5', 'm6', 'new']), { messages: 3, dedupe: 3 });
+    });
+  });
 });
