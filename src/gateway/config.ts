@@ -1,17 +1,16 @@
 /**
- * The server's configuration: one zod schema, read from (lowest to highest priority)
- * defaults, an optional JSON config file (`--config` / POBOX_CONFIG), environment
- * variables, and command-line flags. Validated once at start; a bad value is a
- * BAD_REQUEST naming the field (e.g. `session.windowMessages`).
+ * The server's configuration: one zod schema. Validated once at start; a bad value is a
+ * BAD_REQUEST naming the field (e.g. `session.windowMessages`). Where the values come
+ * from (flags, environment variables, a JSON config file, these defaults) is
+ * src/server/config.ts.
  *
  * `pobox serve`, `pobox token`, tests and benchmarks all go through this schema, so
  * a value means the same thing wherever it is given.
  */
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { checkBusSpec } from '../bus/open.js';
-import { KiB, MiB, parseConfig, PostOfficeConfigSchema, StoreConfigSchema } from '../core/config.js';
+import { KiB, MiB, PostOfficeConfigSchema, StoreConfigSchema } from '../core/config.js';
 import { PoboxError } from '../core/errors.js';
 import { WakeupHookConfigSchema } from '../postoffice/wakeup-hook.js';
 
@@ -189,154 +188,6 @@ export const ServerConfigSchema = z
   .strict();
 export type ServerConfig = z.output<typeof ServerConfigSchema>;
 export type ServerConfigInput = z.input<typeof ServerConfigSchema>;
-
-/** Flags as commander hands them over (strings, or string arrays for repeatable ones). */
-export interface ServerFlags {
-  config?: string;
-  host?: string;
-  port?: string;
-  dataDir?: string;
-  store?: string;
-  dynamodbTable?: string;
-  dynamodbEndpoint?: string;
-  dynamodbRegion?: string;
-  bus?: string;
-  logLevel?: string;
-  /** --demo / --no-demo */
-  demo?: boolean;
-  wakeupUrl?: string;
-}
-
-/** Environment variables the server reads; each maps to one config field. */
-export const ENV_VARS = {
-  POBOX_CONFIG: 'path of a JSON config file',
-  PORT: 'port',
-  POBOX_PORT: 'port',
-  POBOX_HOST: 'host',
-  POBOX_DATA_DIR: 'dataDir',
-  POBOX_STORE: 'store',
-  POBOX_DYNAMODB_TABLE: 'dynamodb.table',
-  POBOX_DYNAMODB_ENDPOINT: 'dynamodb.endpoint',
-  POBOX_DYNAMODB_REGION: 'dynamodb.region',
-  POBOX_BUS: 'bus',
-  POBOX_LOG_LEVEL: 'logLevel',
-  POBOX_DEMO: 'demo (1/true or 0/false)',
-  POBOX_WAKEUP_URL: 'wakeupHook.url',
-  POBOX_JWT_SECRETS: 'auth.secrets (comma-separated)',
-  POBOX_JWT_PUBLIC_KEY: 'auth.publicKey',
-  POBOX_API_KEYS: 'auth.apiKeys (JSON array)',
-} as const;
-
-type Plain = Record<string, unknown>;
-
-function isPlain(v: unknown): v is Plain {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Later sources win field by field; arrays are replaced, not merged. */
-export function mergeConfig(...sources: Plain[]): Plain {
-  const out: Plain = {};
-  for (const src of sources) {
-    for (const [k, v] of Object.entries(src)) {
-      if (v === undefined) continue;
-      out[k] = isPlain(v) && isPlain(out[k]) ? mergeConfig(out[k] as Plain, v) : v;
-    }
-  }
-  return out;
-}
-
-/** A number when the text is one; otherwise the text, so the schema names the field. */
-function num(text: string | undefined): number | string | undefined {
-  if (text === undefined || text === '') return undefined;
-  const n = Number(text);
-  return Number.isFinite(n) && text.trim() !== '' ? n : text;
-}
-
-function setPath(target: Plain, path: string[], value: unknown): void {
-  if (value === undefined) return;
-  let node = target;
-  for (const key of path.slice(0, -1)) {
-    if (!isPlain(node[key])) node[key] = {};
-    node = node[key] as Plain;
-  }
-  node[path[path.length - 1]!] = value;
-}
-
-export function configFromEnv(env: NodeJS.ProcessEnv): Plain {
-  const out: Plain = {};
-  setPath(out, ['port'], num(env.POBOX_PORT ?? env.PORT));
-  setPath(out, ['host'], env.POBOX_HOST || undefined);
-  setPath(out, ['dataDir'], env.POBOX_DATA_DIR || undefined);
-  setPath(out, ['store'], env.POBOX_STORE || undefined);
-  setPath(out, ['dynamodb', 'table'], env.POBOX_DYNAMODB_TABLE || undefined);
-  setPath(out, ['dynamodb', 'endpoint'], env.POBOX_DYNAMODB_ENDPOINT || undefined);
-  setPath(out, ['dynamodb', 'region'], env.POBOX_DYNAMODB_REGION || undefined);
-  setPath(out, ['bus'], env.POBOX_BUS || undefined);
-  setPath(out, ['logLevel'], env.POBOX_LOG_LEVEL || undefined);
-  if (env.POBOX_DEMO) setPath(out, ['demo'], /^(1|true|yes|on)$/i.test(env.POBOX_DEMO) ? true : /^(0|false|no|off)$/i.test(env.POBOX_DEMO) ? false : env.POBOX_DEMO);
-  setPath(out, ['wakeupHook', 'url'], env.POBOX_WAKEUP_URL || undefined);
-  if (env.POBOX_JWT_SECRETS) {
-    setPath(
-      out,
-      ['auth', 'secrets'],
-      env.POBOX_JWT_SECRETS.split(',')
-        .map((s) => s.trim())
-        .filter(Boolean),
-    );
-  }
-  setPath(out, ['auth', 'publicKey'], env.POBOX_JWT_PUBLIC_KEY || undefined);
-  if (env.POBOX_API_KEYS) {
-    try {
-      setPath(out, ['auth', 'apiKeys'], JSON.parse(env.POBOX_API_KEYS));
-    } catch {
-      throw new PoboxError('BAD_REQUEST', 'invalid server config:\n  auth.apiKeys: POBOX_API_KEYS must be a JSON array', { field: 'auth.apiKeys' });
-    }
-  }
-  return out;
-}
-
-export function configFromFlags(flags: ServerFlags): Plain {
-  const out: Plain = {};
-  setPath(out, ['port'], num(flags.port));
-  setPath(out, ['host'], flags.host);
-  setPath(out, ['dataDir'], flags.dataDir);
-  setPath(out, ['store'], flags.store);
-  setPath(out, ['dynamodb', 'table'], flags.dynamodbTable);
-  setPath(out, ['dynamodb', 'endpoint'], flags.dynamodbEndpoint);
-  setPath(out, ['dynamodb', 'region'], flags.dynamodbRegion);
-  setPath(out, ['bus'], flags.bus);
-  setPath(out, ['logLevel'], flags.logLevel);
-  setPath(out, ['demo'], flags.demo);
-  setPath(out, ['wakeupHook', 'url'], flags.wakeupUrl);
-  return out;
-}
-
-export function readConfigFile(path: string): Plain {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new PoboxError('BAD_REQUEST', `cannot read config file ${path}: ${(err as Error).message}`, { field: 'config' });
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new PoboxError('BAD_REQUEST', `config file ${path} is not valid JSON: ${(err as Error).message}`, { field: 'config' });
-  }
-  if (!isPlain(parsed)) throw new PoboxError('BAD_REQUEST', `config file ${path} must hold a JSON object`, { field: 'config' });
-  return parsed;
-}
-
-/** Build the validated config from flags, environment and the optional config file. */
-export function loadServerConfig(opts: { flags?: ServerFlags; env?: NodeJS.ProcessEnv; overrides?: Plain } = {}): ServerConfig {
-  const flags = opts.flags ?? {};
-  const env = opts.env ?? process.env;
-  const file = flags.config ?? env.POBOX_CONFIG;
-  const fromFile = file ? readConfigFile(file) : {};
-  const merged = mergeConfig(fromFile, configFromEnv(env), configFromFlags(flags), opts.overrides ?? {});
-  return parseConfig(ServerConfigSchema, merged, 'server config');
-}
 
 /** The store config `openStore()` takes, derived from the server config. */
 export function storeConfigOf(cfg: ServerConfig): z.input<typeof StoreConfigSchema> {

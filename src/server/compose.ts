@@ -10,8 +10,8 @@
  *
  * `startServer(config, options?)`:
  * - `config` is the ServerConfigSchema input (src/gateway/config.ts); everything has a
- *   default, so `{ port: 0, dataDir }` is enough. Use `loadServerConfig()` to read flags,
- *   environment and a config file the way `pobox serve` does.
+ *   default, so `{ port: 0, dataDir }` is enough. `loadServerConfig()` (src/server/config.ts)
+ *   reads flags, environment and a config file the way `pobox serve` does.
  * - `options.store` / `options.bus` / `options.postOffice` lend an already opened engine,
  *   bus or post office (several nodes in one process over one MemoryBus); the server then
  *   leaves them open. `options.logDestination` redirects log lines.

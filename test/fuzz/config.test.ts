@@ -3,6 +3,7 @@
  * flags and config file hold, loading gives a config the schema accepts or a typed
  * BAD_REQUEST that names the problem; never a TypeError from half-parsed input. And the
  * documented precedence holds: flags over environment over file over defaults.
+ * (src/server/config.ts: commander decides between a flag and its environment variable.)
  */
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,8 @@ import { after, test } from 'node:test';
 import fc from 'fast-check';
 import { badId, weirdValue } from '../../bench/lib/fuzz-inputs.js';
 import { PoboxError } from '../../src/core/errors.js';
-import { ENV_VARS, loadServerConfig, mergeConfig, ServerConfigSchema, type ServerConfig, type ServerFlags } from '../../src/gateway/config.js';
+import { ServerConfigSchema, type ServerConfig } from '../../src/gateway/config.js';
+import { loadServerConfig, mergeConfig, SERVER_OPTIONS } from '../../src/server/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pobox-fuzz-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -50,15 +52,25 @@ const saneEnv = fc.record(
   { POBOX_PORT: fc.nat({ max: 65535 }).map(String), POBOX_LOG_LEVEL: fc.constantFrom('info', 'silent'), POBOX_BUS: fc.constant('memory'), POBOX_DEMO: fc.constantFrom('1', 'off') },
   { requiredKeys: [], noNullPrototype: true },
 );
-const env = fc.oneof(saneEnv, saneEnv, fc.dictionary(fc.constantFrom(...Object.keys(ENV_VARS)), envText, { maxKeys: 3, noNullPrototype: true }));
+const ENV_VARS = SERVER_OPTIONS.flatMap((o) => (o.option.envVar ? [o.option.envVar] : []));
+const env = fc.oneof(saneEnv, saneEnv, fc.dictionary(fc.constantFrom(...ENV_VARS), envText, { maxKeys: 3, noNullPrototype: true }));
 
-const flags: fc.Arbitrary<ServerFlags> = fc.oneof(
+/** Flags as `pobox serve` takes them, by attribute name; `argvOf` writes them as arguments. */
+const flags: fc.Arbitrary<Record<string, string | boolean>> = fc.oneof(
   fc.record({ port: fc.nat({ max: 65535 }).map(String), host: fc.constant('127.0.0.1'), store: fc.constant('lmdb') }, { requiredKeys: [], noNullPrototype: true }),
   fc.record(
     { port: envText, host: envText, store: envText, bus: envText, logLevel: envText, dataDir: envText, demo: fc.boolean(), wakeupUrl: envText, dynamodbTable: envText },
     { requiredKeys: [], noNullPrototype: true },
   ),
 );
+
+/** `--name=value` (a value may start with a dash), `--demo` / `--no-demo` for the switch. */
+function argvOf(f: Record<string, string | boolean>): string[] {
+  return Object.entries(f).map(([name, value]) => {
+    const flag = '--' + name.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+    return typeof value === 'boolean' ? (value ? flag : flag.replace(/^--/, '--no-')) : `${flag}=${value}`;
+  });
+}
 
 /** A config object: the default config with a few values replaced by odd ones, at any depth. */
 const PATHS = [
@@ -123,7 +135,7 @@ test('any environment, flags and config file load to a valid config or a typed B
         config = join(dir, `c${files++}.json`);
         writeFileSync(config, text);
       }
-      const r = load({ env: e, flags: { ...f, ...(config ? { config } : {}) }, overrides: o ?? {} });
+      const r = load({ env: e, argv: [...argvOf(f), ...(config ? ['--config', config] : [])], overrides: o ?? {} });
       if (r instanceof PoboxError) {
         // A failure names a field, or the file (config), unless the whole input was refused.
         if (r.field !== undefined) assert.ok(r.message.includes(r.field.split('.')[0]!) || r.field === 'config', `${r.field} not in ${r.message}`);
@@ -140,7 +152,7 @@ test('any environment, flags and config file load to a valid config or a typed B
 });
 
 test('a missing config file is a BAD_REQUEST naming the file', () => {
-  const r = load({ env: {}, flags: { config: join(dir, 'absent.json') } });
+  const r = load({ env: {}, argv: ['--config', join(dir, 'absent.json')] });
   assert.ok(r instanceof PoboxError);
   assert.equal(r.field, 'config');
 });
@@ -153,7 +165,7 @@ test('flags win over the environment, which wins over the file, which wins over 
       writeFileSync(config, JSON.stringify(filePort === null ? {} : { port: filePort }));
       const r = loadServerConfig({
         env: envPort === null ? {} : { POBOX_PORT: String(envPort) },
-        flags: { config, ...(flagPort === null ? {} : { port: String(flagPort) }) },
+        argv: ['--config', config, ...(flagPort === null ? [] : ['--port', String(flagPort)])],
       });
       assert.equal(r.port, flagPort ?? envPort ?? filePort ?? 8080);
     }),

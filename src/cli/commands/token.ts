@@ -6,19 +6,19 @@
 import type { Command } from 'commander';
 import { PoboxError } from '../../core/errors.js';
 import { mintToken, parseTtl, resolveSecrets } from '../../gateway/auth.js';
-import { loadServerConfig, type ServerFlags } from '../../gateway/config.js';
-import { addServerConfigOptions } from './serve.js';
+import { addServerOptions, serverConfigOf } from '../../server/config.js';
 
 export function registerToken(program: Command): void {
-  addServerConfigOptions(
+  addServerOptions(
     program
       .command('token')
       .description('mint a user token (JWT) for a device, signed with the configured secret')
       .requiredOption('--user <user>', 'user id (the token sub)')
       .requiredOption('--device <device>', 'device id')
       .option('--ttl <ttl>', 'lifetime: 90s, 15m, 1h, 7d', '1h'),
-  ).action(async (opts: ServerFlags & { user: string; device: string; ttl: string }) => {
-    const config = loadServerConfig({ flags: opts });
+    'token',
+  ).action(async (opts: { user: string; device: string; ttl: string }, cmd: Command) => {
+    const config = serverConfigOf(cmd);
     const ttlSeconds = parseTtl(opts.ttl);
     const { secrets } = resolveSecrets(config);
     const secret = secrets[0];
