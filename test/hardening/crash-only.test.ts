@@ -11,12 +11,13 @@ import { CRASH_EXIT_CODE } from '../../src/cli/crash-only.js';
 
 const root = join(import.meta.dirname, '..', '..');
 
-function runChild(trigger: string): { status: number | null; stdout: string } {
+function runChild(trigger: string, options = '{}'): { status: number | null; stdout: string } {
   const script = `
     import { installCrashOnly } from './src/cli/crash-only.ts';
     import { createLogger } from './src/gateway/logger.ts';
+    import { answerCommitFailure, answeredCommitLeak } from './src/store/lmdb/commit-leak.ts';
     const log = createLogger('info');
-    installCrashOnly(() => log);
+    installCrashOnly(() => log, ${options});
     ${trigger}
     setTimeout(() => { log.info('still running'); process.exit(0); }, 500);
   `;
@@ -33,6 +34,22 @@ describe('crash-only', () => {
     assert.match(line.msg, /unhandled rejection/);
     assert.match(line.err, /No space left/);
     assert.doesNotMatch(r.stdout, /still running/);
+  });
+
+  it("lmdb-js's unreachable promise of a commit failure the engine answered passes as a known leak (as pobox serve installs it); of another commit, it exits", () => {
+    // The shape lmdb-js gives every promise of a failed commit (src/store/lmdb/commit-leak.ts).
+    const commitFailure = (detail: string) => `Object.assign(new Error('Commit failed (see commitError for details)'), { commitError: ${detail} })`;
+    const setup = `const detail = Promise.reject(new Error('Input/output error')); answerCommitFailure(${commitFailure('detail')});`;
+    const answered = runChild(`${setup} void Promise.reject(${commitFailure('detail')});`, '{ knownLeak: answeredCommitLeak }');
+    assert.equal(answered.status, 0, answered.stdout);
+    assert.match(answered.stdout, /known library leak/);
+    assert.match(answered.stdout, /still running/);
+    const other = runChild(
+      `${setup} const unseen = Promise.reject(new Error('EIO')); unseen.catch(() => undefined); void Promise.reject(${commitFailure('unseen')});`,
+      '{ knownLeak: answeredCommitLeak }',
+    );
+    assert.equal(other.status, CRASH_EXIT_CODE, other.stdout);
+    assert.match(other.stdout, /unhandled rejection/);
   });
 
   it('an uncaught exception is logged and exits non-zero', () => {

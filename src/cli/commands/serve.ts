@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import type { Logger } from '../../gateway/logger.js';
 import { startServer } from '../../server/compose.js';
 import { addServerOptions, serverConfigOf } from '../../server/config.js';
-import { isLmdbBatchCommitLeak } from '../../store/lmdb/commit-leak.js';
+import { answeredCommitLeak } from '../../store/lmdb/commit-leak.js';
 import { survivePipeReadersGone } from '../closed-output.js';
 import { installCrashOnly } from '../crash-only.js';
 
@@ -17,7 +17,7 @@ export function registerServe(program: Command): void {
       // Crash-only (crash-only.ts): an unhandled error is logged and the process exits non-zero.
       let logger: Logger | undefined;
       survivePipeReadersGone();
-      installCrashOnly(() => logger, { knownLeak: (err) => (isLmdbBatchCommitLeak(err) ? 'lmdb-js batch commit promise (src/store/lmdb/index.ts)' : undefined) });
+      installCrashOnly(() => logger, { knownLeak: answeredCommitLeak });
       const config = serverConfigOf(cmd);
       const server = await startServer(config);
       const log = (logger = server.log);

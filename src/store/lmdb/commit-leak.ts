@@ -1,27 +1,37 @@
 /**
- * Kept apart from the engine so `pobox serve` can recognise the leak without loading lmdb
- * (a DynamoDB node never does).
+ * How a failed lmdb-js commit (a full disk, EIO) is answered, in one place: the engine
+ * calls `answerCommitFailure` where it awaits the commit, and `pobox serve`'s crash-only
+ * handler asks `answeredCommitLeak` about a rejection nobody handled. Kept apart from the
+ * engine so serve can ask without loading lmdb (a DynamoDB node never does).
+ *
+ * lmdb-js rejects every promise of a failed commit with an Error("Commit failed (see
+ * commitError for details)") whose `commitError` is one promise per commit, rejected with
+ * the OS error. Two of those promises reach no caller by design of its event-turn batching:
+ * the detail promise itself (nobody awaits it unless we do) and the batch's start promise
+ * (write.js, `writeBatchStart()`, return value dropped). The engine handles the first where
+ * it awaits the commit; the second is known by identity: it carries the same `commitError`
+ * as a failure the engine has answered to its caller (UNAVAILABLE), so no stack or message
+ * is matched.
  */
-/**
- * True for the one rejection lmdb-js leaves unhandled by design of its event-turn batching:
- * when a commit fails (a full disk), the promise it made for the batch's start (write.js,
- * `writeBatchStart()`, return value dropped) is rejected with "Commit failed" and nobody
- * can reach it. The same failure is delivered to every caller whose write was in that
- * commit (answered UNAVAILABLE), so the process-wide handler may let this one pass.
- */
-export function isLmdbBatchCommitLeak(err: unknown): boolean {
-  if (!(err instanceof Error) || !/lmdb[\\/]write\.js/.test(err.stack ?? '')) return false;
-  if (err.message.startsWith('Commit failed (see commitError') && /rejectCommit/.test(err.stack ?? '')) return true;
-  return isCommitErrorDetail(err);
+
+/** Detail promises of commits the engine has awaited and answered. */
+const answered = new WeakSet<Promise<unknown>>();
+
+function commitErrorOf(err: unknown): Promise<unknown> | undefined {
+  const detail = (err as { commitError?: unknown } | null | undefined)?.commitError;
+  return detail instanceof Promise ? detail : undefined;
 }
 
-/**
- * The second promise of the same failure: every "Commit failed" error carries the details
- * as `error.commitError`, a promise that lmdb-js rejects with the OS error of the commit
- * (EIO, ENOSPC: an Error with a numeric errno `code`, thrown by its `lmdbError`) and that
- * no caller awaits. Seen on a full tmpfs as "Input/output error" (code 5).
- */
-function isCommitErrorDetail(err: Error): boolean {
-  const code = (err as Error & { code?: unknown }).code;
-  return typeof code === 'number' && code > 0 && !err.message.startsWith('Commit failed');
+/** Where the engine awaits a commit that failed: handle its detail promise and remember the commit as answered. */
+export function answerCommitFailure(err: unknown): void {
+  const detail = commitErrorOf(err);
+  if (!detail) return;
+  detail.catch(() => undefined);
+  answered.add(detail);
+}
+
+/** For crash-only's knownLeak: why an unhandled rejection is safe to pass (a commit failure the engine answered), or undefined. */
+export function answeredCommitLeak(err: unknown): string | undefined {
+  const detail = commitErrorOf(err);
+  return detail && answered.has(detail) ? 'lmdb-js batch promise of a failed commit the engine answered (src/store/lmdb/commit-leak.ts)' : undefined;
 }

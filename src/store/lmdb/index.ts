@@ -99,6 +99,7 @@ import {
   type MetaValue,
   type SenderValue,
 } from './keys.js';
+import { answerCommitFailure } from './commit-leak.js';
 import { copyMeta, firstResidentSeq, newState, residentAfter, type UserState } from './resident.js';
 import { openWal, type WalLog } from './wal/log.js';
 import { MAX_PAYLOAD_BYTES } from './wal/record.js';
@@ -612,7 +613,11 @@ export class LmdbStore implements MailboxStore {
     for (const [u, from, v] of senders) writes.push(v.count > 0 ? this.mailboxes.put(senderKey(u, from), v) : this.mailboxes.remove(senderKey(u, from)));
     for (const [u, meta] of metas) writes.push(this.mailboxes.put(metaKey(u), meta));
     writes.push(this.walState.put('applied', lsn));
-    await Promise.all(writes);
+    await Promise.all(writes).catch((err: unknown) => {
+      // lmdb-js's other promises of this failure (commit-leak.ts), of every commit these writes were in.
+      for (const w of writes) w.catch(answerCommitFailure);
+      throw err;
+    });
     this.tuning.onEvent?.('applied');
     this.forget({ lsn, users, tombs, dedupe, senders });
     this.wal.trim(lsn);
@@ -731,11 +736,7 @@ export class LmdbStore implements MailboxStore {
     try {
       return (await this.root.childTransaction(fn)) as T;
     } catch (err) {
-      // lmdb-js rejects a second promise with the real cause (ENOSPC, EIO) right after this
-      // one and hangs it on the error as `commitError`; nobody else handles it, so without
-      // this it is an unhandled rejection on every failed commit (a full disk, issue 13).
-      const commitError = (err as { commitError?: Promise<unknown> } | undefined)?.commitError;
-      if (commitError instanceof Promise) commitError.catch(() => undefined);
+      answerCommitFailure(err); // lmdb-js's other promises of this failure (commit-leak.ts)
       if (err instanceof PoboxError) throw err;
       throw new PoboxError('UNAVAILABLE', `lmdb write failed: ${(err as Error).message}`, { cause: err });
     }
