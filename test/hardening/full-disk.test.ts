@@ -10,52 +10,15 @@
  * with the reason.
  */
 import { strict as assert } from 'node:assert';
-import { execFileSync } from 'node:child_process';
-import { closeSync, fsyncSync, mkdirSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { RawDevice } from '../multinode/devices.js';
+import { mountTmpfs } from '../support/tmpfs.js';
 import { waitFor } from '../support/wait.js';
 import { newSecret, startServeNode, userToken, type ServeNode } from './serve-nodes.js';
 
 const TMPFS_BYTES = 24 * 1024 * 1024;
-
-function tryMount(dir: string): string | undefined {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_BYTES}`, 'tmpfs', dir], { stdio: 'pipe' });
-    return undefined;
-  } catch (err) {
-    return `mount -t tmpfs refused: ${String((err as { stderr?: Buffer }).stderr ?? err).trim()}`;
-  }
-}
-
-/** Fill the file system to within `leave` bytes of full. */
-function ballast(path: string, leave: number): void {
-  const fd = openSync(path, 'w');
-  const chunk = Buffer.alloc(1024 * 1024, 7);
-  try {
-    for (;;) {
-      const s = statfsSync(join(path, '..'));
-      const free = s.bavail * s.bsize;
-      if (free <= leave) break;
-      try {
-        writeSync(fd, chunk, 0, Math.min(chunk.length, free - leave));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOSPC') break;
-        throw err;
-      }
-    }
-    try {
-      fsyncSync(fd);
-    } catch {
-      // tmpfs has nothing to sync
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
 
 async function send(node: ServeNode, token: string, id: string, body: string): Promise<{ status: number; code?: string }> {
   const res = await fetch(`${node.httpUrl}/v1/messages`, {
@@ -76,16 +39,13 @@ async function readyz(node: ServeNode): Promise<{ status: number; message: strin
 
 describe('a full disk', () => {
   it('typed UNAVAILABLE, no unhandled rejection, /readyz 503 then 200, nothing accepted lost after a restart', async (t) => {
-    const root = await mkdtemp(join(tmpdir(), 'pobox-full-disk-'));
-    const mnt = join(root, 'mnt');
-    mkdirSync(mnt);
-    const refused = tryMount(mnt);
-    if (refused) {
-      t.diagnostic(refused);
-      t.skip(refused);
-      await rm(root, { recursive: true, force: true });
+    const tmpfs = await mountTmpfs(TMPFS_BYTES, 'pobox-full-disk-');
+    if ('refused' in tmpfs) {
+      t.diagnostic(tmpfs.refused);
+      t.skip(tmpfs.refused);
       return;
     }
+    const { root, mnt } = tmpfs;
     const secret = newSecret();
     const dataDir = join(mnt, 'data');
     const nodes: ServeNode[] = [];
@@ -96,7 +56,7 @@ describe('a full disk', () => {
       const alice = await userToken(secret, 'alice', 'laptop');
       assert.equal((await readyz(node)).status, 200);
 
-      ballast(join(mnt, 'ballast'), 2 * 1024 * 1024);
+      tmpfs.fill('ballast', 2 * 1024 * 1024);
       const accepted: string[] = [];
       const refused: string[] = [];
       const refusedCodes: string[] = [];
@@ -183,12 +143,7 @@ describe('a full disk', () => {
       throw err;
     } finally {
       await Promise.allSettled(nodes.map((n) => n.stop()));
-      try {
-        execFileSync('umount', [mnt], { stdio: 'pipe' });
-      } catch {
-        execFileSync('umount', ['-l', mnt], { stdio: 'pipe' });
-      }
-      await rm(root, { recursive: true, force: true });
+      await tmpfs.remove();
     }
   });
 });

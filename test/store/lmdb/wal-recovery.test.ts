@@ -10,15 +10,13 @@
  * with the reason.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { PoboxError } from '../../../src/core/errors.js';
 import type { AppendItem } from '../../../src/store/contract.js';
 import { openLmdbStore, type LmdbStore } from '../../../src/store/lmdb/index.js';
+import { mountTmpfs } from '../../support/tmpfs.js';
 import { waitFor } from '../../support/wait.js';
 
 const TMPFS_BYTES = 16 * 1024 * 1024;
@@ -27,36 +25,6 @@ const LIMITS = { maxMailboxMessages: 100_000, maxMailboxBytes: 1 << 30 };
 const LOG_ONLY = { applyIntervalMs: 3_600_000, maxResidentMessages: 1_000_000, maxResidentBytes: 1 << 30, segmentBytes: 512 * 1024, applyOnClose: false };
 const BODY = 'x'.repeat(32 * 1024);
 const msg = (id: string): AppendItem => ({ id, from: 'alice', to: 'bob', body: BODY, bytes: BODY.length, sentAt: 1, expiresAt: 1e15 });
-
-function tryMount(dir: string): string | undefined {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_BYTES}`, 'tmpfs', dir], { stdio: 'pipe' });
-    return undefined;
-  } catch (err) {
-    return `mount -t tmpfs refused: ${String((err as { stderr?: Buffer }).stderr ?? err).trim()}`;
-  }
-}
-
-/** Fill the file system to within `leave` bytes of full. */
-function fill(path: string, leave: number): void {
-  const fd = openSync(path, 'w');
-  const chunk = Buffer.alloc(64 * 1024, 7);
-  try {
-    for (;;) {
-      const s = statfsSync(join(path, '..'));
-      const free = s.bavail * s.bsize;
-      if (free <= leave) break;
-      try {
-        writeSync(fd, chunk, 0, Math.min(chunk.length, free - leave));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOSPC') break;
-        throw err;
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
 
 async function readAll(store: LmdbStore): Promise<Array<{ seq: number; id: string }>> {
   const out: Array<{ seq: number; id: string }> = [];
@@ -83,22 +51,19 @@ async function sendFour(store: LmdbStore, ids: string[]): Promise<Array<{ id: st
 
 describe('lmdb write-ahead log: a failed write', () => {
   it('refuses UNAVAILABLE, recovers in place once space is freed, loses nothing acknowledged and stores nothing refused', { timeout: 120_000 }, async (t) => {
-    const root = await mkdtemp(join(tmpdir(), 'pobox-wal-full-'));
-    const mnt = join(root, 'mnt');
-    mkdirSync(mnt);
-    const refusedMount = tryMount(mnt);
-    if (refusedMount) {
-      t.diagnostic(refusedMount);
-      t.skip(refusedMount);
-      await rm(root, { recursive: true, force: true });
+    const tmpfs = await mountTmpfs(TMPFS_BYTES, 'pobox-wal-full-');
+    if ('refused' in tmpfs) {
+      t.diagnostic(tmpfs.refused);
+      t.skip(tmpfs.refused);
       return;
     }
+    const { mnt } = tmpfs;
     const dir = join(mnt, 'data');
     let store: LmdbStore | undefined;
     try {
       store = await openLmdbStore({ path: dir, wal: LOG_ONLY });
       await store.registerDevice('bob', 'phone', 'auto', 1, 8);
-      fill(join(mnt, 'ballast'), 1024 * 1024);
+      tmpfs.fill('ballast', 1024 * 1024);
 
       const acked: string[] = [];
       const refused: string[] = [];
@@ -160,12 +125,7 @@ describe('lmdb write-ahead log: a failed write', () => {
       check(await readAll(store), 'after the reopen');
     } finally {
       await store?.close().catch(() => undefined);
-      try {
-        execFileSync('umount', [mnt], { stdio: 'pipe' });
-      } catch {
-        execFileSync('umount', ['-l', mnt], { stdio: 'pipe' });
-      }
-      await rm(root, { recursive: true, force: true });
+      await tmpfs.remove();
     }
   });
 });
