@@ -8,9 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import type { EphemeralClientMessage } from '../../src/client/index.js';
 import { waitFor } from '../bus/bus-helpers.js';
 import { Devices, names } from '../multinode/scenarios.js';
-import { startFeatureCluster, type BusKind, type FeatureCluster } from './cluster.js';
+import { busesOf, startInProcessCluster, type BusKind, type InProcessCluster } from '../multinode/in-process-cluster.js';
 
-async function http(c: FeatureCluster, node: number, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+async function http(c: InProcessCluster, node: number, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
   const res = await fetch(c.servers[node]!.url + path, {
     method,
     headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
@@ -22,9 +22,9 @@ async function http(c: FeatureCluster, node: number, token: string, method: stri
 
 for (const kind of ['memory', 'redis'] as BusKind[]) {
   describe(`ephemeral messages, three nodes over the ${kind} bus`, () => {
-    let c: FeatureCluster;
+    let c: InProcessCluster;
     before(async () => {
-      c = await startFeatureCluster(kind);
+      c = await startInProcessCluster(busesOf(kind));
     });
     after(() => c.close());
 

@@ -5,70 +5,17 @@
  * own RedisClusterBus on a local 3-master Redis Cluster (sharded pub/sub), including a
  * master SIGKILLed and restarted.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Bus } from '../../src/bus/contract.js';
-import { MemoryBus } from '../../src/bus/memory.js';
-import { openRedisBus } from '../../src/bus/redis.js';
 import { openRedisClusterBus } from '../../src/bus/redis-cluster.js';
-import { mintToken } from '../../src/gateway/auth.js';
-import { startServer, type RunningServer } from '../../src/server/compose.js';
-import type { MailboxStore } from '../../src/store/contract.js';
-import { openStore } from '../../src/store/open.js';
-import { SHARED_REDIS, uniquePrefix } from '../bus/bus-helpers.js';
+import { uniquePrefix } from '../bus/bus-helpers.js';
 import { startRedisCluster, type RedisClusterHandle } from '../../tools/redis-cluster.js';
-import { crossNodeLive, moveMidStream, moveMidStreamRaw, redisOutage, type Cluster } from './scenarios.js';
-
-interface InProcessCluster extends Cluster {
-  /** True while node `i`'s bus reports healthy. */
-  ready(i: number): Promise<boolean>;
-  close(): Promise<void>;
-}
-
-async function startCluster(busFor: (node: number) => Promise<Bus>): Promise<InProcessCluster> {
-  const dir = await mkdtemp(join(tmpdir(), 'pobox-multinode-'));
-  const secret = randomBytes(32).toString('base64url');
-  const store: MailboxStore = await openStore({ engine: 'lmdb', path: join(dir, 'lmdb') });
-  const buses: Bus[] = [];
-  const servers: RunningServer[] = [];
-  const close = async (): Promise<void> => {
-    await Promise.allSettled(servers.map((s) => s.close()));
-    await Promise.allSettled([...new Set(buses)].map((b) => b.close()));
-    // Closing a post office closes its store, so the shared store may be closed already.
-    await store.close().catch(() => undefined);
-    await rm(dir, { recursive: true, force: true });
-  };
-  try {
-    for (let i = 0; i < 3; i++) {
-      const bus = await busFor(i);
-      buses.push(bus);
-      servers.push(
-        await startServer(
-          { port: 0, host: '127.0.0.1', dataDir: join(dir, `node${i}`), logLevel: 'silent', auth: { secrets: [secret] }, session: { pollIntervalMs: 200 } },
-          { store, bus },
-        ),
-      );
-    }
-  } catch (err) {
-    await close();
-    throw err;
-  }
-  return {
-    nodes: servers.map((s) => s.wsUrl),
-    token: (user, device) => mintToken({ secret, user, device }),
-    ready: async (i) => buses[i]!.healthy(),
-    close,
-  };
-}
+import { busesOf, startInProcessCluster, type InProcessCluster } from './in-process-cluster.js';
+import { crossNodeLive, moveMidStream, moveMidStreamRaw, redisOutage } from './scenarios.js';
 
 describe('three nodes in one process over one in-memory bus', () => {
   let cluster: InProcessCluster;
   before(async () => {
-    const bus = new MemoryBus();
-    cluster = await startCluster(async () => bus);
+    cluster = await startInProcessCluster(busesOf('memory'));
   });
   after(() => cluster.close());
 
@@ -80,8 +27,7 @@ describe('three nodes in one process over one in-memory bus', () => {
 describe('three nodes in one process, each with its own RedisBus', () => {
   let cluster: InProcessCluster;
   before(async () => {
-    const prefix = uniquePrefix();
-    cluster = await startCluster(() => openRedisBus({ url: SHARED_REDIS, prefix }));
+    cluster = await startInProcessCluster(busesOf('redis'));
   });
   after(() => cluster.close());
 
@@ -96,7 +42,7 @@ describe('three nodes in one process, each with its own RedisClusterBus on a 3-m
   before(async () => {
     redis = await startRedisCluster({ masters: 3, nodeTimeoutMs: 1000 });
     const url = redis.url(uniquePrefix());
-    cluster = await startCluster(() => openRedisClusterBus({ url, reconnectMaxDelayMs: 200, pingIntervalMs: 500, slotsRefreshIntervalMs: 500 }));
+    cluster = await startInProcessCluster(() => openRedisClusterBus({ url, reconnectMaxDelayMs: 200, pingIntervalMs: 500, slotsRefreshIntervalMs: 500 }));
   });
   after(async () => {
     await cluster?.close();
