@@ -1,9 +1,11 @@
-/** A real pobox server on a random loopback port and a fresh data dir, with API keys for the ops tests. */
-import { randomBytes } from 'node:crypto';
-import { mintToken } from '../../src/gateway/auth.js';
+/**
+ * The gateway tests' server (test/gateway/helpers.ts) as the ops tests use it: its admin and
+ * send keys at hand, a GET with the admin key, and the sweeper on at its default interval.
+ */
+import { RetentionSchema } from '../../src/core/config.js';
 import type { ServerConfigInput } from '../../src/gateway/config.js';
-import { startServer, type RunningServer, type StartOptions } from '../../src/server/compose.js';
-import { tempDir } from '../support/temp-dir.js';
+import type { RunningServer, StartOptions } from '../../src/server/compose.js';
+import { ADMIN_KEY, SEND_KEY, startTestServer } from '../gateway/helpers.js';
 
 export interface OpsServer {
   server: RunningServer;
@@ -16,42 +18,21 @@ export interface OpsServer {
   close(): Promise<void>;
 }
 
+const SWEEP_DEFAULT_MS = RetentionSchema.parse({}).sweepIntervalMs;
+
 export async function startOpsServer(config: ServerConfigInput = {}, options: StartOptions = {}): Promise<OpsServer> {
-  const dir = tempDir('pobox-ops-server-');
-  const secret = randomBytes(32).toString('hex');
-  const adminKey = `admin-${randomBytes(16).toString('hex')}`;
-  const sendKey = `send-${randomBytes(16).toString('hex')}`;
-  const server = await startServer(
-    {
-      port: 0,
-      host: '127.0.0.1',
-      dataDir: dir.path,
-      logLevel: 'silent',
-      ...config,
-      auth: {
-        secrets: [secret],
-        apiKeys: [
-          { key: adminKey, name: 'ops-admin', scopes: ['admin'] },
-          { key: sendKey, name: 'ops-backend', scopes: ['send'] },
-        ],
-        ...(config.auth ?? {}),
-      },
-    },
-    options,
-  );
+  const retention = { sweepIntervalMs: SWEEP_DEFAULT_MS, ...config.postOffice?.retention };
+  const server = await startTestServer({ ...config, postOffice: { ...config.postOffice, retention } }, options);
   return {
     server,
-    dataDir: dir.path,
-    adminKey,
-    sendKey,
-    token: (user, device) => mintToken({ secret, user, device, ttlSeconds: 600 }),
-    async get(path, key = adminKey) {
+    dataDir: server.dataDir,
+    adminKey: ADMIN_KEY,
+    sendKey: SEND_KEY,
+    token: (user, device) => server.token(user, device),
+    async get(path, key = ADMIN_KEY) {
       const res = await fetch(server.url + path, { headers: key === null ? {} : { authorization: `Bearer ${key}` } });
       return { status: res.status, text: await res.text(), type: res.headers.get('content-type') };
     },
-    async close() {
-      await server.close();
-      await dir.remove();
-    },
+    close: () => server.stop(),
   };
 }
