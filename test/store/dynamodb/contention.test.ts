@@ -7,32 +7,18 @@
  * by the reader, or miscounted.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppendItem, AppendLimits, AppendOutcome } from '../../../src/store/contract.js';
-import { openDynamoDbStore, type DynamoDbStore } from '../../../src/store/dynamodb/index.js';
-import { startDynamoDbLocal, type DynamoDbLocal } from '../../../tools/dynamodb-local.js';
+import type { DynamoDbStore } from '../../../src/store/dynamodb/index.js';
+import { useDynamoDbLocal } from './local-stores.js';
 
 const PER_STREAM = 120;
 const IN_FLIGHT = 6;
 const LIMITS: AppendLimits = { maxMailboxMessages: 100_000, maxMailboxBytes: 100_000_000 };
 
-let ddb: DynamoDbLocal;
-const stores: DynamoDbStore[] = [];
-
-before(async () => {
-  ddb = await startDynamoDbLocal();
-});
-after(async () => {
-  for (const s of stores) await s.close();
-  await ddb?.stop();
-});
-
-async function open(table: string): Promise<DynamoDbStore> {
-  const s = await openDynamoDbStore({ engine: 'dynamodb', table, endpoint: ddb.endpoint, sweepShards: 2 });
-  stores.push(s);
-  return s;
-}
+const local = useDynamoDbLocal();
+const open = (table: string): Promise<DynamoDbStore> => local.open(table, {}, { sweepShards: 2 });
 
 /** `count` sends to bob from `store`, IN_FLIGHT at a time, one message per append (as live sends arrive). */
 async function sendStream(store: DynamoDbStore, prefix: string, refused: string[]): Promise<Map<string, number>> {
@@ -53,7 +39,7 @@ async function sendStream(store: DynamoDbStore, prefix: string, refused: string[
 
 describe('dynamodb write contention', () => {
   it('sends to one user from two nodes while that user acks each message are never refused', { timeout: 300_000 }, async () => {
-    const table = await ddb.newTable();
+    const table = await local.ddb.newTable();
     const node1 = await open(table);
     const node2 = await open(table);
     await node1.registerDevice('bob', 'phone', 'auto', Date.now(), 10);
@@ -108,7 +94,7 @@ describe('dynamodb write contention', () => {
   });
 
   it('a device removed on one node while the other sends to it leaves exact counters', { timeout: 120_000 }, async () => {
-    const table = await ddb.newTable();
+    const table = await local.ddb.newTable();
     const node1 = await open(table);
     const node2 = await open(table);
     await node1.registerDevice('bob', 'phone', 'auto', Date.now(), 10);

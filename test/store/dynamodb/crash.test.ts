@@ -5,23 +5,17 @@
  * recognised on resend. A handful of cycles: DynamoDB Local is a JVM on a shared box.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { crashLine, runCrash } from '../../crash/harness.js';
-import { startDynamoDbLocal, type DynamoDbLocal } from '../../../tools/dynamodb-local.js';
+import { useDynamoDbLocal } from './local-stores.js';
 
 const CYCLES = Number(process.env.CRASH_DYNAMODB_CYCLES ?? 5);
-let ddb: DynamoDbLocal;
-before(async () => {
-  ddb = await startDynamoDbLocal();
-});
-after(async () => {
-  await ddb?.stop();
-});
+const local = useDynamoDbLocal();
 
 describe('crash safety: dynamodb', () => {
   it(`loses and duplicates nothing acknowledged over ${CYCLES} SIGKILL cycles`, { timeout: 600_000 }, async (t) => {
-    const table = await ddb.newTable();
-    const storeConfig = { engine: 'dynamodb', table, endpoint: ddb.endpoint, sweepShards: 2 };
+    const table = await local.ddb.newTable();
+    const storeConfig = { engine: 'dynamodb', table, endpoint: local.ddb.endpoint, sweepShards: 2 };
     // A fresh writer's first round trips take a few seconds (SDK load, cold DynamoDB Local),
     // so the kill comes later than on lmdb to land while sends are in flight.
     const totals = await runCrash({ storeConfig, cycles: CYCLES, minMs: 2500, maxMs: 6000 });

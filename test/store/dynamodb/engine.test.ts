@@ -4,39 +4,24 @@
  * native TTL, released messages, consumed capacity, the create-table command).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { DescribeTableCommand, DescribeTimeToLiveCommand, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { PostOffice } from '../../../src/postoffice/post-office.js';
 import { openDynamoDbStore, type DynamoDbStore } from '../../../src/store/dynamodb/index.js';
 import { MAX_BODY_BYTES } from '../../../src/store/dynamodb/codec.js';
 import { itemKey, messageSk } from '../../../src/store/dynamodb/keys.js';
 import { FakeClock } from '../../../tools/fake-clock.js';
-import { localClient, startDynamoDbLocal, type DynamoDbLocal } from '../../../tools/dynamodb-local.js';
+import { localClient } from '../../../tools/dynamodb-local.js';
+import { runCliProcess, type CliResult } from '../../support/cli.js';
 import { injectFaults } from './fault-injection.js';
+import { useDynamoDbLocal } from './local-stores.js';
 
 const T = { timeout: 120_000 };
-const CLI = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url));
-let ddb: DynamoDbLocal;
-const stores: DynamoDbStore[] = [];
-
-before(async () => {
-  ddb = await startDynamoDbLocal();
-});
-after(async () => {
-  for (const s of stores) await s.close();
-  await ddb?.stop();
-});
-
-async function open(table: string, withClient = false): Promise<DynamoDbStore> {
-  const s = await openDynamoDbStore({ engine: 'dynamodb', table, endpoint: ddb.endpoint, sweepShards: 2 }, withClient ? { client: localClient(ddb.endpoint) } : {});
-  stores.push(s);
-  return s;
-}
+const local = useDynamoDbLocal();
+const open = (table: string, withClient = false): Promise<DynamoDbStore> => local.open(table, withClient ? { client: localClient(local.ddb.endpoint) } : {}, { sweepShards: 2 });
 
 async function rawItem(table: string, user: string, seq: number): Promise<boolean> {
-  const out = await ddb.client.send(new GetItemCommand({ TableName: table, Key: itemKey(user, messageSk(seq)), ConsistentRead: true }));
+  const out = await local.ddb.client.send(new GetItemCommand({ TableName: table, Key: itemKey(user, messageSk(seq)), ConsistentRead: true }));
   return out.Item !== undefined;
 }
 
@@ -53,7 +38,7 @@ async function readSeqs(po: PostOffice, user: string, device: string): Promise<n
 
 describe('dynamodb engine', () => {
   it('two nodes racing on one mailbox get distinct, gap-free seqs, all readable in order', T, async () => {
-    const table = await ddb.newTable();
+    const table = await local.ddb.newTable();
     const a = new PostOffice({ store: await open(table), sweeper: false });
     const b = new PostOffice({ store: await open(table), sweeper: false });
     await a.registerDevice('bob', 'phone');
@@ -74,7 +59,7 @@ describe('dynamodb engine', () => {
   });
 
   it('stores a batch larger than one transaction in input order', T, async () => {
-    const table = await ddb.newTable();
+    const table = await local.ddb.newTable();
     const store = await open(table);
     const now = Date.now();
     const items = Array.from({ length: 130 }, (_, i) => ({ id: `m${i}`, from: 'x', to: 'bob', body: `b${i}`, bytes: 2 + String(i).length, sentAt: now, expiresAt: now + 60_000 }));
@@ -88,7 +73,7 @@ describe('dynamodb engine', () => {
   });
 
   it('refuses what cannot fit in an item with PAYLOAD_TOO_LARGE, and stores the largest body that fits', T, async () => {
-    const table = await ddb.newTable();
+    const table = await local.ddb.newTable();
     const store = await open(table);
     assert.ok(store.capabilities.maxBodyBytes !== undefined && store.capabilities.maxBodyBytes <= 400 * 1024);
     const po = new PostOffice({ store, sweeper: false, config: { limits: { maxBodyBytes: 1024 * 1024, maxMailboxBytes: 16 << 20 } } });
@@ -115,7 +100,7 @@ describe('dynamodb engine', () => {
   });
 
   it('never delivers an expired message DynamoDB has not deleted yet; the sweeper removes it', T, async () => {
-    const table = await ddb.newTable({ ttl: true });
+    const table = await local.ddb.newTable({ ttl: true });
     const store = await open(table);
     const clock = new FakeClock(Date.now());
     const po = new PostOffice({ store, clock, sweeper: false });
@@ -135,10 +120,10 @@ describe('dynamodb engine', () => {
   });
 
   it('an ack whose deletes fail leaves released messages: invisible, counted once, never counted again', T, async () => {
-    const table = await ddb.newTable();
-    const client = localClient(ddb.endpoint);
+    const table = await local.ddb.newTable();
+    const client = localClient(local.ddb.endpoint);
     const faults = injectFaults(client, { before: 0, after: 0 });
-    const store = await openDynamoDbStore({ engine: 'dynamodb', table, endpoint: ddb.endpoint, sweepShards: 2 }, { client, retry: { maxAttempts: 2, baseDelayMs: 1 } });
+    const store = await openDynamoDbStore({ engine: 'dynamodb', table, endpoint: local.ddb.endpoint, sweepShards: 2 }, { client, retry: { maxAttempts: 2, baseDelayMs: 1 } });
     const clock = new FakeClock(Date.now());
     const po = new PostOffice({ store, clock, sweeper: false });
     await po.registerDevice('bob', 'phone');
@@ -162,8 +147,8 @@ describe('dynamodb engine', () => {
   });
 
   it('a Query that misses a write still being applied never makes a reader skip it', T, async () => {
-    const table = await ddb.newTable();
-    const client = localClient(ddb.endpoint);
+    const table = await local.ddb.newTable();
+    const client = localClient(local.ddb.endpoint);
     // Emulate read-committed partial visibility: the first Query answers without seq 2.
     let hidden = 0;
     client.middlewareStack.add(
@@ -181,7 +166,7 @@ describe('dynamodb engine', () => {
       },
       { step: 'finalizeRequest', name: 'hideOneItem' },
     );
-    const store = await openDynamoDbStore({ engine: 'dynamodb', table, endpoint: ddb.endpoint, sweepShards: 2 }, { client });
+    const store = await openDynamoDbStore({ engine: 'dynamodb', table, endpoint: local.ddb.endpoint, sweepShards: 2 }, { client });
     const po = new PostOffice({ store, sweeper: false });
     await po.registerDevice('bob', 'phone');
     for (let i = 1; i <= 4; i++) await po.send({ to: 'bob', from: 'a', id: `m${i}`, body: 'x' });
@@ -196,7 +181,7 @@ describe('dynamodb engine', () => {
   });
 
   it('gaps left by deleted messages are checked a bounded number at a time, and passed', T, async () => {
-    const table = await ddb.newTable();
+    const table = await local.ddb.newTable();
     const store = await open(table);
     const po = new PostOffice({ store, sweeper: false });
     await po.registerDevice('bob', 'phone');
@@ -218,7 +203,7 @@ describe('dynamodb engine', () => {
   });
 
   it('reports consumed capacity and counts the items a read examined', T, async () => {
-    const table = await ddb.newTable();
+    const table = await local.ddb.newTable();
     const store = await open(table);
     const po = new PostOffice({ store, sweeper: false });
     await po.registerDevice('bob', 'phone');
@@ -233,32 +218,26 @@ describe('dynamodb engine', () => {
   });
 });
 
-/** Run the real CLI in a child process (its stdout is not the test runner's). */
-async function pobox(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...process.env, AWS_ACCESS_KEY_ID: '', AWS_PROFILE: '' } }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+/** The real CLI in a child process, without AWS credentials (DynamoDB Local gets dummy ones). */
+const pobox = (...args: string[]): Promise<CliResult> => runCliProcess(args, { AWS_ACCESS_KEY_ID: '', AWS_PROFILE: '' });
 
 describe('pobox dynamodb', () => {
   it('create-table makes an on-demand table with the index and TTL, and is idempotent', T, async () => {
-    const name = `${ddb.prefix}-cli`;
-    const first = await pobox('dynamodb', 'create-table', '--table', name, '--endpoint', ddb.endpoint);
+    const name = `${local.ddb.prefix}-cli`;
+    const first = await pobox('dynamodb', 'create-table', '--table', name, '--endpoint', local.ddb.endpoint);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, /^created: /);
-    const again = await pobox('dynamodb', 'create-table', '--table', name, '--endpoint', ddb.endpoint);
+    const again = await pobox('dynamodb', 'create-table', '--table', name, '--endpoint', local.ddb.endpoint);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /^already exists: /);
-    const d = await ddb.client.send(new DescribeTableCommand({ TableName: name }));
+    const d = await local.ddb.client.send(new DescribeTableCommand({ TableName: name }));
     assert.equal(d.Table?.TableStatus, 'ACTIVE');
     assert.equal(d.Table?.BillingModeSummary?.BillingMode, 'PAY_PER_REQUEST');
     assert.deepEqual(
       d.Table?.GlobalSecondaryIndexes?.map((i) => i.IndexName),
       ['gsi1'],
     );
-    const ttl = await ddb.client.send(new DescribeTimeToLiveCommand({ TableName: name }));
+    const ttl = await local.ddb.client.send(new DescribeTimeToLiveCommand({ TableName: name }));
     assert.equal(ttl.TimeToLiveDescription?.AttributeName, 'ttl');
     const bad = await pobox('dynamodb', 'create-table', '--table', 'a/b');
     assert.equal(bad.code, 2, 'a bad name is a BAD_REQUEST');

@@ -5,21 +5,16 @@
  * failed one stores it at most once; acks under faults keep the counts exact.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { PoboxError } from '../../../src/core/errors.js';
 import { PostOffice } from '../../../src/postoffice/post-office.js';
 import type { StoredMessage } from '../../../src/core/types.js';
 import { openDynamoDbStore } from '../../../src/store/dynamodb/index.js';
-import { localClient, startDynamoDbLocal, type DynamoDbLocal } from '../../../tools/dynamodb-local.js';
+import { localClient } from '../../../tools/dynamodb-local.js';
 import { injectFaults } from './fault-injection.js';
+import { useDynamoDbLocal } from './local-stores.js';
 
-let ddb: DynamoDbLocal;
-before(async () => {
-  ddb = await startDynamoDbLocal();
-});
-after(async () => {
-  await ddb?.stop();
-});
+const local = useDynamoDbLocal();
 
 const USERS = ['ann', 'bob', 'cat', 'dan'];
 
@@ -36,14 +31,14 @@ async function readAll(po: PostOffice, user: string, device: string): Promise<St
 
 describe('dynamodb under injected faults', () => {
   it('loses no acknowledged message; what could not be stored is UNAVAILABLE', { timeout: 180_000 }, async () => {
-    const table = await ddb.newTable();
-    const client = localClient(ddb.endpoint);
+    const table = await local.ddb.newTable();
+    const client = localClient(local.ddb.endpoint);
     const faults = injectFaults(client, { before: 0, after: 0 });
     // Few attempts, short waits: some sends must run out of retries. Only faults count
     // against maxAttempts (contention between the racing batches has a time budget), so
     // two attempts make exhausted retries likely: about 1 request in 10 here.
     const store = await openDynamoDbStore(
-      { engine: 'dynamodb', table, endpoint: ddb.endpoint, sweepShards: 2 },
+      { engine: 'dynamodb', table, endpoint: local.ddb.endpoint, sweepShards: 2 },
       { client, retry: { maxAttempts: 2, baseDelayMs: 2, maxDelayMs: 20 } },
     );
     const po = new PostOffice({ store, sweeper: false });

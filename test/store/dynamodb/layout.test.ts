@@ -6,24 +6,13 @@
  * mailbox as it was (messages, cursors, counters, dedupe, epoch) and goes on from there.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { PoboxError } from '../../../src/core/errors.js';
-import { openDynamoDbStore, type DynamoDbStore } from '../../../src/store/dynamodb/index.js';
-import { startDynamoDbLocal, type DynamoDbLocal } from '../../../tools/dynamodb-local.js';
+import { runCliProcess, type CliResult } from '../../support/cli.js';
+import { useDynamoDbLocal } from './local-stores.js';
 
-const CLI = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url));
-let ddb: DynamoDbLocal;
-const stores: DynamoDbStore[] = [];
-before(async () => {
-  ddb = await startDynamoDbLocal();
-});
-after(async () => {
-  for (const s of stores) await s.close();
-  await ddb?.stop();
-});
+const local = useDynamoDbLocal();
 
 const S = (v: string): AttributeValue => ({ S: v });
 const N = (v: number): AttributeValue => ({ N: String(v) });
@@ -31,7 +20,7 @@ const seqKey = (seq: number): string => `m#${String(seq).padStart(16, '0')}`;
 
 /** bob's mailbox as layout 1 left it: seqs 1-4 sent, 1-2 acked and deleted, 3 deleted too (a message for the tablet, acked by it). */
 async function writeLayout1(table: string): Promise<void> {
-  const put = (item: Record<string, AttributeValue>) => ddb.client.send(new PutItemCommand({ TableName: table, Item: item }));
+  const put = (item: Record<string, AttributeValue>) => local.ddb.client.send(new PutItemCommand({ TableName: table, Item: item }));
   const exp = Date.now() + 3_600_000;
   await put({
     pk: S('bob'),
@@ -50,23 +39,16 @@ async function writeLayout1(table: string): Promise<void> {
   await put({ pk: S('bob'), sk: S('d#m4'), id: S('m4'), seq: N(4), exp: N(exp), ttl: N(Math.ceil(exp / 1000)), gpk: S('x#1'), gsk: S(String(exp).padStart(15, '0')) });
 }
 
-async function pobox(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', CLI, ...args], (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const pobox = (...args: string[]): Promise<CliResult> => runCliProcess(args);
 
 describe('dynamodb table layout', () => {
   it('refuses a layout 1 table with a typed error; migrate upgrades it in place and nothing is lost', { timeout: 120_000 }, async () => {
-    const table = await ddb.newTable();
+    const table = await local.ddb.newTable();
     // newTable marked it as layout 2; make it look like a table the previous engine wrote.
-    await ddb.client.send(new PutItemCommand({ TableName: table, Item: { pk: S('#pobox'), sk: S('#layout'), layout: N(1) } }));
+    await local.ddb.client.send(new PutItemCommand({ TableName: table, Item: { pk: S('#pobox'), sk: S('#layout'), layout: N(1) } }));
     await writeLayout1(table);
 
-    const old = await openDynamoDbStore({ engine: 'dynamodb', table, endpoint: ddb.endpoint });
-    stores.push(old);
+    const old = await local.open(table);
     await assert.rejects(
       old.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: Date.now() }),
       (err: unknown) =>
@@ -79,13 +61,12 @@ describe('dynamodb table layout', () => {
     });
     assert.equal(refused?.ok, false, 'nothing is written into an old table');
 
-    const run = await pobox('dynamodb', 'migrate', '--table', table, '--endpoint', ddb.endpoint);
+    const run = await pobox('dynamodb', 'migrate', '--table', table, '--endpoint', local.ddb.endpoint);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /migrated .*: 1 mailboxes, 1 gaps closed/);
-    assert.match((await pobox('dynamodb', 'migrate', '--table', table, '--endpoint', ddb.endpoint)).stdout, /already has the current layout/);
+    assert.match((await pobox('dynamodb', 'migrate', '--table', table, '--endpoint', local.ddb.endpoint)).stdout, /already has the current layout/);
 
-    const store = await openDynamoDbStore({ engine: 'dynamodb', table, endpoint: ddb.endpoint }, { holeLeaseMs: 60_000 });
-    stores.push(store);
+    const store = await local.open(table, { holeLeaseMs: 60_000 });
     // The deleted seq 3 was closed by migrate: no reader waits on it (the lease is a minute here).
     const page = await store.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: Date.now() });
     assert.deepEqual(
@@ -112,9 +93,8 @@ describe('dynamodb table layout', () => {
   });
 
   it('marks an empty table on first use and opens a marked one', { timeout: 60_000 }, async () => {
-    const table = await ddb.newTable();
-    const store = await openDynamoDbStore({ engine: 'dynamodb', table, endpoint: ddb.endpoint });
-    stores.push(store);
+    const table = await local.ddb.newTable();
+    const store = await local.open(table);
     assert.deepEqual(await store.users(), []);
   });
 });

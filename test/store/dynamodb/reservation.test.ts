@@ -13,39 +13,28 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import type { StoredMessage } from '../../../src/core/types.js';
-import { openDynamoDbStore, type DynamoDbStore } from '../../../src/store/dynamodb/index.js';
+import type { DynamoDbStore } from '../../../src/store/dynamodb/index.js';
 import { itemKey, messageSk } from '../../../src/store/dynamodb/keys.js';
-import { startDynamoDbLocal, type DynamoDbLocal } from '../../../tools/dynamodb-local.js';
+import { useDynamoDbLocal } from './local-stores.js';
 
 const CHILD = fileURLToPath(new URL('./reserve-child.ts', import.meta.url));
 const LIMITS = { maxMailboxMessages: 1000, maxMailboxBytes: 1 << 20 };
 const LEASE_MS = 1500;
 
-let ddb: DynamoDbLocal;
-const stores: DynamoDbStore[] = [];
 const children: ChildProcessWithoutNullStreams[] = [];
-
-before(async () => {
-  ddb = await startDynamoDbLocal();
-});
-after(async () => {
+// Registered first, so it runs before the stores close and DynamoDB Local stops.
+after(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  for (const s of stores) await s.close();
-  await ddb?.stop();
 });
-
-async function open(table: string): Promise<DynamoDbStore> {
-  const s = await openDynamoDbStore({ engine: 'dynamodb', table, endpoint: ddb.endpoint }, { holeLeaseMs: LEASE_MS });
-  stores.push(s);
-  return s;
-}
+const local = useDynamoDbLocal();
+const open = (table: string): Promise<DynamoDbStore> => local.open(table, { holeLeaseMs: LEASE_MS });
 
 /** Start the child sender; resolves with it and an iterator over its stdout lines. */
 function child(table: string, user: string, id: string): { proc: ChildProcessWithoutNullStreams; line: () => Promise<string> } {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, ddb.endpoint, table, user, id], { stdio: 'pipe' });
+  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, local.ddb.endpoint, table, user, id], { stdio: 'pipe' });
   children.push(proc);
   let stderr = '';
   proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -80,12 +69,12 @@ async function readAfter(store: DynamoDbStore, user: string, afterSeq: number): 
 }
 
 async function rawItem(table: string, user: string, seq: number): Promise<Record<string, unknown> | undefined> {
-  return (await ddb.client.send(new GetItemCommand({ TableName: table, Key: itemKey(user, messageSk(seq)), ConsistentRead: true }))).Item;
+  return (await local.ddb.client.send(new GetItemCommand({ TableName: table, Key: itemKey(user, messageSk(seq)), ConsistentRead: true }))).Item;
 }
 
 describe('dynamodb: a writer stopped between reserving a seq and writing its message', () => {
   it('killed there: readers close the hole after the lease and deliver what follows; counters stay exact', { timeout: 120_000 }, async () => {
-    const table = await ddb.newTable();
+    const table = await local.ddb.newTable();
     const store = await open(table);
     await store.registerDevice('bob', 'phone', 'auto', Date.now(), 10);
     const c = child(table, 'bob', 'lost');
@@ -113,7 +102,7 @@ describe('dynamodb: a writer stopped between reserving a seq and writing its mes
   });
 
   it('held there while a reader closes its seq: the late write takes a new seq and the reader gets it', { timeout: 120_000 }, async () => {
-    const table = await ddb.newTable();
+    const table = await local.ddb.newTable();
     const store = await open(table);
     await store.registerDevice('bob', 'phone', 'auto', Date.now(), 10);
     assert.equal(await send(store, 'bob', 'first'), 1);
