@@ -12,17 +12,14 @@
  * Writes bench/results/binary-drain.json and .md (quick runs: bench/results/quick/).
  */
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { Packr } from 'msgpackr';
 import { WebSocket } from 'ws';
 import { mintToken } from '../src/gateway/auth.js';
 import { startServer } from '../src/server/compose.js';
-import { machineMarkdown } from './lib/machine.js';
-import { benchMachine, resultsDir, writeResult } from './lib/results.js';
+import { benchMachine, resultsDir, writeResultPages } from './lib/results.js';
 import { percentile } from './lib/stats.js';
 import { tempDir } from './lib/temp.js';
 
@@ -118,35 +115,30 @@ async function main(): Promise<void> {
       'Bytes on the wire are the client socket bytesRead from connect to caughtUp: upgrade answer, welcome, 1,000 message frames and caughtUp, with WebSocket framing.',
       `Load average at start ${machine.loadavg.join(' / ')}, at end ${loadavg.join(' / ')} (shared 2-core machine: the times move with it, the byte counts do not).`,
     ];
-    writeResult(resultsDir(quick), {
-      name: 'binary-drain',
-      quick,
-      startedAt,
-      finishedAt: new Date().toISOString(),
-      machine,
-      params: { messages: MESSAGES, bodyBytes: BODY, rounds: ROUNDS },
-      notes,
-      data: { summary, saved, drains, loadavgEnd: loadavg },
-    });
-    const md = [
-      '# Drain of 1,000 x 1 KiB of bytes: JSON (base64) vs MessagePack (raw bytes)',
-      '',
-      `Run: \`npm run bench:binary${quick ? ' -- --quick' : ''}\` (${startedAt}), ${ROUNDS} drains per encoding, alternating; medians.`,
-      '',
-      '| encoding | bytes on the wire | frame payload bytes | hello -> caughtUp (ms, median) |',
-      '| --- | ---: | ---: | ---: |',
-      ...summary.map((s) => `| ${s.encoding} | ${s.wireBytes} | ${s.payloadBytes} | ${s.medianMs} |`),
-      '',
-      `MessagePack saves ${saved.wireBytes} bytes on the wire (${(saved.wireFraction * 100).toFixed(1)}%) and ${saved.ms} ms per drain.`,
-      '',
-      ...notes.map((n) => `- ${n}`),
-      '',
-      '## Machine',
-      '',
-      machineMarkdown(machine),
-      '',
-    ].join('\n');
-    writeFileSync(join(resultsDir(quick), 'binary-drain.md'), md);
+    const md = writeResultPages(
+      resultsDir(quick),
+      {
+        name: 'binary-drain',
+        quick,
+        startedAt,
+        finishedAt: new Date().toISOString(),
+        machine,
+        params: { messages: MESSAGES, bodyBytes: BODY, rounds: ROUNDS },
+        notes,
+        data: { summary, saved, drains, loadavgEnd: loadavg },
+      },
+      [
+        '# Drain of 1,000 x 1 KiB of bytes: JSON (base64) vs MessagePack (raw bytes)',
+        '',
+        `Run: \`npm run bench:binary${quick ? ' -- --quick' : ''}\` (${startedAt}), ${ROUNDS} drains per encoding, alternating; medians.`,
+        '',
+        '| encoding | bytes on the wire | frame payload bytes | hello -> caughtUp (ms, median) |',
+        '| --- | ---: | ---: | ---: |',
+        ...summary.map((s) => `| ${s.encoding} | ${s.wireBytes} | ${s.payloadBytes} | ${s.medianMs} |`),
+        '',
+        `MessagePack saves ${saved.wireBytes} bytes on the wire (${(saved.wireFraction * 100).toFixed(1)}%) and ${saved.ms} ms per drain.`,
+      ],
+    );
     console.log(md);
   } finally {
     await server.close();

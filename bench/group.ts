@@ -20,7 +20,6 @@
  * is shared, so the rates are only comparable within one run.
  * Writes bench/results/group.json and group.md (quick runs: bench/results/quick/).
  */
-import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -29,8 +28,7 @@ import { mintToken } from '../src/gateway/auth.js';
 import { startServer } from '../src/server/compose.js';
 import { PostOffice } from '../src/postoffice/post-office.js';
 import { openLmdbStore } from '../src/store/lmdb/index.js';
-import { machineMarkdown } from './lib/machine.js';
-import { benchMachine, resultsDir, writeResult } from './lib/results.js';
+import { benchMachine, resultsDir, writeResultPages } from './lib/results.js';
 import { runConcurrent } from './lib/stats.js';
 import { tempDir } from './lib/temp.js';
 
@@ -147,42 +145,37 @@ async function main(): Promise<void> {
     "commits = write-ahead log groups fdatasync'd (the engine counter), records = log records appended: a group send is one of each.",
     'At the library level a group send stores as fast as the same sends issued all at once, because the post office batches concurrent sends into one append anyway (same log records and commits); what it saves is requests: one frame or HTTP request and one answer instead of one per member, and no window in which part of the group is queued behind other traffic. Awaiting each send in turn costs one fsync per message.',
   ];
-  writeResult(dir, {
-    name: 'group',
-    quick,
-    startedAt,
-    finishedAt: new Date().toISOString(),
-    machine,
-    params: { messages: MESSAGES, oneByOneMessages: ONE_BY_ONE_MESSAGES, httpMessages: HTTP_MESSAGES, httpConcurrency: HTTP_CONCURRENCY, bodyBytes: BODY.length },
-    notes,
-    data: rows,
-  });
   const table = [
     '| members | how | messages | seconds | messages/s | log records | commits | load before -> after (1 min) |',
     '| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |',
     ...rows.map((r) => `| ${r.members} | ${r.mode} | ${r.messages} | ${r.seconds} | ${r.perSecond} | ${r.walRecords} | ${r.commits} | ${r.loadBefore[0]} -> ${r.loadAfter[0]} |`),
   ];
-  const md = [
-    '# Group fan-out (embedded engine: the library, and the HTTP API of a gateway on loopback)',
-    '',
-    `Run: \`npm run bench:group${quick ? ' -- --quick' : ''}\` (${startedAt}). Body ${BODY.length} bytes, fresh data dir per row.`,
-    '',
-    '- group: one `sendGroup` per message to all members, awaited before the next.',
-    '- together: one `send` per member, all of a message issued at once (the post office batches them).',
-    '- one-by-one: one `send` per member, each awaited before the next.',
-    `- http-group: one POST /v1/messages with \`to\` listing all members per message, to a gateway on loopback, awaited before the next.`,
-    `- http-each: one POST /v1/messages per member, ${HTTP_CONCURRENCY} in flight (keep-alive), all of a message before the next.`,
-    '',
-    ...table,
-    '',
-    ...notes.map((n) => `- ${n}`),
-    '',
-    '## Machine',
-    '',
-    machineMarkdown(machine),
-    '',
-  ].join('\n');
-  writeFileSync(join(dir, 'group.md'), md);
+  writeResultPages(
+    dir,
+    {
+      name: 'group',
+      quick,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      machine,
+      params: { messages: MESSAGES, oneByOneMessages: ONE_BY_ONE_MESSAGES, httpMessages: HTTP_MESSAGES, httpConcurrency: HTTP_CONCURRENCY, bodyBytes: BODY.length },
+      notes,
+      data: rows,
+    },
+    [
+      '# Group fan-out (embedded engine: the library, and the HTTP API of a gateway on loopback)',
+      '',
+      `Run: \`npm run bench:group${quick ? ' -- --quick' : ''}\` (${startedAt}). Body ${BODY.length} bytes, fresh data dir per row.`,
+      '',
+      '- group: one `sendGroup` per message to all members, awaited before the next.',
+      '- together: one `send` per member, all of a message issued at once (the post office batches them).',
+      '- one-by-one: one `send` per member, each awaited before the next.',
+      `- http-group: one POST /v1/messages with \`to\` listing all members per message, to a gateway on loopback, awaited before the next.`,
+      `- http-each: one POST /v1/messages per member, ${HTTP_CONCURRENCY} in flight (keep-alive), all of a message before the next.`,
+      '',
+      ...table,
+    ],
+  );
   console.log(`wrote ${join(dir, 'group.json')} and group.md`);
 }
 

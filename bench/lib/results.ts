@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { interrupted } from './cleanup.js';
-import { machineInfo, type MachineInfo } from './machine.js';
+import { machineInfo, machineMarkdown, type MachineInfo } from './machine.js';
 
 export const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const REPO_DIR = path.resolve(BENCH_DIR, '..');
@@ -46,6 +46,18 @@ export function writeResult<T>(dir: string, env: ResultEnvelope<T>): string {
   if (interrupted()) return `${file} (not written: interrupted)`;
   writeFileSync(file, `${JSON.stringify(env, null, 2)}\n`);
   return file;
+}
+
+/**
+ * Write a benchmark's two result files: `<name>.json` (the envelope) and `<name>.md`, a page
+ * of `lines` (title, run line, tables) followed by the envelope's notes as a list and the
+ * machine. Returns the Markdown.
+ */
+export function writeResultPages<T>(dir: string, env: ResultEnvelope<T>, lines: readonly string[]): string {
+  writeResult(dir, env);
+  const md = [...lines, '', ...env.notes.map((n) => `- ${n}`), '', '## Machine', '', machineMarkdown(env.machine), ''].join('\n');
+  if (!interrupted()) writeFileSync(path.join(dir, `${env.name}.md`), md);
+  return md;
 }
 
 export function readResult<T = unknown>(dir: string, name: string): ResultEnvelope<T> | undefined {
