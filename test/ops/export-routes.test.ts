@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { parseProm, sample } from '../support/prom-text.js';
 import { startOpsServer, type OpsServer } from './server-helpers.js';
 
 describe('GET /v1/users/:user/export and POST /v1/users/:user/import', () => {
@@ -44,6 +45,9 @@ describe('GET /v1/users/:user/export and POST /v1/users/:user/import', () => {
     assert.deepEqual([r.body.user, r.body.messages], ['carol', 2]);
     const [bob, carol] = [await s.server.postOffice.stats('bob'), await s.server.postOffice.stats('carol')];
     assert.deepEqual({ ...carol, user: 'bob' }, bob);
+    // The pending gauges count what the import brought in.
+    const m = parseProm((await s.get('/metrics')).text);
+    assert.deepEqual([sample(m, 'pobox_pending_messages'), sample(m, 'pobox_pending_bytes')], [bob.pending * 2, bob.pendingBytes * 2]);
     // Again: the mailbox is not empty any more.
     const again = await post('carol', res.text);
     assert.deepEqual([again.status, again.body.error?.code], [409, 'CONFLICT']);
