@@ -44,7 +44,9 @@ describe('GET /v1/users/:user/export and POST /v1/users/:user/import', () => {
     assert.equal(r.status, 201);
     assert.deepEqual([r.body.user, r.body.messages], ['carol', 2]);
     const [bob, carol] = [await s.server.postOffice.stats('bob'), await s.server.postOffice.stats('carol')];
-    assert.deepEqual({ ...carol, user: 'bob' }, bob);
+    // oldestAgeMs is measured at each call: the two calls are a moment apart.
+    assert.deepEqual({ ...carol, user: 'bob', oldestAgeMs: null }, { ...bob, oldestAgeMs: null });
+    assert.ok(carol.oldestAgeMs !== null && bob.oldestAgeMs !== null && carol.oldestAgeMs >= bob.oldestAgeMs, 'the imported messages keep their send times');
     // The pending gauges count what the import brought in.
     const m = parseProm((await s.get('/metrics')).text);
     assert.deepEqual([sample(m, 'pobox_pending_messages'), sample(m, 'pobox_pending_bytes')], [bob.pending * 2, bob.pendingBytes * 2]);
