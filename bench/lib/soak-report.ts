@@ -184,11 +184,11 @@ smaller than twice the scatter of the samples around it.
 ${trendLine('RSS', d.rss)}
 ${trendLine('RSS anonymous', d.rssAnon)}
 ${trendLine('RSS file-backed', d.rssFile)}
+${trendLine('heap used', d.heap)}
 
 RSS is the sum of anonymous pages (the JS heap, native allocations, socket buffers: memory the process holds) and
 file-backed pages (the LMDB data file mapped into the process, which grows as the file's touched pages grow and which the
 kernel reclaims under memory pressure without the process's help). ${rssVerdict(d)}
-${trendLine('heap used', d.heap)}
 
 At the end: RSS ${fmt((last?.rssBytes ?? 0) / MiB)} MiB, heap used ${fmt((last?.heapUsedBytes ?? 0) / MiB)} MiB, ${last?.activeHandles ?? 0} active handles,
 ${last?.openFds ?? 0} open fds. Highest event-loop delay p99 in any 10 s interval: ${fmt(maxOf((s) => s.loopDelayP99Ms))} ms (max ${fmt(maxOf((s) => s.loopDelayMaxMs))} ms).
