@@ -89,17 +89,22 @@ export async function* exportLines(po: PostOffice, user: UserId, opts: ExportOpt
   yield JSON.stringify(header) + '\n';
   for (const d of stats.devices) yield JSON.stringify({ type: 'device', device: d.device, cursor: d.cursor, registeredAt: d.registeredAt }) + '\n';
   const pageSize = Math.min(opts.pageSize ?? 500, po.config.limits.maxPageSize);
+  const devices = new Set(stats.devices.map((d) => d.device));
   let after = 0;
   let messages = 0;
   let bytes = 0;
   for (;;) {
     const page = await po.exportPage(user, after, stats.lastSeq, pageSize);
     for (const m of page.messages) {
+      // For a device registered or removed since the devices were read: nobody in this export could read it.
+      if (m.toDevice !== undefined && !devices.has(m.toDevice)) continue;
       messages++;
       bytes += m.bytes;
       yield messageLine(m) + '\n';
     }
-    if (!page.more || page.nextAfter <= after) break;
+    if (!page.more) break;
+    // Never an end line after a read that made no progress: the file would look whole.
+    if (page.nextAfter <= after) throw new PoboxError('INTERNAL', `export of ${user} made no progress after seq ${after}`);
     after = page.nextAfter;
   }
   yield JSON.stringify({ type: 'end', devices: stats.devices.length, messages, bytes }) + '\n';
