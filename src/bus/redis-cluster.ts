@@ -29,29 +29,12 @@
  * received one, and each answers with its reach on the publisher's reply channel
  * `<prefix>n:<nodeId>`, itself a sharded channel on whichever master owns its slot.
  */
-import { randomUUID } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, type RedisOptions } from 'ioredis';
-import { closedError, PoboxError } from '../core/errors.js';
-import { isValidId } from '../core/ids.js';
-import type { Bus, Wake, WakeHandler } from './contract.js';
-import {
-  reconnectDelay,
-  DeferredWakes,
-  deliverWake,
-  ErrorNotes,
-  HealthSignal,
-  linkOptions,
-  replyOf,
-  SubscriberLink,
-  waitHealthy,
-  type BusLogger,
-  type Interest,
-} from './redis-link.js';
+import { awaitBusStart, RedisBusBase } from './redis-bus-base.js';
+import { reconnectDelay, linkOptions, SubscriberLink, type BusLogger, type Interest } from './redis-link.js';
 import { parseRedisClusterBusOptions, redactUrl, type ParsedRedisClusterBusOptions, type RedisClusterBusOptionsInput } from './redis-options.js';
 import type { RedisBusStats } from './redis.js';
-import { ReachReplies } from './reach-replies.js';
-import { decodeWake, encodeWake } from './wake-codec.js';
 
 export interface RedisClusterBusStats extends RedisBusStats {
   /** Masters (shards) this node has a subscriber link to. */
@@ -67,41 +50,28 @@ interface ClusterInterest extends Interest {
   owner: string | undefined;
 }
 
-export class RedisClusterBus implements Bus {
+export class RedisClusterBus extends RedisBusBase<ClusterInterest> {
   readonly kind = 'redis-cluster';
-  readonly prefix: string;
   private readonly opts: ParsedRedisClusterBusOptions;
-  private readonly logger: BusLogger | undefined;
   private readonly cluster: Cluster;
   private readonly linkOpts: RedisOptions;
   /** One subscriber link per master, by "host:port". */
   private readonly links = new Map<string, SubscriberLink>();
-  private readonly interests = new Map<string, ClusterInterest>();
-  private readonly health: HealthSignal;
-  private readonly errors: ErrorNotes;
-  private readonly deferred: DeferredWakes;
   /** Master of each slot, as of the last refresh. */
   private owners: Array<string | undefined> = [];
   private complete = false;
-  private closed = false;
   private pingTimer: NodeJS.Timeout | undefined;
   private resubscribesOfClosedLinks = 0;
-  /** This bus's id: other nodes answer ephemeral reach counts on `<prefix>n:<nodeId>`. */
-  readonly nodeId = randomUUID();
-  private readonly replies: ReachReplies;
+  /** Channels moved to another master after a slot-map change. */
+  private moved = 0;
   /** The reply channel, once this node first published an ephemeral message. */
   private replyInterest: ClusterInterest | undefined;
-  private readonly counters = { published: 0, publishFailures: 0, republished: 0, received: 0, malformed: 0, moved: 0 };
 
   constructor(options: string | (RedisClusterBusOptionsInput & { logger?: BusLogger })) {
     const { logger, ...rest } = typeof options === 'string' ? { url: options } : options;
-    this.opts = parseRedisClusterBusOptions(rest);
-    this.logger = logger;
-    this.prefix = this.opts.prefix;
-    this.health = new HealthSignal(logger);
-    this.errors = new ErrorNotes(logger, () => this.closed);
-    this.deferred = new DeferredWakes(this.opts.maxDeferredUsers);
-    this.replies = new ReachReplies(this.opts.reachTimeoutMs);
+    const opts = parseRedisClusterBusOptions(rest);
+    super(opts, logger, 'redis cluster bus');
+    this.opts = opts;
     const auth: RedisOptions = {
       ...(this.opts.username !== undefined ? { username: this.opts.username } : {}),
       ...(this.opts.password !== undefined ? { password: this.opts.password } : {}),
@@ -134,73 +104,9 @@ export class RedisClusterBus implements Bus {
     this.cluster.connect().catch(() => undefined);
   }
 
-  waitHealthy(timeoutMs: number): Promise<boolean> {
-    return waitHealthy(this, timeoutMs);
-  }
-
-  channelFor(user: string): string {
-    return `${this.prefix}u:${user}`;
-  }
-
   /** The master ("host:port") that owns a user's channel, as this node last saw the slot map. */
   shardOf(user: string): string | undefined {
     return this.owners[calculateSlot(this.channelFor(user))];
-  }
-
-  async subscribe(user: string, handler: WakeHandler): Promise<() => Promise<void>> {
-    if (this.closed) throw closedError('redis cluster bus');
-    if (!isValidId(user)) throw new PoboxError('BAD_REQUEST', 'bus subscribe: invalid user id', { field: 'user' });
-    const channel = this.channelFor(user);
-    let it = this.interests.get(channel);
-    if (!it) {
-      it = { user, handlers: new Set(), owner: undefined };
-      this.interests.set(channel, it);
-      this.place(channel, it);
-    }
-    const ref = { fn: handler };
-    it.handlers.add(ref);
-    const interest = it;
-    // Without a slot map yet, or with the owner down, this resolves without a subscription:
-    // the bus is unhealthy (sessions poll) and the channel is subscribed once it can be.
-    if (interest.owner) await this.links.get(interest.owner)?.want(channel, true);
-    let done = false;
-    return async () => {
-      if (done) return;
-      done = true;
-      interest.handlers.delete(ref);
-      if (interest.handlers.size > 0) return;
-      // A later subscribe makes a new interest; its want(true) queues after this want(false).
-      this.interests.delete(channel);
-      if (interest.owner) await this.links.get(interest.owner)?.want(channel, false);
-    };
-  }
-
-  async publish(wake: Wake): Promise<number | void> {
-    if (this.closed) {
-      this.counters.publishFailures++;
-      return;
-    }
-    if (this.cluster.status !== 'ready') {
-      this.counters.publishFailures++;
-      // An ephemeral message is worth nothing later: it is dropped, not deferred.
-      if (wake.ephemeral === undefined) this.deferred.add(wake);
-      return;
-    }
-    try {
-      if (wake.ephemeral === undefined || !(await this.ensureReplyChannel())) {
-        await this.spublish(wake, this.opts.maxInlineBytes);
-        this.counters.published++;
-        return; // an ephemeral's reach is unknown beyond this node without the reply channel
-      }
-      const ref = this.replies.newRef();
-      const receivers = await this.spublish({ ...wake, reply: { to: this.nodeId, ref } }, this.opts.maxInlineBytes);
-      this.counters.published++;
-      return await this.replies.collect(ref, receivers);
-    } catch (err) {
-      this.counters.publishFailures++;
-      if (wake.ephemeral === undefined) this.deferred.add(wake);
-      this.errors.note('publisher', err);
-    }
   }
 
   healthy(): boolean {
@@ -209,15 +115,12 @@ export class RedisClusterBus implements Bus {
     return true;
   }
 
-  onHealth(fn: (healthy: boolean) => void): () => void {
-    return this.health.on(fn);
-  }
-
   stats(): RedisClusterBusStats {
     let resubscribes = this.resubscribesOfClosedLinks;
     for (const link of this.links.values()) resubscribes += link.resubscribes;
     return {
       ...this.counters,
+      moved: this.moved,
       deferredDropped: this.deferred.dropped,
       resubscribes,
       channels: this.interests.size,
@@ -227,13 +130,8 @@ export class RedisClusterBus implements Bus {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (!this.closeShared()) return;
     if (this.pingTimer) clearInterval(this.pingTimer);
-    this.health.clear();
-    this.deferred.clear();
-    this.replies.close();
-    this.interests.clear();
     const links = [...this.links.values()];
     this.links.clear();
     await Promise.allSettled([...links.map((l) => l.close()), this.quitCluster()]);
@@ -253,12 +151,12 @@ export class RedisClusterBus implements Bus {
     this.cluster.disconnect();
   }
 
-  /** SPUBLISH (receivers on the shard), bounded by the command timeout even if ioredis keeps retrying a redirect. */
-  private spublish(wake: Wake, maxInlineBytes: number): Promise<number> {
-    return this.spublishRaw(this.channelFor(wake.user), encodeWake(wake, maxInlineBytes));
+  protected publisherReady(): boolean {
+    return this.cluster.status === 'ready';
   }
 
-  private async spublishRaw(channel: string, payload: string): Promise<number> {
+  /** SPUBLISH (receivers on the shard), bounded by the command timeout even if ioredis keeps retrying a redirect. */
+  protected async send(channel: string, payload: string): Promise<number> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`SPUBLISH unanswered for ${this.opts.commandTimeoutMs} ms`)), this.opts.commandTimeoutMs);
@@ -270,12 +168,19 @@ export class RedisClusterBus implements Bus {
     }
   }
 
-  private replyChannel(nodeId: string): string {
-    return `${this.prefix}n:${nodeId}`;
+  protected newInterest(channel: string, user: string): ClusterInterest {
+    const it: ClusterInterest = { user, handlers: new Set(), owner: undefined };
+    this.place(channel, it);
+    return it;
+  }
+
+  /** On the link of the channel's master; without a slot map yet, or with the owner down, nothing (the channel is subscribed once it can be). */
+  protected async want(channel: string, it: ClusterInterest, wanted: boolean): Promise<void> {
+    if (it.owner) await this.links.get(it.owner)?.want(channel, wanted);
   }
 
   /** Subscribe this node's reply channel (on its slot's master) when it first publishes an ephemeral message. */
-  private async ensureReplyChannel(): Promise<boolean> {
+  protected async ensureReplyChannel(): Promise<boolean> {
     const channel = this.replyChannel(this.nodeId);
     if (!this.replyInterest) {
       this.replyInterest = { user: '', handlers: new Set([{ fn: () => undefined }]), owner: undefined };
@@ -320,7 +225,7 @@ export class RedisClusterBus implements Bus {
     const previous = it.owner;
     it.owner = owner;
     if (previous !== undefined) {
-      this.counters.moved++;
+      this.moved++;
       // want() reports its own failures (and reconnects); nothing is left to handle here.
       this.links
         .get(previous)
@@ -356,40 +261,6 @@ export class RedisClusterBus implements Bus {
     if (this.health.set(healthy) && healthy) this.flushDeferred();
   }
 
-  private dispatch(channel: string, payload: string): void {
-    if (channel === this.replyChannel(this.nodeId)) {
-      this.replies.onReply(payload);
-      return;
-    }
-    const it = this.interests.get(channel);
-    const wake = it ? decodeWake(payload) : undefined;
-    if (it && (!wake || wake.user !== it.user)) {
-      this.counters.malformed++;
-      return;
-    }
-    let took = 0;
-    if (it && wake) {
-      this.counters.received++;
-      took = deliverWake(it, wake, this.logger);
-    }
-    // Answer every ephemeral that reached this node, even with 0: the publisher waits for as many answers as SPUBLISH counted.
-    const reply = wake?.reply ?? (it ? undefined : replyOf(payload));
-    if (reply) this.spublishRaw(this.replyChannel(reply.to), ReachReplies.encode(reply.ref, took)).catch((err: unknown) => this.errors.note('publisher', err));
-  }
-
-  private flushDeferred(): void {
-    for (const wake of this.deferred.take()) {
-      this.spublish(wake, 0).then(
-        () => {
-          this.counters.republished++;
-        },
-        () => {
-          this.deferred.add(wake);
-        },
-      );
-    }
-  }
-
   /** Ping every link (a silently dead master is noticed) and retry kept wake-ups while healthy. */
   private tick(): void {
     for (const link of this.links.values()) link.ping();
@@ -403,13 +274,7 @@ export class RedisClusterBus implements Bus {
  */
 export async function openRedisClusterBus(options: RedisClusterBusOptionsInput & { logger?: BusLogger }): Promise<RedisClusterBus> {
   const bus = new RedisClusterBus(options);
-  const { logger: _logger, ...rest } = options;
+  const { logger, ...rest } = options;
   const { connectTimeoutMs, startDisconnected } = parseRedisClusterBusOptions(rest);
-  const ok = await bus.waitHealthy(connectTimeoutMs);
-  if (!ok && !startDisconnected) {
-    await bus.close();
-    throw new PoboxError('UNAVAILABLE', `redis cluster bus: could not reach every master of ${redactUrl(options.url)} within ${connectTimeoutMs} ms`);
-  }
-  if (!ok) options.logger?.warn({ url: redactUrl(options.url) }, 'redis cluster bus not reachable yet; sessions poll the store until it is');
-  return bus;
+  return awaitBusStart(bus, { what: 'redis cluster bus', couldNot: 'could not reach every master of', url: redactUrl(options.url), connectTimeoutMs, startDisconnected, logger });
 }

@@ -18,30 +18,13 @@
  *
  * Redis errors never escape as unhandled 'error' events or rejected promises: they are
  * logged (rate-limited to state changes) and reflected in `healthy()` and `stats()`.
- * The Redis Cluster variant (sharded pub/sub) is ./redis-cluster.ts.
+ * The Redis Cluster variant (sharded pub/sub) is ./redis-cluster.ts; what both share is
+ * ./redis-bus-base.ts (the Bus side) and ./redis-link.ts (connections).
  */
-import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { closedError, PoboxError } from '../core/errors.js';
-import { isValidId } from '../core/ids.js';
-import type { Bus, Wake, WakeHandler } from './contract.js';
-import {
-  DeferredWakes,
-  deliverWake,
-  ErrorNotes,
-  forceReconnect,
-  HealthSignal,
-  linkOptions,
-  quitOrDisconnect,
-  replyOf,
-  SubscriberLink,
-  waitHealthy,
-  type BusLogger,
-  type Interest,
-} from './redis-link.js';
+import { awaitBusStart, RedisBusBase } from './redis-bus-base.js';
+import { forceReconnect, linkOptions, quitOrDisconnect, SubscriberLink, type BusLogger, type Interest } from './redis-link.js';
 import { parseRedisBusOptions, redactUrl, type ParsedRedisBusOptions, type RedisBusOptionsInput } from './redis-options.js';
-import { ReachReplies } from './reach-replies.js';
-import { decodeWake, encodeWake } from './wake-codec.js';
 
 export type { BusLogger } from './redis-link.js';
 export { redactUrl } from './redis-options.js';
@@ -64,35 +47,20 @@ export interface RedisBusStats {
   healthy: boolean;
 }
 
-export class RedisBus implements Bus {
+export class RedisBus extends RedisBusBase {
   readonly kind = 'redis';
-  readonly prefix: string;
   private readonly opts: ParsedRedisBusOptions;
-  private readonly logger: BusLogger | undefined;
   private readonly pub: Redis;
   private readonly link: SubscriberLink;
-  private readonly interests = new Map<string, Interest>();
-  private readonly health: HealthSignal;
-  private readonly errors: ErrorNotes;
-  private readonly deferred: DeferredWakes;
   private readonly forcing = new Set<Redis>();
   private pubUp = false;
-  private closed = false;
   private pingTimer: NodeJS.Timeout | undefined;
-  /** This bus's id: other nodes answer ephemeral reach counts on `<prefix>n:<nodeId>`. */
-  readonly nodeId = randomUUID();
-  private readonly replies: ReachReplies;
-  private readonly counters = { published: 0, publishFailures: 0, republished: 0, received: 0, malformed: 0 };
 
   constructor(options: string | (RedisBusOptionsInput & { logger?: BusLogger })) {
     const { logger, ...rest } = typeof options === 'string' ? { url: options } : options;
-    this.opts = parseRedisBusOptions(rest);
-    this.logger = logger;
-    this.prefix = this.opts.prefix;
-    this.health = new HealthSignal(logger);
-    this.errors = new ErrorNotes(logger, () => this.closed);
-    this.deferred = new DeferredWakes(this.opts.maxDeferredUsers);
-    this.replies = new ReachReplies(this.opts.reachTimeoutMs);
+    const opts = parseRedisBusOptions(rest);
+    super(opts, logger, 'redis bus');
+    this.opts = opts;
     const common = linkOptions(this.opts);
     this.pub = new Redis(this.opts.connectionUrl, { ...common, connectionName: 'pobox-bus-pub' });
     this.pub.on('error', (err: unknown) => this.errors.note('publisher', err));
@@ -128,79 +96,8 @@ export class RedisBus implements Bus {
     this.link.connect();
   }
 
-  /** Resolves once both connections are up and resubscribed, or false after `timeoutMs`. */
-  waitHealthy(timeoutMs: number): Promise<boolean> {
-    return waitHealthy(this, timeoutMs);
-  }
-
-  channelFor(user: string): string {
-    return `${this.prefix}u:${user}`;
-  }
-
-  async subscribe(user: string, handler: WakeHandler): Promise<() => Promise<void>> {
-    if (this.closed) throw closedError('redis bus');
-    if (!isValidId(user)) throw new PoboxError('BAD_REQUEST', 'bus subscribe: invalid user id', { field: 'user' });
-    const channel = this.channelFor(user);
-    let it = this.interests.get(channel);
-    if (!it) {
-      it = { user, handlers: new Set() };
-      this.interests.set(channel, it);
-    }
-    const ref = { fn: handler };
-    it.handlers.add(ref);
-    const interest = it;
-    // While Redis is down this resolves without a subscription: the bus reports unhealthy
-    // (so the session polls) and the channel is subscribed on reconnect.
-    await this.link.want(channel, true);
-    let done = false;
-    return async () => {
-      if (done) return;
-      done = true;
-      interest.handlers.delete(ref);
-      if (interest.handlers.size > 0) return;
-      // A later subscribe makes a new interest; its want(true) queues after this want(false).
-      this.interests.delete(channel);
-      await this.link.want(channel, false);
-    };
-  }
-
-  async publish(wake: Wake): Promise<number | void> {
-    if (this.closed) {
-      this.counters.publishFailures++;
-      return;
-    }
-    if (this.pub.status !== 'ready') {
-      this.counters.publishFailures++;
-      // An ephemeral message is worth nothing later: it is dropped, not deferred.
-      if (wake.ephemeral === undefined) this.deferred.add(wake);
-      return;
-    }
-    try {
-      const channel = this.channelFor(wake.user);
-      if (wake.ephemeral === undefined || !(await this.ensureReplyChannel())) {
-        await this.pub.publish(channel, encodeWake(wake, this.opts.maxInlineBytes));
-        this.counters.published++;
-        return; // an ephemeral's reach is unknown beyond this node without the reply channel
-      }
-      // Every receiving node answers with the devices that took it (reach-replies.ts);
-      // PUBLISH says how many nodes received it, so we know how many answers to wait for.
-      const ref = this.replies.newRef();
-      const receivers = await this.pub.publish(channel, encodeWake({ ...wake, reply: { to: this.nodeId, ref } }, this.opts.maxInlineBytes));
-      this.counters.published++;
-      return await this.replies.collect(ref, receivers);
-    } catch (err) {
-      this.counters.publishFailures++;
-      if (wake.ephemeral === undefined) this.deferred.add(wake);
-      this.errors.note('publisher', err);
-    }
-  }
-
   healthy(): boolean {
     return !this.closed && this.pubUp && this.link.isUp();
-  }
-
-  onHealth(fn: (healthy: boolean) => void): () => void {
-    return this.health.on(fn);
   }
 
   stats(): RedisBusStats {
@@ -214,71 +111,41 @@ export class RedisBus implements Bus {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (!this.closeShared()) return;
     if (this.pingTimer) clearInterval(this.pingTimer);
-    this.health.clear();
-    this.deferred.clear();
-    this.replies.close();
-    this.interests.clear();
     await Promise.allSettled([quitOrDisconnect(this.pub), this.link.close()]);
   }
 
   // ---- internals -------------------------------------------------------------------
 
-  private updateHealth(): void {
-    this.health.set(this.healthy());
+  protected publisherReady(): boolean {
+    return this.pub.status === 'ready';
   }
 
-  private replyChannel(nodeId: string): string {
-    return `${this.prefix}n:${nodeId}`;
+  protected send(channel: string, payload: string): Promise<number> {
+    return this.pub.publish(channel, payload);
+  }
+
+  protected newInterest(_channel: string, user: string): Interest {
+    return { user, handlers: new Set() };
+  }
+
+  protected want(channel: string, _it: Interest, wanted: boolean): Promise<void> {
+    return this.link.want(channel, wanted);
   }
 
   /**
    * Subscribe this node's reply channel when it first publishes an ephemeral message (nodes
    * that never do keep one channel per user); the link keeps it across reconnects.
    */
-  private async ensureReplyChannel(): Promise<boolean> {
+  protected async ensureReplyChannel(): Promise<boolean> {
     const channel = this.replyChannel(this.nodeId);
     if (!this.link.isConfirmed(channel)) await this.link.want(channel, true);
     return this.link.isConfirmed(channel);
   }
 
-  private dispatch(channel: string, payload: string): void {
-    if (channel === this.replyChannel(this.nodeId)) {
-      this.replies.onReply(payload);
-      return;
-    }
-    const it = this.interests.get(channel);
-    const wake = it ? decodeWake(payload) : undefined;
-    if (it && (!wake || wake.user !== it.user)) {
-      this.counters.malformed++;
-      return;
-    }
-    let took = 0;
-    if (it && wake) {
-      this.counters.received++;
-      took = deliverWake(it, wake, this.logger);
-    }
-    // Answer every ephemeral that reached this node, even with 0 (a channel we just left):
-    // the publisher waits for as many answers as PUBLISH counted.
-    const reply = wake?.reply ?? (it ? undefined : replyOf(payload));
-    if (reply && this.pub.status === 'ready') {
-      this.pub.publish(this.replyChannel(reply.to), ReachReplies.encode(reply.ref, took)).catch((err: unknown) => this.errors.note('publisher', err));
-    }
-  }
-
-  private flushDeferred(): void {
-    for (const wake of this.deferred.take()) {
-      this.pub.publish(this.channelFor(wake.user), encodeWake(wake, 0)).then(
-        () => {
-          this.counters.republished++;
-        },
-        () => {
-          this.deferred.add(wake);
-        },
-      );
-    }
+  private updateHealth(): void {
+    this.health.set(this.healthy());
   }
 
   /** A socket can stay open with nobody answering; an unanswered ping forces a reconnect. */
@@ -304,13 +171,7 @@ export class RedisBus implements Bus {
 export async function openRedisBus(options: RedisBusOptionsInput & { logger?: BusLogger }): Promise<RedisBus> {
   const bus = new RedisBus(options);
   const { connectTimeoutMs, startDisconnected } = parseRedisBusOptions(stripLogger(options));
-  const ok = await bus.waitHealthy(connectTimeoutMs);
-  if (!ok && !startDisconnected) {
-    await bus.close();
-    throw new PoboxError('UNAVAILABLE', `redis bus: could not connect to ${redactUrl(options.url)} within ${connectTimeoutMs} ms`);
-  }
-  if (!ok) options.logger?.warn({ url: redactUrl(options.url) }, 'redis bus not reachable yet; sessions poll the store until it is');
-  return bus;
+  return awaitBusStart(bus, { what: 'redis bus', couldNot: 'could not connect to', url: redactUrl(options.url), connectTimeoutMs, startDisconnected, logger: options.logger });
 }
 
 /**
