@@ -1,7 +1,20 @@
 /** pobox as a library: the post office over an engine of your choice. */
 export { ErrorCode, PoboxError, isPoboxError, HTTP_STATUS, type ErrorBody } from './core/errors.js';
 export type { DeviceId, MessageId, Seq, UserId } from './core/ids.js';
-export type { AckResult, Clock, DeviceCursor, DeviceStart, GroupSendResult, MailboxStats, ReadPage, RecipientOutcome, SendResult, StoredMessage } from './core/types.js';
+export type {
+  AckResult,
+  Clock,
+  DeviceCursor,
+  DeviceStart,
+  GapNotice,
+  GapReason,
+  GroupSendResult,
+  MailboxStats,
+  ReadPage,
+  RecipientOutcome,
+  SendResult,
+  StoredMessage,
+} from './core/types.js';
 export { systemClock } from './core/types.js';
 export { LimitsSchema, PostOfficeConfigSchema, RetentionSchema, StoreConfigSchema, type PostOfficeConfig, type StoreConfig } from './core/config.js';
 export type { MailboxStore, StoreCapabilities, StoreFactory } from './store/contract.js';

@@ -35,6 +35,7 @@ import { base64ToBytes, BASE64, bytesToBase64 } from '../core/bytes.js';
 import { CloseCode, ENCODINGS, PROTOCOL_VERSION, type ClientFrame, type Encoding, type SendFrame, type ServerFrame, type WelcomeFrame } from '../core/protocol.js';
 import { Backoff } from '../core/backoff.js';
 import { DeliveryTracker } from './delivery.js';
+import type { GapReason } from '../core/protocol.js';
 import { TypedEmitter, type Listener } from '../core/emitter.js';
 import { PendingSends } from './sends.js';
 import { nextClientState } from './state.js';
@@ -44,6 +45,7 @@ import type {
   ClientMessage,
   EphemeralClientMessage,
   ClientOptions,
+  GapEvent,
   ClientState,
   ClientStats,
   SendOptions,
@@ -72,7 +74,7 @@ export class ConnectionClosedError extends PoboxError {
   }
 }
 
-type QueueItem = { kind: 'message'; message: ClientMessage } | { kind: 'caughtUp'; seq: number };
+type QueueItem = { kind: 'message'; message: ClientMessage } | { kind: 'caughtUp'; seq: number } | { kind: 'gap'; gap: GapEvent };
 
 interface Connection {
   id: number;
@@ -353,7 +355,12 @@ export class PoboxClient {
         return;
       }
       case 'caughtUp':
+        // The backlog's gap notice comes before caughtUp: it is about messages of the backlog.
+        if (frame.gap !== undefined) this.onGap(frame.gap);
         this.enqueue({ kind: 'caughtUp', seq: frame.seq });
+        return;
+      case 'gap':
+        this.onGap(frame);
         return;
       case 'accepted':
         this.sends.accepted(
@@ -381,6 +388,12 @@ export class PoboxClient {
         // A newer server may add frames; ignoring them keeps old clients working.
         return;
     }
+  }
+
+  private onGap(notice: unknown): void {
+    const gap = gapOf(notice);
+    if (gap) this.enqueue({ kind: 'gap', gap });
+    else this.emitError(new PoboxError('BAD_REQUEST', 'server sent a malformed gap notice'));
   }
 
   private onWelcome(conn: Connection, welcome: WelcomeFrame): void {
@@ -482,6 +495,10 @@ export class PoboxClient {
           if (this.currentState === 'open') this.setState({ state: 'live', url: this.conn?.url ?? '' });
           continue;
         }
+        if (item.kind === 'gap') {
+          await this.handOverGap(item.gap);
+          continue;
+        }
         const { message } = item;
         if (this.delivery.offer(message.seq) === 'duplicate') {
           this.counters.duplicatesDropped++;
@@ -504,6 +521,26 @@ export class PoboxClient {
     } finally {
       this.pumping = false;
     }
+  }
+
+  /**
+   * A gap notice, in order with the messages: every message of this device up to `to`
+   * that is still stored came before it, so once the `gap` listeners are done the
+   * application has passed `to`, and in auto-ack mode the ack moves there (which clears
+   * the notice on the server). A notice this client already emitted (the same one again
+   * after a reconnect, before its ack was committed) is not emitted again.
+   */
+  private async handOverGap(gap: GapEvent): Promise<void> {
+    const generation = this.delivery.generation;
+    if (this.delivery.gap(gap.to) === 'new') {
+      const pending = this.emitter.emitAndCollect('gap', gap);
+      if (pending.length > 0) {
+        const results = await Promise.allSettled(pending);
+        for (const r of results) if (r.status === 'rejected') this.emitError(toError(r.reason, 'INTERNAL', `gap handler failed for seqs ${gap.from}..${gap.to}`));
+      }
+    }
+    if (this.ackMode === 'auto') this.delivery.confirm(gap.to, generation);
+    this.scheduleAck();
   }
 
   /**
@@ -655,6 +692,15 @@ function bodyOf(frame: { body: unknown; binary?: unknown }): string | Uint8Array
   if (typeof body !== 'string') return undefined;
   if (frame.binary !== true) return body;
   return BASE64.test(body) ? base64ToBytes(body) : undefined;
+}
+
+/** A gap notice from the server as the application gets it; undefined when malformed. */
+function gapOf(v: unknown): GapEvent | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const { from, to, count, reasons } = v as Record<string, unknown>;
+  const seq = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+  if (!seq(from) || !seq(to) || !seq(count) || from > to || !Array.isArray(reasons)) return undefined;
+  return { from, to, count, reasons: reasons.filter((r): r is GapReason => r === 'expired' || r === 'purged') };
 }
 
 function checkSend(input: SendOptions): PoboxError | undefined {

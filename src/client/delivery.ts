@@ -28,6 +28,8 @@ export class DeliveryTracker {
   private receivedHere = 0;
   /** Messages confirmed since the last ack went out, to ack early when the window fills. */
   unackedCount = 0;
+  /** The highest `to` of a gap notice handed to the application in this epoch. */
+  private gapTo = 0;
 
   constructor(resume?: { epoch: string; lastSeq: number }) {
     if (resume) {
@@ -43,6 +45,7 @@ export class DeliveryTracker {
     if (epochChanged || (this.epoch !== undefined && this.epoch !== epoch)) {
       this.handed = 0;
       this.confirmed = 0;
+      this.gapTo = 0;
       this.generation++;
       reset = true;
     }
@@ -62,6 +65,20 @@ export class DeliveryTracker {
       return 'duplicate';
     }
     this.handed = seq;
+    return 'new';
+  }
+
+  /**
+   * A gap notice up to `to` arrived: the server has sent every message of this device up
+   * to `to` that is still stored, so everything up to it counts as received and handed
+   * over (the ack may move there). 'new' when the application has not been given a
+   * notice reaching this far yet.
+   */
+  gap(to: number): Offer {
+    if (to > this.receivedHere) this.receivedHere = to;
+    if (to > this.handed) this.handed = to;
+    if (to <= this.gapTo) return 'duplicate';
+    this.gapTo = to;
     return 'new';
   }
 

@@ -19,6 +19,7 @@ export { Backoff, backoffCeiling, backoffDelay, type BackoffOptions, type Backof
 export { TypedEmitter, type Listener } from '../core/emitter.js';
 export { PoboxError, isPoboxError, ErrorCode, RETRYABLE } from '../core/errors.js';
 export { CloseCode, PROTOCOL_VERSION, type Encoding, type RecipientResult } from '../core/protocol.js';
+export type { GapNotice, GapReason } from '../core/protocol.js';
 export type {
   AckMode,
   ClientEvents,
@@ -27,6 +28,7 @@ export type {
   ClientState,
   ClientStats,
   EphemeralClientMessage,
+  GapEvent,
   SendOptions,
   SendReceipt,
   StateChange,

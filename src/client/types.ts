@@ -1,5 +1,6 @@
 import type { PoboxError } from '../core/errors.js';
 import type { Encoding, EphemeralFrame, MessageFrame, RecipientResult } from '../core/protocol.js';
+import type { GapNotice } from '../core/protocol.js';
 
 /**
  * The subset of the standard WebSocket API the client uses. Browsers provide it as
@@ -102,6 +103,9 @@ export interface SendReceipt {
   results?: RecipientResult[];
 }
 
+/** A gap notice as handed to the application (event `gap`). */
+export type GapEvent = GapNotice;
+
 /** An ephemeral message as handed to the application (event `ephemeral`): no seq, no ack. */
 export type EphemeralClientMessage = Omit<EphemeralFrame, 'type' | 'binary'>;
 
@@ -125,6 +129,14 @@ export interface ClientEvents {
   ephemeral: EphemeralClientMessage;
   /** The backlog that existed at connect has been handed over; live delivery follows. */
   caughtUp: { seq: number };
+  /**
+   * Messages this device had not acked are gone without being shown to it (`reasons`:
+   * they expired, or an admin purged the mailbox): `count` of them in seqs `from..to`.
+   * Emitted once per notice, in order with the messages (before the first message
+   * above `to`). In auto-ack mode the SDK acks `to` once the listeners are done, which
+   * clears the notice on the server; in manual mode call `ack(to)`.
+   */
+  gap: GapEvent;
   state: StateChange;
   error: PoboxError;
 }

@@ -97,10 +97,43 @@ export interface MessageFrame {
   receipt?: boolean;
 }
 
+/** Why messages a device had not acked were removed: their retention ended, or an admin purged the mailbox. */
+export type GapReason = 'expired' | 'purged';
+
+/**
+ * A gap notice: messages in seqs from..to (inclusive) that a device had not acknowledged
+ * were removed (or skipped as expired) and will never be delivered to it. `count` is how
+ * many (one delivered but not yet acked when it was removed is counted too); seqs in the
+ * range that were not for this device are not. Notices of removals at different times
+ * merge: from = the lowest, to = the highest, counts added, reasons united.
+ */
+export interface GapNotice {
+  from: number;
+  to: number;
+  count: number;
+  reasons: GapReason[];
+}
+
 /** Sent once per connection, after the backlog that existed at connect has been sent. */
 export interface CaughtUpFrame {
   type: 'caughtUp';
   seq: number;
+  /**
+   * Present when messages this device had not acked, after the last message of the
+   * backlog, are gone without being shown to it (expired, purged). A stored notice is
+   * sent on every connection until the device acks `gap.to`.
+   */
+  gap?: GapNotice;
+}
+
+/**
+ * A gap notice on its own: written right before the first message above `to` (during
+ * the drain or live), or when found while live (a message that expired while this
+ * connection was held behind its window). Every message of this device up to `to` that
+ * is still stored was sent before it, so an ack past it always comes after it.
+ */
+export interface GapFrame extends GapNotice {
+  type: 'gap';
 }
 
 /**
@@ -161,7 +194,7 @@ export interface PongFrame {
   t?: number;
 }
 
-export type ServerFrame = WelcomeFrame | MessageFrame | EphemeralFrame | CaughtUpFrame | AcceptedFrame | AckedFrame | ErrorFrame | PongFrame;
+export type ServerFrame = WelcomeFrame | MessageFrame | EphemeralFrame | CaughtUpFrame | GapFrame | AcceptedFrame | AckedFrame | ErrorFrame | PongFrame;
 
 /** WebSocket close codes pobox uses (4000-4999 is the application range). */
 export const CloseCode = {

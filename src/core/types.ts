@@ -1,6 +1,10 @@
 import type { Body } from './bytes.js';
 import type { PoboxError } from './errors.js';
 import type { DeviceId, MessageId, Seq, UserId } from './ids.js';
+import type { GapNotice } from './protocol.js';
+
+// Gap notices travel in frames too, so they are defined with the protocol (browser-safe).
+export type { GapNotice, GapReason } from './protocol.js';
 
 /** A message as stored in a user's mailbox. One copy, whatever the number of devices. */
 export interface StoredMessage {
@@ -73,6 +77,18 @@ export interface ReadPage {
   more: boolean;
   /** The highest seq assigned so far, for the caller to know how far behind it is. */
   lastSeq: Seq;
+  /**
+   * The device's stored gap notice: messages removed from the mailbox (swept after they
+   * expired, purged) while they were above its cursor. Kept with the device's cursor, the
+   * same on every page, until an ack reaches `to`.
+   */
+  gap?: GapNotice;
+  /**
+   * Seqs of this page's range (after the device's cursor and `afterSeq`, up to
+   * `nextAfter`), in order, of messages for this device that expired before it was shown
+   * them: still stored (not yet swept), never returned. Absent when none.
+   */
+  expired?: Seq[];
 }
 
 export interface SendResult {

@@ -4,6 +4,7 @@
  * listener never breaks the gateway (TypedEmitter catches it).
  */
 import type { ErrorCode } from '../core/errors.js';
+import type { GapNotice } from '../core/types.js';
 import type { SessionState } from './session-state.js';
 
 export interface GatewayEvents {
@@ -18,6 +19,11 @@ export interface GatewayEvents {
   disconnect: { user: string; device: string; code: number; reason: string; durationMs: number; sent: number };
   /** The backlog that existed at connect was sent (`drained` messages, `ms` since hello). */
   caughtUp: { user: string; device: string; seq: number; drained: number; ms: number };
+  /**
+   * A gap notice was written to a device (in caughtUp or a gap frame): messages in
+   * from..to it had not acked are gone without being shown to it.
+   */
+  gap: { user: string; device: string } & GapNotice;
   /**
    * One message frame written to a device; `live` when sent after caughtUp (otherwise
    * part of the drain), `fast` when it came from the wake-up itself without a read.

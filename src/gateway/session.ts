@@ -22,6 +22,10 @@
  *   in the same epoch, no read is running and the window has room; otherwise it is
  *   just a reason to read. While the bus is unhealthy, a timer reads every
  *   pollIntervalMs instead.
+ * - gap notices: messages of this device gone unseen (the stored notice a read returns,
+ *   the expired ones it passed) are reported in order: a `gap` frame right before the
+ *   first message above them, or in `caughtUp` after the backlog, or as a `gap` frame
+ *   while live. An ack past a notice (which removes it) thus always follows the notice.
  * - acks: cumulative `ack {upTo}` frees window space at once, is committed to the store
  *   (coalesced: one commit in flight, then the highest ack that arrived meanwhile) and
  *   answered with `acked {cursor}` once durable.
@@ -44,7 +48,8 @@ import type { Bus, Wake } from '../bus/contract.js';
 import { PoboxError, toPoboxError, type ErrorCode } from '../core/errors.js';
 import type { Body } from '../core/bytes.js';
 import { CloseCode, PROTOCOL_VERSION, type ClientFrame, type Encoding, type HelloFrame, type SendFrame, type ServerFrame } from '../core/protocol.js';
-import type { EphemeralMessage, StoredMessage } from '../core/types.js';
+import { addToGap, mergeGap } from '../core/gap.js';
+import type { EphemeralMessage, GapNotice, StoredMessage } from '../core/types.js';
 import type { TypedEmitter } from '../core/emitter.js';
 import type { PostOffice } from '../postoffice/post-office.js';
 import type { GroupSendInput, SendInput } from '../postoffice/schemas.js';
@@ -107,6 +112,14 @@ export class DeviceSession {
   private again = false;
   private blockedBy: 'window' | 'socket' | null = null;
   private caughtUpSent = false;
+  /** Every seq at or below this was sent, or is not for this device, or is gone (readPos, or a complete read's lastSeq). */
+  private passed = 0;
+  /** The device's stored gap notice as the last read showed it, not yet reported on this connection. */
+  private storedGap: GapNotice | undefined;
+  /** Expired messages this connection passed without sending, not yet reported. */
+  private expiredGap: GapNotice | undefined;
+  /** The highest `to` of a gap notice reported on this connection (in caughtUp or a gap frame). */
+  private gapReported = 0;
   private helloAt = 0;
   private sent = 0;
   private drained = 0;
@@ -494,8 +507,16 @@ export class DeviceSession {
       !this.socketFull()
     ) {
       if (m.toDevice !== undefined && m.toDevice !== this.device) this.readPos = m.seq;
-      else if (m.expiresAt <= Date.now()) this.readPos = m.seq;
-      else this.deliver(m, true);
+      // The post office's clock, as reads use: a message is expired by the same time everywhere.
+      else if (m.expiresAt <= this.deps.postOffice.now()) {
+        this.readPos = m.seq;
+        this.noteExpired([m.seq], m.seq);
+        this.passed = Math.max(this.passed, m.seq);
+        this.reportGap(this.passed);
+      } else {
+        if (this.storedGap || this.expiredGap) this.reportGap(m.seq - 1);
+        this.deliver(m, true);
+      }
       return;
     }
     this.pump();
@@ -543,6 +564,7 @@ export class DeviceSession {
         this.close(CloseCode.INTERNAL, 'mailbox epoch changed; reconnect');
         return;
       }
+      if (page.gap && page.gap.to > this.gapReported) this.storedGap = page.gap;
       let stopped: 'window' | 'socket' | null = null;
       for (const m of page.messages) {
         if (m.seq <= this.readPos) continue; // an ack moved readPos past it while we read
@@ -554,7 +576,20 @@ export class DeviceSession {
           stopped = 'socket';
           break;
         }
+        // What is gone below this message is reported before it, so an ack past a notice
+        // always comes after the notice (a notice is removed by such an ack).
+        this.noteExpired(page.expired, m.seq - 1);
+        this.reportGap(m.seq - 1);
         this.deliver(m, false);
+      }
+      if (stopped === null) {
+        // Expired messages after the last one sent are passed only if the page was; after a
+        // stop the next read, from readPos, lists them again.
+        if (page.nextAfter > this.readPos) this.readPos = page.nextAfter;
+        this.noteExpired(page.expired, this.readPos);
+        this.passed = Math.max(this.passed, this.readPos, page.more ? 0 : page.lastSeq);
+        // While draining, what is left goes with caughtUp (or before the next message).
+        if (this.caughtUpSent) this.reportGap(this.passed);
       }
       // One writev per page; the client starts on it while the next page is read.
       this.flush();
@@ -564,16 +599,47 @@ export class DeviceSession {
       }
       // Full while corked, but the flush may have handed it all to the kernel: then read on.
       if (stopped === 'socket') continue;
-      if (page.nextAfter > this.readPos) this.readPos = page.nextAfter;
       if (page.more) continue;
       if (!this.caughtUpSent) {
         this.caughtUpSent = true;
         this.moveTo('live');
-        this.write({ type: 'caughtUp', seq: this.readPos });
+        const gap = this.takeGap(this.passed);
+        this.write({ type: 'caughtUp', seq: this.readPos, ...(gap ? { gap } : {}) });
         this.deps.events.emit('caughtUp', { user: this.user, device: this.device, seq: this.readPos, drained: this.drained, ms: Date.now() - this.helloAt });
+        if (gap) this.deps.events.emit('gap', { user: this.user, device: this.device, ...gap });
       }
       if (!this.again) return;
     }
+  }
+
+  /** Expired seqs of a page that this connection has passed: those up to `upTo`. */
+  private noteExpired(seqs: readonly number[] | undefined, upTo: number): void {
+    if (!seqs) return;
+    for (const seq of seqs) if (seq <= upTo && seq > (this.expiredGap?.to ?? this.gapReported)) this.expiredGap = addToGap(this.expiredGap, seq, 'expired');
+  }
+
+  /**
+   * The notice to report now that everything up to `upTo` was passed, if any: the expired
+   * messages passed, merged with the stored notice when its `to` is within `upTo` (every
+   * message of this device below it that is still stored went out first, so the client
+   * may treat `to` as handed over).
+   */
+  private takeGap(upTo: number): GapNotice | undefined {
+    const stored = this.storedGap && this.storedGap.to <= upTo ? this.storedGap : undefined;
+    const gap = mergeGap(stored, this.expiredGap);
+    if (!gap) return undefined;
+    if (stored) this.storedGap = undefined;
+    this.expiredGap = undefined;
+    this.gapReported = Math.max(this.gapReported, gap.to);
+    return gap;
+  }
+
+  /** A notice as its own frame: before a message above it, or when found while live. */
+  private reportGap(upTo: number): void {
+    const gap = this.takeGap(upTo);
+    if (!gap) return;
+    this.write({ type: 'gap', ...gap });
+    this.deps.events.emit('gap', { user: this.user, device: this.device, ...gap });
   }
 
   private windowOpen(): boolean {

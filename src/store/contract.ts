@@ -141,12 +141,17 @@ export interface MailboxStore {
    */
   append(items: readonly AppendItem[], limits: AppendLimits): Promise<AppendOutcome[]>;
 
-  /** A page of one device's view: seq > max(afterSeq, cursor), for the user or this device, unexpired. */
+  /**
+   * A page of one device's view: seq > max(afterSeq, cursor), for the user or this device,
+   * unexpired. The expired ones it passed are listed in `expired`; the device's stored gap
+   * notice, if any, is in `gap`.
+   */
   read(req: ReadRequest): Promise<ReadPage>;
 
   /**
    * Move the device's cursor to upToSeq (never backwards) and delete what every device
-   * has now acked. NOT_FOUND for an unknown device, BAD_REQUEST beyond the last seq.
+   * has now acked; a gap notice whose `to` the cursor reaches is removed in the same
+   * write. NOT_FOUND for an unknown device, BAD_REQUEST beyond the last seq.
    */
   ack(user: UserId, device: DeviceId, upToSeq: Seq): Promise<AckOutcome>;
 
@@ -156,10 +161,18 @@ export interface MailboxStore {
 
   stats(user: UserId, now: number): Promise<MailboxStats>;
 
-  /** Delete all of a user's stored messages. Devices, cursors, seqs and dedupe entries are kept. */
+  /**
+   * Delete all of a user's stored messages. Devices, cursors, seqs and dedupe entries are
+   * kept. Each device below a deleted message that was for it gets it added to its gap
+   * notice (rules.ts gapsAfterRemoval, reason 'purged') in the same write.
+   */
   purge(user: UserId): Promise<PurgeOutcome>;
 
-  /** Delete up to `max` messages (and their index entries) that expired at or before `now`. */
+  /**
+   * Delete up to `max` messages (and their index entries) that expired at or before `now`,
+   * adding them to the gap notice of each device still below them (reason 'expired') in
+   * the same write.
+   */
   sweep(now: number, max: number): Promise<SweepOutcome>;
 
   /**

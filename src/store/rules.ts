@@ -3,12 +3,15 @@
  * device starts at, and which messages an ack or a device removal lets us delete.
  * Pure functions over the device map, so each engine computes the same answer.
  */
+import { addToGap } from '../core/gap.js';
 import type { DeviceId, Seq } from '../core/ids.js';
-import type { DeviceCursor, DeviceStart } from '../core/types.js';
+import type { DeviceCursor, DeviceStart, GapNotice, GapReason } from '../core/types.js';
 
 export interface DeviceValue {
   cursor: Seq;
   registeredAt: number;
+  /** Messages removed while above this cursor, not yet reported and acked past (gap notice). */
+  gap?: GapNotice;
 }
 export type DeviceMap = Record<DeviceId, DeviceValue>;
 
@@ -74,4 +77,32 @@ export function planAfterRemove(oldMin: Seq | undefined, newMin: Seq | undefined
 export function planAfterRegister(oldMin: Seq | undefined, newMin: Seq | undefined): DeletePlan {
   const all = oldMin === undefined && newMin !== undefined && newMin > 0 ? { lo: 0, hi: newMin } : null;
   return { all, targeted: null };
+}
+
+/** A message leaving the mailbox without every device's ack: its seq and the device it was for, if one. */
+export interface Removed {
+  seq: Seq;
+  toDevice?: DeviceId | undefined;
+}
+
+/**
+ * The gap notices a removal (the sweeper's, a purge) leaves: every device whose cursor is
+ * below a removed message that was for it (the user's, or addressed to that device) gets
+ * it added to its notice. Returns only the devices whose notice changed, with the merged
+ * notice to store beside their cursor in the same write as the removal.
+ */
+export function gapsAfterRemoval(devices: DeviceMap, removed: Iterable<Removed>, reason: GapReason): Map<DeviceId, GapNotice> {
+  const out = new Map<DeviceId, GapNotice>();
+  for (const r of removed) {
+    for (const [device, d] of Object.entries(devices)) {
+      if (r.seq <= d.cursor || (r.toDevice !== undefined && r.toDevice !== device)) continue;
+      out.set(device, addToGap(out.get(device) ?? d.gap, r.seq, reason));
+    }
+  }
+  return out;
+}
+
+/** A device's notice after its cursor moved to `upTo`: gone once the ack reaches its `to` (the device got past the whole range). */
+export function gapAfterAck(gap: GapNotice | undefined, upTo: Seq): GapNotice | undefined {
+  return gap && upTo < gap.to ? gap : undefined;
 }

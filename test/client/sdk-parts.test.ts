@@ -94,6 +94,23 @@ describe('delivery tracker', () => {
     assert.equal(d.offer(11), 'new');
   });
 
+  it('a gap notice counts as handed up to its `to` (so it can be acked), and is new only once per epoch', () => {
+    const d = new DeliveryTracker();
+    d.welcome('e1', false, 0);
+    d.offer(1);
+    assert.equal(d.gap(3), 'new');
+    assert.equal(d.handed, 3);
+    d.confirm(3);
+    assert.equal(d.ackDue(), 3, 'the ack may move past the gap');
+    d.welcome('e1', false, 0); // reconnected before that ack was committed
+    assert.equal(d.offer(1), 'duplicate');
+    assert.equal(d.gap(3), 'duplicate', 'the same notice again is not new');
+    assert.equal(d.ackDue(), 3);
+    assert.equal(d.gap(5), 'new', 'one reaching further is');
+    d.welcome('e2', true, 0);
+    assert.equal(d.gap(3), 'new', 'a new epoch starts over');
+  });
+
   it('caps a confirmation at what was handed', () => {
     const d = new DeliveryTracker();
     d.welcome('e1', false, 0);

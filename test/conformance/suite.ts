@@ -27,6 +27,7 @@ import { defineFairQuotaBehaviours } from './fair-quotas.js';
 import { defineGroupBehaviours } from './group.js';
 import { defineBinaryBehaviours } from './binary.js';
 import { defineExportBehaviours } from './export.js';
+import { defineGapBehaviours } from './gaps.js';
 
 export type { EngineFactory, EngineHandle } from './helpers.js';
 
@@ -41,5 +42,6 @@ export function defineConformance(engineName: string, factory: EngineFactory): v
     defineGroupBehaviours(factory);
     defineBinaryBehaviours(factory);
     defineExportBehaviours(factory);
+    defineGapBehaviours(factory);
   });
 }

@@ -1,7 +1,19 @@
-/** The mailbox rules every engine applies: start cursors and delete plans. */
+/** The mailbox rules every engine applies: start cursors, delete plans and gap notices. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { deviceList, hasDevice, minCursor, planAfterAck, planAfterRegister, planAfterRemove, startCursor, type DeviceMap } from '../../src/store/rules.js';
+import { mergeGap } from '../../src/core/gap.js';
+import {
+  deviceList,
+  gapAfterAck,
+  gapsAfterRemoval,
+  hasDevice,
+  minCursor,
+  planAfterAck,
+  planAfterRegister,
+  planAfterRemove,
+  startCursor,
+  type DeviceMap,
+} from '../../src/store/rules.js';
 
 const dev = (cursor: number, registeredAt = 0) => ({ cursor, registeredAt });
 
@@ -94,5 +106,36 @@ describe('rules: delete plans', () => {
     assert.deepEqual(planAfterRegister(undefined, 0), { all: null, targeted: null }, 'first device from the beginning');
     assert.deepEqual(planAfterRegister(3, 3), { all: null, targeted: null }, 'a later device at the head');
     assert.deepEqual(planAfterRegister(3, 0), { all: null, targeted: null }, "a later device at 'oldest'");
+  });
+});
+
+describe('rules: gap notices', () => {
+  it('a removal notes each message for every device still below it that it was for, merged with what the device had', () => {
+    const devices: DeviceMap = { phone: dev(1), laptop: { ...dev(0), gap: { from: 0, to: 0, count: 1, reasons: ['purged'] } }, tablet: dev(9) };
+    const gaps = gapsAfterRemoval(devices, [{ seq: 1 }, { seq: 2, toDevice: 'laptop' }, { seq: 3, toDevice: 'phone' }, { seq: 5 }], 'expired');
+    assert.deepEqual(Object.fromEntries(gaps), {
+      phone: { from: 3, to: 5, count: 2, reasons: ['expired'] },
+      laptop: { from: 0, to: 5, count: 4, reasons: ['expired', 'purged'] },
+    });
+    assert.equal(gaps.has('tablet'), false, 'a device past every removed seq gets nothing');
+    assert.equal(gapsAfterRemoval(devices, [], 'purged').size, 0);
+  });
+
+  it('an ack keeps a notice until it reaches its `to`', () => {
+    const gap = { from: 3, to: 5, count: 2, reasons: ['expired' as const] };
+    assert.equal(gapAfterAck(gap, 4), gap);
+    assert.equal(gapAfterAck(gap, 5), undefined);
+    assert.equal(gapAfterAck(gap, 9), undefined);
+    assert.equal(gapAfterAck(undefined, 9), undefined);
+  });
+
+  it('mergeGap: lowest from, highest to, counts added, reasons united in one order', () => {
+    assert.deepEqual(mergeGap({ from: 4, to: 6, count: 2, reasons: ['purged'] }, { from: 2, to: 3, count: 1, reasons: ['expired', 'purged'] }), {
+      from: 2,
+      to: 6,
+      count: 3,
+      reasons: ['expired', 'purged'],
+    });
+    assert.equal(mergeGap(undefined, undefined), undefined);
   });
 });

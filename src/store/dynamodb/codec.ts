@@ -5,7 +5,7 @@
  */
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { DeviceId, MessageId, Seq, UserId } from '../../core/ids.js';
-import type { StoredMessage } from '../../core/types.js';
+import type { GapNotice, GapReason, StoredMessage } from '../../core/types.js';
 import type { DeviceMap } from '../rules.js';
 import { dedupeSk, messageSk, META_SK, USERS_GPK } from './keys.js';
 
@@ -176,7 +176,7 @@ export function decodeDedupe(item: Item): DedupeRecord {
 export function encodeMeta(user: UserId, m: MetaValue): Item {
   const devices: Record<string, AttributeValue> = {};
   for (const [device, d] of Object.entries(m.devices)) {
-    devices[device] = { M: { c: n(d.cursor), r: n(d.registeredAt) } };
+    devices[device] = { M: { c: n(d.cursor), r: n(d.registeredAt), ...(d.gap ? { g: encodeGap(d.gap) } : {}) } };
   }
   return {
     pk: s(user),
@@ -197,6 +197,16 @@ export function encodeMeta(user: UserId, m: MetaValue): Item {
   };
 }
 
+/** A device's gap notice, inside its entry of `devs`: `g` = {f: from, t: to, n: count, r: [reasons]} (about 40 bytes). */
+export function encodeGap(g: GapNotice): AttributeValue {
+  return { M: { f: n(g.from), t: n(g.to), n: n(g.count), r: { L: g.reasons.map((r) => s(r)) } } };
+}
+
+function decodeGap(m: Item): GapNotice {
+  const reasons = (m.r?.L ?? []).map((v) => v.S).filter((r): r is GapReason => r === 'expired' || r === 'purged');
+  return { from: num(m, 'f'), to: num(m, 't'), count: num(m, 'n'), reasons };
+}
+
 function senderAttributes(senders: Record<UserId, SenderHeld>): Item {
   const out: Item = {};
   for (const [from, h] of Object.entries(senders)) {
@@ -213,6 +223,7 @@ export function decodeMeta(item: Item): MetaValue {
   for (const [device, v] of Object.entries(item.devs?.M ?? {})) {
     const d = v.M ?? {};
     devices[device as DeviceId] = { cursor: num(d, 'c'), registeredAt: num(d, 'r') };
+    if (d.g?.M !== undefined) devices[device as DeviceId]!.gap = decodeGap(d.g.M);
     if (d.l?.BOOL) leaving.push(device);
   }
   const senders: Record<UserId, SenderHeld> = Object.create(null) as Record<UserId, SenderHeld>;

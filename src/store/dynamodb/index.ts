@@ -35,7 +35,19 @@ import type {
   StoreCounters,
   SweepOutcome,
 } from '../contract.js';
-import { deviceList, hasDevice, minCursor, planAfterAck, planAfterRegister, planAfterRemove, startCursor, type DeletePlan } from '../rules.js';
+import {
+  deviceList,
+  gapAfterAck,
+  gapsAfterRemoval,
+  hasDevice,
+  minCursor,
+  planAfterAck,
+  planAfterRegister,
+  planAfterRemove,
+  startCursor,
+  type DeletePlan,
+  type Removed,
+} from '../rules.js';
 import { appendForUser, emptyMeta, type AppendSettings, type Entry } from './append.js';
 import { decodeMessage, MAX_BODY_BYTES, seqRecord, type MetaValue, type SeqRecord } from './codec.js';
 import { Holes } from './holes.js';
@@ -96,6 +108,8 @@ interface Victims {
   count: number;
   bytes: number;
   senders: SenderDecrement[];
+  /** The messages counted (not released before), for the gap notices a purge leaves. */
+  removed: Removed[];
 }
 
 export class DynamoDbStore implements MailboxStore {
@@ -216,7 +230,7 @@ export class DynamoDbStore implements MailboxStore {
    * not land below a cursor unseen. Undefined when one must be waited for.
    */
   private async collect(user: UserId, meta: MetaValue, plan: DeletePlan): Promise<Victims | undefined> {
-    const v: Victims = { sks: [], count: 0, bytes: 0, senders: [] };
+    const v: Victims = { sks: [], count: 0, bytes: 0, senders: [], removed: [] };
     const bySender = new Map<UserId, { count: number; bytes: number }>();
     for (const range of [plan.all, plan.targeted]) {
       if (!range || range.hi <= range.lo) continue;
@@ -238,6 +252,7 @@ export class DynamoDbStore implements MailboxStore {
           if (isReleased(meta, m.seq, m.toDevice)) continue; // already counted as released
           v.count++;
           v.bytes += m.bytes;
+          v.removed.push({ seq: m.seq, toDevice: m.toDevice });
           addSender(bySender, m.from, m.bytes);
         }
         return true;
@@ -311,6 +326,7 @@ export class DynamoDbStore implements MailboxStore {
           countDelta: -victims.count,
           bytesDelta: -victims.bytes,
           senders: victims.senders,
+          ...gapCleared(meta, device, upToSeq),
         }),
       );
       this.remember(user, after);
@@ -365,6 +381,7 @@ export class DynamoDbStore implements MailboxStore {
           floor: upToSeq,
           zero: true,
           dropSenders: Object.keys(meta.senders),
+          ...gapCleared(meta, device, upToSeq),
         })
       : stateUpdate({
           expectedVer: meta.ver,
@@ -373,6 +390,7 @@ export class DynamoDbStore implements MailboxStore {
           countDelta: -released.count,
           bytesDelta: -released.bytes,
           senders: senderDecrements(meta, bySender),
+          ...gapCleared(meta, device, upToSeq),
         });
     try {
       const after = await this.t.updateMeta(user, change);
@@ -489,9 +507,11 @@ export class DynamoDbStore implements MailboxStore {
       if (!meta) return { deleted: 0, deletedBytes: 0 };
       const victims = await this.collectOrWait(user, meta, { all: { lo: meta.floor, hi: meta.lastSeq }, targeted: null });
       // Zeroing the counters is exact only if no send landed since the read: conditioned on last too.
+      // Devices that had not acked what goes are told on their next read: their notices are in this same update.
+      const setGaps = gapsAfterRemoval(meta.devices, victims.removed, 'purged');
       const after = await this.t.updateMeta(
         user,
-        stateUpdate({ expectedVer: meta.ver, expectedLast: meta.lastSeq, floor: meta.lastSeq, zero: true, dropSenders: Object.keys(meta.senders) }),
+        stateUpdate({ expectedVer: meta.ver, expectedLast: meta.lastSeq, floor: meta.lastSeq, zero: true, dropSenders: Object.keys(meta.senders), setGaps }),
       );
       this.remember(user, after);
       await this.dropReleased(user, victims.sks);
@@ -526,6 +546,12 @@ export class DynamoDbStore implements MailboxStore {
     this.closed = true;
     if (this.ownsClient) this.t.client.destroy();
   }
+}
+
+/** An ack that reaches the device's gap notice's `to` removes the notice in the same update. */
+function gapCleared(meta: MetaValue, device: DeviceId, upToSeq: Seq): { clearGap?: DeviceId } {
+  const gap = meta.devices[device]?.gap;
+  return gap && !gapAfterAck(gap, upToSeq) ? { clearGap: device } : {};
 }
 
 /** The floor only rises over a contiguous released range, so "seq <= floor" always means released. */

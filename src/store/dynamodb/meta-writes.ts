@@ -19,7 +19,8 @@
  */
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { DeviceId, Seq, UserId } from '../../core/ids.js';
-import { senderBytesAttr, senderCountAttr, type MetaValue } from './codec.js';
+import type { GapNotice } from '../../core/types.js';
+import { encodeGap, senderBytesAttr, senderCountAttr, type MetaValue } from './codec.js';
 import type { DeviceValue } from '../rules.js';
 import { USERS_GPK } from './keys.js';
 
@@ -181,6 +182,10 @@ export interface StateChange {
   senders?: SenderDecrement[];
   /** Remove these senders' counters outright (purge, or everything released: nothing of theirs is left). */
   dropSenders?: UserId[];
+  /** Store these devices' merged gap notices (the sweeper, a purge: computed from the device state read, hence `ver`). */
+  setGaps?: ReadonlyMap<DeviceId, GapNotice>;
+  /** Remove this device's gap notice (its ack reached the notice's `to`). */
+  clearGap?: DeviceId;
 }
 
 export interface SenderDecrement {
@@ -220,6 +225,8 @@ export function stateUpdate(c: StateChange): MetaUpdate {
     set.push(`${e.name('devs', c.addDevice.device)} = ${e.value({ M: { c: { N: String(cursor) }, r: { N: String(registeredAt) } } })}`);
   }
   if (c.removeDevice !== undefined) remove.push(e.name('devs', c.removeDevice));
+  for (const [device, gap] of c.setGaps ?? []) set.push(`${e.name('devs', device, 'g')} = ${e.value(encodeGap(gap))}`);
+  if (c.clearGap !== undefined) remove.push(e.name('devs', c.clearGap, 'g'));
   if (c.markLeaving !== undefined) {
     set.push(`${e.name('devs', c.markLeaving, 'l')} = ${e.value({ BOOL: true })}`);
     conditions.push(`attribute_exists(${e.name('devs', c.markLeaving)})`);

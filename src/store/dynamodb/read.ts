@@ -50,7 +50,15 @@ export async function readOnce(t: TableClient, holes: Holes, req: ReadRequest, s
   if (!hasDevice(meta.devices, req.device)) throw deviceNotRegistered(req.user, req.device);
   const after = Math.max(req.afterSeq, meta.devices[req.device]!.cursor);
   const start = Math.max(after, meta.floor);
-  if (start >= meta.lastSeq) return { page: { epoch: meta.epoch, messages: [], nextAfter: after, more: false, lastSeq: meta.lastSeq }, meta, start, known: new Map() };
+  // The device's gap notice rides in the meta item this Query read anyway: no extra request.
+  const gap = meta.devices[req.device]!.gap;
+  const pageOf = (messages: StoredMessage[], nextAfter: Seq, more: boolean, expired: Seq[] = []): ReadPage => {
+    const p: ReadPage = { epoch: meta.epoch, messages, nextAfter, more, lastSeq: meta.lastSeq };
+    if (gap) p.gap = gap;
+    if (expired.length > 0) p.expired = expired;
+    return p;
+  };
+  if (start >= meta.lastSeq) return { page: pageOf([], after, false), meta, start, known: new Map() };
 
   const page = new PageBuilder(req, meta, start, scanBudget);
   const ascending = top.items.slice(1).reverse();
@@ -70,14 +78,16 @@ export async function readOnce(t: TableClient, holes: Holes, req: ReadRequest, s
     // window with none could starve the reader).
     const before = result.messages.filter((m) => m.seq < blocked);
     if (before.length === 0 || !allowShort) return undefined;
-    return { page: { epoch: meta.epoch, messages: before, nextAfter: blocked - 1, more: true, lastSeq: meta.lastSeq }, meta, start, known: page.known };
+    return { page: pageOf(before, blocked - 1, true, page.expiredUpTo(blocked - 1)), meta, start, known: page.known };
   }
-  return { page: { epoch: meta.epoch, messages: result.messages, nextAfter: result.nextAfter, more: result.more, lastSeq: meta.lastSeq }, meta, start, known: page.known };
+  return { page: pageOf(result.messages, result.nextAfter, result.more, page.expiredUpTo(result.nextAfter)), meta, start, known: page.known };
 }
 
 class PageBuilder {
   readonly known = new Map<Seq, SeqRecord>();
   private readonly messages: StoredMessage[] = [];
+  /** Seqs for this device passed because they had expired (still stored: the sweeper has not been yet). */
+  private readonly expired: Seq[] = [];
   private readonly missing: Seq[] = [];
   private expected: Seq;
   private nextAfter: Seq;
@@ -126,8 +136,11 @@ class PageBuilder {
         return false;
       }
       this.nextAfter = m.seq;
-      if (m.expiresAt <= this.req.now) continue;
       if (m.toDevice !== undefined && m.toDevice !== this.req.device) continue;
+      if (m.expiresAt <= this.req.now) {
+        this.expired.push(m.seq); // above the cursor and the floor, for this device: unseen
+        continue;
+      }
       this.messages.push(m);
     }
     return !this.stopped;
@@ -149,6 +162,11 @@ class PageBuilder {
     this.stopAt = at;
     this.stopped = true;
     this.more = true;
+  }
+
+  /** The expired messages this page passed, up to where it ends. */
+  expiredUpTo(nextAfter: Seq): Seq[] {
+    return this.expired.filter((seq) => seq <= nextAfter);
   }
 
   finish(): { messages: StoredMessage[]; nextAfter: Seq; more: boolean; missing: Seq[] } {

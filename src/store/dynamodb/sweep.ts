@@ -17,13 +17,14 @@
  * The walk resumes where the previous call stopped, so a sweep bounded by `max` goes on
  * from the same mailbox.
  */
-import type { Seq, UserId } from '../../core/ids.js';
+import type { DeviceId, Seq, UserId } from '../../core/ids.js';
 import type { SweepOutcome } from '../contract.js';
 import { decodeMessage, decodeMeta, encodeTombstone, seqRecord, ttlSeconds } from './codec.js';
 import { itemKey, messageSk, META_SK, USERS_GPK } from './keys.js';
 import { addSender, senderDecrements, stateUpdate } from './meta-writes.js';
 import { StaleRead, type TableClient } from './queries.js';
 import { isReleased } from './released.js';
+import { gapsAfterRemoval } from '../rules.js';
 import { contentionPause, withinBudget } from './retry.js';
 
 const USERS_PER_PAGE = 100;
@@ -84,12 +85,12 @@ interface UserSweep {
 
 async function sweepUser(t: TableClient, user: UserId, now: number, budget: number, hooks: SweepHooks): Promise<UserSweep> {
   // Seqs this visit already turned into tombstones: still ours to subtract if the update is retried.
-  const closed = new Map<Seq, { bytes: number; from: UserId | undefined }>();
+  const closed = new Map<Seq, { bytes: number; from: UserId | undefined; toDevice: DeviceId | undefined }>();
   const startedAt = Date.now();
   for (let attempt = 0; ; attempt++) {
     const meta = await t.getMeta(user);
     if (!meta) return { expired: 0, expiredBytes: 0, more: false };
-    const victims: Array<{ seq: Seq; bytes: number; cb: number | undefined; from: UserId | undefined }> = [];
+    const victims: Array<{ seq: Seq; bytes: number; cb: number | undefined; from: UserId | undefined; toDevice: DeviceId | undefined }> = [];
     let prefix = meta.floor;
     let open = true;
     let expected = meta.floor + 1;
@@ -103,7 +104,7 @@ async function sweepUser(t: TableClient, user: UserId, now: number, budget: numb
           expected = rec.seq + 1;
           if (rec.tomb) {
             const mine = closed.get(rec.seq);
-            if (mine !== undefined) victims.push({ seq: rec.seq, bytes: mine.bytes, cb: rec.cb, from: mine.from });
+            if (mine !== undefined) victims.push({ seq: rec.seq, bytes: mine.bytes, cb: rec.cb, from: mine.from, toDevice: mine.toDevice });
             if (open) prefix = rec.seq;
             continue;
           }
@@ -114,7 +115,7 @@ async function sweepUser(t: TableClient, user: UserId, now: number, budget: numb
           }
           if (m.expiresAt <= now) {
             if (victims.length < budget) {
-              victims.push({ seq: m.seq, bytes: m.bytes, cb: rec.cb, from: m.from });
+              victims.push({ seq: m.seq, bytes: m.bytes, cb: rec.cb, from: m.from, toDevice: m.toDevice });
               if (open) prefix = m.seq;
               continue;
             }
@@ -131,7 +132,7 @@ async function sweepUser(t: TableClient, user: UserId, now: number, budget: numb
     for (const v of victims) {
       if (v.seq <= prefix || closed.has(v.seq)) continue;
       await t.put(encodeTombstone(user, v.seq, ttlSeconds(now, hooks.graceSeconds), v.bytes, v.cb));
-      closed.set(v.seq, { bytes: v.bytes, from: v.from });
+      closed.set(v.seq, { bytes: v.bytes, from: v.from, toDevice: v.toDevice });
     }
     const bytes = victims.reduce((a, v) => a + v.bytes, 0);
     const bySender = new Map<UserId, { count: number; bytes: number }>();
@@ -146,6 +147,8 @@ async function sweepUser(t: TableClient, user: UserId, now: number, budget: numb
           bytesDelta: -bytes,
           firstExpiry: nextExpiry ?? (more ? now : null),
           senders: senderDecrements(meta, bySender),
+          // Devices still below an expired message never saw it: their gap notices, in this same update.
+          setGaps: gapsAfterRemoval(meta.devices, victims, 'expired'),
         }),
       );
     } catch (err) {

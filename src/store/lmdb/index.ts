@@ -62,7 +62,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { Backoff } from '../../core/backoff.js';
 import { PoboxError, ackBeyondLastSeq, closedError, deviceNotRegistered, mailboxFull, mailboxNotEmpty, senderQuotaExceeded, tooManyDevices } from '../../core/errors.js';
 import type { DeviceId, MessageId, Seq, UserId } from '../../core/ids.js';
-import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage, StoredMessage } from '../../core/types.js';
+import type { DeviceCursor, DeviceStart, GapReason, MailboxStats, ReadPage, StoredMessage } from '../../core/types.js';
 import type {
   AckOutcome,
   AppendItem,
@@ -80,7 +80,20 @@ import type {
   StoreCounters,
   SweepOutcome,
 } from '../contract.js';
-import { deviceList, hasDevice, minCursor, planAfterAck, planAfterRegister, planAfterRemove, startCursor, type DeletePlan } from '../rules.js';
+import {
+  deviceList,
+  gapAfterAck,
+  gapsAfterRemoval,
+  hasDevice,
+  minCursor,
+  planAfterAck,
+  planAfterRegister,
+  planAfterRemove,
+  startCursor,
+  type DeletePlan,
+  type DeviceMap,
+  type Removed,
+} from '../rules.js';
 import { newEpoch } from '../epoch.js';
 import {
   dedupeKey,
@@ -499,6 +512,10 @@ export class LmdbStore implements MailboxStore {
     const oldMin = minCursor(s.meta.devices);
     const oldCursor = dev.cursor;
     dev.cursor = upToSeq;
+    // Replayed through here too, so a notice is cleared by the same ack after a crash.
+    const gap = gapAfterAck(dev.gap, upToSeq);
+    if (gap) dev.gap = gap;
+    else delete dev.gap;
     const r = this.applyDeletes(user, s, planAfterAck(oldMin, minCursor(s.meta.devices), device, oldCursor, upToSeq));
     s.meta.count -= r.deleted;
     s.meta.bytes -= r.bytes;
@@ -843,6 +860,7 @@ export class LmdbStore implements MailboxStore {
     let nextAfter = after;
     let scanned = 0;
     let more = false;
+    const expired: Seq[] = [];
     for (const { seq, v } of this.merged(req.user, after, lastSeq)) {
       if (messages.length >= req.limit || scanned >= this.scanBudget) {
         more = true; // an entry exists past what we return
@@ -850,11 +868,18 @@ export class LmdbStore implements MailboxStore {
       }
       scanned++;
       nextAfter = seq;
-      if (v.expiresAt <= req.now) continue;
       if (v.toDevice !== undefined && v.toDevice !== req.device) continue;
+      if (v.expiresAt <= req.now) {
+        expired.push(seq); // skipped unseen: the page says so
+        continue;
+      }
       messages.push(toStored(req.user, seq, v));
     }
-    return { epoch: meta.epoch, messages, nextAfter, more, lastSeq };
+    const page: ReadPage = { epoch: meta.epoch, messages, nextAfter, more, lastSeq };
+    const gap = meta.devices[req.device]!.gap;
+    if (gap) page.gap = gap;
+    if (expired.length > 0) page.expired = expired;
+    return page;
   }
 
   async ack(user: UserId, device: DeviceId, upToSeq: Seq): Promise<AckOutcome> {
@@ -984,21 +1009,24 @@ export class LmdbStore implements MailboxStore {
   }
 
   /** Delete a user's messages found in LMDB (only called under the gate: memory is empty). */
-  private deleteRange(user: UserId, lo: Seq, hi: Seq): { deleted: number; bytes: number } {
-    const doomed: Array<{ seq: Seq; bytes: number }> = [];
+  private deleteRange(user: UserId, lo: Seq, hi: Seq): { deleted: number; bytes: number; removed: Removed[] } {
+    const doomed: Array<{ seq: Seq; bytes: number; toDevice: DeviceId | undefined }> = [];
     for (const { key, value } of this.mailboxes.getRange(messageRange(user, lo, hi))) {
       this.count.keysRead++;
-      doomed.push({ seq: seqOf(key), bytes: (value as MessageValue).bytes });
+      const v = value as MessageValue;
+      doomed.push({ seq: seqOf(key), bytes: v.bytes, toDevice: v.toDevice });
     }
     let deleted = 0;
     let bytes = 0;
+    const removed: Removed[] = [];
     for (const d of doomed) {
       if (!this.mailboxes.removeSync(messageKey(user, d.seq))) continue;
       this.count.keysDeleted++;
       deleted++;
       bytes += d.bytes;
+      removed.push(d);
     }
-    return { deleted, bytes };
+    return { deleted, bytes, removed };
   }
 
   async purge(user: UserId): Promise<PurgeOutcome> {
@@ -1007,7 +1035,9 @@ export class LmdbStore implements MailboxStore {
         const meta = this.lmdbMeta(user);
         this.count.keysRead++;
         if (!meta) return { deleted: 0, deletedBytes: 0 };
-        const { deleted, bytes } = this.deleteRange(user, 0, meta.lastSeq);
+        const { deleted, bytes, removed } = this.deleteRange(user, 0, meta.lastSeq);
+        // Devices that had not acked what went are told on their next read (same write).
+        noteGaps(meta.devices, removed, 'purged');
         // Nothing stored: no sender holds any share of this mailbox any more.
         for (const key of [...this.mailboxes.getKeys(senderRange(user))]) {
           this.count.keysRead++;
@@ -1050,6 +1080,7 @@ export class LmdbStore implements MailboxStore {
       let expiredBytes = 0;
       let cleaned = 0;
       const metas = new Map<UserId, MetaValue | undefined>();
+      const removed = new Map<UserId, Removed[]>();
       const senders = new Map<string, { user: UserId; from: UserId; count: number; bytes: number }>();
       for (const { key, id } of due) {
         const [expiresAt, user, seq] = key;
@@ -1068,6 +1099,9 @@ export class LmdbStore implements MailboxStore {
           if (meta) {
             meta.count -= 1;
             meta.bytes -= msg.bytes;
+            const gone = removed.get(user) ?? [];
+            gone.push({ seq, toDevice: msg.toDevice });
+            removed.set(user, gone);
           }
           const sk = JSON.stringify([user, msg.from]);
           const held = senders.get(sk) ?? { user, from: msg.from, count: 0, bytes: 0 };
@@ -1088,6 +1122,8 @@ export class LmdbStore implements MailboxStore {
       }
       for (const [user, meta] of metas) {
         if (!meta) continue;
+        // Devices still below an expired message never saw it: a gap notice, in the same write.
+        noteGaps(meta.devices, removed.get(user) ?? [], 'expired');
         this.count.keysWritten++;
         this.mailboxes.putSync(metaKey(user), meta);
       }
@@ -1140,6 +1176,11 @@ export class LmdbStore implements MailboxStore {
       await this.root.close();
     }
   }
+}
+
+/** Store the gap notices a removal leaves beside the devices' cursors (the meta is written by the caller). */
+function noteGaps(devices: DeviceMap, removed: readonly Removed[], reason: GapReason): void {
+  for (const [device, gap] of gapsAfterRemoval(devices, removed, reason)) devices[device]!.gap = gap;
 }
 
 function toStored(user: UserId, seq: Seq, v: MessageValue): StoredMessage {

@@ -47,7 +47,9 @@ export function newState(meta: MetaValue): UserState {
 /** A copy an apply can write later, whatever happens to the live meta meanwhile. */
 export function copyMeta(m: MetaValue): MetaValue {
   const devices: MetaValue['devices'] = {};
-  for (const [d, v] of Object.entries(m.devices)) devices[d] = { cursor: v.cursor, registeredAt: v.registeredAt };
+  // A gap notice is replaced, never mutated: sharing it is safe.
+  for (const [d, v] of Object.entries(m.devices))
+    devices[d] = v.gap ? { cursor: v.cursor, registeredAt: v.registeredAt, gap: v.gap } : { cursor: v.cursor, registeredAt: v.registeredAt };
   return { epoch: m.epoch, lastSeq: m.lastSeq, count: m.count, bytes: m.bytes, devices };
 }
 

@@ -3,7 +3,7 @@
  * soon as it is accepted, across the apply boundary with no gap and no duplicate; a
  * message acked before its apply never reaches the B-tree (its dedupe entry does); the
  * resident index stays under its size limit; a restart replays sends, acks and device
- * changes; applied segments are deleted.
+ * changes (and the gap notices they keep or clear); applied segments are deleted.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, writeFileSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { open } from 'lmdb';
-import { openLmdbStore, type LmdbStoreOptions, type WalEvent } from '../../../src/store/lmdb/index.js';
+import { openLmdbStore, type LmdbStore, type LmdbStoreOptions, type WalEvent } from '../../../src/store/lmdb/index.js';
 import { dedupeKey, messageRange } from '../../../src/store/lmdb/keys.js';
 import type { AppendItem } from '../../../src/store/contract.js';
 import { PoboxError } from '../../../src/core/errors.js';
@@ -216,6 +216,41 @@ describe('lmdb write-ahead log', () => {
         const again = await openLmdbStore({ path: dir, wal: NEVER });
         assert.equal((await again.listDevices('bob')).length, 1);
         await again.close();
+      }
+    });
+  });
+
+  it('a gap notice the sweeper wrote survives restarts; acks replayed from the log keep or clear it as they did live, and an apply carries it', async () => {
+    await withDir(async (dir) => {
+      const logOnly: LmdbStoreOptions = { path: dir, wal: { ...NEVER, applyOnClose: false } };
+      const gapOf = async (s: { read: LmdbStore['read'] }): Promise<unknown> => (await s.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: 2000 })).gap;
+      const notice = { from: 1, to: 2, count: 2, reasons: ['expired'] };
+      let store = await openLmdbStore({ path: dir, wal: NEVER });
+      await store.registerDevice('bob', 'phone', 'auto', 1, 8);
+      await store.append([{ ...msg('bob', 'a'), expiresAt: 1000 }, { ...msg('bob', 'b'), expiresAt: 1000 }, msg('bob', 'c')], LIMITS);
+      assert.equal((await store.sweep(2000, 100)).expired, 2); // written to LMDB under the gate
+      assert.deepEqual(await gapOf(store), notice);
+      await store.close();
+      store = await openLmdbStore(logOnly);
+      await store.ack('bob', 'phone', 1); // below `to`: kept
+      assert.deepEqual(await gapOf(store), notice);
+      await store.close(); // the ack lives only in the log
+      store = await openLmdbStore({ path: dir, wal: NEVER }); // replays it, applies on close
+      assert.equal(store.recovery.replayed, 1);
+      assert.deepEqual(await gapOf(store), notice);
+      await store.close();
+      store = await openLmdbStore(logOnly);
+      assert.equal(store.recovery.replayed, 0, 'applied: LMDB holds the cursor and the notice');
+      assert.deepEqual(await gapOf(store), notice);
+      await store.ack('bob', 'phone', 2); // reaches `to`: cleared, in the log only
+      assert.equal(await gapOf(store), undefined);
+      await store.close();
+      store = await openLmdbStore(logOnly);
+      try {
+        assert.equal(store.recovery.replayed, 1);
+        assert.equal(await gapOf(store), undefined, 'the replayed ack clears it as the live one did');
+      } finally {
+        await store.close();
       }
     });
   });
