@@ -354,11 +354,14 @@ export class DynamoDbStore implements MailboxStore {
     const oldMin = minCursor(meta.devices);
     const newMin = minCursor({ ...meta.devices, [device]: { ...meta.devices[device]!, cursor: upToSeq } });
     const plan = planAfterAck(oldMin, newMin, device, cursor, upToSeq);
+    // Seqs at or below the floor are released: known without a read (a sweep raises the
+    // floor past the cursor of a device that had not seen what expired).
+    const known = Math.max(cursor, meta.floor);
     let released = { count: meta.count, bytes: meta.bytes };
     const bySender = new Map<UserId, { count: number; bytes: number }>();
     if (!drained) {
       const ranges = [plan.all, plan.targeted].filter((r): r is NonNullable<typeof r> => r !== null && r.hi > r.lo);
-      if (cursor < resolved.lo || upToSeq > resolved.hi || ranges.some((r) => r.lo < resolved.lo || r.hi > resolved.hi)) return undefined;
+      if (known < resolved.lo || upToSeq > resolved.hi || ranges.some((r) => Math.max(r.lo, meta.floor) < resolved.lo || r.hi > resolved.hi)) return undefined;
       released = { count: 0, bytes: 0 };
       for (const range of ranges) {
         const only = range === plan.targeted ? device : undefined;
@@ -370,7 +373,7 @@ export class DynamoDbStore implements MailboxStore {
           addSender(bySender, rec.from, rec.bytes);
         }
       }
-    } else if (cursor < resolved.lo || upToSeq > resolved.hi) {
+    } else if (known < resolved.lo || upToSeq > resolved.hi) {
       return undefined;
     }
     const change = drained

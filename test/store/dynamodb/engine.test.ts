@@ -202,6 +202,44 @@ describe('dynamodb engine', () => {
     await po.close();
   });
 
+  it('a gap notice costs no request of its own: the read returning it and the ack clearing it cost what they cost without one', T, async () => {
+    const table = await local.ddb.newTable({ ttl: false });
+    const store = await open(table);
+    const clock = new FakeClock();
+    const po = new PostOffice({ store, clock, sweeper: false });
+    // bob and eve (ids of one length) each hold one expired message, then one live message;
+    // bob's expired message is swept (a notice), eve's was acked before it expired.
+    for (const user of ['bob', 'eve']) {
+      await po.registerDevice(user, 'phone');
+      await po.send({ to: user, from: 'a', id: 'short', body: 'x', ttlSeconds: 60 });
+      await po.send({ to: user, from: 'a', id: 'long', body: 'y', ttlSeconds: 3600 });
+    }
+    await po.ack('eve', 'phone', 1);
+    clock.advance(60_000);
+    assert.equal(await po.sweepNow(), 1);
+    const cost = async (user: string): Promise<{ read: number[]; ack: number[]; gap: unknown }> => {
+      const c0 = store.capacity();
+      const page = await po.read(user, 'phone', 0, 10);
+      const c1 = store.capacity();
+      assert.deepEqual(
+        page.messages.map((m) => m.seq),
+        [2],
+      );
+      await po.ack(user, 'phone', 2);
+      const c2 = store.capacity();
+      return { read: [c1.requests - c0.requests, c1.readUnits - c0.readUnits], ack: [c2.requests - c1.requests, c2.writeUnits - c1.writeUnits], gap: page.gap };
+    };
+    const bob = await cost('bob');
+    const eve = await cost('eve');
+    assert.deepEqual(bob.gap, { from: 1, to: 1, count: 1, reasons: ['expired'] });
+    assert.equal(eve.gap, undefined);
+    assert.deepEqual(bob.read, eve.read, 'the notice rides in the meta item the read gets anyway');
+    assert.deepEqual(bob.ack, eve.ack, 'the ack that clears it is the same one UpdateItem');
+    assert.deepEqual(bob.ack, [1, 1]);
+    assert.equal((await po.read('bob', 'phone', 0, 10)).gap, undefined);
+    await po.close();
+  });
+
   it('reports consumed capacity and counts the items a read examined', T, async () => {
     const table = await local.ddb.newTable();
     const store = await open(table);
