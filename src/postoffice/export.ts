@@ -5,7 +5,7 @@
  * end line with the counts, so a truncated file is told from a complete one.
  *
  *   {"type":"pobox-export","version":1,"user":"bob","exportedAt":"...","epoch":"...","lastSeq":12}
- *   {"type":"device","device":"phone","cursor":3,"registeredAt":1700000000000}
+ *   {"type":"device","device":"phone","cursor":3,"registeredAt":1700000000000,"gap"?:{"from","to","count","reasons"}}
  *   {"type":"message","seq":4,"id":"m4","from":"alice","sentAt":...,"expiresAt":...,"body":"hi"}
  *   {"type":"end","devices":1,"messages":1,"bytes":2}
  *
@@ -20,11 +20,11 @@ import { z } from 'zod';
 import { base64ToBytes, BASE64, bytesToBase64, type Body } from '../core/bytes.js';
 import { PoboxError, mailboxNotEmpty } from '../core/errors.js';
 import { DeviceIdSchema, MessageIdSchema, SeqSchema, UserIdSchema, type UserId } from '../core/ids.js';
-import type { StoredMessage } from '../core/types.js';
+import type { GapNotice, StoredMessage } from '../core/types.js';
 import { parseInput } from '../core/validate.js';
 import type { MailboxSnapshot, RestoreOutcome } from '../store/contract.js';
 import type { PostOffice } from './post-office.js';
-import { EpochSchema, SnapshotBuilder, TimeSchema, type ImportLimits } from './snapshot.js';
+import { EpochSchema, GapNoticeSchema, SnapshotBuilder, TimeSchema, type ImportLimits } from './snapshot.js';
 
 export const EXPORT_TYPE = 'pobox-export';
 export const EXPORT_VERSION = 1;
@@ -42,7 +42,7 @@ export const ExportHeaderSchema = z
   .strict();
 export type ExportHeader = z.output<typeof ExportHeaderSchema>;
 
-const DeviceLineSchema = z.object({ type: z.literal('device'), device: DeviceIdSchema, cursor: SeqSchema, registeredAt: TimeSchema }).strict();
+const DeviceLineSchema = z.object({ type: z.literal('device'), device: DeviceIdSchema, cursor: SeqSchema, registeredAt: TimeSchema, gap: GapNoticeSchema.optional() }).strict();
 
 const MessageLineSchema = z
   .object({
@@ -87,7 +87,10 @@ export async function* exportLines(po: PostOffice, user: UserId, opts: ExportOpt
   if (stats.epoch === '') throw new PoboxError('NOT_FOUND', `${user} has no mailbox to export`, { field: 'user' });
   const header: ExportHeader = { type: EXPORT_TYPE, version: EXPORT_VERSION, user, exportedAt: new Date(po.now()).toISOString(), epoch: stats.epoch, lastSeq: stats.lastSeq };
   yield JSON.stringify(header) + '\n';
-  for (const d of stats.devices) yield JSON.stringify({ type: 'device', device: d.device, cursor: d.cursor, registeredAt: d.registeredAt }) + '\n';
+  for (const d of stats.devices) {
+    const gap = await gapOf(po, user, d.device, stats.lastSeq);
+    yield JSON.stringify({ type: 'device', device: d.device, cursor: d.cursor, registeredAt: d.registeredAt, ...(gap ? { gap } : {}) }) + '\n';
+  }
   const pageSize = Math.min(opts.pageSize ?? 500, po.config.limits.maxPageSize);
   const devices = new Set(stats.devices.map((d) => d.device));
   let after = 0;
@@ -108,6 +111,16 @@ export async function* exportLines(po: PostOffice, user: UserId, opts: ExportOpt
     after = page.nextAfter;
   }
   yield JSON.stringify({ type: 'end', devices: stats.devices.length, messages, bytes }) + '\n';
+}
+
+/** A device's gap notice, as its reads report it (a read past the head: no messages, one request). */
+async function gapOf(po: PostOffice, user: UserId, device: string, lastSeq: number): Promise<GapNotice | undefined> {
+  try {
+    return (await po.read(user, device, lastSeq, 1)).gap;
+  } catch (err) {
+    if (err instanceof PoboxError && err.code === 'NOT_FOUND') return undefined; // removed meanwhile
+    throw err;
+  }
 }
 
 function messageLine(m: StoredMessage): string {
@@ -225,7 +238,7 @@ export async function readImport(lines: AsyncIterable<string>, limits: ImportLim
     const b = builder;
     switch (line.type) {
       case 'device':
-        atLine(lineNo, () => b.device(line));
+        atLine(lineNo, () => b.device({ device: line.device, cursor: line.cursor, registeredAt: line.registeredAt, ...(line.gap ? { gap: line.gap } : {}) }));
         break;
       case 'message': {
         if (line.binary && !BASE64.test(line.body)) {

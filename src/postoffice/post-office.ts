@@ -434,8 +434,8 @@ export class PostOffice {
   }
 
   /**
-   * Export (admin): a page of the user's pending messages with afterSeq < seq <= upTo,
-   * whatever device they are for, unexpired. src/postoffice/export.ts streams them as NDJSON.
+   * Export (admin): a page of the user's stored messages with afterSeq < seq <= upTo that
+   * some device has not acked, whatever device they are for (expired ones not swept yet too). src/postoffice/export.ts streams them as NDJSON.
    */
   async exportPage(user: UserId, afterSeq: Seq, upTo: Seq, limit: number): Promise<ExportPage> {
     this.ensureOpen();
@@ -443,7 +443,7 @@ export class PostOffice {
     if (q.limit > this.config.limits.maxPageSize) {
       throw new PoboxError('BAD_REQUEST', `export: limit ${q.limit} exceeds the maximum page size ${this.config.limits.maxPageSize}`, { field: 'limit' });
     }
-    return this.guard.call('exportPage', this.store.exportPage(q.user, q.afterSeq, q.upTo, q.limit, this.clock.now()), false);
+    return this.guard.call('exportPage', this.store.exportPage(q.user, q.afterSeq, q.upTo, q.limit), false);
   }
 
   /** What one import may hold here: the mailbox quotas, the device limit, and the smaller of the two body limits. */
@@ -467,7 +467,7 @@ export class PostOffice {
     this.ensureOpen();
     const raw = parseInput(MailboxSnapshotSchema, input, 'restore');
     const b = new SnapshotBuilder(raw.user, raw.epoch, raw.lastSeq, this.importLimits());
-    for (const d of raw.devices) b.device(d);
+    for (const d of raw.devices) b.device({ device: d.device, cursor: d.cursor, registeredAt: d.registeredAt, ...(d.gap ? { gap: d.gap } : {}) });
     for (const m of raw.messages) {
       b.message({
         seq: m.seq,

@@ -7,11 +7,25 @@ import { z } from 'zod';
 import { bodyByteLength, type Body } from '../core/bytes.js';
 import { PoboxError, mailboxFull, tooManyDevices } from '../core/errors.js';
 import { DeviceIdSchema, MessageIdSchema, SeqSchema, UserIdSchema, type UserId } from '../core/ids.js';
-import type { DeviceCursor, StoredMessage } from '../core/types.js';
-import type { MailboxSnapshot } from '../store/contract.js';
+import type { StoredMessage } from '../core/types.js';
+import type { MailboxSnapshot, SnapshotDevice } from '../store/contract.js';
 
 export const TimeSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 export const EpochSchema = z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'epoch must be 1-64 characters of A-Z a-z 0-9 . _ : -');
+
+/** A device's gap notice (src/core/protocol.ts GapNotice): seqs from..to, how many, why. */
+export const GapNoticeSchema = z
+  .object({
+    from: SeqSchema.min(1),
+    to: SeqSchema.min(1),
+    count: z.number().int().min(1),
+    reasons: z
+      .array(z.enum(['expired', 'purged']))
+      .min(1, 'reasons must name at least one reason')
+      .refine((r) => new Set(r).size === r.length, 'reasons must not repeat'),
+  })
+  .strict()
+  .refine((g) => g.from <= g.to && g.count <= g.to - g.from + 1, 'a gap notice needs from <= to and at most to - from + 1 messages');
 
 /** A snapshot as a library caller hands it to PostOffice.restore. */
 export const MailboxSnapshotSchema = z
@@ -19,7 +33,7 @@ export const MailboxSnapshotSchema = z
     user: UserIdSchema,
     epoch: EpochSchema,
     lastSeq: SeqSchema,
-    devices: z.array(z.object({ device: DeviceIdSchema, cursor: SeqSchema, registeredAt: TimeSchema })),
+    devices: z.array(z.object({ device: DeviceIdSchema, cursor: SeqSchema, registeredAt: TimeSchema, gap: GapNoticeSchema.optional() })),
     messages: z.array(
       z.object({
         seq: SeqSchema.min(1),
@@ -54,7 +68,7 @@ export interface ImportLimits {
  * only if that device is in the snapshot.
  */
 export class SnapshotBuilder {
-  private readonly devices = new Map<string, DeviceCursor>();
+  private readonly devices = new Map<string, SnapshotDevice>();
   private readonly messages: StoredMessage[] = [];
   private readonly ids = new Set<string>();
   private bytes = 0;
@@ -70,11 +84,19 @@ export class SnapshotBuilder {
     return { devices: this.devices.size, messages: this.messages.length, bytes: this.bytes };
   }
 
-  device(d: DeviceCursor): void {
+  device(d: SnapshotDevice): void {
     if (this.devices.has(d.device)) throw new PoboxError('BAD_REQUEST', `device ${d.device} is listed twice`, { field: 'device' });
     if (d.cursor > this.lastSeq) throw new PoboxError('BAD_REQUEST', `device ${d.device} has cursor ${d.cursor}, beyond the last seq ${this.lastSeq}`, { field: 'cursor' });
+    // A notice lives until an ack reaches its `to`: it lies above the cursor, within the seqs assigned.
+    if (d.gap && (d.gap.to <= d.cursor || d.gap.to > this.lastSeq)) {
+      throw new PoboxError('BAD_REQUEST', `device ${d.device} has a gap notice up to ${d.gap.to}, outside its cursor ${d.cursor} .. the last seq ${this.lastSeq}`, {
+        field: 'gap',
+      });
+    }
     if (this.devices.size >= this.limits.maxDevices) throw tooManyDevices(this.user, this.limits.maxDevices);
-    this.devices.set(d.device, { device: d.device, cursor: d.cursor, registeredAt: d.registeredAt });
+    const kept: SnapshotDevice = { device: d.device, cursor: d.cursor, registeredAt: d.registeredAt };
+    if (d.gap) kept.gap = { from: d.gap.from, to: d.gap.to, count: d.gap.count, reasons: [...d.gap.reasons] };
+    this.devices.set(d.device, kept);
   }
 
   message(m: Omit<StoredMessage, 'to' | 'bytes'>): void {

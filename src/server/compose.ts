@@ -163,7 +163,7 @@ function borrowed(store: MailboxStore): MailboxStore {
     purge: (user) => store.purge(user),
     sweep: (now, max) => store.sweep(now, max),
     users: (opts) => store.users(opts),
-    exportPage: (user, afterSeq, upTo, limit, now) => store.exportPage(user, afterSeq, upTo, limit, now),
+    exportPage: (user, afterSeq, upTo, limit) => store.exportPage(user, afterSeq, upTo, limit),
     restore: (snapshot) => store.restore(snapshot),
     counters: () => store.counters(),
     close: async () => undefined,

@@ -8,7 +8,7 @@
  */
 import type { PoboxError } from '../core/errors.js';
 import type { DeviceId, MessageId, Seq, UserId } from '../core/ids.js';
-import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage, StoredMessage } from '../core/types.js';
+import type { DeviceCursor, DeviceStart, GapNotice, MailboxStats, ReadPage, StoredMessage } from '../core/types.js';
 
 /**
  * A validated message ready to store; the engine assigns its seq. `senderQuotaExempt`
@@ -102,9 +102,12 @@ export interface MailboxSnapshot {
   user: UserId;
   epoch: string;
   lastSeq: Seq;
-  devices: DeviceCursor[];
+  devices: SnapshotDevice[];
   messages: StoredMessage[];
 }
+
+/** A device of a snapshot: its cursor, and its gap notice when it has one (kept beside the cursor). */
+export type SnapshotDevice = DeviceCursor & { gap?: GapNotice };
 
 export interface RestoreOutcome {
   devices: number;
@@ -176,15 +179,17 @@ export interface MailboxStore {
   sweep(now: number, max: number): Promise<SweepOutcome>;
 
   /**
-   * Export: up to `limit` of the user's pending messages with afterSeq < seq <= upTo, in
-   * seq order, whoever they are addressed to; expired ones (expiresAt <= now) and ones
-   * every device they were for has acked are left out. An unknown user has none.
+   * Export: up to `limit` of the user's stored messages with afterSeq < seq <= upTo that
+   * some device they are for has not acked, in seq order, whoever they are addressed to.
+   * Expired ones not swept yet are included (as `stats` counts them): an import keeps
+   * them, and its sweeper removes them and leaves the same gap notices as the source
+   * would. An unknown user has none.
    */
-  exportPage(user: UserId, afterSeq: Seq, upTo: Seq, limit: number, now: number): Promise<ExportPage>;
+  exportPage(user: UserId, afterSeq: Seq, upTo: Seq, limit: number): Promise<ExportPage>;
 
   /**
    * Import: write a snapshot into an empty mailbox (one that never stored a message and has
-   * no device), keeping its epoch, seqs, ids and cursors: later sends continue after
+   * no device), keeping its epoch, seqs, ids, cursors and gap notices: later sends continue after
    * `lastSeq`, a resend of an imported id is a duplicate, and the senders' shares (fair
    * quotas) count the imported messages. CONFLICT when the mailbox is not empty. All or
    * nothing: no reader sees a part of it, and a failed restore leaves the mailbox empty.

@@ -56,25 +56,27 @@ export function defineExportBehaviours(factory: EngineFactory): void {
         const lines = await exported(po, 'bob');
         const header = JSON.parse(lines[0]!) as { type: string; version: number; user: string; epoch: string; lastSeq: number };
         assert.deepEqual([header.type, header.version, header.user, header.lastSeq], ['pobox-export', 1, 'bob', 7]);
-        assert.deepEqual(JSON.parse(lines.at(-1)!), { type: 'end', devices: 2, messages: 4, bytes: 4 + 5 + 0 + 9 });
+        assert.deepEqual(JSON.parse(lines.at(-1)!), { type: 'end', devices: 2, messages: 5, bytes: 4 + 12 + 5 + 0 + 9 });
         const messageLines = lines.filter((l) => l.startsWith('{"type":"message"')).map((l) => JSON.parse(l) as { seq: number; binary?: boolean; body: string });
         assert.deepEqual(
           messageLines.map((m) => m.seq),
-          [2, 5, 6, 7],
-          'pending only: not the acked a1 or c1, not the expired one',
+          [2, 3, 5, 6, 7],
+          'what some device has not acked: not a1 or c1; the expired one, not swept yet, too',
         );
         assert.deepEqual([messageLines[0]!.binary, messageLines[0]!.body], [true, 'AAEC/w==']);
-        // The expired message goes from the original too, so both mailboxes hold the same.
-        assert.equal(await po.sweepNow(), 1);
 
         const r = await importLines(po, each(lines), { user: 'dave' });
-        assert.deepEqual({ ...r }, { user: 'dave', from: 'bob', epoch: header.epoch, lastSeq: 7, devices: 2, messages: 4, bytes: 18 });
+        assert.deepEqual({ ...r }, { user: 'dave', from: 'bob', epoch: header.epoch, lastSeq: 7, devices: 2, messages: 5, bytes: 30 });
+        // The sweeper removes the expired message from both, leaving the phone (below it) the same gap notice.
+        assert.equal(await po.sweepNow(), 2);
+        const notice = { from: 3, to: 3, count: 1, reasons: ['expired'] };
 
-        const check = async (p: PostOffice, label: string): Promise<void> => {
+        const check = async (p: PostOffice, label: string, user = 'dave'): Promise<void> => {
           for (const device of ['phone', 'tablet']) {
-            assert.deepEqual(view(await readAll(p, 'dave', device, 0, 2)), view(await readAll(p, 'bob', device, 0, 2)), `${label}: ${device} reads the same`);
+            assert.deepEqual(view(await readAll(p, user, device, 0, 2)), view(await readAll(p, 'bob', device, 0, 2)), `${label}: ${device} reads the same`);
+            assert.deepEqual((await p.read(user, device, 0, 1)).gap, device === 'phone' ? notice : undefined, `${label}: ${device}'s gap notice`);
           }
-          const [a, b] = [await p.stats('bob'), await p.stats('dave')];
+          const [a, b] = [await p.stats('bob'), await p.stats(user)];
           assert.deepEqual({ ...b, user: 'bob', oldestAgeMs: null }, { ...a, oldestAgeMs: null }, `${label}: same stats`);
         };
         await check(po, 'after the import');
@@ -89,6 +91,11 @@ export function defineExportBehaviours(factory: EngineFactory): void {
         );
         po = await reopen();
         await check(po, 'after a reopen');
+        // A stored gap notice travels with its device.
+        const withNotice = await exported(po, 'bob');
+        assert.deepEqual((JSON.parse(withNotice[1]!) as { device: string; gap?: unknown }).gap, notice);
+        await importLines(po, each(withNotice), { user: 'erin' });
+        await check(po, 'a second move', 'erin');
 
         // It goes on: the next send takes seq 8, a resend of an imported id is a duplicate with its seq.
         assert.deepEqual(await po.send({ to: 'dave', from: 'alice', id: 'new', body: 'after the move' }), {
@@ -158,6 +165,16 @@ export function defineExportBehaviours(factory: EngineFactory): void {
           ['a field of the wrong type', [...lines.slice(0, 2), lines[2]!.replace(/"seq":1/, '"seq":"1"'), ...lines.slice(3)], /line 3: seq/],
           ['lines after the end', [...lines, lines[2]!], /line 9: nothing may follow/],
           ['a cursor past the last seq', [lines[0]!, lines[1]!.replace('"cursor":0', '"cursor":9'), ...lines.slice(2)], /line 2: .*beyond the last seq/],
+          [
+            'a gap notice beyond the last seq',
+            [lines[0]!, lines[1]!.replace('"registeredAt"', '"gap":{"from":1,"to":9,"count":1,"reasons":["expired"]},"registeredAt"'), ...lines.slice(2)],
+            /line 2: .*gap notice up to 9/,
+          ],
+          [
+            'a gap notice with a repeated reason',
+            [lines[0]!, lines[1]!.replace('"registeredAt"', '"gap":{"from":1,"to":2,"count":1,"reasons":["expired","expired"]},"registeredAt"'), ...lines.slice(2)],
+            /line 2: gap\.reasons: reasons must not repeat/,
+          ],
           ['a message for a device not in the file', [lines[0]!, lines[1]!, lines[2]!.replace('"body"', '"toDevice":"ghost","body"'), ...lines.slice(3)], /ghost/],
         ];
         for (const [what, file, message] of bad) {

@@ -522,9 +522,9 @@ export class DynamoDbStore implements MailboxStore {
     });
   }
 
-  async exportPage(user: UserId, afterSeq: Seq, upTo: Seq, limit: number, now: number): Promise<ExportPage> {
+  async exportPage(user: UserId, afterSeq: Seq, upTo: Seq, limit: number): Promise<ExportPage> {
     await this.ready();
-    return exportPage(this.t, user, afterSeq, upTo, limit, now);
+    return exportPage(this.t, user, afterSeq, upTo, limit);
   }
 
   async restore(snapshot: MailboxSnapshot): Promise<RestoreOutcome> {

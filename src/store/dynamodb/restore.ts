@@ -2,7 +2,8 @@
  * Export and import of one mailbox (layout 2).
  *
  * Export reads the meta item and then the live range (floor, last] page by page, strongly
- * consistent, leaving out tombstones, released messages and expired ones. A seq still
+ * consistent, leaving out tombstones and released messages (expired ones not swept yet
+ * stay: the target's sweeper removes them and leaves the same gap notices). A seq still
  * being written (a hole) is not waited for: an export is a copy of what was stored when
  * it read, and the message of a send in flight meanwhile is not in it.
  *
@@ -36,7 +37,7 @@ function isEmptyMailbox(meta: MetaValue | undefined): boolean {
   return !meta || (meta.lastSeq === 0 && Object.keys(meta.devices).length === 0);
 }
 
-export async function exportPage(t: TableClient, user: UserId, afterSeq: Seq, upTo: Seq, limit: number, now: number): Promise<ExportPage> {
+export async function exportPage(t: TableClient, user: UserId, afterSeq: Seq, upTo: Seq, limit: number): Promise<ExportPage> {
   const meta = await t.getMeta(user);
   if (!meta) return { messages: [], nextAfter: afterSeq, more: false };
   const lo = Math.max(afterSeq, meta.floor);
@@ -57,7 +58,7 @@ export async function exportPage(t: TableClient, user: UserId, afterSeq: Seq, up
         last = rec.seq;
         if (rec.tomb) continue;
         const m = decodeMessage(item);
-        if (isReleased(meta, m.seq, m.toDevice) || m.expiresAt <= now) continue;
+        if (isReleased(meta, m.seq, m.toDevice)) continue;
         messages.push(m);
       }
       return true;
@@ -91,7 +92,7 @@ export async function restore(t: TableClient, snap: MailboxSnapshot, graceSecond
     firstExpiry = Math.min(firstExpiry ?? m.expiresAt, m.expiresAt);
   }
   const devices: DeviceMap = {};
-  for (const d of snap.devices) devices[d.device] = { cursor: d.cursor, registeredAt: d.registeredAt };
+  for (const d of snap.devices) devices[d.device] = d.gap ? { cursor: d.cursor, registeredAt: d.registeredAt, gap: d.gap } : { cursor: d.cursor, registeredAt: d.registeredAt };
   const meta: MetaValue = {
     epoch: snap.epoch,
     lastSeq: snap.lastSeq,

@@ -562,7 +562,7 @@ export class LmdbStore implements MailboxStore {
     if (!isEmptyMailbox(this.states.get(user)?.meta ?? this.lmdbMeta(user))) return;
     const s = this.own(user, epoch);
     s.meta.epoch = epoch;
-    for (const [device, cursor, registeredAt] of devices) s.meta.devices[device] = { cursor, registeredAt };
+    for (const [device, cursor, registeredAt, gap] of devices) s.meta.devices[device] = gap ? { cursor, registeredAt, gap } : { cursor, registeredAt };
     for (const e of entries) this.effectAppend(e, lsn);
     s.meta.lastSeq = lastSeq;
     this.touched(user, s, lsn);
@@ -967,7 +967,7 @@ export class LmdbStore implements MailboxStore {
     };
   }
 
-  async exportPage(user: UserId, afterSeq: Seq, upTo: Seq, limit: number, now: number): Promise<ExportPage> {
+  async exportPage(user: UserId, afterSeq: Seq, upTo: Seq, limit: number): Promise<ExportPage> {
     this.ensureOpen();
     await this.userSynced(user);
     const meta = this.metaOf(user);
@@ -980,7 +980,7 @@ export class LmdbStore implements MailboxStore {
       if (messages.length >= limit || scanned >= this.scanBudget) return { messages, nextAfter, more: true };
       scanned++;
       nextAfter = seq;
-      if (v.expiresAt > now) messages.push(toStored(user, seq, v));
+      messages.push(toStored(user, seq, v));
     }
     return { messages, nextAfter: Math.max(nextAfter, Math.min(upTo, meta.lastSeq)), more: false };
   }
@@ -990,7 +990,7 @@ export class LmdbStore implements MailboxStore {
     const { user } = snapshot;
     if (!isEmptyMailbox(this.metaOf(user))) throw mailboxNotEmpty(user);
     const entries: AppendEntry[] = snapshot.messages.map((m) => [user, m.seq, null, m.id, m.from, m.body, m.bytes, m.sentAt, m.expiresAt, m.toDevice ?? null, m.receipt ? 1 : 0]);
-    const op: RestoreOp = [user, snapshot.epoch, snapshot.lastSeq, snapshot.devices.map((d) => [d.device, d.cursor, d.registeredAt]), entries];
+    const op: RestoreOp = [user, snapshot.epoch, snapshot.lastSeq, snapshot.devices.map((d) => [d.device, d.cursor, d.registeredAt, d.gap ?? null]), entries];
     const payload = encodeOp(op);
     if (payload.length > MAX_PAYLOAD_BYTES) {
       throw new PoboxError('PAYLOAD_TOO_LARGE', `the import of ${user} is ${payload.length} bytes; one import may be at most ${MAX_PAYLOAD_BYTES}`);

@@ -9,6 +9,7 @@
 import { Packr } from 'msgpackr';
 import type { Body } from '../../../core/bytes.js';
 import type { DeviceId, MessageId, Seq, UserId } from '../../../core/ids.js';
+import type { GapNotice } from '../../../core/types.js';
 import type { MessageValue } from '../keys.js';
 
 export const OP_APPEND = 1;
@@ -25,9 +26,10 @@ export type RegisterOp = [UserId, DeviceId, Seq, number, string | null];
 export type RemoveOp = [UserId, DeviceId];
 /**
  * An import into an empty mailbox, as one record (all or nothing): [user, epoch, lastSeq,
- * devices as [device, cursor, registeredAt], messages as append entries in seq order].
+ * devices as [device, cursor, registeredAt, gap notice or null], messages as append
+ * entries in seq order].
  */
-export type RestoreOp = [UserId, string, Seq, Array<[DeviceId, Seq, number]>, AppendEntry[]];
+export type RestoreOp = [UserId, string, Seq, Array<[DeviceId, Seq, number, GapNotice | null]>, AppendEntry[]];
 
 // No shared structures: every record must decode on its own, after any restart. A body of
 // bytes (a bin value) is copied out of the segment it was read from, which is not kept.
