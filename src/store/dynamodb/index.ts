@@ -54,7 +54,7 @@ import { Holes } from './holes.js';
 import { messageSk, USERS_GPK } from './keys.js';
 import { UserLanes } from './lanes.js';
 import { ensureLayout } from './layout.js';
-import { addSender, senderDecrements, stateUpdate, type SenderDecrement } from './meta-writes.js';
+import { addSender, senderDecrements, stateUpdate, type SenderDecrement, type StateChange } from './meta-writes.js';
 import { StaleRead, TableClient, type CapacityCounters } from './queries.js';
 import { isReleased } from './released.js';
 import { contentionPause, DEFAULT_RETRY, withinBudget, type RetryPolicy } from './retry.js';
@@ -300,6 +300,23 @@ export class DynamoDbStore implements MailboxStore {
     return v;
   }
 
+  /**
+   * A device change (a cursor moved, a device added or removed) and what it releases, in one
+   * meta write conditioned on the device state read (ver), not on last: sends go on
+   * meanwhile. The counters drop by what `plan` releases and the floor moves; the released
+   * items are left to native TTL.
+   */
+  private async releaseWith(user: UserId, meta: MetaValue, plan: DeletePlan, change: Pick<StateChange, 'setCursor' | 'clearGap' | 'addDevice' | 'removeDevice'>): Promise<Victims> {
+    const victims = await this.collectOrWait(user, meta, plan);
+    const after = await this.t.updateMeta(
+      user,
+      stateUpdate({ expectedVer: meta.ver, ...change, floor: newFloor(meta, plan), countDelta: -victims.count, bytesDelta: -victims.bytes, senders: victims.senders }),
+    );
+    this.remember(user, after);
+    this.orphaned += victims.count;
+    return victims;
+  }
+
   async ack(user: UserId, device: DeviceId, upToSeq: Seq): Promise<AckOutcome> {
     await this.ready();
     const fast = await this.ackFromSeen(user, device, upToSeq);
@@ -315,22 +332,7 @@ export class DynamoDbStore implements MailboxStore {
       const newMin = minCursor(devices);
       // The targeted range starts at the old cursor: holes below the new cursor must be settled, whoever they are for.
       const plan = planAfterAck(oldMin, newMin, device, dev.cursor, upToSeq);
-      const victims = await this.collectOrWait(user, meta, plan);
-      // Conditioned on the device state we read (ver), not on last: sends go on meanwhile.
-      const after = await this.t.updateMeta(
-        user,
-        stateUpdate({
-          expectedVer: meta.ver,
-          setCursor: { device, cursor: upToSeq },
-          floor: newFloor(meta, plan),
-          countDelta: -victims.count,
-          bytesDelta: -victims.bytes,
-          senders: victims.senders,
-          ...gapCleared(meta, device, upToSeq),
-        }),
-      );
-      this.remember(user, after);
-      this.orphaned += victims.count;
+      const victims = await this.releaseWith(user, meta, plan, { setCursor: { device, cursor: upToSeq }, ...gapCleared(meta, device, upToSeq) });
       return { cursor: upToSeq, moved: true, deleted: victims.count, deletedBytes: victims.bytes };
     });
   }
@@ -427,20 +429,7 @@ export class DynamoDbStore implements MailboxStore {
         return { device, cursor, registeredAt: now, created: true, deleted: 0, deletedBytes: 0 };
       }
       const plan = planAfterRegister(minCursor(meta.devices), minCursor(devices));
-      const victims = await this.collectOrWait(user, meta, plan);
-      const after = await this.t.updateMeta(
-        user,
-        stateUpdate({
-          expectedVer: meta.ver,
-          addDevice: { device, value },
-          floor: newFloor(meta, plan),
-          countDelta: -victims.count,
-          bytesDelta: -victims.bytes,
-          senders: victims.senders,
-        }),
-      );
-      this.remember(user, after);
-      this.orphaned += victims.count;
+      const victims = await this.releaseWith(user, meta, plan, { addDevice: { device, value } });
       return { device, cursor, registeredAt: now, created: true, deleted: victims.count, deletedBytes: victims.bytes };
     });
   }
@@ -460,20 +449,7 @@ export class DynamoDbStore implements MailboxStore {
       const devices = { ...meta.devices };
       delete devices[device];
       const plan = planAfterRemove(oldMin, minCursor(devices), device, removedCursor, meta.lastSeq);
-      const victims = await this.collectOrWait(user, meta, plan);
-      const after = await this.t.updateMeta(
-        user,
-        stateUpdate({
-          expectedVer: meta.ver,
-          removeDevice: device,
-          floor: newFloor(meta, plan),
-          countDelta: -victims.count,
-          bytesDelta: -victims.bytes,
-          senders: victims.senders,
-        }),
-      );
-      this.remember(user, after);
-      this.orphaned += victims.count;
+      const victims = await this.releaseWith(user, meta, plan, { removeDevice: device });
       return { removed: true, deleted: victims.count, deletedBytes: victims.bytes };
     });
   }

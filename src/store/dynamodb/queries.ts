@@ -193,20 +193,7 @@ export class TableClient {
    * when `descending`; `more` when DynamoDB stopped at the limit.
    */
   async queryPage(user: UserId, fromSk: string, toSk: string, limit: number, descending: boolean): Promise<{ items: Item[]; more: boolean }> {
-    const out = await this.call('read', 'Query', () =>
-      this.client.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :u AND sk BETWEEN :a AND :b',
-          ExpressionAttributeValues: { ':u': { S: user }, ':a': { S: fromSk }, ':b': { S: toSk } },
-          ConsistentRead: true,
-          ScanIndexForward: !descending,
-          Limit: limit,
-          ReturnConsumedCapacity: 'TOTAL',
-        }),
-      ),
-    );
-    this.counts.keysRead += out.ScannedCount ?? out.Items?.length ?? 0;
+    const out = await this.queryOnce(user, fromSk, toSk, limit, descending, undefined);
     return { items: out.Items ?? [], more: out.LastEvaluatedKey !== undefined };
   }
 
@@ -218,24 +205,31 @@ export class TableClient {
   async queryRange(user: UserId, fromSk: string, toSk: string, pageLimit: number, onPage: (items: Item[]) => boolean): Promise<void> {
     let start: Item | undefined;
     for (;;) {
-      const out = await this.call('read', 'Query', () =>
-        this.client.send(
-          new QueryCommand({
-            TableName: this.table,
-            KeyConditionExpression: 'pk = :u AND sk BETWEEN :a AND :b',
-            ExpressionAttributeValues: { ':u': { S: user }, ':a': { S: fromSk }, ':b': { S: toSk } },
-            ConsistentRead: true,
-            Limit: pageLimit,
-            ExclusiveStartKey: start,
-            ReturnConsumedCapacity: 'TOTAL',
-          }),
-        ),
-      );
-      this.counts.keysRead += out.ScannedCount ?? out.Items?.length ?? 0;
+      const out = await this.queryOnce(user, fromSk, toSk, pageLimit, false, start);
       if (!onPage(out.Items ?? [])) return;
       if (!out.LastEvaluatedKey) return;
       start = out.LastEvaluatedKey;
     }
+  }
+
+  /** One Query request of a user's range, every examined item counted. */
+  private async queryOnce(user: UserId, fromSk: string, toSk: string, limit: number, descending: boolean, start: Item | undefined) {
+    const out = await this.call('read', 'Query', () =>
+      this.client.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :u AND sk BETWEEN :a AND :b',
+          ExpressionAttributeValues: { ':u': { S: user }, ':a': { S: fromSk }, ':b': { S: toSk } },
+          ConsistentRead: true,
+          ScanIndexForward: !descending,
+          Limit: limit,
+          ExclusiveStartKey: start,
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      ),
+    );
+    this.counts.keysRead += out.ScannedCount ?? out.Items?.length ?? 0;
+    return out;
   }
 
   /** BatchGetItem of one user's items by sort key (consistent unless told); retries unprocessed keys. */
