@@ -49,6 +49,18 @@ describe('RedisClusterBus on a local 3-master Redis Cluster', () => {
     return byPort;
   }
 
+  /** One user per master, each with a WakeLog subscribed on `bus`. */
+  async function subscribeOnEveryShard(bus: RedisClusterBus, prefix: string): Promise<{ users: Map<number, string>; logs: Map<string, WakeLog> }> {
+    const users = await usersOnEveryShard(prefix);
+    const logs = new Map<string, WakeLog>();
+    for (const user of users.values()) {
+      const log = new WakeLog();
+      logs.set(user, log);
+      await bus.subscribe(user, log.handler);
+    }
+    return { users, logs };
+  }
+
   async function shardNumSub(port: number, channel: string): Promise<number> {
     const r = new Redis({ host: '127.0.0.1', port, lazyConnect: true });
     try {
@@ -65,13 +77,7 @@ describe('RedisClusterBus on a local 3-master Redis Cluster', () => {
     const a = await bus(prefix);
     const b = await bus(prefix);
     assert.equal(a.stats().shards, 3);
-    const users = await usersOnEveryShard(prefix);
-    const logs = new Map<string, WakeLog>();
-    for (const user of users.values()) {
-      const log = new WakeLog();
-      logs.set(user, log);
-      await a.subscribe(user, log.handler);
-    }
+    const { users, logs } = await subscribeOnEveryShard(a, prefix);
     // Each channel is subscribed on its owner only: sharded pub/sub, not a broadcast.
     for (const [port, user] of users) {
       assert.equal(a.shardOf(user), `127.0.0.1:${port}`);
@@ -109,13 +115,7 @@ describe('RedisClusterBus on a local 3-master Redis Cluster', () => {
     const prefix = uniquePrefix();
     const a = await bus(prefix);
     const b = await bus(prefix);
-    const users = await usersOnEveryShard(prefix);
-    const logs = new Map<string, WakeLog>();
-    for (const user of users.values()) {
-      const log = new WakeLog();
-      logs.set(user, log);
-      await a.subscribe(user, log.handler);
-    }
+    const { users, logs } = await subscribeOnEveryShard(a, prefix);
     const health: boolean[] = [];
     a.onHealth((h) => health.push(h));
     const [victimPort, victim] = [...users][1]!;

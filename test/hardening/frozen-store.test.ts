@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { uniquePrefix } from '../bus/bus-helpers.js';
 import { startDynamoDbLocal, type DynamoDbLocal } from '../../tools/dynamodb-local.js';
 import { RawDevice, waitFor } from '../multinode/devices.js';
-import { newSecret, startServeNode, userToken, type ServeNode } from './serve-nodes.js';
+import { newSecret, readyz, sendToBob, type ServeNode, startServeNode, userToken } from './serve-nodes.js';
 
 const STORE_TIMEOUT_MS = 3000;
 const READY_TIMEOUT_MS = 2000;
@@ -35,23 +35,6 @@ async function timed<T>(p: Promise<T>): Promise<{ value: T; ms: number }> {
   const t0 = Date.now();
   const value = await p;
   return { value, ms: Date.now() - t0 };
-}
-
-async function send(node: ServeNode, token: string, id: string): Promise<{ status: number; code?: string }> {
-  const res = await fetch(`${node.httpUrl}/v1/messages`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ to: 'bob', id, body: `body of ${id}` }),
-    signal: AbortSignal.timeout(60_000),
-  });
-  const json = (await res.json()) as { error?: { code: string } };
-  return { status: res.status, ...(json.error ? { code: json.error.code } : {}) };
-}
-
-async function readyz(node: ServeNode): Promise<{ status: number; message: string }> {
-  const res = await fetch(`${node.httpUrl}/readyz`, { signal: AbortSignal.timeout(60_000) });
-  const json = (await res.json()) as { error?: { message: string } };
-  return { status: res.status, message: json.error?.message ?? '' };
 }
 
 describe('a frozen store (issue 13)', () => {
@@ -88,7 +71,7 @@ describe('a frozen store (issue 13)', () => {
       // A cold JVM on a loaded machine can miss the first deadlines: wait for ready first.
       await waitFor(async () => (await readyz(n)).status === 200, `node ${i} ready`, 60_000);
       // Retried like the SDK does: a cold JVM may miss the deadline once.
-      await waitFor(async () => (await send(n, alice, `before-${i}`)).status < 300, `a send through node ${i}`, 60_000);
+      await waitFor(async () => (await sendToBob(n, alice, `before-${i}`)).status < 300, `a send through node ${i}`, 60_000);
       accepted.add(`before-${i}`);
     }
 
@@ -98,7 +81,7 @@ describe('a frozen store (issue 13)', () => {
       let round = 0;
       while (Date.now() - frozenAt < FREEZE_MS) {
         const answers = await Promise.all(
-          nodes.flatMap((n, i) => [0, 1, 2].map((k) => timed(send(n, alice, `frozen-${round}-${i}-${k}`)).then((r) => ({ ...r, id: `frozen-${round}-${i}-${k}` })))),
+          nodes.flatMap((n, i) => [0, 1, 2].map((k) => timed(sendToBob(n, alice, `frozen-${round}-${i}-${k}`)).then((r) => ({ ...r, id: `frozen-${round}-${i}-${k}` })))),
         );
         for (const a of answers) {
           assert.ok(a.ms <= STORE_TIMEOUT_MS + SLACK_MS, `a send was answered after ${a.ms} ms (deadline ${STORE_TIMEOUT_MS} ms)`);
@@ -124,7 +107,7 @@ describe('a frozen store (issue 13)', () => {
     for (const n of nodes) await waitFor(async () => (await readyz(n)).status === 200, 'ready again after SIGCONT', 60_000);
     // The SDK resends what was answered UNAVAILABLE, with the same id: stored once either way.
     for (const id of unavailable) {
-      const r = await send(nodes[0]!, alice, id);
+      const r = await sendToBob(nodes[0]!, alice, id);
       assert.ok(r.status === 201 || r.status === 200, `resend of ${id}: ${r.status} ${r.code}`);
       accepted.add(id);
     }

@@ -16,26 +16,9 @@ import { describe, it } from 'node:test';
 import { RawDevice } from '../multinode/devices.js';
 import { mountTmpfs } from '../support/tmpfs.js';
 import { waitFor } from '../support/wait.js';
-import { newSecret, startServeNode, userToken, type ServeNode } from './serve-nodes.js';
+import { newSecret, readyz, sendToBob, type ServeNode, startServeNode, userToken } from './serve-nodes.js';
 
 const TMPFS_BYTES = 24 * 1024 * 1024;
-
-async function send(node: ServeNode, token: string, id: string, body: string): Promise<{ status: number; code?: string }> {
-  const res = await fetch(`${node.httpUrl}/v1/messages`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ to: 'bob', id, body }),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const json = (await res.json()) as { error?: { code: string } };
-  return { status: res.status, ...(json.error ? { code: json.error.code } : {}) };
-}
-
-async function readyz(node: ServeNode): Promise<{ status: number; message: string }> {
-  const res = await fetch(`${node.httpUrl}/readyz`, { signal: AbortSignal.timeout(10_000) });
-  const json = (await res.json()) as { error?: { message: string } };
-  return { status: res.status, message: json.error?.message ?? '' };
-}
 
 describe('a full disk', () => {
   it('typed UNAVAILABLE, no unhandled rejection, /readyz 503 then 200, nothing accepted lost after a restart', async (t) => {
@@ -62,7 +45,7 @@ describe('a full disk', () => {
       const refusedCodes: string[] = [];
       const body = 'x'.repeat(60 * 1024);
       for (let i = 0; i < 400 && refusedCodes.length < 5; i++) {
-        const r = await send(node, alice, `m${i}`, body);
+        const r = await sendToBob(node, alice, `m${i}`, body);
         if (r.status === 201) accepted.push(`m${i}`);
         else {
           refused.push(`m${i}`);
@@ -96,11 +79,11 @@ describe('a full disk', () => {
       // The SDK resends what was answered UNAVAILABLE with the same id: accepted now (201),
       // or found already stored (200, a send whose answer came too late).
       for (const id of refused) {
-        const r = await send(node, alice, id, body);
+        const r = await sendToBob(node, alice, id, body);
         assert.ok(r.status === 201 || r.status === 200, `resend of ${id} after space was freed: ${r.status} ${r.code}`);
         accepted.push(id);
       }
-      const after = await send(node, alice, 'after-free', 'room again');
+      const after = await sendToBob(node, alice, 'after-free', 'room again');
       assert.equal(after.status, 201);
       accepted.push('after-free');
 
@@ -137,7 +120,7 @@ describe('a full disk', () => {
       await bob.cut();
       const up = await readyz(again);
       assert.equal(up.status, 200, `after the restart: ${up.message}`);
-      assert.equal((await send(again, alice, 'after-restart', 'room again')).status, 201);
+      assert.equal((await sendToBob(again, alice, 'after-restart', 'room again')).status, 201);
     } catch (err) {
       for (const n of nodes) t.diagnostic(`server output (exit ${n.child.exitCode ?? n.child.signalCode}):\n${n.output()}`);
       throw err;

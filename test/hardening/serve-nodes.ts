@@ -43,6 +43,25 @@ export function userToken(secret: string, user: string, device: string): Promise
   return mintToken({ secret, user, device });
 }
 
+/** POST a message to bob through `node` as the holder of `token`: the status, and the code of a refusal. */
+export async function sendToBob(node: ServeNode, token: string, id: string, body = `body of ${id}`): Promise<{ status: number; code?: string }> {
+  const res = await fetch(`${node.httpUrl}/v1/messages`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ to: 'bob', id, body }),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const json = (await res.json()) as { error?: { code: string } };
+  return { status: res.status, ...(json.error ? { code: json.error.code } : {}) };
+}
+
+/** GET /readyz of `node`: the status, and the reason of a 503. */
+export async function readyz(node: ServeNode): Promise<{ status: number; message: string }> {
+  const res = await fetch(`${node.httpUrl}/readyz`, { signal: AbortSignal.timeout(60_000) });
+  const json = (await res.json()) as { error?: { message: string } };
+  return { status: res.status, message: json.error?.message ?? '' };
+}
+
 function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => child.once('exit', () => resolve()));
