@@ -55,48 +55,52 @@ async function loadSdk(): Promise<{
   }
 }
 
+type Sdk = Awaited<ReturnType<typeof loadSdk>>;
+
+/** --table and where DynamoDB is: the options of the commands that talk to it. */
+function tableOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('--table <name>', 'table name')
+    .option('--region <region>', 'AWS region', 'us-east-1')
+    .option('--endpoint <url>', 'endpoint of DynamoDB Local or a DynamoDB-compatible store');
+}
+
+/** Run `fn` with a DynamoDB client for the flags, destroyed afterwards. */
+async function withClient<T>(f: z.output<typeof TableFlagsSchema>, fn: (client: InstanceType<Sdk['sdk']['DynamoDBClient']>, sdk: Sdk) => Promise<T>): Promise<T> {
+  const sdk = await loadSdk();
+  const client = new sdk.sdk.DynamoDBClient(sdk.engine.clientConfig({ region: f.region, ...(f.endpoint ? { endpoint: f.endpoint } : {}) }));
+  try {
+    return await fn(client, sdk);
+  } finally {
+    client.destroy();
+  }
+}
+
 export function registerDynamoDb(program: Command): void {
   const cmd = program.command('dynamodb').description('set up the DynamoDB table the dynamodb store engine uses');
 
-  cmd
-    .command('create-table')
-    .description('create the table (on-demand capacity by default), wait until ACTIVE, enable TTL')
-    .requiredOption('--table <name>', 'table name')
-    .option('--region <region>', 'AWS region', 'us-east-1')
-    .option('--endpoint <url>', 'endpoint of DynamoDB Local or a DynamoDB-compatible store')
+  tableOptions(cmd.command('create-table').description('create the table (on-demand capacity by default), wait until ACTIVE, enable TTL'))
     .option('--provisioned <read,write>', 'provisioned capacity units instead of on-demand')
     .option('--no-ttl', 'do not enable TTL (not recommended)')
     .action(async (opts: TableFlags) => {
       const f = parseInput(TableFlagsSchema, opts, 'dynamodb create-table');
-      const { table, engine, sdk } = await loadSdk();
-      const client = new sdk.DynamoDBClient(engine.clientConfig({ region: f.region, ...(f.endpoint ? { endpoint: f.endpoint } : {}) }));
-      try {
-        const prov = provisioned(f.provisioned);
+      const prov = provisioned(f.provisioned);
+      await withClient(f, async (client, { table }) => {
         const r = await table.createTable(client, { table: f.table, ttl: f.ttl, ...(prov ? { provisioned: prov } : {}) });
         process.stdout.write(`${r.created ? 'created' : 'already exists'}: ${f.table} (ACTIVE${r.ttlEnabled ? ', TTL on attribute ttl' : ', TTL not enabled'})\n`);
-      } finally {
-        client.destroy();
-      }
+      });
     });
 
-  cmd
-    .command('migrate')
-    .description('upgrade a table written by an older pobox (layout 1) to the current layout; stop every node first')
-    .requiredOption('--table <name>', 'table name')
-    .option('--region <region>', 'AWS region', 'us-east-1')
-    .option('--endpoint <url>', 'endpoint of DynamoDB Local or a DynamoDB-compatible store')
-    .action(async (opts: TableFlags) => {
+  tableOptions(cmd.command('migrate').description('upgrade a table written by an older pobox (layout 1) to the current layout; stop every node first')).action(
+    async (opts: TableFlags) => {
       const f = parseInput(TableFlagsSchema, opts, 'dynamodb migrate');
-      const { engine, layout, queries, retry, sdk } = await loadSdk();
-      const client = new sdk.DynamoDBClient(engine.clientConfig({ region: f.region, ...(f.endpoint ? { endpoint: f.endpoint } : {}) }));
-      try {
+      await withClient(f, async (client, { layout, queries, retry }) => {
         const t = new queries.TableClient(client, f.table, retry.DEFAULT_RETRY);
         const r = await layout.migrateTable(t, 86_400);
         process.stdout.write(r.alreadyDone ? `${f.table} already has the current layout\n` : `migrated ${f.table}: ${r.mailboxes} mailboxes, ${r.gapsClosed} gaps closed\n`);
-      } finally {
-        client.destroy();
-      }
-    });
+      });
+    },
+  );
 
   cmd
     .command('table-definition')
