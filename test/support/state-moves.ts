@@ -1,4 +1,4 @@
-/** For the state machine tests: every move a transition function allows, trying each pair of states. */
+/** For the state machine tests: every move a transition function allows, trying each pair of states, and how it refuses one. */
 import assert from 'node:assert/strict';
 import { isPoboxError } from '../../src/core/errors.js';
 import type { Transitions } from '../../src/core/state-machine.js';
@@ -18,4 +18,12 @@ export function allowedMoves<S extends string>(table: Transitions<S>, next: (fro
     }
   }
   return allowed;
+}
+
+/** `next` refuses the move from `from` to `to` with an INTERNAL PoboxError naming both states. */
+export function assertRefused<S extends string>(next: (from: S, to: S) => S, from: S, to: S): void {
+  assert.throws(
+    () => next(from, to),
+    (err) => isPoboxError(err) && err.code === 'INTERNAL' && err.message.includes(`from ${from} to ${to}`),
+  );
 }
