@@ -89,6 +89,11 @@ export interface ReadPage {
    * them: still stored (not yet swept), never returned. Absent when none.
    */
   expired?: Seq[];
+  /**
+   * The device's durable cursor when the page was read: a session starts with one read
+   * (its welcome needs the epoch, the cursor and the last seq), not a stats call and a read.
+   */
+  cursor: Seq;
 }
 
 export interface SendResult {

@@ -19,7 +19,6 @@ import type { GatewayEvents } from './events.js';
 import type { Readiness } from './readiness.js';
 import type { HttpContext, HttpRouter } from './http-router.js';
 import type { Body } from '../core/bytes.js';
-import type { ReadPage } from '../core/types.js';
 import { checkGroupSend, frameBody, jsonBody, recipientResults, SendFrameSchema } from './frames.js';
 
 /** The WebSocket send frame's fields, plus `from`. */
@@ -163,15 +162,8 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
   router.route('GET', '/v1/messages', async (ctx) => {
     const p = requireUserToken(await principalOf(ctx, auth));
     const q = parseInput(PullQuerySchema, Object.fromEntries(ctx.url.searchParams), 'pull');
-    let page: ReadPage;
-    try {
-      page = await po.read(p.user, p.device, q.after, q.limit);
-    } catch (err) {
-      if (!(err instanceof PoboxError) || err.code !== 'NOT_FOUND') throw err;
-      // First contact of this device: register it, as a WebSocket connection would.
-      await po.registerDevice(p.user, p.device);
-      page = await po.read(p.user, p.device, q.after, q.limit);
-    }
+    // First contact of this device registers it, as a WebSocket connection would.
+    const page = await po.readOrRegister(p.user, p.device, q.after, q.limit);
     // Bodies of bytes as base64 with `binary: true`, as in JSON frames.
     return { json: { ...page, messages: page.messages.map((m) => (typeof m.body === 'string' ? m : { ...m, ...jsonBody(m.body) })) } };
   });

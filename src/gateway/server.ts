@@ -31,7 +31,7 @@ import { startSafetyPoll } from './safety-poll.js';
 import { HttpRouter } from './http-router.js';
 import type { Logger } from './logger.js';
 import { AddressLimiter } from './rate-limit.js';
-import { DeviceSession } from './session.js';
+import { DeviceSession, type SessionDeps } from './session.js';
 import { EphemeralRouter } from './ephemeral.js';
 
 export type { ServerContext, ServerExtension } from './extension.js';
@@ -151,14 +151,25 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
     });
   };
 
-  // Shared by every session: a closure made per connection here would keep that
-  // connection's upgrade request (headers and all) alive as long as the session.
-  const isShuttingDown = (): boolean => shuttingDown;
-  const forgetSession = (s: DeviceSession): void => {
-    allSessions.delete(s);
-    ephemeral.remove(s);
-    const key = sessionKey(s.user, s.device);
-    if (live.get(key) === s) live.delete(key);
+  // One object shared by every session: a closure made per connection here would keep
+  // that connection's upgrade request (headers and all) alive as long as the session, and
+  // an object (or a child logger) per connection is memory every idle connection holds.
+  const sessionDeps: SessionDeps = {
+    postOffice,
+    bus,
+    session: config.session,
+    limits: config.limits,
+    log,
+    events,
+    trackSend,
+    shuttingDown: () => shuttingDown,
+    nodeId: ephemeral.nodeId,
+    onEnd: (s: DeviceSession): void => {
+      allSessions.delete(s);
+      ephemeral.remove(s);
+      const key = sessionKey(s.user, s.device);
+      if (live.get(key) === s) live.delete(key);
+    },
   };
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => undefined);
@@ -192,25 +203,7 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
       if (shuttingDown) return refuse(req, socket, head, CloseCode.GOING_AWAY, 'server is shutting down', 'shutting-down');
       wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
         const { user, device } = principal;
-        const session = new DeviceSession(
-          ws,
-          user,
-          device,
-          remote,
-          {
-            postOffice,
-            bus,
-            session: config.session,
-            limits: config.limits,
-            log: log.child({ requestId }),
-            events,
-            trackSend,
-            shuttingDown: isShuttingDown,
-            nodeId: ephemeral.nodeId,
-            onEnd: forgetSession,
-          },
-          encoding,
-        );
+        const session = new DeviceSession(ws, user, device, remote, sessionDeps, encoding, requestId);
         const key = sessionKey(user, device);
         const previous = live.get(key);
         live.set(key, session);

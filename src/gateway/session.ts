@@ -49,7 +49,7 @@ import { PoboxError, toPoboxError, type ErrorCode } from '../core/errors.js';
 import type { Body } from '../core/bytes.js';
 import { CloseCode, PROTOCOL_VERSION, type ClientFrame, type Encoding, type HelloFrame, type SendFrame, type ServerFrame } from '../core/protocol.js';
 import { addToGap, mergeGap } from '../core/gap.js';
-import type { EphemeralMessage, GapNotice, StoredMessage } from '../core/types.js';
+import type { EphemeralMessage, GapNotice, ReadPage, StoredMessage } from '../core/types.js';
 import type { TypedEmitter } from '../core/emitter.js';
 import type { PostOffice } from '../postoffice/post-office.js';
 import type { GroupSendInput, SendInput } from '../postoffice/schemas.js';
@@ -143,6 +143,8 @@ export class DeviceSession {
     private readonly deps: SessionDeps,
     /** How this connection's frames are written (`?encoding=` at connect): JSON text or MessagePack binary messages. */
     readonly encoding: Encoding = 'json',
+    /** The connection's id on every log line about it (x-request-id when valid, else a random one). */
+    private readonly requestId?: string,
   ) {
     this.socket = socketOf(ws);
     deps.events.emit('sessionState', { user, device, to: this.current });
@@ -179,7 +181,9 @@ export class DeviceSession {
 
   /** This session's logger, made on first use: most idle sessions log only when they close. */
   private get log(): Logger {
-    return (this.childLog ??= this.deps.log.child({ user: this.user, device: this.device }));
+    return (this.childLog ??= this.deps.log.child(
+      this.requestId === undefined ? { user: this.user, device: this.device } : { requestId: this.requestId, user: this.user, device: this.device },
+    ));
   }
 
   /** A short snapshot for diagnostics and the demo page. */
@@ -275,17 +279,6 @@ export class DeviceSession {
       this.close(CloseCode.POLICY, 'unsupported protocol version');
       return;
     }
-    const po = this.deps.postOffice;
-    // Register only when new: a reconnect of a known device costs no write (and no fsync).
-    let stats = await po.stats(this.user);
-    let known = stats.devices.find((d) => d.device === this.device);
-    if (!known) {
-      if (this.isClosed()) return;
-      const reg = await po.registerDevice(this.user, this.device);
-      stats = await po.stats(this.user);
-      known = stats.devices.find((d) => d.device === this.device) ?? reg;
-    }
-    if (this.isClosed()) return;
     // Subscribe before the first page is read: a message stored from here on is either in
     // a page we read or announced by a wake-up we receive.
     const unsubscribe = await this.deps.bus.subscribe(this.user, (w) => this.onWake(w));
@@ -294,8 +287,12 @@ export class DeviceSession {
       return;
     }
     this.unsubscribe = unsubscribe;
-    this.epoch = stats.epoch;
-    this.cursor = known.cursor;
+    // One store read: the first page carries the epoch, cursor and last seq of the welcome.
+    // A reconnect of a known device costs no write (and no fsync); a new one is registered.
+    const page = await this.deps.postOffice.readOrRegister(this.user, this.device, 0, this.pageLimit());
+    if (this.isClosed()) return;
+    this.epoch = page.epoch;
+    this.cursor = page.cursor;
     this.readPos = this.cursor;
     this.write({
       type: 'welcome',
@@ -305,7 +302,7 @@ export class DeviceSession {
       epoch: this.epoch,
       epochChanged: hello.epoch !== undefined && hello.epoch !== this.epoch,
       cursor: this.cursor,
-      lastSeq: stats.lastSeq,
+      lastSeq: page.lastSeq,
       window: { messages: this.deps.session.windowMessages, bytes: this.deps.session.windowBytes },
       heartbeatMs: this.deps.session.heartbeatMs,
     });
@@ -313,7 +310,7 @@ export class DeviceSession {
     this.moveTo('draining');
     if (!this.deps.bus.healthy()) this.setPolling(true);
     if (this.ackQueue !== undefined && !this.acking) this.flushAcksInBackground();
-    this.pump();
+    this.pump(page);
   }
 
   private onSend(frame: SendFrame): void {
@@ -522,15 +519,18 @@ export class DeviceSession {
     this.pump();
   }
 
-  /** Run the read loop, or ask the running one to go round once more. */
-  private pump(): void {
+  /**
+   * Run the read loop, or ask the running one to go round once more. `first`: a page
+   * already read (at start), sent before the loop reads on.
+   */
+  private pump(first?: ReadPage): void {
     if (this.state !== 'draining' && this.state !== 'live') return;
     if (this.pumping) {
       this.again = true;
       return;
     }
     this.pumping = true;
-    this.pumpLoop().then(
+    this.pumpLoop(first).then(
       () => {
         this.pumping = false;
         if (this.again && this.blockedBy === null) this.pump();
@@ -542,8 +542,7 @@ export class DeviceSession {
     );
   }
 
-  private async pumpLoop(): Promise<void> {
-    const { pageSize, windowMessages } = this.deps.session;
+  private async pumpLoop(first: ReadPage | undefined): Promise<void> {
     for (;;) {
       if (this.isClosed()) return;
       if (this.socketFull()) {
@@ -555,11 +554,17 @@ export class DeviceSession {
         return;
       }
       this.blockedBy = null;
-      this.again = false;
-      const maxPage = this.deps.postOffice.config.limits.maxPageSize;
-      const limit = Math.max(1, Math.min(pageSize, maxPage, windowMessages - this.inflight.length));
-      const page = await this.deps.postOffice.read(this.user, this.device, this.readPos, limit);
-      if (this.isClosed()) return;
+      let page: ReadPage;
+      if (first) {
+        // Read before this loop started: a wake-up that came meanwhile (it set `again`)
+        // may be about a message the page does not hold, so `again` stays as it is.
+        page = first;
+        first = undefined;
+      } else {
+        this.again = false;
+        page = await this.deps.postOffice.read(this.user, this.device, this.readPos, this.pageLimit());
+        if (this.isClosed()) return;
+      }
       if (page.epoch !== this.epoch) {
         this.close(CloseCode.INTERNAL, 'mailbox epoch changed; reconnect');
         return;
@@ -591,8 +596,10 @@ export class DeviceSession {
         // While draining, what is left goes with caughtUp (or before the next message).
         if (this.caughtUpSent) this.reportGap(this.passed);
       }
-      // One writev per page; the client starts on it while the next page is read.
-      this.flush();
+      // One writev per page (the last page of a drain shares it with its caughtUp); the
+      // client starts on it while the next page is read.
+      const drained = stopped === null && !page.more && !this.caughtUpSent;
+      if (!drained) this.flush();
       if (stopped === 'window') {
         this.blockedBy = 'window';
         return;
@@ -605,6 +612,7 @@ export class DeviceSession {
         this.moveTo('live');
         const gap = this.takeGap(this.passed);
         this.write({ type: 'caughtUp', seq: this.readPos, ...(gap ? { gap } : {}) });
+        this.flush();
         this.deps.events.emit('caughtUp', { user: this.user, device: this.device, seq: this.readPos, drained: this.drained, ms: Date.now() - this.helloAt });
         if (gap) this.deps.events.emit('gap', { user: this.user, device: this.device, ...gap });
       }
@@ -640,6 +648,12 @@ export class DeviceSession {
     if (!gap) return;
     this.write({ type: 'gap', ...gap });
     this.deps.events.emit('gap', { user: this.user, device: this.device, ...gap });
+  }
+
+  /** Messages to ask the store for: a page, never more than the window has room for. */
+  private pageLimit(): number {
+    const { pageSize, windowMessages } = this.deps.session;
+    return Math.max(1, Math.min(pageSize, this.deps.postOffice.config.limits.maxPageSize, windowMessages - this.inflight.length));
   }
 
   private windowOpen(): boolean {

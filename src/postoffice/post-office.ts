@@ -371,6 +371,20 @@ export class PostOffice {
     return this.guard.call('read', this.store.read({ user: q.user, device: q.device, afterSeq: q.afterSeq, limit: q.limit, now: this.clock.now() }), false);
   }
 
+  /**
+   * `read`, registering the device first when it has never been seen (NOT_FOUND): a
+   * device's first connection or pull. A known device's read is one store call, no write.
+   */
+  async readOrRegister(user: UserId, device: DeviceId, afterSeq: Seq, limit: number): Promise<ReadPage> {
+    try {
+      return await this.read(user, device, afterSeq, limit);
+    } catch (err) {
+      if (!(err instanceof PoboxError) || err.code !== 'NOT_FOUND') throw err;
+    }
+    await this.registerDevice(user, device);
+    return this.read(user, device, afterSeq, limit);
+  }
+
   /** Run `hook` before every ack reaches the store (see BeforeAckHook). Returns the remover. */
   addBeforeAckHook(hook: BeforeAckHook): () => void {
     this.beforeAckHooks.add(hook);

@@ -146,8 +146,9 @@ export interface MailboxStore {
 
   /**
    * A page of one device's view: seq > max(afterSeq, cursor), for the user or this device,
-   * unexpired. The expired ones it passed are listed in `expired`; the device's stored gap
-   * notice, if any, is in `gap`.
+   * unexpired, with the device's cursor as read. The expired ones it passed are listed in
+   * `expired`; the device's stored gap notice, if any, is in `gap`. NOT_FOUND for an
+   * unknown device.
    */
   read(req: ReadRequest): Promise<ReadPage>;
 

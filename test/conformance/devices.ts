@@ -17,6 +17,20 @@ export function defineDeviceBehaviours(factory: EngineFactory): void {
       });
     });
 
+    it("a page carries the device's cursor as it was when read, empty or not", T, async () => {
+      await withEnv(factory, {}, async ({ po }) => {
+        await po.registerDevice('bob', 'phone');
+        await sendMany(po, 'bob', 3);
+        assert.equal((await po.read('bob', 'phone', 0, 10)).cursor, 0);
+        await po.ack('bob', 'phone', 2);
+        const page = await po.read('bob', 'phone', 0, 10);
+        assert.deepEqual([page.cursor, seqsOf(page.messages)], [2, [3]]);
+        await po.ack('bob', 'phone', 3);
+        const empty = await po.read('bob', 'phone', 0, 10);
+        assert.deepEqual([empty.cursor, empty.messages.length, empty.lastSeq], [3, 0, 3]);
+      });
+    });
+
     it('a device added later starts at the head', T, async () => {
       await withEnv(factory, {}, async ({ po }) => {
         await po.registerDevice('bob', 'phone');

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { Bus, Wake, WakeHandler } from '../../src/bus/contract.js';
 import { MemoryBus } from '../../src/bus/memory.js';
+import type { ReadPage } from '../../src/core/types.js';
+import type { ReadRequest } from '../../src/store/contract.js';
 import { openStore } from '../../src/store/open.js';
 import { PostOffice } from '../../src/postoffice/post-office.js';
 import { startTestServer } from './helpers.js';
@@ -76,6 +78,52 @@ describe('wake-ups', () => {
       await b.stop();
       await bus.close();
       await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a message stored while a session reads its first page is delivered by its wake-up, not left for a poll', async () => {
+    const dir = tempDir().path;
+    const inner = await openStore({ engine: 'lmdb', path: join(dir, 'lmdb') });
+    // Runs once, inside the first read of bob's mailbox: after the page was read, before the session has it.
+    let duringRead: (() => Promise<void>) | undefined;
+    const store = new Proxy(inner, {
+      get(target, key) {
+        if (key === 'read')
+          return async (req: ReadRequest): Promise<ReadPage> => {
+            const page = await target.read(req);
+            const hook = req.user === 'bob' ? duringRead : undefined;
+            if (hook) {
+              duringRead = undefined;
+              await hook();
+            }
+            return page;
+          };
+        const v: unknown = Reflect.get(target, key);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    // No safety poll: only the wake-up can bring the late message.
+    const s = await startTestServer({ session: { safetyPollMs: 0 } }, { store }, join(dir, 'srv'));
+    try {
+      await s.postOffice.registerDevice('bob', 'phone');
+      await s.postOffice.send({ from: 'alice', to: 'bob', id: 'before', body: 'one' });
+      let late: Promise<unknown> | undefined;
+      duringRead = async () => {
+        late = s.postOffice.send({ from: 'alice', to: 'bob', id: 'during', body: 'two' });
+        await late;
+      };
+      const bob = await RawClient.connect(s.url, await s.token('bob', 'phone'));
+      await bob.until(() => bob.messages().length === 2, 'both messages, the second one by its wake-up');
+      assert.ok(late, 'the send ran inside the first read');
+      assert.deepEqual(
+        bob.messages().map((m) => m.id),
+        ['before', 'during'],
+      );
+      await bob.close();
+    } finally {
+      await s.stop();
+      await inner.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -48,12 +48,13 @@ export async function readOnce(t: TableClient, holes: Holes, req: ReadRequest, s
   if (!metaItem || metaItem.sk?.S !== META_SK) throw deviceNotRegistered(req.user, req.device);
   const meta = decodeMeta(metaItem);
   if (!hasDevice(meta.devices, req.device)) throw deviceNotRegistered(req.user, req.device);
-  const after = Math.max(req.afterSeq, meta.devices[req.device]!.cursor);
+  const cursor = meta.devices[req.device]!.cursor;
+  const after = Math.max(req.afterSeq, cursor);
   const start = Math.max(after, meta.floor);
   // The device's gap notice rides in the meta item this Query read anyway: no extra request.
   const gap = meta.devices[req.device]!.gap;
   const pageOf = (messages: StoredMessage[], nextAfter: Seq, more: boolean, expired: Seq[] = []): ReadPage => {
-    const p: ReadPage = { epoch: meta.epoch, messages, nextAfter, more, lastSeq: meta.lastSeq };
+    const p: ReadPage = { epoch: meta.epoch, messages, nextAfter, more, lastSeq: meta.lastSeq, cursor };
     if (gap) p.gap = gap;
     if (expired.length > 0) p.expired = expired;
     return p;

@@ -875,7 +875,7 @@ export class LmdbStore implements MailboxStore {
       }
       messages.push(toStored(req.user, seq, v));
     }
-    const page: ReadPage = { epoch: meta.epoch, messages, nextAfter, more, lastSeq };
+    const page: ReadPage = { epoch: meta.epoch, messages, nextAfter, more, lastSeq, cursor };
     const gap = meta.devices[req.device]!.gap;
     if (gap) page.gap = gap;
     if (expired.length > 0) page.expired = expired;
