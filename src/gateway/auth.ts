@@ -12,10 +12,10 @@
  * There is no anonymous mode: with nothing configured, `serve` (and `token`) create a
  * random secret in `<dataDir>/jwt-secret` (mode 0600) and use that.
  */
-import { createHash, randomBytes, timingSafeEqual, webcrypto } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual, webcrypto } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { errors as joseErrors, importJWK, importSPKI, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
+import { decodeProtectedHeader, errors as joseErrors, importJWK, importSPKI, jwtVerify, SignJWT, UnsecuredJWT, type JWK, type JWTPayload } from 'jose';
 import { createDurableFile, ensureDurableDir, realFs, type FileSystem } from '../core/durable-files.js';
 import { PoboxError } from '../core/errors.js';
 import { parseInput } from '../core/validate.js';
@@ -111,7 +111,47 @@ export async function createAuthenticator(auth: AuthConfig, secrets: readonly st
     requiredClaims: ['exp', 'sub'],
   };
 
+  const hmacSecrets = secrets.map((secret) => Buffer.from(secret, 'utf8'));
+
+  /**
+   * An HS256 token checked synchronously with node:crypto, or undefined to leave it to
+   * jose: WebCrypto's verify (argument normalisation, a thread-pool round trip) cost more
+   * than anything else a reconnect storm does per connection (bench:e2e --cpu-prof). Only
+   * a success is decided here, and only for the plain case jose would accept the same way:
+   * a compact token of base64url segments, protected header `alg: HS256` with no `crit`
+   * or `b64`, and a signature equal (constant time) to the HMAC of one of the secrets.
+   * The claims are then checked by jose itself (UnsecuredJWT.decode runs the same claim
+   * validation as jwtVerify, with the same options). Anything else, including every
+   * failure, goes through jwtVerify, so errors read exactly as before.
+   */
+  function verifyHs256(token: string): JWTPayload | undefined {
+    if (hmacSecrets.length === 0 || !COMPACT_JWS.test(token)) return undefined;
+    const dot1 = token.indexOf('.');
+    const dot2 = token.indexOf('.', dot1 + 1);
+    let header;
+    try {
+      header = decodeProtectedHeader(token);
+    } catch {
+      return undefined;
+    }
+    if (header.alg !== 'HS256' || 'crit' in header || 'b64' in header) return undefined;
+    const signature = Buffer.from(token.slice(dot2 + 1), 'latin1');
+    const signed = token.slice(0, dot2);
+    const matches = hmacSecrets.some((key) => {
+      const mac = Buffer.from(createHmac('sha256', key).update(signed, 'latin1').digest('base64url'), 'latin1');
+      return mac.length === signature.length && timingSafeEqual(mac, signature);
+    });
+    if (!matches) return undefined;
+    try {
+      return UnsecuredJWT.decode(`${UNSECURED_HEADER}.${token.slice(dot1 + 1, dot2)}.`, verifyOptions).payload;
+    } catch {
+      return undefined;
+    }
+  }
+
   async function verifyWith(token: string): Promise<JWTPayload> {
+    const fast = verifyHs256(token);
+    if (fast) return fast;
     let lastErr: unknown;
     for (const key of hmacKeys) {
       try {
@@ -132,8 +172,19 @@ export async function createAuthenticator(auth: AuthConfig, secrets: readonly st
     throw lastErr;
   }
 
+  // Tokens verified lately, by their exact text (see VerifiedTokens for why that is safe).
+  const verified = new VerifiedTokens(VERIFIED_TOKENS_MAX);
+
   async function verifyUserToken(token: string | undefined): Promise<Extract<Principal, { kind: 'user' }>> {
     if (!token) throw unauthorized('missing token');
+    const known = verified.get(token, Date.now());
+    if (known) return known;
+    const principal = await verifyUncached(token);
+    verified.add(token, principal);
+    return principal;
+  }
+
+  async function verifyUncached(token: string): Promise<Extract<Principal, { kind: 'user' }>> {
     let payload: JWTPayload;
     try {
       payload = await verifyWith(token);
@@ -163,6 +214,54 @@ export async function createAuthenticator(auth: AuthConfig, secrets: readonly st
       return verifyUserToken(credential);
     },
   };
+}
+
+/** A compact JWS: three base64url segments, the signature not empty. */
+const COMPACT_JWS = /^[\w-]+\.[\w-]*\.[\w-]+$/;
+/** `{"alg":"none"}`: the header under which jose checks the claims of a token verified here. */
+const UNSECURED_HEADER = Buffer.from('{"alg":"none"}').toString('base64url');
+
+/** How many verified user tokens the server remembers (about 300 bytes each). */
+const VERIFIED_TOKENS_MAX = 4096;
+
+/**
+ * User tokens verified lately, by their exact text, each until its `exp`; the least
+ * recently used one is forgotten first. A reconnect (or a pull) with a token seen before
+ * skips the JWT parse and the HMAC or signature check: in a reconnect storm that check
+ * is per connection work on the one event loop.
+ *
+ * Why remembering gives the same answers as verifying again: verification depends only
+ * on the token's text, the secrets and public key (fixed for the life of the process:
+ * changing them is a restart, which forgets everything), and the clock. The clock only
+ * moves a token towards `exp`; an entry is dropped at `exp` itself, and the next use is
+ * verified again (with the clock tolerance, exactly as without this cache). A token that
+ * failed is never remembered. pobox has no revocation of user tokens (a token is good
+ * until it expires; cut a device off by rotating the secret); if a revocation check is
+ * ever added, it must run on every use, remembered or not.
+ */
+export class VerifiedTokens {
+  private readonly entries = new Map<string, Extract<Principal, { kind: 'user' }>>();
+
+  constructor(private readonly max: number) {}
+
+  get(token: string, now: number): Extract<Principal, { kind: 'user' }> | undefined {
+    const p = this.entries.get(token);
+    if (!p) return undefined;
+    this.entries.delete(token);
+    if (now >= p.expiresAt) return undefined;
+    this.entries.set(token, p); // now the most recently used
+    return p;
+  }
+
+  add(token: string, p: Extract<Principal, { kind: 'user' }>): void {
+    this.entries.delete(token);
+    this.entries.set(token, p);
+    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
 }
 
 /** Parse a TTL like `90`, `90s`, `15m`, `1h`, `7d` into seconds. */

@@ -2,9 +2,10 @@
  * Authorization: a token names one user and device, and that is all it can touch.
  */
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { mintToken } from '../../src/gateway/auth.js';
+import { mintToken, VerifiedTokens, type Principal } from '../../src/gateway/auth.js';
 import { api, ADMIN_KEY, SECRET, SEND_KEY, startTestServer, type TestServer } from './helpers.js';
 import { RawClient } from '../support/raw-client.js';
 
@@ -47,6 +48,20 @@ describe('authorization', () => {
     ['no device claim', () => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').setExpirationTime('10m').sign(new TextEncoder().encode(SECRET))],
     ['no exp', () => new SignJWT({ device: 'phone' }).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').sign(new TextEncoder().encode(SECRET))],
     ['garbage', async () => 'not-a-token'],
+    [
+      'correctly signed with an unknown crit header',
+      async () => {
+        // jose will not sign this, so by hand: the signature is right, the header is not acceptable.
+        const h = Buffer.from(JSON.stringify({ alg: 'HS256', crit: ['x-pobox'], 'x-pobox': 1 })).toString('base64url');
+        const p = Buffer.from(JSON.stringify({ sub: 'bob', device: 'phone', exp: Math.floor(Date.now() / 1000) + 600 })).toString('base64url');
+        return `${h}.${p}.${createHmac('sha256', SECRET).update(`${h}.${p}`).digest('base64url')}`;
+      },
+    ],
+    [
+      'not yet valid (nbf in an hour)',
+      () =>
+        new SignJWT({ device: 'phone' }).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').setNotBefore('1h').setExpirationTime('2h').sign(new TextEncoder().encode(SECRET)),
+    ],
   ];
 
   for (const [name, make] of rejectedTokens) {
@@ -168,6 +183,80 @@ describe('authorization', () => {
       const other = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
       const bad = await new SignJWT({ device: 'tab' }).setProtectedHeader({ alg: 'EdDSA' }).setSubject('quinn').setExpirationTime('5m').sign(other.privateKey);
       assert.equal((await api(s, 'GET', '/v1/messages', { token: bad })).status, 401);
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+describe('issuer and audience', () => {
+  test('when configured, a token must carry both, whatever the signature', async () => {
+    const s = await startTestServer({ auth: { issuer: 'https://id.example', audience: 'pobox' } });
+    try {
+      const sign = (claims: { iss?: string; aud?: string }): Promise<string> => {
+        let jwt = new SignJWT({ device: 'phone' }).setProtectedHeader({ alg: 'HS256' }).setSubject('uma').setExpirationTime('10m');
+        if (claims.iss) jwt = jwt.setIssuer(claims.iss);
+        if (claims.aud) jwt = jwt.setAudience(claims.aud);
+        return jwt.sign(new TextEncoder().encode(SECRET));
+      };
+      const status = async (claims: { iss?: string; aud?: string }): Promise<number> => (await api(s, 'GET', '/v1/messages', { token: await sign(claims) })).status;
+      assert.deepEqual(
+        [
+          await status({}),
+          await status({ iss: 'https://id.example' }),
+          await status({ iss: 'https://other', aud: 'pobox' }),
+          await status({ iss: 'https://id.example', aud: 'pobox' }),
+        ],
+        [401, 401, 401, 200],
+      );
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+describe('verified tokens are remembered until their exp', () => {
+  const user = (name: string, expiresAt: number): Extract<Principal, { kind: 'user' }> => ({ kind: 'user', user: name, device: 'phone', expiresAt });
+
+  test('a remembered token is forgotten at its exp, and the least recently used one goes first past the limit', () => {
+    const v = new VerifiedTokens(2);
+    v.add('a', user('alice', 1000));
+    v.add('b', user('bob', 2000));
+    assert.equal(v.get('a', 999)?.user, 'alice', 'valid until just before exp');
+    v.add('c', user('carol', 3000)); // over the limit: b was used least recently
+    assert.deepEqual([v.get('b', 0), v.get('a', 0)?.user, v.get('c', 0)?.user], [undefined, 'alice', 'carol']);
+    assert.equal(v.get('a', 1000), undefined, 'at exp it is verified again');
+    assert.equal(v.size, 1, 'an expired entry is dropped, not kept');
+  });
+
+  test('a token used before is refused once it expired (verified again, with no clock tolerance)', async () => {
+    const s = await startTestServer({ auth: { clockToleranceSeconds: 0 } });
+    try {
+      const token = await mintToken({ secret: SECRET, user: 'rita', device: 'phone', ttlSeconds: 3 });
+      assert.equal((await api(s, 'GET', '/v1/messages', { token })).status, 200);
+      assert.equal((await api(s, 'GET', '/v1/messages', { token })).status, 200, 'the second use, remembered');
+      // Nothing but the clock changes: the same token must start failing at its exp.
+      let status = 200;
+      for (let i = 0; i < 200 && status === 200; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        status = (await api(s, 'GET', '/v1/messages', { token })).status;
+      }
+      assert.equal(status, 401);
+      const c = await RawClient.open(s.url, token);
+      assert.equal((await c.waitClose()).code, 4001);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('a forged variant of a remembered token is still refused', async () => {
+    const s = await startTestServer();
+    try {
+      const token = await mintToken({ secret: SECRET, user: 'sam', device: 'phone' });
+      assert.equal((await api(s, 'GET', '/v1/messages', { token })).status, 200);
+      const [h, p, sig] = token.split('.');
+      const flipped = sig!.startsWith('A') ? `B${sig!.slice(1)}` : `A${sig!.slice(1)}`;
+      assert.equal((await api(s, 'GET', '/v1/messages', { token: `${h}.${p}.${flipped}` })).status, 401);
     } finally {
       await s.stop();
     }
