@@ -7,7 +7,19 @@ import { describe, it } from 'node:test';
 import { PoboxError } from '../../../src/core/errors.js';
 import { openStore } from '../../../src/store/open.js';
 import { openLmdbStore } from '../../../src/store/lmdb/index.js';
-import { messageRange } from '../../../src/store/lmdb/keys.js';
+import { open } from 'lmdb';
+import {
+  dedupeKey,
+  expiryKey,
+  messageKey,
+  messageRange,
+  metaKey,
+  senderKey,
+  type ExpiryKey,
+  type MailboxKey,
+  type MessageValue,
+  type MetaValue,
+} from '../../../src/store/lmdb/keys.js';
 
 describe('lmdb engine', () => {
   it('a path it cannot open is a typed UNAVAILABLE error naming the path', async () => {
@@ -64,6 +76,50 @@ describe('lmdb engine', () => {
       assert.deepEqual(await store.users({ after: 'bob2' }), []);
     } finally {
       await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads, acks and dedupes values stored in the earlier format (records with inline definitions)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pobox-lmdb-'));
+    try {
+      // What lmdb-js wrote by default before the store asked for plain maps.
+      const old = open({ path: dir, maxDbs: 8, compression: false, cache: false });
+      const mailboxes = old.openDB<unknown, MailboxKey>('mailboxes', { cache: false });
+      const expiry = old.openDB<string, ExpiryKey>('expiry', { cache: false });
+      const meta: MetaValue = { epoch: 'e0', lastSeq: 2, count: 2, bytes: 10, devices: { phone: { cursor: 0, registeredAt: 1 } } };
+      await mailboxes.put(metaKey('bob'), meta);
+      for (const seq of [1, 2]) {
+        const v: MessageValue = { id: `m${seq}`, from: 'alice', body: `old ${seq}`, bytes: 5, sentAt: 1, expiresAt: 1e15 };
+        await mailboxes.put(messageKey('bob', seq), v);
+        await mailboxes.put(dedupeKey('bob', v.id), { seq, expiresAt: v.expiresAt });
+        await expiry.put(expiryKey(v.expiresAt, 'bob', seq), v.id);
+      }
+      await mailboxes.put(senderKey('bob', 'alice'), { count: 2, bytes: 10 });
+      assert.equal(mailboxes.getBinary(messageKey('bob', 1))![1], 0x72, 'the old value carries an inline record definition');
+      await old.close();
+
+      const store = await openLmdbStore({ path: dir });
+      try {
+        const page = await store.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: 2 });
+        assert.deepEqual(
+          page.messages.map((m) => [m.seq, m.id, m.body]),
+          [
+            [1, 'm1', 'old 1'],
+            [2, 'm2', 'old 2'],
+          ],
+        );
+        assert.deepEqual([page.epoch, page.cursor, page.lastSeq], ['e0', 0, 2]);
+        const limits = { maxMailboxMessages: 100, maxMailboxBytes: 1 << 20 };
+        const [dup] = await store.append([{ id: 'm2', from: 'alice', to: 'bob', body: 'again', bytes: 5, sentAt: 2, expiresAt: 1e15 }], limits);
+        assert.deepEqual(dup, { ok: true, seq: 2, duplicate: true, epoch: 'e0' });
+        assert.equal((await store.ack('bob', 'phone', 1)).deleted, 1);
+        const stats = await store.stats('bob', 2);
+        assert.deepEqual([stats.pending, stats.pendingBytes], [1, 5]);
+      } finally {
+        await store.close();
+      }
+    } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
