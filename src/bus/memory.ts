@@ -3,23 +3,32 @@ import type { Bus, Wake, WakeHandler } from './contract.js';
 /** The single-node bus: wake-ups stay inside this process. Always healthy. */
 export class MemoryBus implements Bus {
   readonly kind = 'memory';
-  private readonly subs = new Map<string, Set<WakeHandler>>();
+  /** A user's handlers: the handler itself while it is the only one (most users), else a set. */
+  private readonly subs = new Map<string, WakeHandler | Set<WakeHandler>>();
 
   async subscribe(user: string, handler: WakeHandler): Promise<() => Promise<void>> {
-    let set = this.subs.get(user);
-    if (!set) this.subs.set(user, (set = new Set()));
-    set.add(handler);
-    return async () => {
-      set.delete(handler);
-      if (set.size === 0 && this.subs.get(user) === set) this.subs.delete(user);
-    };
+    const had = this.subs.get(user);
+    if (had === undefined) this.subs.set(user, handler);
+    else if (had instanceof Set) had.add(handler);
+    else this.subs.set(user, new Set([had, handler]));
+    return () => this.unsubscribe(user, handler);
+  }
+
+  private async unsubscribe(user: string, handler: WakeHandler): Promise<void> {
+    const had = this.subs.get(user);
+    if (had === handler) this.subs.delete(user);
+    else if (had instanceof Set) {
+      had.delete(handler);
+      if (had.size === 1) this.subs.set(user, had.values().next().value!);
+    }
   }
 
   async publish(wake: Wake): Promise<number> {
-    const set = this.subs.get(wake.user);
-    if (!set) return 0;
+    const had = this.subs.get(wake.user);
+    if (had === undefined) return 0;
+    if (!(had instanceof Set)) return had(wake) === true ? 1 : 0;
     let took = 0;
-    for (const h of [...set]) if (h(wake) === true) took++;
+    for (const h of [...had]) if (h(wake) === true) took++;
     return took;
   }
 

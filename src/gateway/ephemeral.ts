@@ -17,27 +17,32 @@ import type { DeviceSession } from './session.js';
 export class EphemeralRouter {
   /** This node's id on the bus. */
   readonly nodeId = randomUUID();
-  private readonly byUser = new Map<string, Set<DeviceSession>>();
+  /** A user's sessions on this node: the session itself while it is the only one (most users), else a set. */
+  private readonly byUser = new Map<string, DeviceSession | Set<DeviceSession>>();
 
   constructor(private readonly bus: Bus) {}
 
   add(s: DeviceSession): void {
-    let set = this.byUser.get(s.user);
-    if (!set) this.byUser.set(s.user, (set = new Set()));
-    set.add(s);
+    const had = this.byUser.get(s.user);
+    if (had === undefined) this.byUser.set(s.user, s);
+    else if (had instanceof Set) had.add(s);
+    else if (had !== s) this.byUser.set(s.user, new Set([had, s]));
   }
 
   remove(s: DeviceSession): void {
-    const set = this.byUser.get(s.user);
-    if (!set) return;
-    set.delete(s);
-    if (set.size === 0) this.byUser.delete(s.user);
+    const had = this.byUser.get(s.user);
+    if (had === s) this.byUser.delete(s.user);
+    else if (had instanceof Set) {
+      had.delete(s);
+      if (had.size === 1) this.byUser.set(s.user, had.values().next().value!);
+    }
   }
 
   /** Deliver to local sessions and publish for the other nodes; resolves with the reach. */
   readonly route = async (m: EphemeralMessage): Promise<number> => {
     let local = 0;
-    for (const s of this.byUser.get(m.to) ?? []) if (s.deliverEphemeral(m)) local++;
+    const had = this.byUser.get(m.to);
+    for (const s of had === undefined ? [] : had instanceof Set ? [...had] : [had]) if (s.deliverEphemeral(m)) local++;
     let remote = 0;
     try {
       remote = (await this.bus.publish({ user: m.to, epoch: EPHEMERAL_EPOCH, seq: 0, ephemeral: m, origin: this.nodeId })) ?? 0;

@@ -43,7 +43,7 @@
  * and readPos only grows. The store is the source of truth; wake-ups only say "read".
  */
 import type { Duplex } from 'node:stream';
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import type { Bus, Wake } from '../bus/contract.js';
 import { PoboxError, toPoboxError, type ErrorCode } from '../core/errors.js';
 import type { Body } from '../core/bytes.js';
@@ -126,7 +126,8 @@ export class DeviceSession {
   private ackQueue: number | undefined;
   private acking = false;
   private invalid = 0;
-  private readonly sendBucket: TokenBucket;
+  /** Made at the first send: most connections only receive. */
+  private sendBucket: TokenBucket | undefined;
   private helloTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => Promise<void>) | undefined;
@@ -134,6 +135,8 @@ export class DeviceSession {
   /** The TCP socket `ws` writes to; corked while a batch of frames is being written. */
   private readonly socket: Duplex | undefined;
   private corked = false;
+  /** Made when first needed (the socket's buffer near its limit): resumes a loop paused by backpressure. */
+  private afterWrite: ((err?: Error) => void) | undefined;
 
   constructor(
     readonly ws: WebSocket,
@@ -148,24 +151,42 @@ export class DeviceSession {
   ) {
     this.socket = socketOf(ws);
     deps.events.emit('sessionState', { user, device, to: this.current });
-    this.sendBucket = new TokenBucket(deps.limits.sendRate.perSecond, deps.limits.sendRate.burst);
-    this.helloTimer = setTimeout(() => this.close(CloseCode.TIMEOUT, 'no hello received in time'), deps.session.helloTimeoutMs);
-    ws.on('message', (data, isBinary) => {
-      // A throw here would be an uncaught exception in the ws emitter: contain it to this connection.
-      try {
-        this.onMessage(data as Buffer, isBinary);
-      } catch (err) {
-        this.fail(err, 'frame handling failed');
-      }
-    });
-    ws.on('pong', () => {
-      this.lastSeen = Date.now();
-    });
-    ws.on('close', (code, reason) => this.onClosed(code, reason.toString()));
-    ws.on('error', (err) => {
-      // ws closes the socket itself after an error (e.g. 1009 for a frame over maxPayload).
-      this.log.warn({ err: err.message }, 'websocket error');
-    });
+    this.helloTimer = setTimeout(DeviceSession.helloTimedOut, deps.session.helloTimeoutMs, this);
+    // Listeners shared by every connection (`this` is the socket), not closures per connection.
+    sessionOf.set(ws, this);
+    ws.on('message', DeviceSession.wsMessage);
+    ws.on('pong', DeviceSession.wsPong);
+    ws.on('close', DeviceSession.wsClose);
+    ws.on('error', DeviceSession.wsError);
+  }
+
+  private static helloTimedOut(this: void, s: DeviceSession): void {
+    s.close(CloseCode.TIMEOUT, 'no hello received in time');
+  }
+
+  private static wsMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+    const s = sessionOf.get(this);
+    if (!s) return;
+    // A throw here would be an uncaught exception in the ws emitter: contain it to this connection.
+    try {
+      s.onMessage(data as Buffer, isBinary);
+    } catch (err) {
+      s.fail(err, 'frame handling failed');
+    }
+  }
+
+  private static wsPong(this: WebSocket): void {
+    const s = sessionOf.get(this);
+    if (s) s.lastSeen = Date.now();
+  }
+
+  private static wsClose(this: WebSocket, code: number, reason: Buffer): void {
+    sessionOf.get(this)?.onClosed(code, reason.toString());
+  }
+
+  private static wsError(this: WebSocket, err: Error): void {
+    // ws closes the socket itself after an error (e.g. 1009 for a frame over maxPayload).
+    sessionOf.get(this)?.log.warn({ err: err.message }, 'websocket error');
   }
 
   get state(): SessionState {
@@ -314,6 +335,7 @@ export class DeviceSession {
   }
 
   private onSend(frame: SendFrame): void {
+    this.sendBucket ??= new TokenBucket(this.deps.limits.sendRate.perSecond, this.deps.limits.sendRate.burst);
     if (!this.sendBucket.take()) {
       this.deps.events.emit('sendRefused', { code: 'RATE_LIMITED', via: 'ws', ...(typeof frame.to === 'string' ? { to: frame.to } : {}) });
       this.writeError(errorOf('RATE_LIMITED', 'send rate limit exceeded; slow down'), frame.id);
@@ -680,12 +702,6 @@ export class DeviceSession {
     this.deps.events.emit('delivered', { user: this.user, device: this.device, seq: m.seq, sentAt: m.sentAt, live: this.caughtUpSent, fast });
   }
 
-  /** A write reached the socket: resume a loop paused by backpressure. */
-  private readonly afterWrite = (err?: Error): void => {
-    if (err) return; // the close handler cleans up
-    if (this.blockedBy === 'socket' && !this.socketFull()) this.pump();
-  };
-
   /** The safety poll (safety-poll.ts): read as a wake-up would, in case one was lost. */
   safetyRead(): void {
     if (this.state === 'live') this.pump();
@@ -721,18 +737,35 @@ export class DeviceSession {
     if (!this.corked && this.socket) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(this.flush);
+      process.nextTick(DeviceSession.flushTurn, this);
     }
-    // A string goes as a text message, a Buffer (MessagePack) as a binary one.
-    this.ws.send(data, this.afterWrite);
+    // A string goes as a text message, a Buffer (MessagePack) as a binary one. A write that
+    // may take the buffer past its limit carries a callback: when it has reached the kernel,
+    // a loop paused by backpressure (socketFull) reads on. The threshold is a third of the
+    // limit because `length` undercounts UTF-8 bytes at most threefold, so any write after
+    // which the buffer is full carries one. Writes below it need none (and cost none).
+    const max = this.deps.session.maxBufferedBytes;
+    if (this.ws.bufferedAmount + data.length > max / 3) this.ws.send(data, (this.afterWrite ??= this.resumeAfterWrite.bind(this)));
+    else this.ws.send(data);
+  }
+
+  /** A write reached the socket: resume a loop paused by backpressure. */
+  private resumeAfterWrite(err?: Error): void {
+    if (err) return; // the close handler cleans up
+    if (this.blockedBy === 'socket' && !this.socketFull()) this.pump();
   }
 
   /** Write out what is corked (a no-op when nothing is). */
-  private readonly flush = (): void => {
+  private flush(): void {
     if (!this.corked) return;
     this.corked = false;
     this.socket!.uncork();
-  };
+  }
+
+  /** The end of a turn with frames written (process.nextTick): one writev for all of them. */
+  private static flushTurn(this: void, s: DeviceSession): void {
+    s.flush();
+  }
 
   isClosed(): boolean {
     return this.state === 'closed';
@@ -796,6 +829,9 @@ function socketOf(ws: WebSocket): Duplex | undefined {
   const socket = (ws as unknown as { _socket?: Duplex })._socket;
   return socket && typeof socket.cork === 'function' && typeof socket.uncork === 'function' ? socket : undefined;
 }
+
+/** The session of each socket, for the listeners all sessions share. */
+const sessionOf = new WeakMap<WebSocket, DeviceSession>();
 
 function badRequest(message: string, field?: string, id?: string): FrameError {
   return new FrameError(new PoboxError('BAD_REQUEST', message, field === undefined ? undefined : { field }), id);

@@ -12,7 +12,11 @@ import type { Presence } from '../postoffice/wakeup-hook.js';
 import type { GatewayEvents } from '../gateway/events.js';
 
 export class LocalPresence implements Presence {
-  private readonly users = new Map<UserId, Map<DeviceId, number>>();
+  /**
+   * Connections per user and device. A user with one device connected once (most of them)
+   * is held as just that device's id; a Map per user cost about 130 bytes per connection.
+   */
+  private readonly users = new Map<UserId, DeviceId | Map<DeviceId, number>>();
 
   /** Follow a gateway's events. Returns the function that stops following. */
   follow(events: TypedEmitter<GatewayEvents>): () => void {
@@ -21,34 +25,55 @@ export class LocalPresence implements Presence {
   }
 
   up(user: UserId, device: DeviceId): void {
-    let devices = this.users.get(user);
-    if (!devices) this.users.set(user, (devices = new Map()));
-    devices.set(device, (devices.get(device) ?? 0) + 1);
+    const had = this.users.get(user);
+    if (had === undefined) this.users.set(user, device);
+    else if (typeof had === 'string')
+      this.users.set(
+        user,
+        had === device
+          ? new Map([[device, 2]])
+          : new Map([
+              [had, 1],
+              [device, 1],
+            ]),
+      );
+    else had.set(device, (had.get(device) ?? 0) + 1);
   }
 
   down(user: UserId, device: DeviceId): void {
-    const devices = this.users.get(user);
-    const n = devices?.get(device);
-    if (!devices || n === undefined) return;
-    if (n > 1) devices.set(device, n - 1);
-    else {
-      devices.delete(device);
-      if (devices.size === 0) this.users.delete(user);
+    const had = this.users.get(user);
+    if (had === undefined) return;
+    if (typeof had === 'string') {
+      if (had === device) this.users.delete(user);
+      return;
+    }
+    const n = had.get(device);
+    if (n === undefined) return;
+    if (n > 1) had.set(device, n - 1);
+    else had.delete(device);
+    if (had.size === 0) this.users.delete(user);
+    else if (had.size === 1) {
+      const [only, count] = had.entries().next().value!;
+      if (count === 1) this.users.set(user, only);
     }
   }
 
   connectedDevices(user: UserId): readonly DeviceId[] {
-    const devices = this.users.get(user);
-    return devices ? [...devices.keys()] : [];
+    return devicesOf(this.users.get(user));
   }
 
   /** Every connected (user, devices) pair on this node. */
   *entries(): IterableIterator<[UserId, DeviceId[]]> {
-    for (const [user, devices] of this.users) yield [user, [...devices.keys()]];
+    for (const [user, devices] of this.users) yield [user, devicesOf(devices)];
   }
 
   /** Users with at least one connected device. */
   get onlineUsers(): number {
     return this.users.size;
   }
+}
+
+function devicesOf(held: DeviceId | Map<DeviceId, number> | undefined): DeviceId[] {
+  if (held === undefined) return [];
+  return typeof held === 'string' ? [held] : [...held.keys()];
 }
