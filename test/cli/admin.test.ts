@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MailboxStats } from '../../src/core/types.js';
 import type { MailboxTotals } from '../../src/metrics/totals.js';
-import { runCli, runJson } from '../support/cli.js';
+import { runCli, runCliProcess, runJson } from '../support/cli.js';
 import { parseProm, sample } from '../support/prom-text.js';
 import { startOpsServer } from '../ops/server-helpers.js';
 
@@ -55,6 +55,11 @@ test('admin CLI: against a running server, then directly on its stopped data dir
     assert.match(r.stdout, /^DEVICE\s+CURSOR\s+BEHIND\s+REGISTERED$/m);
     assert.match(r.stdout, /^phone\s+0\s+3\s+\d{4}-/m);
 
+    // The flags' environment variables: POBOX_URL and POBOX_ADMIN_KEY stand for --url and --admin-key.
+    r = await runCliProcess(['inspect', 'bob', '--json'], { POBOX_URL: s.server.url, POBOX_ADMIN_KEY: s.adminKey });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as MailboxStats).pending, 3);
+
     // purge --device: the phone skips its backlog; the tablet was at the head, so all 3 go.
     assert.deepEqual(await runJson(['purge', 'bob', '--device', 'phone', ...http]), { user: 'bob', device: 'phone', cursor: 3, deleted: 3 });
     // Two more, and totals over several users walked two at a time.
@@ -84,6 +89,16 @@ test('admin CLI: against a running server, then directly on its stopped data dir
     const dir = ['--data-dir', s.dataDir];
     const before = await runJson<MailboxStats>(['inspect', 'carol', ...dir]);
     assert.deepEqual([before.pending, before.lastSeq], [1, 1]);
+    // POBOX_DATA_DIR stands for --data-dir; --data-dir beats POBOX_URL; an empty POBOX_URL is unset.
+    for (const [args, env] of [
+      [[], { POBOX_DATA_DIR: s.dataDir }],
+      [dir, { POBOX_URL: 'http://127.0.0.1:1' }],
+      [[], { POBOX_URL: '', POBOX_DATA_DIR: s.dataDir }],
+    ] as const) {
+      const viaEnv = await runCliProcess(['inspect', 'carol', '--json', ...args], env);
+      assert.equal(viaEnv.code, 0, `${JSON.stringify(env)}: ${viaEnv.stderr}`);
+      assert.equal((JSON.parse(viaEnv.stdout) as MailboxStats).lastSeq, 1);
+    }
     assert.equal((await runJson<{ seq: number }>(['send', ...dir, '--to', 'carol', '--from', 'ops', 'offline note'])).seq, 2);
     assert.equal((await runJson<{ cursor: number }>(['devices', 'carol', 'add', 'old', '--start', 'oldest', ...dir])).cursor, 0);
     assert.equal((await runJson<{ cursor: number }>(['devices', 'carol', 'add', 'phone', '--start', 'head', ...dir])).cursor, 2);

@@ -28,19 +28,14 @@ const TargetSchema = z
   .refine((t) => !(t.url && t.dataDir), { message: 'give --url or --data-dir, not both', path: ['url'] });
 
 /**
- * Pick the target: --url (or POBOX_URL) means a running server; otherwise --data-dir
- * (or POBOX_DATA_DIR, default ./.pobox-data) is opened directly.
+ * Pick the target: a URL means a running server; otherwise the data dir is opened
+ * directly. The flags come from addTargetOptions (options.ts), which has already applied
+ * the environment variables and chosen between the two.
  */
-export async function openTarget(flags: TargetFlags, need: 'admin' | 'send', env: NodeJS.ProcessEnv = process.env, opts: DataDirOptions = {}): Promise<AdminTarget> {
-  const url = flags.url ?? (flags.dataDir ? undefined : env.POBOX_URL || undefined);
+export async function openTarget(flags: TargetFlags, need: 'admin' | 'send', opts: DataDirOptions = {}): Promise<AdminTarget> {
   const t = parseInput(
     TargetSchema,
-    {
-      url,
-      adminKey: flags.adminKey ?? (env.POBOX_ADMIN_KEY || undefined),
-      apiKey: flags.apiKey ?? (env.POBOX_API_KEY || undefined),
-      dataDir: url ? undefined : (flags.dataDir ?? (env.POBOX_DATA_DIR || './.pobox-data')),
-    },
+    { url: flags.url, adminKey: flags.adminKey, apiKey: flags.apiKey, dataDir: flags.url ? undefined : (flags.dataDir ?? './.pobox-data') },
     'options',
   );
   if (t.url) {
@@ -58,7 +53,7 @@ export async function openTarget(flags: TargetFlags, need: 'admin' | 'send', env
 
 /** Run `fn` on the target and always close it. */
 export async function withTarget<T>(flags: TargetFlags, need: 'admin' | 'send', fn: (t: AdminTarget) => Promise<T>, opts: DataDirOptions = {}): Promise<T> {
-  const target = await openTarget(flags, need, process.env, opts);
+  const target = await openTarget(flags, need, opts);
   try {
     return await fn(target);
   } finally {
