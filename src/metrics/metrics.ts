@@ -14,6 +14,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ErrorCode } from '../core/errors.js';
+import type { StoreCapacity } from '../store/contract.js';
 import { OPEN_SESSION_STATES, type SessionState } from '../gateway/session-state.js';
 
 /** Why a send was refused, as the `reason` label of pobox_messages_rejected_total. */
@@ -73,6 +74,8 @@ export class PoboxMetrics {
   readonly sessions: Gauge<'state'>;
   readonly onlineUsers: Gauge;
   readonly storeSeconds: Histogram<'engine' | 'op' | 'outcome'>;
+  readonly storeCapacityUnits: Counter<'kind'>;
+  readonly storeRequests: Counter;
   readonly busPublishSeconds: Histogram<'bus'>;
   readonly busWakeSeconds: Histogram<'bus'>;
   readonly wakeupHook: Counter<'outcome'>;
@@ -82,6 +85,7 @@ export class PoboxMetrics {
   readonly ready: Gauge;
   private oldestProbe: (() => Promise<void>) | undefined;
   private onlineUsersProbe: (() => number) | undefined;
+  private capacityProbe: (() => StoreCapacity) | undefined;
 
   constructor(opts: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -156,6 +160,31 @@ export class PoboxMetrics {
       labelNames: ['engine', 'op', 'outcome'],
       buckets: LATENCY_BUCKETS,
       registers,
+    });
+    // Read from the store on each scrape: the engine keeps the running totals.
+    this.storeCapacityUnits = new Counter({
+      name: 'pobox_store_capacity_units_total',
+      help: "Capacity units the store's backing service reported for this node's requests (DynamoDB ReturnConsumedCapacity), by kind: read, write. Not exported by the embedded engine.",
+      labelNames: ['kind'],
+      registers,
+      collect: () => {
+        const c = this.capacityProbe?.();
+        if (!c) return;
+        this.storeCapacityUnits.reset();
+        this.storeCapacityUnits.inc({ kind: 'read' }, c.readUnits);
+        this.storeCapacityUnits.inc({ kind: 'write' }, c.writeUnits);
+      },
+    });
+    this.storeRequests = new Counter({
+      name: 'pobox_store_requests_total',
+      help: "Requests this node sent to the store's backing service (DynamoDB), retries included; 0 for the embedded engine.",
+      registers,
+      collect: () => {
+        const c = this.capacityProbe?.();
+        if (!c) return;
+        this.storeRequests.reset();
+        this.storeRequests.inc(c.requests);
+      },
     });
     this.busPublishSeconds = new Histogram({
       name: 'pobox_bus_publish_seconds',
@@ -240,6 +269,11 @@ export class PoboxMetrics {
   /** Set by the server: the users connected to it, counted on each scrape. */
   setOnlineUsersProbe(probe: (() => number) | undefined): void {
     this.onlineUsersProbe = probe;
+  }
+
+  /** Set by the server when its store reports consumed capacity (DynamoDB): read on each scrape. */
+  setCapacityProbe(probe: (() => StoreCapacity) | undefined): void {
+    this.capacityProbe = probe;
   }
 
   /** The Prometheus text exposition and its content type, for GET /metrics. */

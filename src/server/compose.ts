@@ -92,6 +92,8 @@ export async function startServer(input: ServerConfigInput = {}, options: StartO
   // A store lent by the caller stays open when our post office closes.
   // Every store call is timed for /metrics (pobox_store_operation_seconds).
   const metrics = options.metrics ?? createMetrics({ processMetrics: config.processMetrics });
+  // DynamoDB's consumed capacity, as the engine counts it, for pobox_store_capacity_units_total.
+  if (store.capacity) metrics.setCapacityProbe(() => store.capacity!());
   const postOffice = options.postOffice ?? new PostOffice({ store: instrumentStore(ownsStore ? store : borrowed(store), metrics), config: config.postOffice });
   // Background failures (sweeper, deferred deletes, presence, hook, publishes): logged once per burst, counted.
   const failures = new BackgroundFailures(log, metrics);

@@ -125,6 +125,13 @@ export interface StoreCounters {
   keysDeleted: number;
 }
 
+/** What a metered backing service reported for this store's requests (DynamoDB: ReturnConsumedCapacity). */
+export interface StoreCapacity {
+  readUnits: number;
+  writeUnits: number;
+  requests: number;
+}
+
 /** Where engines really differ, they say so here; callers check flags, never names. */
 export interface StoreCapabilities {
   /** Data lives in this process's files; admin tools may open it directly when stopped. */
@@ -208,6 +215,9 @@ export interface MailboxStore {
    * fails (e.g. DynamoDB deletes left for the sweeper), so it is logged and counted.
    */
   onBackgroundFailure?(listener: (err: unknown) => void): void;
+
+  /** Optional: capacity units and requests the backing service billed so far (exported on /metrics). */
+  capacity?(): StoreCapacity;
 }
 
 /** Builds an engine. The conformance suite takes one of these and nothing else. */

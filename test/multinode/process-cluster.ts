@@ -26,6 +26,8 @@ export interface ProcessCluster extends Cluster {
   kill(index: number): Promise<void>;
   /** True when the node answers /readyz with 200 (store usable) and reports its bus healthy. */
   ready(index: number): Promise<boolean>;
+  /** The node's GET /metrics text (with the cluster's admin key). */
+  metrics(index: number): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -53,7 +55,8 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
   const secret = randomBytes(32).toString('base64url');
   const configFile = join(opts.dir, 'pobox.json');
   await writeFile(configFile, JSON.stringify({ session: { pollIntervalMs: opts.pollIntervalMs } }));
-  const env = { ...process.env, POBOX_JWT_SECRETS: secret };
+  const adminKey = `admin-${randomBytes(16).toString('hex')}`;
+  const env = { ...process.env, POBOX_JWT_SECRETS: secret, POBOX_API_KEYS: JSON.stringify([{ key: adminKey, name: 'test-admin', scopes: ['admin'] }]) };
   const starts: Promise<NodeProcess>[] = [];
   for (let i = 0; i < opts.nodes; i++) {
     const args = [
@@ -115,6 +118,11 @@ export async function startProcessCluster(opts: ProcessClusterOptions): Promise<
       } catch {
         return false;
       }
+    },
+    async metrics(index) {
+      const res = await fetch(`${procs[index]!.httpUrl}/metrics`, { headers: { authorization: `Bearer ${adminKey}` }, signal: AbortSignal.timeout(10_000) });
+      if (res.status !== 200) throw new Error(`/metrics of node ${index}: ${res.status}`);
+      return res.text();
     },
     close: stopAll,
   };

@@ -152,7 +152,7 @@ export class DynamoDbStore implements MailboxStore {
     return { ...this.t.counts };
   }
 
-  /** Read and write capacity units DynamoDB reported for this store's requests (not part of the contract). */
+  /** Read and write capacity units DynamoDB reported for this store's requests (exported on /metrics; the extra fields are for tests and benchmarks). */
   capacity(): CapacityCounters & { orphaned: number; holesClosed: number } {
     return { ...this.t.capacity, orphaned: this.orphaned, holesClosed: this.holes.closed };
   }
