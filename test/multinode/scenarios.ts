@@ -158,6 +158,86 @@ export async function moveMidStreamRaw(c: Cluster, total = 40): Promise<void> {
 }
 
 /**
+ * The many-node run's delivery property (bench/many-node.ts measures it; this asserts it):
+ * two devices each of bob and carol spread over the nodes, alice streaming to both users,
+ * and every device moved to the next node mid-stream (it acks what it got, its socket is
+ * cut, it says hello on the next node without a position, so it resumes after its cursor).
+ * On every connection each seq arrives at most once and in increasing order; the second
+ * connection sends exactly what was not acked on the first; every message reaches every
+ * device of its recipient.
+ */
+export async function spreadAndMoved(c: Cluster, total = 40): Promise<void> {
+  const [alice, bob, carol] = names('alice', 'bob', 'carol');
+  const devs = new Devices(c);
+  const n = c.nodes.length;
+  const recipients = [bob!, carol!];
+  const devices = await Promise.all(
+    recipients.flatMap((user, u) =>
+      ['phone', 'tablet'].map(async (device, d) => {
+        const node = (u * 2 + d) % n;
+        const token = await c.token(user, device);
+        const first = new RawDevice();
+        await first.open(c.nodes[node]!, token);
+        await first.waitFrame((f) => f.type === 'caughtUp', `${user}/${device} caught up on node ${node + 1}`);
+        return { user, device, node, token, first, second: new RawDevice(), ackTo: 0 };
+      }),
+    ),
+  );
+  try {
+    const a = await devs.open(alice!, 'laptop', [0]);
+    const seqs = new Map<string, number[]>(recipients.map((u) => [u, []]));
+    const send = async (i: number): Promise<void> => {
+      const to = recipients[i % 2]!;
+      seqs.get(to)!.push((await a.client.send({ to, body: `m${i}`, id: `m-${i}` })).seq);
+    };
+    const half = Math.floor(total / 2);
+    for (let i = 0; i < half; i++) await send(i);
+    // Mid-stream: alice keeps sending while every device acks what it has and moves on.
+    const sending = (async () => {
+      for (let i = half; i < total; i++) await send(i);
+    })();
+    for (const d of devices) {
+      await d.first.waitFrame((f) => f.type === 'message', `${d.user}/${d.device}: a first message`);
+      d.ackTo = Math.max(...d.first.of('message').map((m) => m.seq));
+      d.first.send({ type: 'ack', upTo: d.ackTo });
+      await d.first.waitFrame((f) => f.type === 'acked' && f.cursor >= d.ackTo, `${d.user}/${d.device}: ack committed`);
+      await d.first.cut();
+      await d.second.open(c.nodes[(d.node + 1) % n]!, d.token);
+    }
+    await sending;
+    for (const d of devices) {
+      const last = seqs.get(d.user)!.at(-1)!;
+      await d.second.waitFrame((f) => f.type === 'message' && f.seq === last, `${d.user}/${d.device}: the last message on node ${((d.node + 1) % n) + 1}`);
+    }
+    for (const d of devices) {
+      const who = `${d.user}/${d.device}`;
+      const got1 = d.first.of('message').map((m) => m.seq);
+      const got2 = d.second.of('message').map((m) => m.seq);
+      for (const got of [got1, got2]) {
+        for (let i = 1; i < got.length; i++) assert.ok(got[i]! > got[i - 1]!, `${who}: each connection sends each seq once, in increasing order (${got[i - 1]} then ${got[i]})`);
+      }
+      const all = seqs.get(d.user)!;
+      assert.deepEqual(
+        got2,
+        all.filter((s) => s > d.ackTo),
+        `${who}: the second connection sends exactly what was not acked`,
+      );
+      assert.deepEqual(
+        [...new Set([...got1, ...got2])].sort((x, y) => x - y),
+        all,
+        `${who}: nothing lost`,
+      );
+    }
+  } finally {
+    devs.closeAll();
+    for (const d of devices) {
+      await d.first.cut().catch(() => undefined);
+      await d.second.cut().catch(() => undefined);
+    }
+  }
+}
+
+/**
  * bob and carol receive on node 1 while alice (also on node 1) streams to them; node 1
  * is killed mid-stream. Each client moves to its next URL; nothing is lost, nothing is
  * seen twice, and alice's unanswered send is written again on the new node and stored once.
