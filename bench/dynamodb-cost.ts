@@ -9,13 +9,21 @@
  * groups of 10, then one sweeper pass runs after they expired: the pass reads every
  * mailbox's meta item once, a cost per mailbox and pass, shown per message.
  *
+ * The sweeper's own cost per mailbox and pass is measured on a table of its own (so the
+ * pass walks only those mailboxes): one pass over mailboxes with nothing counted (what
+ * almost every mailbox is at any time), and one over mailboxes whose `--per-user`
+ * messages expired unacked. The capacity model (bench:capacity) reads these figures.
+ *
  *   npm run bench:dynamodb-cost [-- --quick] [-- --users N] [-- --per-user K] [-- --body BYTES]
  *
  * Writes bench/results/dynamodb-cost.json and .md (bench/results/quick/ with --quick).
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PostOffice } from '../src/postoffice/post-office.js';
+import { itemSize } from '../src/store/dynamodb/codec.js';
+import { itemKey, META_SK } from '../src/store/dynamodb/keys.js';
 import { openDynamoDbStore, type DynamoDbStore } from '../src/store/dynamodb/index.js';
 import { FakeClock } from '../tools/fake-clock.js';
 import { localClient, startDynamoDbLocal } from '../tools/dynamodb-local.js';
@@ -106,6 +114,88 @@ async function scenario(store: DynamoDbStore, clock: FakeClock, name: string, de
   return { name, description, messages: n, perMessage: { ...phases, total } };
 }
 
+interface SweeperCost {
+  mailboxes: number;
+  expiredPerMailbox: number;
+  /** One pass, per mailbox with nothing counted (every message acked). */
+  emptyMailbox: Units;
+  /** One pass, per mailbox whose messages all expired unacked. */
+  mailboxWithExpired: Units;
+}
+
+/**
+ * One sweeper pass over `users` mailboxes that count nothing (their messages were read and
+ * acked), then one over as many whose `perUser` messages expired unacked; units per mailbox.
+ */
+async function sweeperCost(store: DynamoDbStore, clock: FakeClock, users: number, perUser: number, body: string): Promise<SweeperCost> {
+  const po = new PostOffice({ store, clock, sweeper: false, config: { limits: { maxPageSize: 1000 } } });
+  const fill = async (prefix: string, ack: boolean): Promise<void> => {
+    for (let u = 0; u < users; u++) {
+      const user = `${prefix}-u${u}`;
+      await po.registerDevice(user, 'phone');
+      await Promise.all(Array.from({ length: perUser }, (_, k) => po.send({ to: user, from: 'alice', id: `${user}-m${k}`, body, ttlSeconds: 3600 })));
+      if (ack) await po.ack(user, 'phone', (await po.read(user, 'phone', 0, perUser)).messages.at(-1)!.seq);
+    }
+  };
+  const pass = async (expect: number): Promise<Units> => {
+    clock.advance(3_601_000);
+    const c = snap(store);
+    const expired = await po.sweepNow();
+    if (expired !== expect) throw new Error(`the sweeper expired ${expired} messages, expected ${expect}`);
+    return delta(store, c, users);
+  };
+  await fill('acked', true);
+  const emptyMailbox = await pass(0);
+  await fill('expiring', false);
+  // This pass walks both sets: subtract the empty mailboxes' share measured just before.
+  const both = await pass(users * perUser);
+  const mailboxWithExpired = zero();
+  for (const k of Object.keys(both) as Array<keyof Units>) mailboxWithExpired[k] = round(both[k] - emptyMailbox[k]);
+  return { mailboxes: users, expiredPerMailbox: perUser, emptyMailbox, mailboxWithExpired };
+}
+
+interface MetaGrowth {
+  /** Distinct senders with messages pending in the mailbox. */
+  senders: number;
+  /** Size of the mailbox's meta item by DynamoDB's rules (bytes). */
+  metaBytes: number;
+  /** One more message from a new sender, one read of a page of 10, one ack of everything. */
+  send: Units;
+  read: Units;
+  ack: Units;
+}
+
+/**
+ * Fair quotas keep two counters per sender with messages pending (`sc#<from>`,
+ * `sb#<from>`) on the meta item, which every reservation, read and ack touches: the item,
+ * and what those requests cost, grow with the number of distinct pending senders.
+ */
+async function metaGrowth(store: DynamoDbStore, client: DynamoDBClient, table: string, clock: FakeClock, sendersList: number[], body: string): Promise<MetaGrowth[]> {
+  const po = new PostOffice({ store, clock, sweeper: false, config: { limits: { maxPageSize: 1000 } } });
+  const out: MetaGrowth[] = [];
+  for (const senders of sendersList) {
+    const user = `meta-${senders}`;
+    await po.registerDevice(user, 'phone');
+    for (let k = 0; k < senders; k += 50) {
+      await Promise.all(
+        Array.from({ length: Math.min(50, senders - k) }, (_, j) => po.send({ to: user, from: `sender-${k + j}`, id: `${user}-s${k + j}`, body, ttlSeconds: 3600 })),
+      );
+    }
+    let c = snap(store);
+    await po.send({ to: user, from: 'sender-new', id: `${user}-probe`, body, ttlSeconds: 3600 });
+    const send = delta(store, c, 1);
+    const meta = await client.send(new GetItemCommand({ TableName: table, Key: itemKey(user, META_SK), ConsistentRead: true }));
+    c = snap(store);
+    const page = await po.read(user, 'phone', 0, 10);
+    const read = delta(store, c, 1);
+    c = snap(store);
+    await po.ack(user, 'phone', page.messages.at(-1)!.seq);
+    const ack = delta(store, c, 1);
+    out.push({ senders, metaBytes: itemSize(meta.Item!), send, read, ack });
+  }
+  return out;
+}
+
 const zero = (): Units => ({ read: 0, write: 0, localRead: 0, localWrite: 0, requests: 0 });
 function add(into: Units, u: Units): void {
   for (const k of Object.keys(into) as Array<keyof Units>) into[k] = round(into[k] + u[k]);
@@ -125,7 +215,7 @@ function verdict(s: Scenario): string {
   return `<= ${t.write} WCU${t.read === undefined ? '' : ` / <= ${t.read} RCU`}: ${okW && okR ? 'met' : 'NOT met'}`;
 }
 
-function markdown(scenarios: Scenario[], body: number, perUser: number, notes: string[]): string {
+function markdown(scenarios: Scenario[], sweeper: SweeperCost, growth: MetaGrowth[], body: number, perUser: number, notes: string[]): string {
   const lines = [
     '# DynamoDB: capacity units per message lifecycle',
     '',
@@ -143,7 +233,31 @@ function markdown(scenarios: Scenario[], body: number, perUser: number, notes: s
       `| ${s.name} | ${cell(p.send)} | ${cell(p.read)} | ${cell(p.ack)} | ${cell(p.sweep)} | ${p.total.write} (${p.total.localWrite}) | ${p.total.read} (${p.total.localRead}) | ${p.total.requests} | ${verdict(s)} |`,
     );
   }
-  lines.push('', ...scenarios.map((s) => `- **${s.name}**: ${s.description}`), '', '## Notes', '', ...notes.map((n) => `- ${n}`), '');
+  lines.push('', ...scenarios.map((s) => `- **${s.name}**: ${s.description}`));
+  const su = (u: Units): string => `${u.write} / ${u.read} (${u.localWrite} / ${u.localRead}) | ${u.requests}`;
+  lines.push(
+    '',
+    '## The sweeper, per mailbox and pass',
+    '',
+    `One pass over ${sweeper.mailboxes} mailboxes on a table of their own, units per mailbox as above (modelled, in brackets DynamoDB Local's report). A mailbox with nothing counted is what almost every mailbox is between passes; one whose ${sweeper.expiredPerMailbox} messages expired unacked is visited (the figure is what it adds to the walk).`,
+    '',
+    '| mailbox | WCU / RCU per mailbox | requests per mailbox |',
+    '| --- | --- | --- |',
+    `| nothing counted (walked only) | ${su(sweeper.emptyMailbox)} |`,
+    `| ${sweeper.expiredPerMailbox} messages expired unacked (visited, on top of the walk) | ${su(sweeper.mailboxWithExpired)} |`,
+  );
+  const gu = (u: Units): string => `${u.write} / ${u.read} (${u.localWrite} / ${u.localRead})`;
+  lines.push(
+    '',
+    '## The meta item against distinct pending senders',
+    '',
+    "Fair quotas keep a count and a byte total per sender with messages pending (`sc#<from>`, `sb#<from>`) on the mailbox's meta item, which every reservation, read and ack touches. One mailbox with that many senders' messages pending (sender ids of 8-10 characters), then one more message from a new sender, a read of a page of 10 and an ack of everything; WCU / RCU of that one request, modelled (in brackets DynamoDB Local's report, which bills the meta item by its size):",
+    '',
+    '| pending senders | meta item bytes | send WCU / RCU | read WCU / RCU | ack WCU / RCU |',
+    '| --- | --- | --- | --- | --- |',
+    ...growth.map((g) => `| ${g.senders} | ${g.metaBytes} | ${gu(g.send)} | ${gu(g.read)} | ${gu(g.ack)} |`),
+  );
+  lines.push('', '## Notes', '', ...notes.map((n) => `- ${n}`), '');
   return lines.join('\n');
 }
 
@@ -187,15 +301,24 @@ runMain(async () => {
       body,
     ),
   ];
+  // The sweeper on a table of its own, so a pass walks only the mailboxes measured.
+  const sweepTable = await ddb.newTable({ ttl: false });
+  const sweepStore = await openDynamoDbStore({ engine: 'dynamodb', table: sweepTable, endpoint: ddb.endpoint }, { client });
+  onCleanup('sweep store', () => sweepStore.close());
+  const sweeper = await sweeperCost(sweepStore, clock, users, perUser, body);
+
+  const growth = await metaGrowth(sweepStore, client, sweepTable, clock, args.quick ? [1, 10, 100] : [1, 10, 100, 1000], body);
+
   const notes = [
     'Send: one UpdateItem of the meta item reserves the seqs (ADD last, cnt, bytes; conditioned on the quota; 1 WCU, no read, DynamoDB returns the new last), then per message a conditional PutItem of the dedupe entry (1 WCU) and a conditional PutItem of the message (1 WCU per KB). No transaction, no index entry. 3 WCU alone; 2 + 1/10 per message in a group of 10.',
     'Read: one strongly consistent Query, newest first, from the meta item (it sorts right after the messages) down to the seq after the last one seen: meta item + page in one request, 1 RCU per 4 KB (a page of 10 small messages and the meta item fit in 4 KB: 0.1 RCU each).',
     'Ack: one UpdateItem of the meta item (cursor, floor, counters; conditioned on the version and last seq this node read): 1 WCU, no read. Nothing is deleted: acked messages are released (below the cursor, never shown again) and native TTL deletes them, and later the dedupe entries, for free.',
-    'Expiry: native TTL (free). The sweeper keeps quota counters right: one pass reads every mailbox meta item through the users index, eventually consistent (0.5 RCU per mailbox per pass, BatchGetItem) and visits only mailboxes still counting expired messages (none here: everything was acked). Per message that is 0.5 / messages per mailbox between passes.',
+    `Expiry: native TTL (free). The sweeper keeps quota counters right: one pass reads every mailbox meta item through the users index, eventually consistent (BatchGetItem, 0.5 RCU per meta item, plus the index page: measured ${sweeper.emptyMailbox.read} RCU per mailbox per pass, below) and visits only mailboxes still counting expired messages (none in the scenarios: everything was acked). Per message that is the per-mailbox figure / messages per mailbox between passes.`,
+    `A visited mailbox (messages expired unacked) adds a strongly consistent read of its meta item and of its live range, one conditional update of the meta item and a batch delete of the expired messages: measured ${sweeper.mailboxWithExpired.write} WCU / ${sweeper.mailboxWithExpired.read} RCU for ${sweeper.expiredPerMailbox} expired messages.`,
     'Storage instead of deletes: an acked message stays until its TTL (expiry + ttlGraceSeconds; 30 + 1 days by default). At 0.25 USD per GB-month, 1 KB kept 31 days costs 1e-6 x 0.25 x 31/30 = 2.6e-7 USD; deleting it costs one write request unit, 6.25e-7 USD on demand: keeping it is 2.4 times cheaper. Both scale with item size (1 WCU per KB), so the break-even is the same for any size: about 75 days of retention + grace.',
     "DynamoDB Local is not the service: the modelled units follow the published rules; Local's own report is shown beside them (it agrees here: there are no transactions left to undercount).",
   ];
-  const data = { bodyBytes, perUser, targets: TARGETS, scenarios };
+  const data = { bodyBytes, perUser, targets: TARGETS, scenarios, sweeper, metaGrowth: growth };
   const dir = resultsDir(args.quick);
   const file = writeResult(dir, {
     name: 'dynamodb-cost',
@@ -207,6 +330,6 @@ runMain(async () => {
     notes,
     data,
   });
-  writeFileSync(path.join(dir, 'dynamodb-cost.md'), markdown(scenarios, bodyBytes, perUser, notes));
-  process.stdout.write(`${markdown(scenarios, bodyBytes, perUser, notes)}\nwrote ${file}\n`);
+  writeFileSync(path.join(dir, 'dynamodb-cost.md'), markdown(scenarios, sweeper, growth, bodyBytes, perUser, notes));
+  process.stdout.write(`${markdown(scenarios, sweeper, growth, bodyBytes, perUser, notes)}\nwrote ${file}\n`);
 });
