@@ -46,6 +46,7 @@ export async function writeReport(dir: string, quick: boolean): Promise<string> 
   out.push(...embedded(dir, quick, 'store', 'Store engines (`npm run bench:store`)'));
   out.push(...embedded(dir, quick, 'dynamodb-cost', 'DynamoDB capacity per message (`npm run bench:dynamodb-cost`)'));
   out.push(...embedded(dir, quick, 'gateway', 'Gateway (`npm run bench:gateway`)'));
+  if (existsSync(path.join(dir, 'many-node.md'))) out.push(...embedded(dir, quick, 'many-node', 'Many nodes over DynamoDB Local and Redis Cluster (`npm run bench:many-node`)'));
   out.push(...capacitySection(dir));
   const file = path.join(dir, 'README.md');
   writeFileSync(

@@ -19,6 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { benchArgs, numberFlag } from './lib/args.js';
 import { runMain } from './lib/cleanup.js';
 import { fdatasyncLatency } from './lib/disk-probe.js';
+import { promValues } from './lib/proc.js';
 import { log } from './lib/progress.js';
 import { benchMachine, resultsDir, writeResult } from './lib/results.js';
 import { startServeProcess, type ServeProcess } from './lib/serve-process.js';
@@ -43,16 +44,6 @@ const DRAIN_DEADLINE_MS = 180_000;
 const secret = `soak-secret-${Math.random().toString(36).slice(2)}-0123456789abcdef`;
 const sendKey = `soak-send-key-${Math.random().toString(36).slice(2)}-01234567`;
 const adminKey = `soak-admin-key-${Math.random().toString(36).slice(2)}-0123456`;
-
-/** Values of the unlabelled series in a Prometheus text exposition. */
-function promValues(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][\w:]*) ([-+\d.eE]+|NaN)$/.exec(line);
-    if (m) out.set(m[1]!, Number(m[2]));
-  }
-  return out;
-}
 
 async function http(server: ServeProcess, method: string, path: string, key: string, body?: unknown): Promise<{ status: number; json: unknown; text: string }> {
   const res = await fetch(`${server.url}${path}`, {

@@ -4,12 +4,12 @@
  * subscribed node, and used_memory per sharded subscription. Both go into the capacity
  * model's Redis shard count.
  */
-import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { openRedisClusterBus } from '../../src/bus/redis-cluster.js';
 import type { StoredMessage } from '../../src/core/types.js';
 import { startRedisCluster, type RedisClusterHandle } from '../../tools/redis-cluster.js';
 import { onCleanup } from '../lib/cleanup.js';
+import { cpuSeconds } from '../lib/proc.js';
 
 export interface RedisMeasurement {
   wakes: number;
@@ -22,13 +22,7 @@ export interface RedisMeasurement {
   wakesPerSecondWall: number;
 }
 
-const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
-
-function cpuUs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  // utime and stime are fields 14 and 15 of the whole line; 12 and 13 after "pid (comm) ".
-  return (Number(fields[11]) + Number(fields[12])) * TICK_US;
-}
+const cpuUs = (pid: number): number => cpuSeconds(pid) * 1e6;
 
 async function usedMemory(cluster: RedisClusterHandle): Promise<number> {
   let total = 0;

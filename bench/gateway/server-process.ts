@@ -10,6 +10,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ServerConfigInput } from '../../src/gateway/config.js';
 import { onCleanup } from '../lib/cleanup.js';
+import { cpuSeconds } from '../lib/proc.js';
 import { BENCH_DIR } from '../lib/results.js';
 import { round } from '../lib/stats.js';
 
@@ -71,15 +72,10 @@ export async function startServerChild(config: ServerConfigInput, cpuProfDir?: s
       child.stdin!.write('capacity\n');
     });
   const pid = child.pid!;
-  const ticks = (): number => {
-    // /proc/<pid>/stat fields 14 and 15: utime and stime in clock ticks (100 per second on Linux).
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  };
   const memory = (): { rssMiB: number; peakRssMiB: number } => {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
     return { rssMiB: round(kib('VmRSS') / 1024), peakRssMiB: round(kib('VmHWM') / 1024) };
   };
-  return { ...ready, pid, cpuSeconds: () => ticks() / 100, capacity, memory, stop };
+  return { ...ready, pid, cpuSeconds: () => cpuSeconds(pid), capacity, memory, stop };
 }

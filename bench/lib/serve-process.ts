@@ -41,6 +41,8 @@ export interface ServeOptions {
   config?: Record<string, unknown>;
   /** Node flags for the server process, e.g. ['--expose-gc']. */
   nodeFlags?: string[];
+  /** Extra environment, e.g. AWS credentials for DynamoDB Local. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export async function startServeProcess(opts: ServeOptions): Promise<ServeProcess> {
@@ -50,6 +52,7 @@ export async function startServeProcess(opts: ServeOptions): Promise<ServeProces
     POBOX_JWT_SECRETS: opts.secret,
     POBOX_API_KEYS: JSON.stringify(opts.apiKeys),
     POBOX_LOG_LEVEL: opts.logLevel ?? 'warn',
+    ...opts.env,
   };
   const args = ['serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', data.path, '--no-demo'];
   if (opts.config) {

@@ -7,6 +7,7 @@
  * - every seq it received, to find messages never delivered (lost);
  * - seqs received twice on one connection (duplicated; a redelivery after a reconnect of
  *   something not yet acked is allowed by the protocol and not counted);
+ * - seqs received on one connection below one received before on it (out of order);
  * - its sends: each is resent with the same id after a reconnect until `accepted` comes,
  *   so the sender-side books hold exactly one seq per message.
  */
@@ -27,6 +28,10 @@ export class SoakDevice {
   readonly received = new Set<number>();
   /** Seqs received twice within one connection. */
   duplicates = 0;
+  /** Seqs received below an earlier one on the same connection. */
+  outOfOrder = 0;
+  /** Message frames received, redeliveries on a new connection included. */
+  messageFrames = 0;
   /** The highest seq this device acked and the server confirmed (`acked`). */
   ackedCursor = 0;
   connections = 0;
@@ -35,6 +40,7 @@ export class SoakDevice {
   private markWelcomed: () => void = () => undefined;
   private ws: WebSocket | undefined;
   private onThisConnection = new Set<number>();
+  private lastOnThisConnection = 0;
   private highestSeen = 0;
   private slowUntil = 0;
   private stopped = false;
@@ -46,7 +52,7 @@ export class SoakDevice {
   constructor(
     readonly user: string,
     readonly device: string,
-    private readonly wsUrl: string,
+    private wsUrl: string,
     private readonly token: () => Promise<string>,
     private readonly books: SoakBooks,
   ) {
@@ -66,6 +72,7 @@ export class SoakDevice {
     const ws = new WebSocket(this.wsUrl, { headers: { authorization: `Bearer ${await this.token()}` } });
     this.ws = ws;
     this.onThisConnection = new Set();
+    this.lastOnThisConnection = 0;
     ws.on('open', () => {
       this.connections++;
       ws.send(JSON.stringify({ type: 'hello', protocol: 1 }));
@@ -88,6 +95,17 @@ export class SoakDevice {
     this.ws = undefined;
     ws.close(1000);
     this.reconnectLater();
+  }
+
+  /** Move to another node: close this connection and open one to `wsUrl` (it drains what was not acked). */
+  moveTo(wsUrl: string): void {
+    this.wsUrl = wsUrl;
+    this.reconnect();
+  }
+
+  /** The node this device is (or will next be) connected to. */
+  get url(): string {
+    return this.wsUrl;
   }
 
   /** A failed connect (token or socket set-up) is counted like any other problem; the next reconnect tries again. */
@@ -149,8 +167,11 @@ export class SoakDevice {
         return;
       case 'message': {
         const seq = f['seq'] as number;
+        this.messageFrames++;
         if (this.onThisConnection.has(seq)) this.duplicates++;
+        else if (seq < this.lastOnThisConnection) this.outOfOrder++;
         this.onThisConnection.add(seq);
+        this.lastOnThisConnection = Math.max(this.lastOnThisConnection, seq);
         this.received.add(seq);
         this.highestSeen = Math.max(this.highestSeen, seq);
         this.scheduleAck(Date.now() < this.slowUntil ? this.slowUntil - Date.now() : 20);
