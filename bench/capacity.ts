@@ -3,13 +3,15 @@
  * on this machine rather than guessed:
  *
  * - DynamoDB units and requests per message: bench/results/dynamodb-cost.json
- *   (`npm run bench:dynamodb-cost`), one-by-one lifecycle;
+ *   (`npm run bench:dynamodb-cost`), one-by-one lifecycle; the sweeper's units per
+ *   mailbox and pass from the same file;
  * - DynamoDB bytes per item: measured here on the engine's real items (DynamoDB Local);
  * - Redis CPU per wake-up and memory per subscription: measured here on a local
  *   3-master Redis Cluster with the cluster bus;
- * - gateway CPU per message: bench/results/many-node.json (whole lifecycle over several
- *   gateway processes; not written yet) when present, else the send-only figure of
- *   bench/results/gateway-dynamodb.json;
+ * - gateway CPU per message: bench/results/many-node.json (`npm run bench:many-node`:
+ *   whole lifecycle over several gateway processes) when present, else the send-only
+ *   figure of bench/results/gateway-dynamodb.json; the many-node run's DynamoDB units
+ *   per message are printed beside the model's as a cross-check;
  * - memory per idle connection: bench/results/e2e.json.
  *
  *   npm run bench:capacity [-- --quick]
@@ -26,15 +28,20 @@ import { benchArgs } from './lib/args.js';
 import { runCleanups, runMain } from './lib/cleanup.js';
 import { writeLineChart, type SeriesPoint } from './lib/plot.js';
 import { benchMachine, readJson, REPO_DIR, resultsDir, writeResult } from './lib/results.js';
-import { DynamoDbConfigSchema } from '../src/core/config.js';
+import { DynamoDbConfigSchema, RetentionSchema } from '../src/core/config.js';
 
 interface PhaseUnits {
   read: number;
   write: number;
   requests: number;
+  localRead: number;
+  localWrite: number;
 }
 interface CostFile {
-  data: { scenarios: Array<{ name: string; perMessage: Record<'send' | 'read' | 'ack' | 'sweep', PhaseUnits> }> };
+  data: {
+    scenarios: Array<{ name: string; perMessage: Record<'send' | 'read' | 'ack' | 'sweep', PhaseUnits> }>;
+    sweeper?: { mailboxes: number; expiredPerMailbox: number; emptyMailbox: PhaseUnits; mailboxWithExpired: PhaseUnits };
+  };
   startedAt: string;
 }
 interface GatewayFile {
@@ -42,14 +49,22 @@ interface GatewayFile {
   startedAt: string;
 }
 interface ManyNodeFile {
-  data: { cpuMsPerMessage: number; devicesPerUser: number };
+  data: {
+    cpuMsPerMessage: number;
+    devicesPerUser: number;
+    nodes: number;
+    messages: number;
+    perMessage: { readUnits: number; writeUnits: number; requests: number };
+    callsPerMessage?: Record<string, number>;
+    model?: { readUnits: number; writeUnits: number; requests: number };
+  };
   startedAt: string;
 }
 interface E2eFile {
   data: { idle: { rssKiBPerConnection: number } };
 }
 
-const pick = (u: PhaseUnits): PhaseUnits => ({ read: u.read, write: u.write, requests: u.requests });
+const pick = (u: PhaseUnits): Pick<PhaseUnits, 'read' | 'write' | 'requests'> => ({ read: u.read, write: u.write, requests: u.requests });
 
 runMain(async () => {
   const args = benchArgs();
@@ -59,6 +74,8 @@ runMain(async () => {
   const cost = readJson(results, 'dynamodb-cost') as CostFile;
   const oneByOne = cost.data.scenarios.find((s) => s.name === 'one-by-one');
   if (!oneByOne) throw new Error('bench/results/dynamodb-cost.json has no one-by-one scenario: run npm run bench:dynamodb-cost');
+  const sweeper = cost.data.sweeper;
+  if (!sweeper) throw new Error('bench/results/dynamodb-cost.json has no sweeper measurement: run npm run bench:dynamodb-cost');
   const e2e = readJson(results, 'e2e') as E2eFile;
   let manyNode: ManyNodeFile | undefined;
   try {
@@ -78,7 +95,7 @@ runMain(async () => {
   const gatewayCosts = manyNode
     ? {
         cpuMsPerMessage: manyNode.data.cpuMsPerMessage,
-        cpuSource: `bench/results/many-node.json (${manyNode.startedAt}): CPU of 4 pobox serve processes over DynamoDB Local and the cluster bus, per message, whole lifecycle with ${manyNode.data.devicesPerUser} device(s) per user`,
+        cpuSource: `bench/results/many-node.json (${manyNode.startedAt}): CPU of ${manyNode.data.nodes} pobox serve processes over DynamoDB Local and the cluster bus, per message, whole lifecycle with ${manyNode.data.devicesPerUser} device(s) per user, their idle use taken off. It was measured at a low rate (a few messages a second over all nodes, so sends were not batched: about ${round(manyNode.data.callsPerMessage?.append ?? 1)} append and ${round(manyNode.data.perMessage.requests)} DynamoDB requests per message) on a 2-core machine loaded by other work, where CPU time per operation is inflated: an upper bound (the send-only figure of bench/results/gateway-dynamodb.json, sends batched under load, is ${round((gateway.data.throughput.serverCores / gateway.data.throughput.perSecond) * 1000)} ms)`,
       }
     : {
         cpuMsPerMessage: (gateway.data.throughput.serverCores / gateway.data.throughput.perSecond) * 1000,
@@ -92,10 +109,11 @@ runMain(async () => {
       send: pick(oneByOne.perMessage.send),
       read: pick(oneByOne.perMessage.read),
       ack: pick(oneByOne.perMessage.ack),
-      sweep: pick(oneByOne.perMessage.sweep),
       // Each index entry is written when made and again when deleted.
       indexWritesPerSend: items.indexEntriesPerMessage * 2,
     },
+    // Hourly passes, as docs/dynamodb.md advises for large tables (the default interval is a minute).
+    sweeper: { perMailboxPass: pick(sweeper.emptyMailbox), passesPerDay: 24 },
     items: { message: items.message, dedupe: items.dedupe, meta: items.meta },
     gateway: { ...gatewayCosts, kibPerConnection: e2e.data.idle.rssKiBPerConnection },
     redis: { cpuUsPerWake: redis.cpuUsPerWake, bytesPerSubscription: redis.bytesPerSubscription },
@@ -120,7 +138,6 @@ runMain(async () => {
       send: { write: 4, read: 1.5, requests: 3 },
       read: { write: 0, read: 0, requests: 0 },
       ack: { write: 0, read: 0, requests: 0 },
-      sweep: { write: 0, read: 0, requests: 0 },
       indexWritesPerSend: 0,
     },
   };
@@ -147,7 +164,25 @@ runMain(async () => {
     yLog: true,
   });
 
-  const measured = { items, redis, gatewayCpu: gatewayCosts, costFile: cost.startedAt };
+  const measured = {
+    items,
+    redis,
+    gatewayCpu: gatewayCosts,
+    costFile: cost.startedAt,
+    sweeper: { ...sweeper, defaultPassesPerDay: 86_400_000 / RetentionSchema.parse({}).sweepIntervalMs },
+    ...(manyNode
+      ? {
+          manyNode: {
+            startedAt: manyNode.startedAt,
+            nodes: manyNode.data.nodes,
+            devicesPerUser: manyNode.data.devicesPerUser,
+            messages: manyNode.data.messages,
+            perMessage: manyNode.data.perMessage,
+            model: manyNode.data.model,
+          },
+        }
+      : {}),
+  };
   const file = writeResult(results, {
     name: 'capacity',
     quick: args.quick,

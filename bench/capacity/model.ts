@@ -39,10 +39,20 @@ export interface DynamoPerMessage {
   read: { write: number; read: number; requests: number };
   /** Acking it, once per device (the delete on the last ack is counted once per device: an upper bound). */
   ack: { write: number; read: number; requests: number };
-  /** What finally removes what the message left behind (dedupe entry). */
-  sweep: { write: number; read: number; requests: number };
   /** Write units of one send that land on the global index (spread over the sweep shards' partition keys). */
   indexWritesPerSend: number;
+}
+
+/**
+ * The sweeper: a pass walks every mailbox (users index + its meta item, eventually
+ * consistent), whatever the traffic, so it costs per mailbox and pass, not per message.
+ * Expired and acked items go by native TTL for free.
+ */
+export interface SweeperCosts {
+  /** One pass over one mailbox with nothing counted, measured (bench:dynamodb-cost). */
+  perMailboxPass: { write: number; read: number; requests: number };
+  /** Passes a day (retention.sweepIntervalMs: 86,400,000 / interval). */
+  passesPerDay: number;
 }
 
 export interface ItemBytes {
@@ -93,6 +103,7 @@ export interface Inputs {
   traffic: Traffic;
   prices: Prices;
   dynamo: DynamoPerMessage;
+  sweeper: SweeperCosts;
   items: ItemBytes;
   gateway: GatewayCosts;
   redis: RedisCosts;
@@ -110,6 +121,8 @@ export interface Outputs {
     requestsPerMessage: number;
     writeUnitsPerDay: number;
     readUnitsPerDay: number;
+    /** The sweeper's passes, in the daily figures above (per mailbox and pass, not per message). */
+    sweeper: { readUnitsPerDay: number; writeUnitsPerDay: number; dollarsPerDay: number };
     peakWriteUnitsPerSecond: number;
     peakReadUnitsPerSecond: number;
     dollarsPerDayWrites: number;
@@ -162,13 +175,17 @@ export function capacity(i: Inputs): Outputs {
   const peakMessagesPerSecond = averageMessagesPerSecond * t.peakToAverage;
   const onlineDevicesAtPeak = t.users * t.onlineAtPeak * t.devicesPerUser;
 
-  // One message: sent once, read and acked once per device, swept once.
+  // One message: sent once, read and acked once per device.
   const perDevice = (k: 'write' | 'read' | 'requests'): number => d.read[k] + d.ack[k];
-  const writeUnitsPerMessage = d.send.write + d.sweep.write + t.devicesPerUser * perDevice('write');
-  const readUnitsPerMessage = d.send.read + d.sweep.read + t.devicesPerUser * perDevice('read');
-  const requestsPerMessage = d.send.requests + d.sweep.requests + t.devicesPerUser * perDevice('requests');
-  const writeUnitsPerDay = writeUnitsPerMessage * messagesPerDay;
-  const readUnitsPerDay = readUnitsPerMessage * messagesPerDay;
+  const writeUnitsPerMessage = d.send.write + t.devicesPerUser * perDevice('write');
+  const readUnitsPerMessage = d.send.read + t.devicesPerUser * perDevice('read');
+  const requestsPerMessage = d.send.requests + t.devicesPerUser * perDevice('requests');
+  // The sweeper: every mailbox, every pass.
+  const sweeperReadUnitsPerDay = t.users * i.sweeper.perMailboxPass.read * i.sweeper.passesPerDay;
+  const sweeperWriteUnitsPerDay = t.users * i.sweeper.perMailboxPass.write * i.sweeper.passesPerDay;
+  const sweeperDollarsPerDay = (sweeperReadUnitsPerDay / 1e6) * i.prices.perMillionRead + (sweeperWriteUnitsPerDay / 1e6) * i.prices.perMillionWrite;
+  const writeUnitsPerDay = writeUnitsPerMessage * messagesPerDay + sweeperWriteUnitsPerDay;
+  const readUnitsPerDay = readUnitsPerMessage * messagesPerDay + sweeperReadUnitsPerDay;
   const dollarsPerDayWrites = (writeUnitsPerDay / 1e6) * i.prices.perMillionWrite;
   const dollarsPerDayReads = (readUnitsPerDay / 1e6) * i.prices.perMillionRead;
 
@@ -181,8 +198,9 @@ export function capacity(i: Inputs): Outputs {
   const dollarsPerDayStorage = (storageTotal * i.prices.perGbMonth * 12) / 365;
   const dollarsPerDay = dollarsPerDayWrites + dollarsPerDayReads + dollarsPerDayStorage;
 
-  const peakWriteUnitsPerSecond = writeUnitsPerMessage * peakMessagesPerSecond;
-  const peakReadUnitsPerSecond = readUnitsPerMessage * peakMessagesPerSecond;
+  // Sweeper passes are spread over the day.
+  const peakWriteUnitsPerSecond = writeUnitsPerMessage * peakMessagesPerSecond + sweeperWriteUnitsPerDay / DAY;
+  const peakReadUnitsPerSecond = readUnitsPerMessage * peakMessagesPerSecond + sweeperReadUnitsPerDay / DAY;
   const s = i.sizing;
   const partitionsForThroughput = Math.ceil(Math.max(peakWriteUnitsPerSecond / s.partitionWcu, peakReadUnitsPerSecond / s.partitionRcu));
   const partitionsForStorage = Math.ceil(storageTotal / s.partitionGb);
@@ -219,6 +237,7 @@ export function capacity(i: Inputs): Outputs {
       requestsPerMessage,
       writeUnitsPerDay,
       readUnitsPerDay,
+      sweeper: { readUnitsPerDay: sweeperReadUnitsPerDay, writeUnitsPerDay: sweeperWriteUnitsPerDay, dollarsPerDay: sweeperDollarsPerDay },
       peakWriteUnitsPerSecond,
       peakReadUnitsPerSecond,
       dollarsPerDayWrites,

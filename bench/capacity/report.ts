@@ -3,11 +3,30 @@ import type { ItemMeasurement } from './measure-items.js';
 import type { RedisMeasurement } from './measure-redis.js';
 import type { Inputs, Outputs } from './model.js';
 
+interface Units {
+  read: number;
+  write: number;
+  requests: number;
+  localRead: number;
+  localWrite: number;
+}
+
 export interface Measured {
   items: ItemMeasurement;
   redis: RedisMeasurement;
   gatewayCpu: { cpuMsPerMessage: number; cpuSource: string };
   costFile: string;
+  /** The sweeper's units per mailbox and pass (bench:dynamodb-cost), and the passes a day of the default interval. */
+  sweeper: { mailboxes: number; expiredPerMailbox: number; emptyMailbox: Units; mailboxWithExpired: Units; defaultPassesPerDay: number };
+  /** The many-node run's units per message (bench:many-node), as a cross-check of the model's. */
+  manyNode?: {
+    startedAt: string;
+    nodes: number;
+    devicesPerUser: number;
+    messages: number;
+    perMessage: { readUnits: number; writeUnits: number; requests: number };
+    model?: { readUnits: number; writeUnits: number; requests: number };
+  };
 }
 
 const n = (x: number, digits = 3): string => {
@@ -38,8 +57,8 @@ export function capacityMarkdown(i: Inputs, o: Outputs, target: Outputs, m: Meas
     '| what | needed | how |',
     '| --- | --- | --- |',
     `| messages | ${n(o.messagesPerDay)} a day; ${n(o.averageMessagesPerSecond)}/s average, ${n(o.peakMessagesPerSecond)}/s at the peak | users x messages; peak = ${t.peakToAverage} x average (assumed) |`,
-    `| DynamoDB write units | ${n(d.writeUnitsPerMessage)} per message; ${n(d.writeUnitsPerDay)} a day; ${n(d.peakWriteUnitsPerSecond)}/s at the peak | send + sweep + ${t.devicesPerUser} x (read + ack) |`,
-    `| DynamoDB read units | ${n(d.readUnitsPerMessage)} per message; ${n(d.readUnitsPerDay)} a day; ${n(d.peakReadUnitsPerSecond)}/s at the peak | same |`,
+    `| DynamoDB write units | ${n(d.writeUnitsPerMessage)} per message; ${n(d.writeUnitsPerDay)} a day; ${n(d.peakWriteUnitsPerSecond)}/s at the peak | send + ${t.devicesPerUser} x (read + ack) per message; plus the sweeper's passes a day |`,
+    `| DynamoDB read units | ${n(d.readUnitsPerMessage)} per message; ${n(d.readUnitsPerDay)} a day (the sweeper ${n(d.sweeper.readUnitsPerDay)} of them); ${n(d.peakReadUnitsPerSecond)}/s at the peak | same |`,
     `| DynamoDB requests | ${n(d.requestsPerMessage)} per message | same |`,
     `| DynamoDB storage | ${n(d.storageGb.total)} GB: dedupe entries ${n(d.storageGb.dedupe)}, acked messages awaiting native TTL ${n(d.storageGb.acked)}, pending messages ${n(d.storageGb.pending)}, user meta ${n(d.storageGb.meta)} | measured item bytes x items kept (below) |`,
     `| **DynamoDB US$ per day** | **${usd(d.dollarsPerDay)}** (writes ${usd(d.dollarsPerDayWrites)}, reads ${usd(d.dollarsPerDayReads)}, storage ${usd(d.dollarsPerDayStorage)}); ${usd(d.dollarsPerMonth)} a month | on-demand prices below |`,
@@ -57,12 +76,18 @@ export function capacityMarkdown(i: Inputs, o: Outputs, target: Outputs, m: Meas
     '',
     '  | phase | write units | read units | requests |',
     '  | --- | --- | --- | --- |',
-    ...(['send', 'read', 'ack', 'sweep'] as const).map((ph) => `  | ${ph} | ${n(i.dynamo[ph].write)} | ${n(i.dynamo[ph].read)} | ${n(i.dynamo[ph].requests)} |`),
+    ...(['send', 'read', 'ack'] as const).map((ph) => `  | ${ph} | ${n(i.dynamo[ph].write)} | ${n(i.dynamo[ph].read)} | ${n(i.dynamo[ph].requests)} |`),
     '',
+    `- **The sweeper, per mailbox and pass**, measured on DynamoDB Local by the same run (one pass over ${m.sweeper.mailboxes} mailboxes on a table of their own): ${n(i.sweeper.perMailboxPass.write)} write units, ${n(i.sweeper.perMailboxPass.read)} read units and ${n(i.sweeper.perMailboxPass.requests)} requests for a mailbox with nothing counted (DynamoDB Local reported ${n(m.sweeper.emptyMailbox.localRead)} read units); a mailbox whose ${m.sweeper.expiredPerMailbox} messages expired unacked adds ${n(m.sweeper.mailboxWithExpired.write)} write and ${n(m.sweeper.mailboxWithExpired.read)} read units. The model counts ${i.sweeper.passesPerDay} passes a day over every mailbox (below).`,
     `  With ${t.devicesPerUser} devices each device reads and acks: that counts the delete done on the last ack once per device, an upper bound of ${n(t.devicesPerUser - 1)} write unit(s) per message.`,
     `- **Item bytes** (DynamoDB's size rules + 100 bytes per item, index copies included), measured on the items the engine wrote for ${m.items.devices}-device users and ${m.items.bodyBytes}-byte bodies: message ${m.items.message} B, dedupe entry ${m.items.dedupe} B, user meta ${m.items.meta} B; ${n(m.items.indexEntriesPerMessage)} index entr${m.items.indexEntriesPerMessage === 1 ? 'y' : 'ies'} per message.`,
     `- **Redis**, on a local 3-master cluster through the cluster bus (${n(m.redis.subscriptions)} subscriptions, ${n(m.redis.wakes)} wake-ups carrying a ${m.redis.bodyBytes}-byte message): ${n(m.redis.cpuUsPerWake)} µs of redis-server CPU per wake-up (SPUBLISH and its delivery to the subscribed node), ${n(m.redis.bytesPerSubscription)} bytes of Redis memory per subscription. (The wall-clock rate, ${n(m.redis.wakesPerSecondWall)}/s with one publisher on the shared machine, is not a capacity figure.)`,
     `- **Gateway CPU**: ${n(m.gatewayCpu.cpuMsPerMessage)} ms per message, from ${m.gatewayCpu.cpuSource}. Most of it is the AWS SDK's work per request (several requests per message); DynamoDB Local's own CPU is not counted.`,
+    ...(m.manyNode
+      ? [
+          `- **Cross-check on ${m.manyNode.nodes} processes** (bench/results/many-node.json, run ${m.manyNode.startedAt}: ${m.manyNode.messages} messages, ${m.manyNode.devicesPerUser} devices per user, devices moved between nodes mid-stream; units as DynamoDB Local reported them): ${n(m.manyNode.perMessage.writeUnits)} write units, ${n(m.manyNode.perMessage.readUnits)} read units and ${n(m.manyNode.perMessage.requests)} requests per message${m.manyNode.model ? `, where the one-by-one lifecycle above gives ${n(m.manyNode.model.writeUnits)}, ${n(m.manyNode.model.readUnits)} and ${n(m.manyNode.model.requests)} for ${m.manyNode.devicesPerUser} devices` : ''} (bench/results/many-node.md says where they differ: batched reads and acks, safety polls, moves).`,
+        ]
+      : []),
     `- **Memory per connection**: ${n(i.gateway.kibPerConnection)} KiB of server RSS per idle WebSocket, from bench/results/e2e.json.`,
     '',
     '## Inputs that are not measurements',
@@ -83,7 +108,7 @@ export function capacityMarkdown(i: Inputs, o: Outputs, target: Outputs, m: Meas
     '',
     d.sweepShardsNeeded > 0
       ? `The sweeper finds expired messages through a global index whose entries are spread over ${s.sweepShards} partition keys (\`sweepShards\`, default ${s.sweepShards}). Each message writes ${n(i.dynamo.indexWritesPerSend)} index write units there over its life, so at the peak each key takes ${n(d.indexWcuPerShardKey)} write units a second against the ${s.partitionWcu} limit: this scale needs **sweepShards >= ${n(d.sweepShardsNeeded)}**${d.sweepShardsNeeded > 256 ? ', above the configurable maximum of 256' : ''}.`
-      : `The engine writes no expiry index entry per message (${n(i.dynamo.indexWritesPerSend)} index write units per send): expired and acked items are deleted by DynamoDB's native TTL for free, and the sweeper only settles the counters of mailboxes whose messages expired unacked, walking the users index at about 0.5 read units per mailbox per pass (docs/dynamodb.md). At ${n(t.users)} mailboxes one pass reads about ${n(t.users * 0.5)} units, US$ ${n(((t.users * 0.5) / 1e6) * i.prices.perMillionRead)}: run passes hourly or less often at this scale (not in the daily figure above).`,
+      : `The engine writes no expiry index entry per message (${n(i.dynamo.indexWritesPerSend)} index write units per send): expired and acked items are deleted by DynamoDB's native TTL for free, and the sweeper only settles the counters of mailboxes whose messages expired unacked. But a pass walks every mailbox (the users index and each meta item, eventually consistent), at the **measured ${n(i.sweeper.perMailboxPass.read)} read units per mailbox per pass** (bench/results/dynamodb-cost.md), whatever the traffic. At ${n(t.users)} mailboxes one pass reads about ${n(t.users * i.sweeper.perMailboxPass.read)} units, US$ ${n(((t.users * i.sweeper.perMailboxPass.read) / 1e6) * i.prices.perMillionRead)}. The model runs ${i.sweeper.passesPerDay} passes a day (\`retention.sweepIntervalMs\` of ${n(24 / i.sweeper.passesPerDay)} h, as docs/dynamodb.md advises for large tables): ${usd(d.sweeper.dollarsPerDay)} a day, included in the figures above. At the default interval (a minute: ${n(m.sweeper.defaultPassesPerDay)} passes a day) it would be ${usd((t.users * i.sweeper.perMailboxPass.read * m.sweeper.defaultPassesPerDay * i.prices.perMillionRead) / 1e6)} a day: set the interval to an hour or more at this scale.`,
     '',
     '## Redis',
     '',
@@ -91,7 +116,7 @@ export function capacityMarkdown(i: Inputs, o: Outputs, target: Outputs, m: Meas
     '',
     '## Re-running',
     '',
-    '`npm run bench:dynamodb-cost` (units per message), then `npm run bench:capacity` (this page, bench/results/capacity.json and capacity.svg). Change the inputs in bench/capacity.ts. A bench/results/many-node.json with `cpuMsPerMessage` (whole lifecycle on several gateway processes) replaces the send-only CPU figure when present; that run is not written yet.',
+    '`npm run bench:dynamodb-cost` (units per message), then `npm run bench:capacity` (this page, bench/results/capacity.json and capacity.svg). Change the inputs in bench/capacity.ts. `npm run bench:many-node` (bench/results/many-node.json: CPU per message over the whole lifecycle on several gateway processes, and its DynamoDB units as a cross-check) is read when present; without it the send-only CPU figure of bench/results/gateway-dynamodb.json is used.',
     '',
   );
   return lines.join('\n');
