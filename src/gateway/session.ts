@@ -8,11 +8,12 @@
  * - awaiting-hello: the token was verified at upgrade (user + device come from it, never
  *   from a frame). Only `hello` and `ping` are accepted; no hello within helloTimeoutMs
  *   closes with 4408.
- * - starting: read the mailbox head and the device's cursor; register the device if it
- *   is new (auto: a user's first device from the start, later ones at the head); then
- *   SUBSCRIBE to the user's wake-ups BEFORE reading any message, so a message stored
- *   while we read is either in a page we read or announced by a wake we hold. Then
- *   `welcome` (epoch, cursor, window).
+ * - starting: SUBSCRIBE to the user's wake-ups BEFORE reading any message, so a message
+ *   stored while we read is either in a page we read or announced by a wake we hold;
+ *   then read the first page, which carries the mailbox head, epoch and the device's
+ *   cursor (one store read; a new device is registered first: auto, a user's first device
+ *   from the start, later ones at the head). Then `welcome` (epoch, cursor, window), and
+ *   the page.
  * - draining: read pages after `readPos` (everything at or below readPos was sent to
  *   this connection or is not for this device) and send them, never more than the
  *   window of unacked messages/bytes, and never while the socket's send buffer is over
