@@ -29,16 +29,8 @@ export interface StoredMessage {
   receipt?: boolean;
 }
 
-/** An ephemeral message on its way to connected devices; it has no seq and is never stored. */
-export interface EphemeralMessage {
-  id: MessageId;
-  from: UserId;
-  to: UserId;
-  toDevice?: DeviceId;
-  body: Body;
-  bytes: number;
-  sentAt: number;
-}
+/** An ephemeral message on its way to connected devices: a message with no seq, never stored, so no expiry and no receipt. */
+export type EphemeralMessage = Omit<StoredMessage, 'seq' | 'expiresAt' | 'receipt'>;
 
 export interface EphemeralResult {
   ephemeral: true;

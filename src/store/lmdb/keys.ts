@@ -18,8 +18,8 @@
  * A message deleted by an ack keeps its expiry entry: the sweeper uses it to drop the
  * dedupe entry when the retention window ends, so a resend is recognised until then.
  */
-import type { Body } from '../../core/bytes.js';
-import type { MessageId, Seq, UserId, DeviceId } from '../../core/ids.js';
+import type { MessageId, Seq, UserId } from '../../core/ids.js';
+import type { StoredMessage } from '../../core/types.js';
 import type { DeviceMap } from '../rules.js';
 
 export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
@@ -34,17 +34,8 @@ const PAST_USER = 5;
 export type MailboxKey = [UserId, number] | [UserId, number, Seq | MessageId | UserId];
 export type ExpiryKey = [number, UserId, Seq];
 
-export interface MessageValue {
-  id: MessageId;
-  from: UserId;
-  toDevice?: DeviceId;
-  /** Text, or bytes (msgpack bin: stored and returned byte for byte). */
-  body: Body;
-  bytes: number;
-  sentAt: number;
-  expiresAt: number;
-  receipt?: boolean;
-}
+/** A stored message under its user's key, which holds `to` and `seq`; bytes are msgpack bin, stored and returned byte for byte. */
+export type MessageValue = Omit<StoredMessage, 'seq' | 'to'>;
 
 export interface MetaValue {
   epoch: string;
