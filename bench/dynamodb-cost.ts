@@ -51,15 +51,29 @@ interface Scenario {
 
 const round = (n: number): number => Math.round(n * 1000) / 1000;
 
+type Counted = Pick<ReturnType<DynamoDbStore['capacity']>, 'readUnits' | 'writeUnits' | 'requests'>;
 interface Snapshot {
-  local: ReturnType<DynamoDbStore['capacity']>;
+  local: Counted;
   model: ModelledUnits;
 }
 let billing: ModelledUnits;
-const snap = (store: DynamoDbStore): Snapshot => ({ local: store.capacity(), model: { ...billing } });
+/** One store, or several on one table (nodes): their counters summed. */
+type Stores = DynamoDbStore | readonly DynamoDbStore[];
+function counted(stores: Stores): Counted {
+  const all: readonly DynamoDbStore[] = Array.isArray(stores) ? stores : [stores];
+  const sum: Counted = { readUnits: 0, writeUnits: 0, requests: 0 };
+  for (const s of all) {
+    const c = s.capacity();
+    sum.readUnits += c.readUnits;
+    sum.writeUnits += c.writeUnits;
+    sum.requests += c.requests;
+  }
+  return sum;
+}
+const snap = (stores: Stores): Snapshot => ({ local: counted(stores), model: { ...billing } });
 
-function delta(store: DynamoDbStore, before: Snapshot, n: number): Units {
-  const now = snap(store);
+function delta(stores: Stores, before: Snapshot, n: number): Units {
+  const now = snap(stores);
   return {
     read: round((now.model.read - before.model.read) / n),
     write: round((now.model.write - before.model.write) / n),
@@ -67,6 +81,34 @@ function delta(store: DynamoDbStore, before: Snapshot, n: number): Units {
     localWrite: round((now.local.writeUnits - before.local.writeUnits) / n),
     requests: round((now.local.requests - before.local.requests) / n),
   };
+}
+
+interface AcksAcrossNodes {
+  devices: number;
+  messages: number;
+  oneNode: Units;
+  acrossNodes: Units;
+}
+
+/**
+ * One user with `devices` devices, `n` messages sent one by one, each read and then acked
+ * by every device one after another: all devices on one node (one store), then each on
+ * its own node (a store each, one table). Units per message, whole lifecycle.
+ */
+async function acksAcrossNodes(stores: readonly DynamoDbStore[], clock: FakeClock, n: number, body: string): Promise<AcksAcrossNodes> {
+  const pos = stores.map((store) => new PostOffice({ store, clock, sweeper: false }));
+  const devices = stores.length;
+  const run = async (user: string, nodeOf: (device: number) => number): Promise<Units> => {
+    for (let d = 0; d < devices; d++) await pos[0]!.registerDevice(user, `d${d}`);
+    const c = snap(stores);
+    for (let i = 0; i < n; i++) {
+      const { seq } = await pos[0]!.send({ to: user, from: 'alice', id: `${user}-${i}`, body, ttlSeconds: 3600 });
+      for (let d = 0; d < devices; d++) await pos[nodeOf(d)]!.read(user, `d${d}`, seq - 1, 10);
+      for (let d = 0; d < devices; d++) await pos[nodeOf(d)]!.ack(user, `d${d}`, seq);
+    }
+    return delta(stores, c, n);
+  };
+  return { devices, messages: n, oneNode: await run('acks-one-node', () => 0), acrossNodes: await run('acks-across-nodes', (d) => d) };
 }
 
 /**
@@ -215,7 +257,7 @@ function verdict(s: Scenario): string {
   return `<= ${t.write} WCU${t.read === undefined ? '' : ` / <= ${t.read} RCU`}: ${okW && okR ? 'met' : 'NOT met'}`;
 }
 
-function markdown(scenarios: Scenario[], sweeper: SweeperCost, growth: MetaGrowth[], body: number, perUser: number, notes: string[]): string {
+function markdown(scenarios: Scenario[], sweeper: SweeperCost, across: AcksAcrossNodes, growth: MetaGrowth[], body: number, perUser: number, notes: string[]): string {
   const lines = [
     '# DynamoDB: capacity units per message lifecycle',
     '',
@@ -245,6 +287,17 @@ function markdown(scenarios: Scenario[], sweeper: SweeperCost, growth: MetaGrowt
     '| --- | --- | --- |',
     `| nothing counted (walked only) | ${su(sweeper.emptyMailbox)} |`,
     `| ${sweeper.expiredPerMailbox} messages expired unacked (visited, on top of the walk) | ${su(sweeper.mailboxWithExpired)} |`,
+  );
+  lines.push(
+    '',
+    '## Acks across nodes',
+    '',
+    `One user with ${across.devices} devices, ${across.messages} messages sent one by one, each read and then acked by every device in turn; units per message, whole lifecycle, as above. A node's read-free ack is conditioned on the meta item's \`ver\` as that node read it; when another device's ack on another node changed it first, the ack's condition fails (DynamoDB bills that failed write, 1 WCU; DynamoDB Local reports nothing for it, so it is not in these figures) and the ack reads the meta item and the range before it writes.`,
+    '',
+    '| devices | WCU / RCU per message | requests per message |',
+    '| --- | --- | --- |',
+    `| all on one node | ${su(across.oneNode)} |`,
+    `| each on its own node | ${su(across.acrossNodes)} |`,
   );
   const gu = (u: Units): string => `${u.write} / ${u.read} (${u.localWrite} / ${u.localRead})`;
   lines.push(
@@ -307,6 +360,10 @@ runMain(async () => {
   onCleanup('sweep store', () => sweepStore.close());
   const sweeper = await sweeperCost(sweepStore, clock, users, perUser, body);
 
+  // Two more stores on the first table: three nodes.
+  const others = await Promise.all([1, 2].map(() => openDynamoDbStore({ engine: 'dynamodb', table, endpoint: ddb.endpoint }, { client })));
+  onCleanup('node stores', () => Promise.all(others.map((o) => o.close())));
+  const across = await acksAcrossNodes([store, ...others], clock, args.quick ? 5 : 20, body);
   const growth = await metaGrowth(sweepStore, client, sweepTable, clock, args.quick ? [1, 10, 100] : [1, 10, 100, 1000], body);
 
   const notes = [
@@ -318,7 +375,7 @@ runMain(async () => {
     'Storage instead of deletes: an acked message stays until its TTL (expiry + ttlGraceSeconds; 30 + 1 days by default). At 0.25 USD per GB-month, 1 KB kept 31 days costs 1e-6 x 0.25 x 31/30 = 2.6e-7 USD; deleting it costs one write request unit, 6.25e-7 USD on demand: keeping it is 2.4 times cheaper. Both scale with item size (1 WCU per KB), so the break-even is the same for any size: about 75 days of retention + grace.',
     "DynamoDB Local is not the service: the modelled units follow the published rules; Local's own report is shown beside them (it agrees here: there are no transactions left to undercount).",
   ];
-  const data = { bodyBytes, perUser, targets: TARGETS, scenarios, sweeper, metaGrowth: growth };
+  const data = { bodyBytes, perUser, targets: TARGETS, scenarios, sweeper, acksAcrossNodes: across, metaGrowth: growth };
   const dir = resultsDir(args.quick);
   const file = writeResult(dir, {
     name: 'dynamodb-cost',
@@ -330,6 +387,6 @@ runMain(async () => {
     notes,
     data,
   });
-  writeFileSync(path.join(dir, 'dynamodb-cost.md'), markdown(scenarios, sweeper, growth, bodyBytes, perUser, notes));
-  process.stdout.write(`${markdown(scenarios, sweeper, growth, bodyBytes, perUser, notes)}\nwrote ${file}\n`);
+  writeFileSync(path.join(dir, 'dynamodb-cost.md'), markdown(scenarios, sweeper, across, growth, bodyBytes, perUser, notes));
+  process.stdout.write(`${markdown(scenarios, sweeper, across, growth, bodyBytes, perUser, notes)}\nwrote ${file}\n`);
 });
