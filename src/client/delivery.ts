@@ -30,6 +30,8 @@ export class DeliveryTracker {
   unackedCount = 0;
   /** The highest `to` of a gap notice handed to the application in this epoch. */
   private gapTo = 0;
+  /** A notice's `to` at or below the server's cursor (an admin's skip left it): only an ack of it removes the notice. */
+  private gapBelow = 0;
 
   constructor(resume?: { epoch: string; lastSeq: number }) {
     if (resume) {
@@ -53,6 +55,7 @@ export class DeliveryTracker {
     this.ackedHere = cursor;
     this.receivedHere = cursor;
     this.unackedCount = 0;
+    this.gapBelow = 0;
     return reset;
   }
 
@@ -77,6 +80,7 @@ export class DeliveryTracker {
   gap(to: number): Offer {
     if (to > this.receivedHere) this.receivedHere = to;
     if (to > this.handed) this.handed = to;
+    if (to <= this.ackedHere && to > this.gapBelow) this.gapBelow = to;
     if (to <= this.gapTo) return 'duplicate';
     this.gapTo = to;
     return 'new';
@@ -95,10 +99,13 @@ export class DeliveryTracker {
   /** The cumulative ack to send now, if any. */
   ackDue(): number | undefined {
     const upTo = Math.min(this.confirmed, this.receivedHere);
-    return upTo > this.ackedHere ? upTo : undefined;
+    if (upTo > this.ackedHere) return upTo;
+    // The cursor is past the notice already: the ack of its `to` is what removes it.
+    return this.gapBelow > 0 && upTo >= this.gapBelow ? this.gapBelow : undefined;
   }
 
   ackSent(upTo: number): void {
+    if (upTo >= this.gapBelow) this.gapBelow = 0;
     if (upTo > this.ackedHere) this.ackedHere = upTo;
     this.unackedCount = 0;
   }

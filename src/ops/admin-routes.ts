@@ -47,7 +47,7 @@ export function registerAdminRoutes(router: HttpRouter, auth: Authenticator, po:
     const s = await po.stats(user);
     if (!s.devices.some((d) => d.device === device)) throw deviceNotRegistered(user, device);
     // An admin skipping a backlog is not a delivery: no receipts.
-    const r = await po.ack(user, device, s.lastSeq, { skipHooks: true });
+    const r = await po.ack(user, device, s.lastSeq, { adminSkip: true });
     return { json: { user, device, cursor: r.cursor, deleted: r.deleted } };
   });
 }

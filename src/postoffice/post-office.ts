@@ -394,13 +394,13 @@ export class PostOffice {
   }
 
   /** Cumulative ack: `device` has everything up to and including `upTo`. */
-  async ack(user: UserId, device: DeviceId, upTo: Seq, opts: { skipHooks?: boolean } = {}): Promise<AckResult> {
+  async ack(user: UserId, device: DeviceId, upTo: Seq, opts: { adminSkip?: boolean } = {}): Promise<AckResult> {
     this.ensureOpen();
     const q = parseInput(AckInputSchema, { user, device, upTo }, 'ack');
     // Before-ack hooks (delivery receipts) see the range while it is still stored; one that throws fails the ack.
-    // An admin moving a cursor (skipHooks) is not a delivery, so it produces no receipts.
-    if (!opts.skipHooks) for (const hook of this.beforeAckHooks) await hook({ user: q.user, device: q.device, upTo: q.upTo });
-    const r = await this.guard.call('ack', this.store.ack(q.user, q.device, q.upTo), true);
+    // An admin skipping a backlog is not a delivery: no receipts, and the device is told what it skipped (a gap notice).
+    if (!opts.adminSkip) for (const hook of this.beforeAckHooks) await hook({ user: q.user, device: q.device, upTo: q.upTo });
+    const r = await this.guard.call('ack', this.store.ack(q.user, q.device, q.upTo, { skip: opts.adminSkip === true }), true);
     if (r.moved) {
       this.events.emit('acked', { user: q.user, device: q.device, cursor: r.cursor, deleted: r.deleted, deletedBytes: r.deletedBytes });
     }

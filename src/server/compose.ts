@@ -157,7 +157,7 @@ function borrowed(store: MailboxStore): MailboxStore {
     capabilities: store.capabilities,
     append: (items, limits) => store.append(items, limits),
     read: (req) => store.read(req),
-    ack: (user, device, upTo) => store.ack(user, device, upTo),
+    ack: (user, device, upTo, opts) => store.ack(user, device, upTo, opts),
     registerDevice: (user, device, start, now, max) => store.registerDevice(user, device, start, now, max),
     removeDevice: (user, device) => store.removeDevice(user, device),
     listDevices: (user) => store.listDevices(user),

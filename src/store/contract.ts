@@ -43,6 +43,16 @@ export interface ReadRequest {
   now: number;
 }
 
+export interface AckOptions {
+  /**
+   * An admin's skip, not a delivery: the messages for this device still stored between its
+   * cursor and upToSeq (expired ones not swept yet included) are added to its gap notice
+   * (rules.ts gapAfterSkip, reason 'purged') in the same write, instead of the ack
+   * removing the notice.
+   */
+  skip?: boolean;
+}
+
 export interface AckOutcome {
   cursor: Seq;
   /** False when upToSeq was at or below the cursor already (nothing changed). */
@@ -162,9 +172,10 @@ export interface MailboxStore {
   /**
    * Move the device's cursor to upToSeq (never backwards) and delete what every device
    * has now acked; a gap notice whose `to` the cursor reaches is removed in the same
-   * write. NOT_FOUND for an unknown device, BAD_REQUEST beyond the last seq.
+   * write, also when the cursor is past it already (an admin's skip left it). NOT_FOUND
+   * for an unknown device, BAD_REQUEST beyond the last seq.
    */
-  ack(user: UserId, device: DeviceId, upToSeq: Seq): Promise<AckOutcome>;
+  ack(user: UserId, device: DeviceId, upToSeq: Seq, opts?: AckOptions): Promise<AckOutcome>;
 
   registerDevice(user: UserId, device: DeviceId, start: DeviceStart, now: number, maxDevices: number): Promise<RegisterOutcome>;
   removeDevice(user: UserId, device: DeviceId): Promise<RemoveOutcome>;

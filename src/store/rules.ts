@@ -106,3 +106,19 @@ export function gapsAfterRemoval(devices: DeviceMap, removed: Iterable<Removed>,
 export function gapAfterAck(gap: GapNotice | undefined, upTo: Seq): GapNotice | undefined {
   return gap && upTo < gap.to ? gap : undefined;
 }
+
+/** Whether an ack to `upTo` changes a device: it moves the cursor, or it reaches a notice the cursor is past already (an admin's skip left it). */
+export function ackChanges(d: DeviceValue, upTo: Seq): boolean {
+  return upTo > d.cursor || (d.gap !== undefined && gapAfterAck(d.gap, upTo) === undefined);
+}
+
+/**
+ * A device's notice after an admin's skip passed `skipped` (the seqs of the messages for
+ * it still stored above its cursor): added to the notice it had, reason 'purged'. Its `to`
+ * is then at or below the new cursor; the device's ack of `to` removes it (ackChanges).
+ */
+export function gapAfterSkip(gap: GapNotice | undefined, skipped: Iterable<Seq>): GapNotice | undefined {
+  let out = gap;
+  for (const seq of skipped) out = addToGap(out, seq, 'purged');
+  return out;
+}

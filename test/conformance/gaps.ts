@@ -2,7 +2,8 @@
  * Conformance: gap notices. A message a device had not acked that leaves the mailbox
  * without being shown to it (swept after it expired, purged) is noted beside the device's
  * cursor, read back on every page (`gap`) until an ack reaches the notice's `to`; an
- * expired message a read passes before the sweeper came is listed in the page (`expired`).
+ * expired message a read passes before the sweeper came is listed in the page (`expired`);
+ * an admin's skip notes the messages for the device that it passes.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -116,6 +117,48 @@ export function defineGapBehaviours(factory: EngineFactory): void {
         await env.po.send({ to: 'bob', from: 'a', id: 'p5', body: 'x' }); // 5
         await env.po.ack('bob', 'phone', 5);
         await env.po.purge('bob');
+        assert.equal((await env.po.read('bob', 'phone', 0, 10)).gap, undefined);
+      });
+    });
+
+    it("an admin's skip leaves a notice for the messages for the device it passed, merged with one there; only an ack of its `to` clears it", T, async () => {
+      await withEnv(factory, {}, async (env) => {
+        const { po, clock } = env;
+        await po.registerDevice('bob', 'phone');
+        await po.registerDevice('bob', 'laptop', 'oldest');
+        await po.send({ to: 'bob', from: 'a', id: 's1', body: 'x', ttlSeconds: 60 }); // 1: expires, swept
+        await po.send({ to: 'bob', from: 'a', id: 's2', body: 'x', ttlSeconds: 3600 }); // 2
+        clock.advance(60_000);
+        assert.equal(await po.sweepNow(), 1);
+        await po.send({ to: 'bob', from: 'a', id: 's3', body: 'x', toDevice: 'laptop' }); // 3: not for the phone
+        await po.send({ to: 'bob', from: 'a', id: 's4', body: 'x' }); // 4
+        await po.send({ to: 'bob', from: 'a', id: 's5', body: 'x', toDevice: 'phone' }); // 5
+        const expired = { from: 1, to: 1, count: 1, reasons: ['expired'] };
+        assert.deepEqual((await po.read('bob', 'phone', 0, 10)).gap, expired);
+
+        // 1 was already gone (and noted), 3 was never the phone's: 2, 4 and 5 are what it skips.
+        assert.deepEqual(await po.ack('bob', 'phone', 5, { adminSkip: true }), { cursor: 5, deleted: 1 });
+        const notice = { from: 1, to: 5, count: 4, reasons: ['expired', 'purged'] };
+        let page = await po.read('bob', 'phone', 0, 10);
+        assert.deepEqual(page.messages, []);
+        assert.deepEqual(page.gap, notice);
+        assert.deepEqual((await po.read('bob', 'laptop', 0, 10)).gap, expired, "the laptop's notice is its own");
+        await env.reopen();
+        assert.deepEqual((await env.po.read('bob', 'phone', 0, 10)).gap, notice, 'durable');
+
+        // The cursor is past the notice: an ack below its `to` keeps it, one of `to` removes it.
+        assert.deepEqual(await env.po.ack('bob', 'phone', 4), { cursor: 5, deleted: 0 });
+        assert.deepEqual((await env.po.read('bob', 'phone', 0, 10)).gap, notice);
+        assert.deepEqual(await env.po.ack('bob', 'phone', 5), { cursor: 5, deleted: 0 });
+        page = await env.po.read('bob', 'phone', 0, 10);
+        assert.equal(page.gap, undefined);
+        assert.equal((await env.po.listDevices('bob')).find((d) => d.device === 'phone')?.cursor, 5);
+        await env.reopen();
+        assert.equal((await env.po.read('bob', 'phone', 0, 10)).gap, undefined, 'cleared for good');
+
+        // A skip past nothing for the device leaves nothing.
+        await env.po.send({ to: 'bob', from: 'a', id: 's6', body: 'x', toDevice: 'laptop' }); // 6
+        assert.deepEqual(await env.po.ack('bob', 'phone', 6, { adminSkip: true }), { cursor: 6, deleted: 0 });
         assert.equal((await env.po.read('bob', 'phone', 0, 10)).gap, undefined);
       });
     });

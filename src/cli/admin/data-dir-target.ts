@@ -25,7 +25,7 @@ export async function openDataDirTarget(dataDir: string, opts: DataDirOptions = 
   const skipToHead = async (user: UserId, device: DeviceId) => {
     const s = await po.stats(user);
     if (!s.devices.some((d) => d.device === device)) throw deviceNotRegistered(user, device);
-    const r = await po.ack(user, device, s.lastSeq, { skipHooks: true });
+    const r = await po.ack(user, device, s.lastSeq, { adminSkip: true });
     return { cursor: r.cursor, deleted: r.deleted };
   };
   return {

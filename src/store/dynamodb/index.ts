@@ -19,6 +19,7 @@ import { PoboxError, deviceNotRegistered, tooManyDevices, ackBeyondLastSeq, clos
 import type { DeviceId, Seq, UserId } from '../../core/ids.js';
 import type { DeviceCursor, DeviceStart, MailboxStats, ReadPage } from '../../core/types.js';
 import type {
+  AckOptions,
   AckOutcome,
   AppendItem,
   AppendLimits,
@@ -37,7 +38,9 @@ import type {
 } from '../contract.js';
 import {
   deviceList,
+  ackChanges,
   gapAfterAck,
+  gapAfterSkip,
   gapsAfterRemoval,
   hasDevice,
   minCursor,
@@ -306,7 +309,7 @@ export class DynamoDbStore implements MailboxStore {
    * meanwhile. The counters drop by what `plan` releases and the floor moves; the released
    * items are left to native TTL.
    */
-  private async releaseWith(user: UserId, meta: MetaValue, plan: DeletePlan, change: Pick<StateChange, 'setCursor' | 'clearGap' | 'addDevice' | 'removeDevice'>): Promise<Victims> {
+  private async releaseWith(user: UserId, meta: MetaValue, plan: DeletePlan, change: Pick<StateChange, 'setCursor' | 'setGaps' | 'clearGap' | 'addDevice' | 'removeDevice'>): Promise<Victims> {
     const victims = await this.collectOrWait(user, meta, plan);
     const after = await this.t.updateMeta(
       user,
@@ -317,24 +320,46 @@ export class DynamoDbStore implements MailboxStore {
     return victims;
   }
 
-  async ack(user: UserId, device: DeviceId, upToSeq: Seq): Promise<AckOutcome> {
+  async ack(user: UserId, device: DeviceId, upToSeq: Seq, opts: AckOptions = {}): Promise<AckOutcome> {
     await this.ready();
-    const fast = await this.ackFromSeen(user, device, upToSeq);
+    const fast = opts.skip ? undefined : await this.ackFromSeen(user, device, upToSeq);
     if (fast) return fast;
     return this.optimistic(async () => {
       const meta = await this.t.getMeta(user);
       if (!meta || !hasDevice(meta.devices, device)) throw deviceNotRegistered(user, device);
       if (upToSeq > meta.lastSeq) throw ackBeyondLastSeq(upToSeq, meta.lastSeq);
       const dev = meta.devices[device]!;
-      if (upToSeq <= dev.cursor) return { cursor: dev.cursor, moved: false, deleted: 0, deletedBytes: 0 };
+      if (upToSeq <= dev.cursor) {
+        const unchanged = { cursor: dev.cursor, moved: false, deleted: 0, deletedBytes: 0 };
+        if (opts.skip || !ackChanges(dev, upToSeq)) return unchanged;
+        // The ack reaches a notice the cursor is past already (an admin's skip left it): only the notice goes.
+        this.remember(user, await this.t.updateMeta(user, stateUpdate({ expectedVer: meta.ver, clearGap: device })));
+        return unchanged;
+      }
       const oldMin = minCursor(meta.devices);
       const devices = { ...meta.devices, [device]: { ...dev, cursor: upToSeq } };
       const newMin = minCursor(devices);
       // The targeted range starts at the old cursor: holes below the new cursor must be settled, whoever they are for.
       const plan = planAfterAck(oldMin, newMin, device, dev.cursor, upToSeq);
-      const victims = await this.releaseWith(user, meta, plan, { setCursor: { device, cursor: upToSeq }, ...gapCleared(meta, device, upToSeq) });
+      // An admin's skip notes what it passes (read with the device state the write is conditioned on).
+      const skipped = opts.skip ? gapAfterSkip(dev.gap, await this.unacked(user, meta, device, upToSeq)) : undefined;
+      const gap = !opts.skip ? gapCleared(meta, device, upToSeq) : skipped ? { setGaps: new Map([[device, skipped]]) } : {};
+      const victims = await this.releaseWith(user, meta, plan, { setCursor: { device, cursor: upToSeq }, ...gap });
       return { cursor: upToSeq, moved: true, deleted: victims.count, deletedBytes: victims.bytes };
     });
+  }
+
+  /** The seqs of the messages for `device` stored above its cursor up to `hi` and not released: what a skip to `hi` passes. */
+  private async unacked(user: UserId, meta: MetaValue, device: DeviceId, hi: Seq): Promise<Seq[]> {
+    const seqs: Seq[] = [];
+    await this.t.queryRange(user, messageSk(meta.devices[device]!.cursor + 1), messageSk(hi), 1000, (items) => {
+      for (const item of items) {
+        const rec = seqRecord(item);
+        if (!rec.tomb && (rec.toDevice === undefined || rec.toDevice === device) && !isReleased(meta, rec.seq, rec.toDevice)) seqs.push(rec.seq);
+      }
+      return true;
+    });
+    return seqs;
   }
 
   /**

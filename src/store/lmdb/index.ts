@@ -64,6 +64,7 @@ import { PoboxError, ackBeyondLastSeq, closedError, deviceNotRegistered, mailbox
 import type { DeviceId, MessageId, Seq, UserId } from '../../core/ids.js';
 import type { DeviceCursor, DeviceStart, GapReason, MailboxStats, ReadPage, StoredMessage } from '../../core/types.js';
 import type {
+  AckOptions,
   AckOutcome,
   AppendItem,
   AppendLimits,
@@ -82,7 +83,9 @@ import type {
 } from '../contract.js';
 import {
   deviceList,
+  ackChanges,
   gapAfterAck,
+  gapAfterSkip,
   gapsAfterRemoval,
   hasDevice,
   minCursor,
@@ -476,8 +479,8 @@ export class LmdbStore implements MailboxStore {
         for (const e of decodeOp<AppendEntry[]>(payload)) this.effectAppend(e, lsn);
         return;
       case OP_ACK: {
-        const [u, d, upTo] = decodeOp<AckOp>(payload);
-        this.effectAck(u, d, upTo, lsn);
+        const [u, d, upTo, skip] = decodeOp<AckOp>(payload);
+        this.effectAck(u, d, upTo, skip === 1, lsn);
         return;
       }
       case OP_REGISTER: {
@@ -517,19 +520,22 @@ export class LmdbStore implements MailboxStore {
   }
 
   /** `read`: the user's meta as the caller just read it (metaOf), so it is not read again. */
-  private effectAck(user: UserId, device: DeviceId, upToSeq: Seq, lsn: number, read?: MetaValue): { deleted: number; bytes: number } {
+  private effectAck(user: UserId, device: DeviceId, upToSeq: Seq, skip: boolean, lsn: number, read?: MetaValue): { deleted: number; bytes: number } {
     const cur = this.states.get(user)?.meta ?? read ?? this.lmdbMeta(user);
-    if (!cur || !hasDevice(cur.devices, device) || upToSeq <= cur.devices[device]!.cursor) return { deleted: 0, bytes: 0 };
+    if (!cur || !hasDevice(cur.devices, device) || !ackChanges(cur.devices[device]!, upToSeq)) return { deleted: 0, bytes: 0 };
     const s = this.own(user, undefined, cur);
     const dev = s.meta.devices[device]!;
     const oldMin = minCursor(s.meta.devices);
     const oldCursor = dev.cursor;
-    dev.cursor = upToSeq;
+    // An admin's skip notes what it passes, counted before the deletes below.
+    const skipped: Seq[] = [];
+    if (skip) for (const m of this.merged(user, oldCursor, upToSeq)) if (m.v.toDevice === undefined || m.v.toDevice === device) skipped.push(m.seq);
+    dev.cursor = Math.max(oldCursor, upToSeq);
     // Replayed through here too, so a notice is cleared by the same ack after a crash.
-    const gap = gapAfterAck(dev.gap, upToSeq);
+    const gap = skip ? gapAfterSkip(dev.gap, skipped) : gapAfterAck(dev.gap, upToSeq);
     if (gap) dev.gap = gap;
     else delete dev.gap;
-    const r = this.applyDeletes(user, s, planAfterAck(oldMin, minCursor(s.meta.devices), device, oldCursor, upToSeq));
+    const r = this.applyDeletes(user, s, planAfterAck(oldMin, minCursor(s.meta.devices), device, oldCursor, dev.cursor));
     s.meta.count -= r.deleted;
     s.meta.bytes -= r.bytes;
     this.touched(user, s, lsn);
@@ -905,7 +911,7 @@ export class LmdbStore implements MailboxStore {
     return page;
   }
 
-  async ack(user: UserId, device: DeviceId, upToSeq: Seq): Promise<AckOutcome> {
+  async ack(user: UserId, device: DeviceId, upToSeq: Seq, opts: AckOptions = {}): Promise<AckOutcome> {
     if (this.gate || this.closed || this.failure) await this.admit();
     const meta = this.metaOf(user);
     if (!meta || !hasDevice(meta.devices, device)) {
@@ -914,17 +920,20 @@ export class LmdbStore implements MailboxStore {
     if (upToSeq > meta.lastSeq) {
       throw ackBeyondLastSeq(upToSeq, meta.lastSeq);
     }
-    const cursor = meta.devices[device]!.cursor;
-    if (upToSeq <= cursor) {
+    const dev = meta.devices[device]!;
+    const cursor = dev.cursor;
+    const skip = opts.skip === true && upToSeq > cursor;
+    if (!skip && !ackChanges(dev, upToSeq)) {
       await this.userSynced(user);
       return { cursor, moved: false, deleted: 0, deletedBytes: 0 };
     }
-    const lsn = this.log(OP_ACK, [user, device, upToSeq] satisfies AckOp);
-    const { deleted, bytes } = this.effectAck(user, device, upToSeq, lsn, meta);
+    const lsn = this.log(OP_ACK, (skip ? [user, device, upToSeq, 1] : [user, device, upToSeq]) satisfies AckOp);
+    const { deleted, bytes } = this.effectAck(user, device, upToSeq, skip, lsn, meta);
     this.count.keysWritten++;
     if (this.overLimit(1)) this.kick();
     await this.durable(lsn);
-    return { cursor: upToSeq, moved: true, deleted, deletedBytes: bytes };
+    // An ack at or below the cursor that got here only removed a notice the cursor was past.
+    return upToSeq > cursor ? { cursor: upToSeq, moved: true, deleted, deletedBytes: bytes } : { cursor, moved: false, deleted: 0, deletedBytes: 0 };
   }
 
   async registerDevice(user: UserId, device: DeviceId, start: DeviceStart, now: number, maxDevices: number): Promise<RegisterOutcome> {

@@ -20,7 +20,8 @@ export const OP_RESTORE = 5;
 
 /** One stored message: [to, seq, epochIfCreated, id, from, body, bytes, sentAt, expiresAt, toDevice, receipt]. */
 export type AppendEntry = [UserId, Seq, string | null, MessageId, UserId, Body, number, number, number, DeviceId | null, 0 | 1];
-export type AckOp = [UserId, DeviceId, Seq];
+/** [user, device, upTo] or, for an admin's skip (contract AckOptions.skip), [user, device, upTo, 1]. */
+export type AckOp = [UserId, DeviceId, Seq] | [UserId, DeviceId, Seq, 1];
 /** [user, device, cursor, registeredAt, epochIfCreated] */
 export type RegisterOp = [UserId, DeviceId, Seq, number, string | null];
 export type RemoveOp = [UserId, DeviceId];
