@@ -111,6 +111,23 @@ describe('delivery tracker', () => {
     assert.equal(d.gap(3), 'new', 'a new epoch starts over');
   });
 
+  it("acks the `to` of a notice at or below the server's cursor (an admin's skip left it), once, and only when confirmed", () => {
+    const d = new DeliveryTracker();
+    d.welcome('e1', false, 9); // skipped to 9: the cursor is past the notice
+    assert.equal(d.gap(7), 'new');
+    assert.equal(d.ackDue(), undefined, 'not confirmed yet');
+    d.confirm(7);
+    assert.equal(d.ackDue(), 7, 'the ack that removes the notice, though the cursor does not move');
+    d.ackSent(7);
+    assert.equal(d.ackDue(), undefined, 'sent once');
+    d.welcome('e1', false, 9); // the ack was lost with the connection: the notice comes again
+    assert.equal(d.gap(7), 'duplicate');
+    assert.equal(d.ackDue(), 7, 'and its ack goes again');
+    d.offer(10);
+    d.confirm(10);
+    assert.equal(d.ackDue(), 10, 'an ack past the cursor covers it');
+  });
+
   it('caps a confirmation at what was handed', () => {
     const d = new DeliveryTracker();
     d.welcome('e1', false, 0);

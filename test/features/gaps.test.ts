@@ -3,7 +3,7 @@
  * expired (swept, or not yet) are reported once, in order with the messages (a `gap`
  * frame before the next message, `caughtUp.gap` after the backlog's last one); the SDK
  * emits one `gap` event per notice, acks past it, and never emits it again on a
- * reconnect; HTTP pulls carry the same fields. Time
+ * reconnect; an admin's skip is reported the same way; HTTP pulls carry the same fields. Time
  * comes from a FakeClock the post office reads; the sweeper runs when the test says so.
  */
 import assert from 'node:assert/strict';
@@ -18,7 +18,7 @@ import { startDynamoDbLocal, type DynamoDbLocal } from '../../tools/dynamodb-loc
 import { FakeClock } from '../../tools/fake-clock.js';
 import { tempDir, type TempDir } from '../support/temp-dir.js';
 import { Device, RawDevice, waitFor } from '../multinode/devices.js';
-import { api, startTestServer, type TestServer } from '../gateway/helpers.js';
+import { ADMIN_KEY, api, startTestServer, type TestServer } from '../gateway/helpers.js';
 
 type Engine = 'lmdb' | 'dynamodb';
 
@@ -165,6 +165,34 @@ for (const engine of ['lmdb', 'dynamodb'] as Engine[]) {
         assert.equal((await po.read('dave', 'phone', 0, 10)).gap, undefined);
       } finally {
         await dave.cut();
+      }
+    });
+
+    it("an admin's skip: the next session gets its notice with caughtUp, the SDK emits it once and acks its `to`, which clears it", async () => {
+      await po.registerDevice('fay', 'phone');
+      await send('fay', 'f1', 3600);
+      await send('fay', 'f2', 3600);
+      const r = await api(server, 'POST', '/v1/users/fay/devices/phone/skip', { token: ADMIN_KEY });
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.body, { user: 'fay', device: 'phone', cursor: 2, deleted: 2 });
+
+      const fay = new Device([server.wsUrl], await server.token('fay', 'phone'));
+      const order: string[] = [];
+      fay.client.on('gap', (g) => void order.push(`gap ${g.from}-${g.to} ${g.count} ${g.reasons.join()}`));
+      fay.client.on('caughtUp', () => void order.push('caughtUp'));
+      try {
+        await fay.waitCaughtUp();
+        assert.deepEqual(order, ['gap 1-2 2 purged', 'caughtUp']);
+        assert.deepEqual(fay.messages, []);
+        // The cursor was past the notice already: the SDK's ack of `to` removes it anyway.
+        await waitFor(async () => (await po.read('fay', 'phone', 0, 10)).gap === undefined, 'the ack of 2 cleared the notice');
+        fay.cut();
+        await fay.waitCaughtUp(2);
+        assert.deepEqual(order, ['gap 1-2 2 purged', 'caughtUp', 'caughtUp'], 'emitted once');
+        assert.equal(serverGaps.filter((g) => g.user === 'fay').length, 1, 'the second session sent no notice');
+        assert.deepEqual(fay.errors, []);
+      } finally {
+        fay.close();
       }
     });
 

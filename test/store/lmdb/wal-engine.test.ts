@@ -255,6 +255,36 @@ describe('lmdb write-ahead log', () => {
     });
   });
 
+  it("an admin's skip replayed from the log leaves the same notice as live, and the ack of its `to` replayed clears it", async () => {
+    await withDir(async (dir) => {
+      const logOnly: LmdbStoreOptions = { path: dir, wal: { ...NEVER, applyOnClose: false } };
+      const gapOf = async (s: { read: LmdbStore['read'] }): Promise<unknown> => (await s.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: 2 })).gap;
+      const notice = { from: 1, to: 3, count: 2, reasons: ['purged'] };
+      let store = await openLmdbStore(logOnly);
+      await store.registerDevice('bob', 'phone', 'auto', 1, 8);
+      await store.registerDevice('bob', 'laptop', 'oldest', 1, 8);
+      await store.append([msg('bob', 'a'), { ...msg('bob', 'b'), toDevice: 'laptop' }, msg('bob', 'c')], LIMITS);
+      assert.equal((await store.ack('bob', 'phone', 3, { skip: true })).cursor, 3);
+      assert.deepEqual(await gapOf(store), notice);
+      await store.close(); // the skip lives only in the log
+      store = await openLmdbStore(logOnly);
+      assert.deepEqual(await gapOf(store), notice, 'replayed as it was live');
+      assert.equal((await store.ack('bob', 'phone', 3)).moved, false);
+      assert.equal(await gapOf(store), undefined);
+      await store.close();
+      store = await openLmdbStore({ path: dir, wal: NEVER }); // replays both, applies on close
+      try {
+        assert.equal(await gapOf(store), undefined, 'the replayed ack of `to` clears it');
+        assert.deepEqual((await store.listDevices('bob')).map((d) => [d.device, d.cursor]), [
+          ['laptop', 0],
+          ['phone', 3],
+        ]);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   it('a restart replays the fair-quota counters from the log, and an apply carries them to LMDB', async () => {
     await withDir(async (dir) => {
       const share = { ...LIMITS, maxSenderMessages: 2, maxSenderBytes: 1 << 20 };
