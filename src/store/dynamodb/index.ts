@@ -309,7 +309,12 @@ export class DynamoDbStore implements MailboxStore {
    * meanwhile. The counters drop by what `plan` releases and the floor moves; the released
    * items are left to native TTL.
    */
-  private async releaseWith(user: UserId, meta: MetaValue, plan: DeletePlan, change: Pick<StateChange, 'setCursor' | 'setGaps' | 'clearGap' | 'addDevice' | 'removeDevice'>): Promise<Victims> {
+  private async releaseWith(
+    user: UserId,
+    meta: MetaValue,
+    plan: DeletePlan,
+    change: Pick<StateChange, 'setCursor' | 'setGaps' | 'clearGap' | 'addDevice' | 'removeDevice'>,
+  ): Promise<Victims> {
     const victims = await this.collectOrWait(user, meta, plan);
     const after = await this.t.updateMeta(
       user,

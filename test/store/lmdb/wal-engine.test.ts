@@ -275,10 +275,13 @@ describe('lmdb write-ahead log', () => {
       store = await openLmdbStore({ path: dir, wal: NEVER }); // replays both, applies on close
       try {
         assert.equal(await gapOf(store), undefined, 'the replayed ack of `to` clears it');
-        assert.deepEqual((await store.listDevices('bob')).map((d) => [d.device, d.cursor]), [
-          ['laptop', 0],
-          ['phone', 3],
-        ]);
+        assert.deepEqual(
+          (await store.listDevices('bob')).map((d) => [d.device, d.cursor]),
+          [
+            ['laptop', 0],
+            ['phone', 3],
+          ],
+        );
       } finally {
         await store.close();
       }
