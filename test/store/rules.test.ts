@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { mergeGap } from '../../src/core/gap.js';
 import {
+  ackChanges,
   deviceList,
   gapAfterAck,
+  gapAfterSkip,
   gapsAfterRemoval,
   hasDevice,
   minCursor,
@@ -127,6 +129,18 @@ describe('rules: gap notices', () => {
     assert.equal(gapAfterAck(gap, 5), undefined);
     assert.equal(gapAfterAck(gap, 9), undefined);
     assert.equal(gapAfterAck(undefined, 9), undefined);
+  });
+
+  it("an admin's skip adds what it passed to the notice (purged); an ack changes a device when it moves the cursor or reaches a notice the cursor is past", () => {
+    const expired = { from: 2, to: 2, count: 1, reasons: ['expired' as const] };
+    assert.deepEqual(gapAfterSkip(expired, [4, 6]), { from: 2, to: 6, count: 3, reasons: ['expired', 'purged'] });
+    assert.equal(gapAfterSkip(expired, []), expired);
+    assert.equal(gapAfterSkip(undefined, []), undefined);
+    const skipped = { cursor: 9, registeredAt: 1, gap: { from: 4, to: 6, count: 2, reasons: ['purged' as const] } };
+    assert.equal(ackChanges(skipped, 5), false, 'below `to`: nothing');
+    assert.equal(ackChanges(skipped, 6), true, 'reaches `to`: the notice goes');
+    assert.equal(ackChanges(skipped, 10), true);
+    assert.equal(ackChanges(dev(9), 9), false, 'no notice, no move');
   });
 
   it('mergeGap: lowest from, highest to, counts added, reasons united in one order', () => {
