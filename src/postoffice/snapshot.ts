@@ -87,9 +87,9 @@ export class SnapshotBuilder {
   device(d: SnapshotDevice): void {
     if (this.devices.has(d.device)) throw new PoboxError('BAD_REQUEST', `device ${d.device} is listed twice`, { field: 'device' });
     if (d.cursor > this.lastSeq) throw new PoboxError('BAD_REQUEST', `device ${d.device} has cursor ${d.cursor}, beyond the last seq ${this.lastSeq}`, { field: 'cursor' });
-    // A notice lives until an ack reaches its `to`: it lies above the cursor, within the seqs assigned.
-    if (d.gap && (d.gap.to <= d.cursor || d.gap.to > this.lastSeq)) {
-      throw new PoboxError('BAD_REQUEST', `device ${d.device} has a gap notice up to ${d.gap.to}, outside its cursor ${d.cursor} .. the last seq ${this.lastSeq}`, {
+    // A notice lives until an ack reaches its `to`: within the seqs assigned (at or below the cursor after an admin's skip).
+    if (d.gap && d.gap.to > this.lastSeq) {
+      throw new PoboxError('BAD_REQUEST', `device ${d.device} has a gap notice up to ${d.gap.to}, beyond the last seq ${this.lastSeq}`, {
         field: 'gap',
       });
     }

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ReadPage } from '../../src/core/types.js';
+import { exportLines, importLines } from '../../src/postoffice/export.js';
 import type { PostOffice } from '../../src/postoffice/post-office.js';
 import { type EngineFactory, seqsOf, withEnv } from './helpers.js';
 
@@ -145,6 +146,12 @@ export function defineGapBehaviours(factory: EngineFactory): void {
         assert.deepEqual((await po.read('bob', 'laptop', 0, 10)).gap, expired, "the laptop's notice is its own");
         await env.reopen();
         assert.deepEqual((await env.po.read('bob', 'phone', 0, 10)).gap, notice, 'durable');
+        // It moves with the mailbox, though it lies below the cursor.
+        const lines = async function* (): AsyncGenerator<string> {
+          for await (const line of exportLines(env.po, 'bob')) yield line.trimEnd();
+        };
+        await importLines(env.po, lines(), { user: 'zed' });
+        assert.deepEqual((await env.po.read('zed', 'phone', 0, 10)).gap, notice, 'imported');
 
         // The cursor is past the notice: an ack below its `to` keeps it, one of `to` removes it.
         assert.deepEqual(await env.po.ack('bob', 'phone', 4), { cursor: 5, deleted: 0 });
