@@ -46,7 +46,7 @@ export function registerAdminRoutes(router: HttpRouter, auth: Authenticator, po:
     ctx.tag({ user, device });
     const s = await po.stats(user);
     if (!s.devices.some((d) => d.device === device)) throw deviceNotRegistered(user, device);
-    // An admin skipping a backlog is not a delivery: no receipts.
+    // An admin skipping a backlog is not a delivery: no receipts; the device gets a gap notice for it.
     const r = await po.ack(user, device, s.lastSeq, { adminSkip: true });
     return { json: { user, device, cursor: r.cursor, deleted: r.deleted } };
   });
