@@ -32,13 +32,26 @@ export async function writeReport(dir: string, quick: boolean): Promise<string> 
   out.push(`# pobox benchmark results${quick ? ' (quick run: small sizes, not the measured numbers)' : ''}`, '');
   out.push(
     'Produced by `npm run bench` (bench/run-all.ts); every benchmark is a script in `bench/` and writes its JSON here,',
-    'with the machine it ran on. Numbers are from one run on one machine, with every peer measured in that run.',
+    "with the machine it ran on. Each section comes from its benchmark's last run on this machine (when each ran is",
+    'listed below); within a section every figure, and every peer it is compared with, comes from that one run.',
     '',
   );
   out.push(...summary(lookup, peers, e2e));
   if (any) out.push('## Machine', '', ...machineLines(any.machine, [lookup, peers, e2e]), '');
+  const ran = [
+    ['lookup vs scan', lookup],
+    ['peers', peers],
+    ['end to end', e2e],
+  ] as const;
+  const dated = ran.filter(([, r]) => r).map(([name, r]) => `${name} ${r?.startedAt ?? ''}`);
+  if (dated.length) out.push(`Runs quoted in the summary: ${dated.join('; ')}.`, '');
   if (run) {
-    out.push(`Run started ${run.startedAt}, took ${Math.round(run.seconds / 60)} min.`, '', '| benchmark | status | seconds |', '| --- | --- | --- |');
+    out.push(
+      `The last full \`npm run bench\` started ${run.startedAt} and took ${Math.round(run.seconds / 60)} min; benchmarks run on their own since then replaced their own sections.`,
+      '',
+      '| benchmark | status | seconds |',
+      '| --- | --- | --- |',
+    );
     for (const s of run.steps) out.push(`| \`${s.script}\` (${s.title}) | ${s.status} | ${s.seconds} |`);
     out.push('');
   }
