@@ -15,7 +15,10 @@
  * Flags: --quick (seconds-long run), --store lmdb|dynamodb, --dynamodb-endpoint URL,
  * --dynamodb-table NAME, --dynamodb-region R, --bus memory|redis://host:port,
  * --senders N, --in-flight N, --seconds N, --rate N (live msgs/s), --window N (the server's
- * session.windowMessages, default 256).
+ * session.windowMessages, default 256), --only live (the live phase twice on the same
+ * fresh server, then the disk probe; printed, not written to bench/results: for A/B runs
+ * of the live tail. The first pass includes the server's warm-up (JIT, young-generation
+ * growth, a new data directory's first writes), the second is its steady state).
  *
  * --store dynamodb: without --dynamodb-endpoint the benchmark starts DynamoDB Local itself
  * (random loopback port, fresh table, stopped on exit or Ctrl-C); with one, the table must
@@ -253,6 +256,25 @@ runMain(async () => {
     log(profileMarkdown(summary).join('\n'));
     log(`wrote ${out}`);
     await profDir.remove();
+    return;
+  }
+
+  const only = str('only');
+  if (only !== undefined && only !== 'live') throw new Error(`--only must be live, got ${only}`);
+  if (only === 'live') {
+    const rate = numberFlag(args, 'rate', dynamo ? 20 : 1000);
+    const seconds = numberFlag(args, 'seconds', quick ? 2 : 10);
+    const alice = await client('live-alice', 'laptop');
+    const bob = await client('live-bob', 'phone');
+    for (const pass of ['cold', 'warm']) {
+      const live = await liveLatency(alice, bob, rate, seconds, `live-${pass}-`);
+      const [r, a] = [live.sendToReceive, live.sendToAccepted];
+      log(`live (${pass}) at ${rate}/s: send->receive p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms; send->accepted p50 ${a.p50} ms, p99 ${a.p99} ms`);
+    }
+    const fsync = dynamo ? undefined : fsyncProbe(data.path);
+    if (fsync) log(`fdatasync of a 4 KiB write: p50 ${fsync.p50} ms, p99 ${fsync.p99} ms`);
+    clients.forEach((c) => c.close());
+    await server.stop();
     return;
   }
 
@@ -550,7 +572,8 @@ function spread(values: number[]): { median: number; min: number; max: number } 
 
 // ---- 2. live latency ---------------------------------------------------------------
 
-async function liveLatency(alice: PoboxClient, bob: PoboxClient, rate: number, seconds: number): Promise<LiveResult> {
+/** Message ids are `${idPrefix}${i}`: a second run on the same users needs another prefix (the same id would be a resend). */
+async function liveLatency(alice: PoboxClient, bob: PoboxClient, rate: number, seconds: number, idPrefix = 'live-'): Promise<LiveResult> {
   const warmup = Math.min(500, rate);
   const total = warmup + rate * seconds;
   const sentAt = new Map<string, number>();
@@ -565,7 +588,7 @@ async function liveLatency(alice: PoboxClient, bob: PoboxClient, rate: number, s
     bob.on('message', (m: ClientMessage) => {
       const t = sentAt.get(m.id);
       if (t === undefined) return;
-      if (Number(m.id.slice(5)) >= warmup) receive.recordNs((performance.now() - t) * 1e6);
+      if (Number(m.id.slice(idPrefix.length)) >= warmup) receive.recordNs((performance.now() - t) * 1e6);
       sentAt.delete(m.id);
       received++;
       finish();
@@ -578,7 +601,7 @@ async function liveLatency(alice: PoboxClient, bob: PoboxClient, rate: number, s
   while (i < total) {
     const due = Math.floor(((performance.now() - t0) / 1000) * rate) + 1;
     while (i < Math.min(due, total)) {
-      const id = `live-${i}`;
+      const id = `${idPrefix}${i}`;
       const measured = i >= warmup;
       const t = performance.now();
       sentAt.set(id, t);
