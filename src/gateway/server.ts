@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Bus, Wake } from '../bus/contract.js';
-import { toPoboxError } from '../core/errors.js';
+import { HTTP_STATUS, toPoboxError } from '../core/errors.js';
 import { CloseCode, ENCODINGS, type Encoding } from '../core/protocol.js';
 import { TypedEmitter } from '../core/emitter.js';
 import type { PostOffice } from '../postoffice/post-office.js';
@@ -184,8 +184,9 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
       let url: URL;
       try {
         url = parseRequestTarget(req.url);
-      } catch {
-        socket.end(rawErrorResponse(400, 'BAD_REQUEST', 'malformed request URL'));
+      } catch (err) {
+        const e = toPoboxError(err);
+        socket.end(rawErrorResponse(HTTP_STATUS[e.code], e.code, e.message));
         return;
       }
       if (!WS_PATHS.has(url.pathname)) {
