@@ -28,6 +28,7 @@ export function instrumentStore(store: MailboxStore, metrics: PoboxMetrics): Mai
     capabilities: store.capabilities,
     append: timed('append', store.append),
     read: timed('read', store.read),
+    readIfRegistered: timed('read', store.readIfRegistered),
     ack: timed('ack', store.ack),
     registerDevice: timed('registerDevice', store.registerDevice),
     removeDevice: timed('removeDevice', store.removeDevice),

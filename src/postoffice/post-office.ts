@@ -25,7 +25,7 @@ import {
   type SendResult,
 } from '../core/types.js';
 import { parseInput } from '../core/validate.js';
-import type { AppendItem, ExportPage, MailboxSnapshot, MailboxStore, PurgeOutcome, RegisterOutcome, RestoreOutcome } from '../store/contract.js';
+import type { AppendItem, ExportPage, MailboxSnapshot, MailboxStore, PurgeOutcome, ReadRequest, RegisterOutcome, RestoreOutcome } from '../store/contract.js';
 import { TypedEmitter } from '../core/emitter.js';
 import type { PostOfficeEvents } from './events.js';
 import { isStoreTimeout, StoreGuard, type WriteHealth } from './store-guard.js';
@@ -363,24 +363,29 @@ export class PostOffice {
 
   /** A page of what `device` has not acked, after `afterSeq`. */
   async read(user: UserId, device: DeviceId, afterSeq: Seq, limit: number): Promise<ReadPage> {
+    return this.guard.call('read', this.store.read(this.readRequest(user, device, afterSeq, limit)), false);
+  }
+
+  /** The store's request for a read, validated (BAD_REQUEST before anything is read). */
+  private readRequest(user: UserId, device: DeviceId, afterSeq: Seq, limit: number): ReadRequest {
     this.ensureOpen();
     const q = parseInput(ReadInputSchema, { user, device, afterSeq, limit }, 'read');
     if (q.limit > this.config.limits.maxPageSize) {
       throw new PoboxError('BAD_REQUEST', `read: limit ${q.limit} exceeds the maximum page size ${this.config.limits.maxPageSize}`, { field: 'limit' });
     }
-    return this.guard.call('read', this.store.read({ user: q.user, device: q.device, afterSeq: q.afterSeq, limit: q.limit, now: this.clock.now() }), false);
+    return { user: q.user, device: q.device, afterSeq: q.afterSeq, limit: q.limit, now: this.clock.now() };
   }
 
   /**
-   * `read`, registering the device first when it has never been seen (NOT_FOUND): a
-   * device's first connection or pull. A known device's read is one store call, no write.
+   * `read`, registering the device first when it has never been seen: a device's first
+   * connection or pull. A known device's read is one store call, no write. The store
+   * answers an unknown device with `undefined`, not NOT_FOUND: no error is built for
+   * each first-time device (a reconnect storm of new devices built 10,000).
    */
   async readOrRegister(user: UserId, device: DeviceId, afterSeq: Seq, limit: number): Promise<ReadPage> {
-    try {
-      return await this.read(user, device, afterSeq, limit);
-    } catch (err) {
-      if (!(err instanceof PoboxError) || err.code !== 'NOT_FOUND') throw err;
-    }
+    const req = this.readRequest(user, device, afterSeq, limit);
+    const page = await this.guard.call('read', this.store.readIfRegistered(req), false);
+    if (page) return page;
     await this.registerDevice(user, device);
     return this.read(user, device, afterSeq, limit);
   }

@@ -157,6 +157,7 @@ function borrowed(store: MailboxStore): MailboxStore {
     capabilities: store.capabilities,
     append: (items, limits) => store.append(items, limits),
     read: (req) => store.read(req),
+    readIfRegistered: (req) => store.readIfRegistered(req),
     ack: (user, device, upTo, opts) => store.ack(user, device, upTo, opts),
     registerDevice: (user, device, start, now, max) => store.registerDevice(user, device, start, now, max),
     removeDevice: (user, device) => store.removeDevice(user, device),

@@ -170,6 +170,13 @@ export interface MailboxStore {
   read(req: ReadRequest): Promise<ReadPage>;
 
   /**
+   * `read`, answering `undefined` for an unknown device instead of NOT_FOUND: a device's
+   * first read (PostOffice.readOrRegister) registers it on that answer. An error built
+   * per first connection (its stack captured) was measurable in a reconnect storm.
+   */
+  readIfRegistered(req: ReadRequest): Promise<ReadPage | undefined>;
+
+  /**
    * Move the device's cursor to upToSeq (never backwards) and delete what every device
    * has now acked; a gap notice whose `to` the cursor reaches is removed in the same
    * write, also when the cursor is past it already (an admin's skip left it). NOT_FOUND

@@ -17,6 +17,41 @@ export function defineDeviceBehaviours(factory: EngineFactory): void {
       });
     });
 
+    it('readIfRegistered answers undefined for an unknown device or user, a page like read for a known one', T, async () => {
+      await withEnv(factory, {}, async ({ po, store, clock }) => {
+        const req = (user: string, device: string) => ({ user, device, afterSeq: 0, limit: 10, now: clock.now() });
+        assert.equal(await store.readIfRegistered(req('nobody', 'phone')), undefined);
+        await sendMany(po, 'bob', 3);
+        assert.equal(await store.readIfRegistered(req('bob', 'phone')), undefined, 'a mailbox with messages but no device');
+        await po.registerDevice('bob', 'phone');
+        assert.equal(await store.readIfRegistered(req('bob', 'tablet')), undefined, 'another device of a known user');
+        const page = await store.readIfRegistered(req('bob', 'phone'));
+        assert.deepEqual(page, await store.read(req('bob', 'phone')));
+        assert.deepEqual(seqsOf(page!.messages), [1, 2, 3]);
+      });
+    });
+
+    it('readOrRegister registers a first-time device as registerDevice would, then reads; a known one is only read', T, async () => {
+      await withEnv(factory, {}, async ({ po }) => {
+        await sendMany(po, 'bob', 3);
+        const first = await po.readOrRegister('bob', 'phone', 0, 10);
+        assert.deepEqual([first.cursor, seqsOf(first.messages)], [0, [1, 2, 3]], "a user's first device starts from the oldest");
+        const later = await po.readOrRegister('bob', 'laptop', 0, 10);
+        assert.deepEqual([later.cursor, later.messages.length, later.lastSeq], [3, 0, 3], 'a later device starts at the head');
+        await po.ack('bob', 'phone', 2);
+        const again = await po.readOrRegister('bob', 'phone', 0, 10);
+        assert.deepEqual([again.cursor, seqsOf(again.messages)], [2, [3]]);
+        assert.deepEqual(
+          (await po.stats('bob')).devices.map((d) => [d.device, d.cursor]),
+          [
+            ['laptop', 3],
+            ['phone', 2],
+          ],
+        );
+        await rejectsWith(po.readOrRegister('bob', 'bad device id!', 0, 10), 'BAD_REQUEST');
+      });
+    });
+
     it("a page carries the device's cursor as it was when read, empty or not", T, async () => {
       await withEnv(factory, {}, async ({ po }) => {
         await po.registerDevice('bob', 'phone');

@@ -228,6 +228,19 @@ export class DynamoDbStore implements MailboxStore {
   }
 
   /**
+   * `read`, undefined for an unknown device. Here the NOT_FOUND of readOnce is caught:
+   * building that error costs nothing beside the Query's round trip.
+   */
+  async readIfRegistered(req: ReadRequest): Promise<ReadPage | undefined> {
+    try {
+      return await this.read(req);
+    } catch (err) {
+      if (err instanceof PoboxError && err.code === 'NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
+  /**
    * The messages a plan releases (not released already), read before the meta item
    * commits. Holes in the ranges are settled first: a message still being written must
    * not land below a cursor unseen. Undefined when one must be waited for.

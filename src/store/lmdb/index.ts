@@ -875,13 +875,24 @@ export class LmdbStore implements MailboxStore {
     this.ensureOpen();
     // Nothing above the last seq assigned when the read started is shown, and all of that
     // is durable once the user's last record is synced.
-    const startMeta = this.states.get(req.user)?.meta;
-    const cap = startMeta?.lastSeq;
+    const cap = this.states.get(req.user)?.meta.lastSeq;
     await this.userSynced(req.user);
+    const page = this.pageOf(req, cap);
+    if (!page) throw deviceNotRegistered(req.user, req.device);
+    return page;
+  }
+
+  async readIfRegistered(req: ReadRequest): Promise<ReadPage | undefined> {
+    this.ensureOpen();
+    const cap = this.states.get(req.user)?.meta.lastSeq; // as in read()
+    await this.userSynced(req.user);
+    return this.pageOf(req, cap);
+  }
+
+  /** The page of a read whose user's records are durable; undefined for an unknown device. `cap`: the last seq when the read started. */
+  private pageOf(req: ReadRequest, cap: Seq | undefined): ReadPage | undefined {
     const meta = this.metaOf(req.user);
-    if (!meta || !hasDevice(meta.devices, req.device)) {
-      throw deviceNotRegistered(req.user, req.device);
-    }
+    if (!meta || !hasDevice(meta.devices, req.device)) return undefined;
     const lastSeq = cap ?? meta.lastSeq;
     const cursor = meta.devices[req.device]!.cursor;
     const after = Math.max(req.afterSeq, cursor);
