@@ -2,7 +2,7 @@
  * npm run crash -- --cycles N [--seed S] [--engine lmdb|dynamodb] [--path DIR] [--table T --endpoint URL --region R]
  *
  * Runs N kill-and-check cycles (see harness.ts) and ends with exactly one line on stdout:
- *   crash: N cycles, A acknowledged, L lost, D duplicated (seed S; kills inside an apply X, inside a trim Y)
+ *   crash: N cycles, A acknowledged, L lost, D duplicated (seed S; kills inside an apply X (Z between its chunks and its last commit), inside a trim Y)
  * The seed (random unless given) is printed first on stderr too: the same seed replays the
  * same kill schedule and the same writer choices (timing on a busy machine still varies).
  * Progress goes to stderr. Exit code 1 when anything was lost or duplicated.

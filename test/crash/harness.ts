@@ -44,8 +44,11 @@ export interface CycleResult {
   acknowledged: number;
   /** Highest upTo each k-user's device acked (resolved) in this cycle. */
   acks: Map<string, number>;
-  /** Where the kill landed: the last apply-cycle event the writer reported. */
-  killedIn: 'apply' | 'trim' | 'other';
+  /**
+   * Where the kill landed: the last apply-cycle event the writer reported ('staged': inside
+   * an apply, its chunks durable and its last transaction not yet committed).
+   */
+  killedIn: 'apply' | 'staged' | 'trim' | 'other';
   /** Resends inside the writer that came back with a different seq. */
   dedupeMismatches: number;
   killedBeforeReady: boolean;
@@ -78,6 +81,8 @@ export interface CrashTotals {
   acks: number;
   /** Kills that landed after an apply started and before it committed / inside a trim. */
   killedInApply: number;
+  /** Of killedInApply: after its chunks were durable, before its last transaction committed. */
+  killedStaged: number;
   killedInTrim: number;
 }
 
@@ -93,9 +98,11 @@ export async function runCycle(
   const tiny = storeConfig.engine === 'lmdb' && random() < 0.5;
   if (tiny) args.push('--wal', 'tiny');
   // In some tiny-log cycles the kill is aimed: sent the moment the writer reports that an
-  // apply or a trim started (after the usual random delay). Whether it lands inside is
-  // counted from what the writer reported last, never assumed.
-  const aim: 'apply' | 'trim' | undefined = tiny && random() < 0.5 ? (random() < 0.5 ? 'apply' : 'trim') : undefined;
+  // apply started, that its chunks are durable (its last transaction to come), or that a
+  // trim started (after the usual random delay). Whether it lands inside is counted from
+  // what the writer reported last, never assumed.
+  const aims = ['apply', 'staged', 'trim'] as const;
+  const aim: (typeof aims)[number] | undefined = tiny && random() < 0.5 ? aims[Math.floor(random() * aims.length)] : undefined;
   let armed = false;
   if (opts.reportEarly) args.push('--report-early');
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -127,7 +134,7 @@ export async function runCycle(
     else if (kind === 'X') mismatches++;
     else if (kind === 'K' && a && b) acks.set(a, Math.max(acks.get(a) ?? 0, Number(b)));
     else if (kind === 'P') {
-      phase = a === 'apply' ? 'apply' : a === 'trim' ? 'trim' : 'other';
+      phase = a === 'apply' || a === 'staged' || a === 'trim' ? a : 'other';
       if (armed && a === aim) kill();
     }
   });
@@ -232,8 +239,11 @@ async function verifyAcking(store: MailboxStore, user: string, expected: readonl
     const s = stored.get(a.id);
     if (!s || s.body !== bodyFor(a.id) || (a.seq !== 0 && s.seq !== a.seq)) lost++;
   }
-  // Deletes went exactly as far as the cursor: what is counted is what can be read.
+  // Deletes went exactly as far as the cursor: what is counted is what can be read, and
+  // nothing at or below the cursor is left stored (an apply cut short must not leave a
+  // copy of a message deleted since).
   if ((await store.stats(user, now)).pending !== readable) lost++;
+  if ((await store.exportPage(user, 0, cursor, 1000)).messages.length > 0) duplicated++;
   return { lost, duplicated };
 }
 
@@ -241,7 +251,7 @@ async function verifyAcking(store: MailboxStore, user: string, expected: readonl
 export async function runCrash(opts: CrashOptions): Promise<CrashTotals> {
   const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
   const random = seeded(seed);
-  const totals: CrashTotals = { cycles: 0, acknowledged: 0, lost: 0, duplicated: 0, seed, acks: 0, killedInApply: 0, killedInTrim: 0 };
+  const totals: CrashTotals = { cycles: 0, acknowledged: 0, lost: 0, duplicated: 0, seed, acks: 0, killedInApply: 0, killedStaged: 0, killedInTrim: 0 };
   const ackedUpTo = new Map<string, number>();
   const all: Acked[] = [];
   const seen = new Set<string>();
@@ -250,7 +260,8 @@ export async function runCrash(opts: CrashOptions): Promise<CrashTotals> {
     const { acked, result } = await runCycle(opts.storeConfig, `c${cycle}`, opts, random);
     for (const [user, upTo] of result.acks) ackedUpTo.set(user, Math.max(ackedUpTo.get(user) ?? 0, upTo));
     totals.acks += result.acks.size;
-    if (result.killedIn === 'apply') totals.killedInApply++;
+    if (result.killedIn === 'apply' || result.killedIn === 'staged') totals.killedInApply++;
+    if (result.killedIn === 'staged') totals.killedStaged++;
     if (result.killedIn === 'trim') totals.killedInTrim++;
     for (const a of acked) {
       const key = `${a.user}\u0000${a.id}`;
@@ -277,5 +288,5 @@ export async function runCrash(opts: CrashOptions): Promise<CrashTotals> {
 }
 
 export function crashLine(t: CrashTotals): string {
-  return `crash: ${t.cycles} cycles, ${t.acknowledged} acknowledged, ${t.lost} lost, ${t.duplicated} duplicated (seed ${t.seed}; kills inside an apply ${t.killedInApply}, inside a trim ${t.killedInTrim})`;
+  return `crash: ${t.cycles} cycles, ${t.acknowledged} acknowledged, ${t.lost} lost, ${t.duplicated} duplicated (seed ${t.seed}; kills inside an apply ${t.killedInApply} (${t.killedStaged} between its chunks and its last commit), inside a trim ${t.killedInTrim})`;
 }

@@ -52,7 +52,7 @@ const store =
   storeConfig.engine === 'lmdb' && values.wal === 'tiny'
     ? await openLmdbStore({
         path: storeConfig.path!,
-        wal: { applyIntervalMs: 15, maxResidentMessages: 150, maxResidentBytes: 64 * 1024, segmentBytes: 16 * 1024, onEvent: (e) => write(`P ${e}`) },
+        wal: { applyIntervalMs: 15, maxResidentMessages: 150, maxResidentBytes: 64 * 1024, segmentBytes: 16 * 1024, applyChunk: 16, onEvent: (e) => write(`P ${e}`) },
       })
     : storeConfig.engine === 'lmdb'
       ? await openLmdbStore({ path: storeConfig.path!, wal: { onEvent: (e) => write(`P ${e}`) } })

@@ -11,11 +11,14 @@
  *
  * Apply. Off the hot path (a timer, or the resident index reaching its size limit), the
  * state of every changed user is captured at the log's last lsn L and, once L is synced,
- * written to LMDB by async puts issued in one event turn: lmdb-js commits them as ONE
- * transaction from its own write thread, together with `applied = L`. A message that
- * every device acked before its apply was captured is never written to the B-tree (its
- * dedupe and expiry entries are: a resend must still be recognised). After the commit,
- * log segments holding only records <= L are deleted.
+ * written to LMDB by async puts (lmdb-js runs the B-tree work on its write thread and
+ * commits each event turn's writes as one transaction). Messages, dedupe and expiry
+ * entries go first, in chunks of at most `applyChunk` writes per turn so no turn of the
+ * loop is held long; once those transactions are durable, ONE last transaction writes
+ * the tombs, sender counters, metas and `applied = L`. A message that every device acked
+ * before its apply was captured is never written to the B-tree (its dedupe entry is, with
+ * one grouped expiry entry per user: a resend must still be recognised, keys.ts). After
+ * the last commit, log segments holding only records <= L are deleted.
  *
  * Durability and ordering, the argument:
  *  - Acknowledged means on disk: a call resolves only after `synced(lsn)` of its record
@@ -23,12 +26,31 @@
  *  - Prefix: the log is written in lsn order and recovery stops at the first record that
  *    is torn, fails its checksum or breaks the lsn sequence, so what survives a crash is
  *    a prefix of the decisions, each one applied to exactly the state it was decided on.
- *  - LMDB is always the state after a synced prefix: an apply waits for `synced(L)`
- *    before it writes, and `applied` commits in the same transaction as the data.
- *  - Recovery = LMDB (state at `applied`) + replay of the surviving records after it,
- *    through the same effect functions as the live path. Records <= applied are skipped,
- *    so a crash during an apply (before or after its commit) or during a trim replays
- *    nothing twice and loses nothing.
+ *  - LMDB is always the state after a synced prefix (`applied`), plus at most some
+ *    entries of records after it: an apply waits for `synced(L)` before it writes, so
+ *    everything it writes belongs to records that survive any crash; `applied` commits in
+ *    the last transaction with the metas, sender counters and tombs, after every chunk
+ *    is durable (a chunk whose commit failed fails the apply before that).
+ *  - Those extra entries (an apply that crashed or failed between its chunks) change no
+ *    decision and no answer, because of what they are:
+ *      - a message put: its append record is replayed, so the message is resident again,
+ *        and readers take resident seqs from memory (LMDB is read only below the first
+ *        resident seq, and every message LMDB held at `applied` is older than it). A
+ *        replayed message is flagged `replayed`, so deleting it leaves a tomb and the next
+ *        apply removes the copy. Acks and removals count what they delete from the same
+ *        merged view, so counts and sender shares come out as live.
+ *      - a dedupe put: replay puts the same entry (or a newer one for the same id) in
+ *        memory, which a send consults before LMDB.
+ *      - an expiry entry: only the sweeper reads them, under the gate after everything
+ *        logged is applied; the next apply writes the same entries again, or a group
+ *        naming the same dedupe entries (a leftover group only removes dedupe entries
+ *        whose seq it names, and those are gone by then or are the same ones).
+ *    Tombs are never written early: an ack replayed over LMDB without the messages it
+ *    deleted would count fewer deletes than it did live.
+ *  - Recovery = LMDB (state at `applied`, plus such entries) + replay of the surviving
+ *    records after it, through the same effect functions as the live path. Records <=
+ *    applied are skipped, so a crash during an apply (before, between or after its
+ *    commits) or during a trim replays nothing twice and loses nothing.
  *  - No reader sees what a crash could take back: read/stats/listDevices first wait for
  *    the user's last record to be synced, and a read shows no seq above the user's last
  *    seq at the moment it started (everything up to it is synced by then). A seq is thus
@@ -99,6 +121,7 @@ import {
 } from '../rules.js';
 import { newEpoch } from '../epoch.js';
 import {
+  DEDUPE_GROUP,
   dedupeKey,
   expiryKey,
   messageKey,
@@ -110,6 +133,7 @@ import {
   seqOf,
   type DedupeValue,
   type ExpiryKey,
+  type ExpiryValue,
   type MailboxKey,
   type MessageValue,
   type MetaValue,
@@ -135,8 +159,12 @@ import {
   type RestoreOp,
 } from './wal/ops.js';
 
-/** Moments of the apply cycle, for crash tests that want their kills to land in them. */
-export type WalEvent = 'apply' | 'applied' | 'trim' | 'trimmed';
+/**
+ * Moments of the apply cycle, for crash tests that want their kills to land in them:
+ * 'apply' (captured), 'staged' (its chunks are durable in LMDB, its last transaction not
+ * yet written), 'applied', 'trim', 'trimmed'.
+ */
+export type WalEvent = 'apply' | 'staged' | 'applied' | 'trim' | 'trimmed';
 
 export interface WalTuning {
   /** Apply whatever changed at least this often. */
@@ -146,6 +174,11 @@ export interface WalTuning {
   maxResidentBytes: number;
   /** Start a new log segment past this size; only whole segments are trimmed. */
   segmentBytes: number;
+  /**
+   * Most LMDB writes an apply issues in one event-loop turn (each costs the loop about a
+   * microsecond to encode and queue): a larger apply is written in chunks, one per turn.
+   */
+  applyChunk: number;
   /** Apply everything on close, so a clean restart replays nothing. */
   applyOnClose: boolean;
   onEvent?: (e: WalEvent) => void;
@@ -159,6 +192,7 @@ export const DEFAULT_WAL: WalTuning = {
   maxResidentMessages: 100_000,
   maxResidentBytes: 64 * 1024 * 1024,
   segmentBytes: 64 * 1024 * 1024,
+  applyChunk: 200,
   applyOnClose: true,
 };
 
@@ -186,6 +220,16 @@ interface Merged {
   v: MessageValue;
 }
 
+/** Dedupe entries of never-stored messages an apply names in one expiry entry (keys.ts). */
+interface DedupeGroup {
+  lo: number;
+  hi: number;
+  chars: number;
+  ids: Array<[MessageId, Seq]>;
+}
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /** What an apply wrote, so its effects can be dropped from memory once it committed. */
 interface Captured {
   lsn: number;
@@ -202,7 +246,7 @@ export class LmdbStore implements MailboxStore {
   private readonly root: RootDatabase;
   /** Meta, messages and dedupe entries of every user, under the user's prefix (keys.ts). */
   private readonly mailboxes: Database<MetaValue | MessageValue | DedupeValue | SenderValue, MailboxKey>;
-  private readonly expiry: Database<string, ExpiryKey>;
+  private readonly expiry: Database<ExpiryValue, ExpiryKey>;
   /** `applied`: the last log record whose effects LMDB holds. */
   private readonly walState: Database<number, string>;
   private readonly wal: WalLog;
@@ -228,6 +272,8 @@ export class LmdbStore implements MailboxStore {
   private residentBytes = 0;
   private tombCount = 0;
   private applying: Promise<void> | null = null;
+  /** Records are being replayed from the log (open, recovery): see ResidentMessage.replayed. */
+  private replaying = false;
   private gate: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout;
   /** What the log recovery found, for tests and logs. */
@@ -260,7 +306,7 @@ export class LmdbStore implements MailboxStore {
     };
     this.root = open(options);
     this.mailboxes = this.root.openDB<MetaValue | MessageValue | DedupeValue | SenderValue, MailboxKey>('mailboxes', { cache: false });
-    this.expiry = this.root.openDB<string, ExpiryKey>('expiry', { cache: false });
+    this.expiry = this.root.openDB<ExpiryValue, ExpiryKey>('expiry', { cache: false });
     this.walState = this.root.openDB<number, string>('wal', { cache: false });
     this.scanBudget = opts.scanBudget ?? 1000;
     const applied = this.walState.get('applied') ?? 0;
@@ -273,7 +319,7 @@ export class LmdbStore implements MailboxStore {
         ...(onEvent ? { onEvent } : {}),
       });
       this.wal = recovered.log;
-      for (const r of recovered.records) this.replay(r.type, r.payload, r.lsn);
+      this.replayAll(recovered.records);
     } catch (err) {
       recovered?.log.close().catch(() => undefined);
       this.root.close().catch(() => undefined);
@@ -457,7 +503,8 @@ export class LmdbStore implements MailboxStore {
       else {
         this.residentMessages--;
         this.residentBytes -= r.v.bytes;
-        if (r.applying) this.tomb(s, r.seq);
+        // LMDB may hold it (an apply in flight, or one that crashed between its chunks).
+        if (r.applying || r.replayed) this.tomb(s, r.seq);
       }
     }
     s.resident = keep;
@@ -472,6 +519,15 @@ export class LmdbStore implements MailboxStore {
   }
 
   // ---- effects: the live path and recovery both change state only through these ----------
+
+  private replayAll(records: ReadonlyArray<{ type: number; payload: Uint8Array; lsn: number }>): void {
+    this.replaying = true;
+    try {
+      for (const r of records) this.replay(r.type, r.payload, r.lsn);
+    } finally {
+      this.replaying = false;
+    }
+  }
 
   private replay(type: number, payload: Uint8Array, lsn: number): void {
     switch (type) {
@@ -508,7 +564,7 @@ export class LmdbStore implements MailboxStore {
     s.meta.lastSeq = seq;
     s.meta.count += 1;
     s.meta.bytes += v.bytes;
-    s.resident.push({ seq, v, applying: false });
+    s.resident.push({ seq, v, applying: false, replayed: this.replaying });
     this.addSender(user, s, v.from, 1, v.bytes);
     const d: DedupeValue = { seq, expiresAt: v.expiresAt };
     s.dedupe.set(v.id, d);
@@ -641,27 +697,64 @@ export class LmdbStore implements MailboxStore {
       if (s.tombs.size > 0) tombs.push([u, [...s.tombs]]);
     }
     const dedupe = this.newDedupe;
-    const expiry = this.newExpiry;
+    const expiry = this.expiryWrites(this.newExpiry);
     this.newDedupe = [];
     this.newExpiry = [];
     this.tuning.onEvent?.('apply');
 
     // LMDB may only ever hold the state after a durable prefix of the log.
     await this.wal.synced(lsn);
-    // One event turn of async writes = one LMDB transaction, run on lmdb-js's write thread.
-    const writes: Array<Promise<unknown>> = [];
-    for (const [u, seq, v] of puts) writes.push(this.mailboxes.put(messageKey(u, seq), v));
-    for (const [u, seqs] of tombs) for (const seq of seqs) writes.push(this.mailboxes.remove(messageKey(u, seq)));
-    for (const [u, id, d] of dedupe) writes.push(this.mailboxes.put(dedupeKey(u, id), d));
-    for (const [key, id] of expiry) writes.push(this.expiry.put(key, id));
-    for (const [u, from, v] of senders) writes.push(v.count > 0 ? this.mailboxes.put(senderKey(u, from), v) : this.mailboxes.remove(senderKey(u, from)));
-    for (const [u, meta] of metas) writes.push(this.mailboxes.put(metaKey(u), meta));
-    writes.push(this.walState.put('applied', lsn));
-    await Promise.all(writes).catch((err: unknown) => {
+    // lmdb-js runs the B-tree work on its write thread, but encoding and queueing each
+    // write costs this thread about a microsecond, and one event turn of async writes is
+    // one LMDB transaction. A large apply is therefore written in chunks of `applyChunk`
+    // writes, one per turn (each its own transaction), holding only entries that replay
+    // re-creates identically and that nothing reads ahead of `applied`: messages, dedupe
+    // and expiry entries (the argument at the top of this file). Tombs, sender counters,
+    // metas and `applied` follow in ONE last turn, once every chunk is durable.
+    const commits: Array<Promise<unknown>> = [];
+    const chunk = Math.max(1, this.tuning.applyChunk);
+    const lastTurn = 1 + metas.length + senders.length + tombs.reduce((n, [, seqs]) => n + seqs.length, 0);
+    const chunked = puts.length + dedupe.length + expiry.length + lastTurn > chunk;
+    try {
+      let inTurn = 0;
+      let p: Promise<unknown> | undefined;
+      // After a write: true when this turn has had its share (the caller then waits for the next turn).
+      const full = (): boolean => {
+        if (!chunked || ++inTurn < chunk) return false;
+        commits.push(p!);
+        inTurn = 0;
+        return true;
+      };
+      for (const [u, seq, v] of puts) {
+        p = this.mailboxes.put(messageKey(u, seq), v);
+        if (full()) await nextTurn();
+      }
+      for (const [u, id, d] of dedupe) {
+        p = this.mailboxes.put(dedupeKey(u, id), d);
+        if (full()) await nextTurn();
+      }
+      for (const [key, v] of expiry) {
+        p = this.expiry.put(key, v);
+        if (full()) await nextTurn();
+      }
+      if (p && inTurn > 0) commits.push(p);
+      if (chunked) {
+        // The last turn may only commit once everything before it is on disk: `applied`
+        // must never stand for a chunk whose transaction failed.
+        await Promise.all(commits);
+        this.tuning.onEvent?.('staged');
+      }
+      for (const [u, seqs] of tombs) for (const seq of seqs) p = this.mailboxes.remove(messageKey(u, seq));
+      for (const [u, from, v] of senders) p = v.count > 0 ? this.mailboxes.put(senderKey(u, from), v) : this.mailboxes.remove(senderKey(u, from));
+      for (const [u, meta] of metas) p = this.mailboxes.put(metaKey(u), meta);
+      p = this.walState.put('applied', lsn);
+      commits.push(p);
+      await Promise.all(commits);
+    } catch (err) {
       // lmdb-js's other promises of this failure (commit-leak.ts), of every commit these writes were in.
-      for (const w of writes) w.catch(answerCommitFailure);
+      for (const w of commits) w.catch(answerCommitFailure);
       throw err;
-    });
+    }
     this.tuning.onEvent?.('applied');
     this.forget({ lsn, users, tombs, dedupe, senders });
     this.wal.trim(lsn);
@@ -719,10 +812,53 @@ export class LmdbStore implements MailboxStore {
     this.residentMessages = 0;
     this.residentBytes = 0;
     this.tombCount = 0;
-    for (const r of records) this.replay(r.type, r.payload, r.lsn);
+    this.replayAll(records);
     this.failure = undefined;
     this.recoveryError = undefined;
     this.recoveries++;
+  }
+
+  /**
+   * The expiry entries an apply writes: a stored message's as captured; those of messages
+   * deleted before the apply captured them (never stored: only their dedupe entry is
+   * written) grouped per user into one entry each (keys.ts). A captured entry whose
+   * message is resident now is stored by this apply; one that is not was deleted.
+   */
+  private expiryWrites(captured: ReadonlyArray<[ExpiryKey, MessageId]>): Array<[ExpiryKey, ExpiryValue]> {
+    const out: Array<[ExpiryKey, ExpiryValue]> = [];
+    const open = new Map<UserId, DedupeGroup>();
+    const close = (user: UserId, g: DedupeGroup): void => {
+      out.push(g.ids.length === 1 ? [expiryKey(g.hi, user, g.ids[0]![1]), g.ids[0]![0]] : [expiryKey(g.hi, user, -g.ids[0]![1]), g.ids]);
+    };
+    for (const e of captured) {
+      const [[expiresAt, user, seq], id] = e;
+      const s = this.states.get(user);
+      if (s) {
+        const i = residentAfter(s, seq - 1);
+        if (i < s.resident.length && s.resident[i]!.seq === seq) {
+          out.push(e);
+          continue;
+        }
+      }
+      let g = open.get(user);
+      if (
+        g &&
+        (g.ids.length >= DEDUPE_GROUP.maxIds || g.chars + id.length > DEDUPE_GROUP.maxIdChars || Math.max(g.hi, expiresAt) - Math.min(g.lo, expiresAt) > DEDUPE_GROUP.spanMs)
+      ) {
+        close(user, g);
+        g = undefined;
+      }
+      if (!g) {
+        g = { lo: expiresAt, hi: expiresAt, chars: 0, ids: [] };
+        open.set(user, g);
+      }
+      g.lo = Math.min(g.lo, expiresAt);
+      g.hi = Math.max(g.hi, expiresAt);
+      g.chars += id.length;
+      g.ids.push([id, seq]);
+    }
+    for (const [user, g] of open) close(user, g);
+    return out;
   }
 
   /** After an apply committed: drop from memory what LMDB now holds. */
@@ -1110,7 +1246,7 @@ export class LmdbStore implements MailboxStore {
   }
 
   private async sweepLmdb(now: number, max: number): Promise<SweepOutcome> {
-    const due: Array<{ key: ExpiryKey; id: string }> = [];
+    const due: Array<{ key: ExpiryKey; id: ExpiryValue }> = [];
     for (const { key, value } of this.expiry.getRange({ start: [0], end: [now + 1], limit: max + 1 })) {
       this.count.keysRead++;
       due.push({ key, id: value });
@@ -1127,6 +1263,14 @@ export class LmdbStore implements MailboxStore {
       const senders = new Map<string, { user: UserId; from: UserId; count: number; bytes: number }>();
       for (const { key, id } of due) {
         const [expiresAt, user, seq] = key;
+        if (typeof id !== 'string') {
+          // Dedupe entries of messages never stored (keys.ts): each goes unless a newer message took its id.
+          for (const [gid, gseq] of id) cleaned += this.dropDedupe(user, gid, gseq);
+          this.expiry.removeSync(key);
+          this.count.keysDeleted++;
+          cleaned++;
+          continue;
+        }
         if (!metas.has(user)) {
           this.count.keysRead++;
           metas.set(user, this.lmdbMeta(user));
@@ -1152,13 +1296,7 @@ export class LmdbStore implements MailboxStore {
           held.bytes += msg.bytes;
           senders.set(sk, held);
         }
-        this.count.keysRead++;
-        const d = this.mailboxes.get(dedupeKey(user, id)) as DedupeValue | undefined;
-        if (d && d.seq === seq) {
-          this.mailboxes.removeSync(dedupeKey(user, id));
-          this.count.keysDeleted++;
-          cleaned++;
-        }
+        cleaned += this.dropDedupe(user, id, seq);
         this.expiry.removeSync(expiryKey(expiresAt, user, seq));
         this.count.keysDeleted++;
         cleaned++;
@@ -1181,6 +1319,16 @@ export class LmdbStore implements MailboxStore {
       }
       return { expired, expiredBytes, cleaned, more };
     });
+  }
+
+  /** Remove a dedupe entry unless a newer message has taken its id since; 1 if removed. */
+  private dropDedupe(user: UserId, id: MessageId, seq: Seq): number {
+    this.count.keysRead++;
+    const d = this.mailboxes.get(dedupeKey(user, id)) as DedupeValue | undefined;
+    if (!d || d.seq !== seq) return 0;
+    this.mailboxes.removeSync(dedupeKey(user, id));
+    this.count.keysDeleted++;
+    return 1;
   }
 
   async users(opts: { after?: UserId; limit?: number } = {}): Promise<UserId[]> {

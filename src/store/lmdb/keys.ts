@@ -7,7 +7,8 @@
  *   mailboxes  [user, 1, seq]            -> MessageValue  (a read is one key range)
  *   mailboxes  [user, 2, senderId]       -> DedupeValue   (kept for the message's retention)
  *   mailboxes  [user, 4, from]           -> SenderValue   (fair quotas: what `from` holds here)
- *   expiry     [expiresAt, user, seq]    -> senderId      (the sweeper walks this in time order)
+ *   expiry     [expiresAt, user, seq]    -> messageId     (the sweeper walks this in time order)
+ *   expiry     [expiresAt, user, -seq]   -> [[id, seq]...] (dedupe entries of messages never stored)
  *
  * Why one tree and not one per kind: a send writes the user's meta, a message and a
  * dedupe entry. In separate trees those are three random leaf pages per message that
@@ -17,6 +18,13 @@
  *
  * A message deleted by an ack keeps its expiry entry: the sweeper uses it to drop the
  * dedupe entry when the retention window ends, so a resend is recognised until then.
+ * Messages acked before the write-ahead log's apply reached them never reach the B-tree;
+ * their dedupe entries do, and one expiry entry names a group of them (a user's, expiring
+ * within a second of each other: DEDUPE_GROUP), keyed by the group's last expiry and its
+ * first seq negated (never a stored message's key). A live recipient's message then costs
+ * the apply one write instead of two. The dedupe value carries its own expiry and a send
+ * checks it, so a resend is recognised exactly until then, however late the sweeper
+ * removes the entry.
  */
 import type { MessageId, Seq, UserId } from '../../core/ids.js';
 import type { StoredMessage } from '../../core/types.js';
@@ -44,6 +52,12 @@ export interface MetaValue {
   bytes: number;
   devices: DeviceMap;
 }
+
+/** An expiry entry: one stored message's id, or the dedupe entries (id, seq) of messages never stored. */
+export type ExpiryValue = MessageId | Array<[MessageId, Seq]>;
+
+/** Bounds of one expiry entry for a group of dedupe entries. */
+export const DEDUPE_GROUP = { spanMs: 1000, maxIds: 64, maxIdChars: 1500 };
 
 export interface DedupeValue {
   seq: Seq;

@@ -9,7 +9,10 @@
  * apply covers every record up to an lsn and seqs grow with lsn within a user, so every
  * message LMDB holds and memory does not is older than every resident one. While an
  * apply is in flight its messages are in both places (flag `applying`); readers take
- * them from memory until the apply has committed and they are dropped from it.
+ * them from memory until the apply has committed and they are dropped from it. A message
+ * replayed from the log may also be in LMDB already (flag `replayed`: an apply that
+ * crashed between its chunks wrote it, index.ts), above LMDB's `applied` mark; readers
+ * take it from memory too, and deleting it leaves a tomb, so no copy is left behind.
  */
 import type { MessageId, Seq } from '../../core/ids.js';
 import type { UserId } from '../../core/ids.js';
@@ -20,6 +23,11 @@ export interface ResidentMessage {
   v: MessageValue;
   /** Captured by the apply in flight: LMDB may already hold it. */
   applying: boolean;
+  /**
+   * Replayed from the log at open or recovery: a chunk of an apply that did not finish may
+   * have written it to LMDB, so a delete must leave a tomb as for `applying`.
+   */
+  replayed: boolean;
 }
 
 export interface UserState {
