@@ -89,9 +89,10 @@ describe('wake-ups', () => {
     let duringRead: (() => Promise<void>) | undefined;
     const store = new Proxy(inner, {
       get(target, key) {
-        if (key === 'read')
-          return async (req: ReadRequest): Promise<ReadPage> => {
-            const page = await target.read(req);
+        // The session's first read is readIfRegistered (a device's first read registers it).
+        if (key === 'read' || key === 'readIfRegistered')
+          return async (req: ReadRequest): Promise<ReadPage | undefined> => {
+            const page = await (key === 'read' ? target.read(req) : target.readIfRegistered(req));
             const hook = req.user === 'bob' ? duringRead : undefined;
             if (hook) {
               duringRead = undefined;
