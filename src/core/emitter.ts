@@ -46,7 +46,17 @@ export class TypedEmitter<Events> {
 
   /** Call every listener; a promise a listener returns is not waited for, its failure is reported. */
   emit<K extends keyof Events>(event: K, payload: Events[K]): void {
-    for (const pending of this.emitAndCollect(event, payload)) pending.catch((err: unknown) => this.onListenerError(err, event));
+    // Not through emitAndCollect: no array per emit (the gateway emits several per message and connection).
+    const list = this.listeners.get(event);
+    if (!list) return;
+    for (const listener of list) {
+      try {
+        const result = (listener as Listener<Events[K]>)(payload);
+        if (isThenable(result)) Promise.resolve(result).catch((err: unknown) => this.onListenerError(err, event));
+      } catch (err) {
+        this.onListenerError(err, event);
+      }
+    }
   }
 
   /**

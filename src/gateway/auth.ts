@@ -128,13 +128,7 @@ export async function createAuthenticator(auth: AuthConfig, secrets: readonly st
     if (hmacSecrets.length === 0 || !COMPACT_JWS.test(token)) return undefined;
     const dot1 = token.indexOf('.');
     const dot2 = token.indexOf('.', dot1 + 1);
-    let header;
-    try {
-      header = decodeProtectedHeader(token);
-    } catch {
-      return undefined;
-    }
-    if (header.alg !== 'HS256' || 'crit' in header || 'b64' in header) return undefined;
+    if (!plainHs256Header(token.slice(0, dot1))) return undefined;
     const signature = Buffer.from(token.slice(dot2 + 1), 'latin1');
     const signed = token.slice(0, dot2);
     const matches = hmacSecrets.some((key) => {
@@ -147,6 +141,27 @@ export async function createAuthenticator(auth: AuthConfig, secrets: readonly st
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Whether a protected header (its base64url text) is plain HS256: `alg: HS256`, no
+   * `crit`, no `b64`. A pure function of the text, and a server sees very few distinct
+   * headers (every token of one issuer has the same), so the answer is remembered for up
+   * to HEADER_DECISIONS_MAX texts: a connection's token costs no header decode.
+   */
+  const headerDecisions = new Map<string, boolean>();
+  function plainHs256Header(text: string): boolean {
+    const known = headerDecisions.get(text);
+    if (known !== undefined) return known;
+    let plain: boolean;
+    try {
+      const header = decodeProtectedHeader(`${text}..`);
+      plain = header.alg === 'HS256' && !('crit' in header) && !('b64' in header);
+    } catch {
+      plain = false;
+    }
+    if (headerDecisions.size < HEADER_DECISIONS_MAX) headerDecisions.set(text, plain);
+    return plain;
   }
 
   async function verifyWith(token: string): Promise<JWTPayload> {
@@ -220,6 +235,9 @@ export async function createAuthenticator(auth: AuthConfig, secrets: readonly st
 const COMPACT_JWS = /^[\w-]+\.[\w-]*\.[\w-]+$/;
 /** `{"alg":"none"}`: the header under which jose checks the claims of a token verified here. */
 const UNSECURED_HEADER = Buffer.from('{"alg":"none"}').toString('base64url');
+
+/** How many distinct protected headers the HS256 check remembers its decision for (a bound, not an expected number). */
+const HEADER_DECISIONS_MAX = 64;
 
 /** How many verified user tokens the server remembers (about 300 bytes each). */
 const VERIFIED_TOKENS_MAX = 4096;

@@ -164,7 +164,8 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
     const q = parseInput(PullQuerySchema, Object.fromEntries(ctx.url.searchParams), 'pull');
     // First contact of this device registers it, as a WebSocket connection would.
     const page = await po.readOrRegister(p.user, p.device, q.after, q.limit);
-    // Bodies of bytes as base64 with `binary: true`, as in JSON frames.
+    // Bodies of bytes as base64 with `binary: true`, as in JSON frames; a page of text goes out as read (no copy).
+    if (page.messages.every((m) => typeof m.body === 'string')) return { json: page };
     return { json: { ...page, messages: page.messages.map((m) => (typeof m.body === 'string' ? m : { ...m, ...jsonBody(m.body) })) } };
   });
 

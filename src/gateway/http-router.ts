@@ -117,8 +117,12 @@ export class HttpRouter {
       if (reply && !res.headersSent) send(res, reply);
       else if (!res.writableEnded && !res.headersSent) send(res, { status: 204 });
     };
-    run()
-      .catch((err: unknown) => {
+    const answered = (): void => {
+      this.opts.events.emit('http', { method: req.method ?? 'GET', route: routeName, status: res.statusCode, ms: Date.now() - started });
+    };
+    // One then() with both outcomes, not a catch/catch/finally chain: three promises fewer per request.
+    run().then(answered, (err: unknown) => {
+      try {
         const e = toPoboxError(err);
         this.opts.events.emit('error', { code: e.code, via: 'http', ...(tags['user'] ? { user: tags['user'] } : {}), ...(tags['device'] ? { device: tags['device'] } : {}) });
         const line = { requestId, route: routeName, method: req.method, code: e.code, err: e.message, ...tags };
@@ -126,22 +130,22 @@ export class HttpRouter {
         else this.opts.log.info(line, 'request rejected');
         if (res.headersSent) {
           res.destroy();
-          return;
+        } else {
+          // After an oversized or unread body, close rather than read the rest of it.
+          if (!req.complete) res.setHeader('connection', 'close');
+          send(res, { status: HTTP_STATUS[e.code], json: { error: e.toJSON() } });
         }
-        // After an oversized or unread body, close rather than read the rest of it.
-        if (!req.complete) res.setHeader('connection', 'close');
-        send(res, { status: HTTP_STATUS[e.code], json: { error: e.toJSON() } });
-      })
-      .catch((err: unknown) => this.opts.log.error({ requestId, err: String(err) }, 'failed to answer request'))
-      .finally(() => {
-        this.opts.events.emit('http', { method: req.method ?? 'GET', route: routeName, status: res.statusCode, ms: Date.now() - started });
-      });
+      } catch (err2) {
+        this.opts.log.error({ requestId, err: String(err2) }, 'failed to answer request');
+      }
+      answered();
+    });
   };
 }
 
 function send(res: ServerResponse, reply: HttpReply): void {
   const status = reply.status ?? 200;
-  for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
+  if (reply.headers) for (const [k, v] of Object.entries(reply.headers)) res.setHeader(k, v);
   if (reply.json !== undefined) {
     const text = JSON.stringify(reply.json);
     res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });

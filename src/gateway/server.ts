@@ -8,7 +8,6 @@
  *   gateway.url / gateway.wsUrl / gateway.port
  *   await gateway.close();   // graceful: stop accepting, finish sends, close sockets 1001, close extensions
  */
-import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -31,7 +30,7 @@ import { startSafetyPoll } from './safety-poll.js';
 import { HttpRouter } from './http-router.js';
 import type { Logger } from './logger.js';
 import { AddressLimiter } from './rate-limit.js';
-import { DeviceSession, type SessionDeps } from './session.js';
+import { DeviceSession, flatRandomId, type SessionDeps } from './session.js';
 import { EphemeralRouter } from './ephemeral.js';
 
 export type { ServerContext, ServerExtension } from './extension.js';
@@ -196,7 +195,7 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
       const remote = req.socket.remoteAddress ?? 'unknown';
       // One id per connection on every log line about it, as HTTP requests have (x-request-id when valid).
       const given = req.headers['x-request-id'];
-      const requestId = typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : flatRandomId();
+      const givenId = typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : undefined;
       if (shuttingDown) return refuse(req, socket, head, CloseCode.GOING_AWAY, 'server is shutting down', 'shutting-down');
       const encoding = url.searchParams.get('encoding') ?? 'json';
       if (!isEncoding(encoding)) return refuse(req, socket, head, CloseCode.POLICY, `unknown encoding "${encoding.slice(0, 32)}"; use json or msgpack`, 'bad-request');
@@ -205,20 +204,21 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
       try {
         principal = await auth.verifyUserToken(bearerOf(req.headers.authorization, url));
       } catch (err) {
-        log.info({ requestId, remote, err: toPoboxError(err).message }, 'connection refused: unauthorized');
+        log.info({ requestId: givenId ?? flatRandomId(), remote, err: toPoboxError(err).message }, 'connection refused: unauthorized');
         return refuse(req, socket, head, CloseCode.UNAUTHORIZED, toPoboxError(err).message, 'unauthorized');
       }
       if (shuttingDown) return refuse(req, socket, head, CloseCode.GOING_AWAY, 'server is shutting down', 'shutting-down');
       wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
         const { user, device } = principal;
-        const session = new DeviceSession(ws, user, device, remote, sessionDeps, encoding, requestId);
+        const session = new DeviceSession(ws, user, device, remote, sessionDeps, encoding, givenId);
         const key = sessionKey(user, device);
         const previous = live.get(key);
         live.set(key, session);
         allSessions.add(session);
         ephemeral.add(session);
         if (previous) previous.close(CloseCode.REPLACED, 'replaced by a newer connection of this device');
-        log.info({ requestId, user, device, remote, replaced: previous !== undefined }, 'connection opened');
+        // The session makes its random id only when a line needs it.
+        if (log.isLevelEnabled('info')) log.info({ requestId: session.requestId, user, device, remote, replaced: previous !== undefined }, 'connection opened');
         events.emit('connection', { user, device, remote });
       });
     })().catch((err: unknown) => {
@@ -328,15 +328,6 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
     sessions: () => [...allSessions],
     close,
   };
-}
-
-/**
- * A random id (a UUID) as one flat string. randomUUID concatenates it from 20 pieces, and
- * V8 keeps such a string as a tree of a dozen pieces (about 400 bytes) for as long as it
- * lives: here, as long as the connection.
- */
-function flatRandomId(): string {
-  return Buffer.from(randomUUID(), 'latin1').toString('latin1');
 }
 
 /** The error listener of sockets whose errors end them anyway (close does the clean-up). */

@@ -34,36 +34,79 @@ function storeFault(e: PoboxError): boolean {
   return e.code === 'UNAVAILABLE' || e.code === 'INTERNAL';
 }
 
+/** A store call waiting for its answer, until its deadline. */
+interface Waiting {
+  /** performance.now() at which it is answered UNAVAILABLE. */
+  deadline: number;
+  what: string;
+  write: boolean;
+  reject: (e: PoboxError) => void;
+}
+
 export class StoreGuard {
   private health: WriteHealth = { consecutiveFailures: 0, lastError: undefined, failingSince: undefined };
   private readonly listeners = new Set<(h: WriteHealth) => void>();
+  /**
+   * Calls not answered yet, oldest first. Every call of one guard has the same timeout, so
+   * this is also deadline order: one timer, set for the oldest deadline, serves them all
+   * (a timer per call was a Timeout object and a timer-list insert and removal on every
+   * store call of every connection).
+   */
+  private readonly waiting = new Set<Waiting>();
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly timeoutMs: number) {}
 
   /** Run one store call under the deadline; `write` calls count towards write health. */
-  async call<T>(what: string, run: Promise<T>, write: boolean): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const e = new PoboxError('UNAVAILABLE', `store did not answer ${what} within ${this.timeoutMs} ms; try again`);
-        deadlineErrors.add(e);
-        reject(e);
-      }, this.timeoutMs);
+  call<T>(what: string, run: Promise<T>, write: boolean): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const w: Waiting = { deadline: performance.now() + this.timeoutMs, what, write, reject };
+      this.waiting.add(w);
+      this.timer ??= setTimeout(this.expire, this.timeoutMs);
+      // Both outcomes are handled here, so a call that loses to the deadline never becomes an unhandled rejection.
+      run.then(
+        (r) => {
+          if (!this.settle(w)) return;
+          if (write) this.wrote(undefined);
+          resolve(r);
+        },
+        (err: unknown) => {
+          if (!this.settle(w)) return;
+          const e = toPoboxError(err, 'UNAVAILABLE');
+          if (write && storeFault(e)) this.wrote(e);
+          reject(e);
+        },
+      );
     });
-    // The losing side of the race must never become an unhandled rejection.
-    run.catch(() => undefined);
-    try {
-      const r = await Promise.race([run, late]);
-      if (write) this.wrote(undefined);
-      return r;
-    } catch (err) {
-      const e = toPoboxError(err, 'UNAVAILABLE');
-      if (write && storeFault(e)) this.wrote(e);
-      throw e;
-    } finally {
-      clearTimeout(timer);
-    }
   }
+
+  /** Take an answered call off the list; false when its deadline answered it already. */
+  private settle(w: Waiting): boolean {
+    if (!this.waiting.delete(w)) return false;
+    // Nothing left to watch: no timer keeps the process alive for a deadline nobody waits on.
+    if (this.waiting.size === 0 && this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    return true;
+  }
+
+  /** The oldest deadline came: answer every call past its deadline, and wait for the next one. */
+  private readonly expire = (): void => {
+    this.timer = undefined;
+    const now = performance.now();
+    for (const w of this.waiting) {
+      if (w.deadline > now) {
+        this.timer = setTimeout(this.expire, w.deadline - now);
+        return;
+      }
+      this.waiting.delete(w);
+      const e = new PoboxError('UNAVAILABLE', `store did not answer ${w.what} within ${this.timeoutMs} ms; try again`);
+      deadlineErrors.add(e);
+      if (w.write) this.wrote(e);
+      w.reject(e);
+    }
+  };
 
   /** Record a write outcome seen outside `call` (a late append that finally succeeded). */
   wrote(err: PoboxError | undefined): void {

@@ -25,7 +25,7 @@ async function freezable(path: string): Promise<{ store: MailboxStore; freeze():
     };
   const store: MailboxStore = {
     ...Object.fromEntries(
-      ['read', 'ack', 'registerDevice', 'removeDevice', 'listDevices', 'stats', 'purge', 'sweep', 'users', 'exportPage', 'restore'].map((k) => [
+      ['read', 'readIfRegistered', 'ack', 'registerDevice', 'removeDevice', 'listDevices', 'stats', 'purge', 'sweep', 'users', 'exportPage', 'restore'].map((k) => [
         k,
         held((real as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[k]!),
       ]),
