@@ -292,7 +292,7 @@ function markdown(scenarios: Scenario[], sweeper: SweeperCost, across: AcksAcros
     '',
     '## Acks across nodes',
     '',
-    `One user with ${across.devices} devices, ${across.messages} messages sent one by one, each read and then acked by every device in turn; units per message, whole lifecycle, as above. A node's read-free ack is conditioned on the meta item's \`ver\` as that node read it; when another device's ack on another node changed it first, the ack's condition fails (DynamoDB bills that failed write, 1 WCU; DynamoDB Local reports nothing for it, so it is not in these figures) and the ack reads the meta item and the range before it writes.`,
+    `One user with ${across.devices} devices, ${across.messages} messages sent one by one, each read and then acked by every device in turn; units per message, whole lifecycle, as above. Every node read before any device acked. A node's read-free ack is conditioned on what it computed from (its device's cursor, the lowest cursor of the others up to the ack, the floor, the device set: docs/dynamodb.md), which another device's ack does not change, except for the last device to ack a message: its node read before the others acked, so its condition fails once and it is computed again from the meta item DynamoDB returns with the failure, without a read. DynamoDB bills that failed write (by the item's size, 1 WCU here); DynamoDB Local reports nothing for it: it is in the modelled figure and not in Local's (in brackets).`,
     '',
     '| devices | WCU / RCU per message | requests per message |',
     '| --- | --- | --- |',

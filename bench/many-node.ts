@@ -44,6 +44,8 @@ const IDLE_MS = 15_000;
 interface NodeCounters {
   readUnits: number;
   writeUnits: number;
+  /** Conditional writes refused by their condition: DynamoDB bills them, no response reports them; the engine counts them. */
+  failedWriteUnits: number;
   requests: number;
   cpuSeconds: number;
   /** Store calls by operation (pobox_store_operation_seconds_count, ok and error). */
@@ -74,7 +76,7 @@ export interface ManyNodeData {
   seconds: number;
   delivery: { lost: number; duplicatedWithinConnection: number; outOfOrderWithinConnection: number; sendsUnanswered: number; errors: Record<string, number> };
   /** As DynamoDB Local reported them, summed over the nodes, per message stored. */
-  perMessage: { readUnits: number; writeUnits: number; requests: number };
+  perMessage: { readUnits: number; writeUnits: number; requests: number; failedWriteUnits?: number };
   /** The billing model for the same lifecycle: send + devicesPerUser x (read + ack), one by one (bench/results/dynamodb-cost.json). */
   model?: { readUnits: number; writeUnits: number; requests: number; localReadUnits: number; localWriteUnits: number; source: string };
   /** Store calls per message stored, by operation, summed over the nodes. */
@@ -113,6 +115,7 @@ async function scrape(node: ServeProcess, adminKey: string): Promise<NodeCounter
     calls,
     readUnits: need('pobox_store_capacity_units_total{kind="read"}'),
     writeUnits: need('pobox_store_capacity_units_total{kind="write"}'),
+    failedWriteUnits: m.get('pobox_store_capacity_units_total{kind="failed_write"}') ?? 0,
     requests: need('pobox_store_requests_total'),
     cpuSeconds: cpuSeconds(node.pid),
   };
@@ -153,6 +156,7 @@ function markdown(d: ManyNodeData, startedAt: string, notes: string[]): string {
     row('write units', String(d.perMessage.writeUnits), m ? `${m.writeUnits} (${m.localWriteUnits})` : 'n/a (run bench:dynamodb-cost)'),
     row('read units', String(d.perMessage.readUnits), m ? `${m.readUnits} (${m.localReadUnits})` : 'n/a'),
     row('requests', String(d.perMessage.requests), m ? String(m.requests) : 'n/a'),
+    row('failed conditional writes, write units (billed; no response reports them: counted by the engine)', String(d.perMessage.failedWriteUnits ?? 'not counted'), '0'),
     '',
     `Store calls per message stored (all nodes, from pobox_store_operation_seconds): ${Object.entries(d.callsPerMessage)
       .filter(([, v]) => v > 0)
@@ -292,6 +296,7 @@ runMain(async () => {
       calls: Object.fromEntries(Object.entries(a.calls).map(([op, v]) => [op, v - (b.calls[op] ?? 0)])),
       readUnits: a.readUnits - b.readUnits,
       writeUnits: a.writeUnits - b.writeUnits,
+      failedWriteUnits: a.failedWriteUnits - b.failedWriteUnits,
       requests: a.requests - b.requests,
       cpuSeconds: a.cpuSeconds - b.cpuSeconds,
     };
@@ -320,7 +325,12 @@ runMain(async () => {
       sendsUnanswered: devices.reduce((a, d) => a + d.pendingSends, 0),
       errors: books.errors,
     },
-    perMessage: { readUnits: round(sum('readUnits') / messages), writeUnits: round(sum('writeUnits') / messages), requests: round(sum('requests') / messages) },
+    perMessage: {
+      readUnits: round(sum('readUnits') / messages),
+      writeUnits: round(sum('writeUnits') / messages),
+      requests: round(sum('requests') / messages),
+      failedWriteUnits: round(sum('failedWriteUnits') / messages),
+    },
     ...(oneByOne && cost
       ? {
           model: {

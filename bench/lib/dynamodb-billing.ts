@@ -13,6 +13,8 @@
  *   eventually consistent (index queries) half that; transactional reads 2 units per 4 KB.
  * Deleted items bill by their size, which the request does not carry: this model counts
  * 1 KB, right for chat-sized messages (the benchmark's bodies are smaller than that).
+ * A conditional write refused by its condition is billed as a write of the item it found
+ * (DynamoDB Local reports nothing for it).
  */
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { itemSize } from '../../src/store/dynamodb/codec.js';
@@ -43,8 +45,17 @@ export function modelBilling(client: DynamoDBClient): { units: ModelledUnits } {
   const units: ModelledUnits = { read: 0, write: 0 };
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      const out = await next(args);
       const op = (context as { commandName?: string }).commandName ?? '';
+      let out: Awaited<ReturnType<typeof next>>;
+      try {
+        out = await next(args);
+      } catch (err) {
+        // A conditional write refused by its condition is billed too, by the item's size
+        // (returned with the failure when asked for, else at least 1 unit).
+        const e = err as { name?: string; Item?: Item };
+        if (e?.name === 'ConditionalCheckFailedException') units.write += e.Item ? kb(e.Item) : 1;
+        throw err;
+      }
       const input = args.input as Record<string, any>;
       const output = out.output as Record<string, any>;
       switch (op) {

@@ -164,7 +164,7 @@ export class PoboxMetrics {
     // Read from the store on each scrape: the engine keeps the running totals.
     this.storeCapacityUnits = new Counter({
       name: 'pobox_store_capacity_units_total',
-      help: "Capacity units the store's backing service reported for this node's requests (DynamoDB ReturnConsumedCapacity), by kind: read, write. Not exported by the embedded engine.",
+      help: "Capacity units the store's backing service reported for this node's requests (DynamoDB ReturnConsumedCapacity), by kind: read, write, failed_write (conditional writes refused by their condition, which DynamoDB bills and reports in no response: counted by the engine at 1 unit per KB of the item). Not exported by the embedded engine.",
       labelNames: ['kind'],
       registers,
       collect: () => {
@@ -173,6 +173,8 @@ export class PoboxMetrics {
         this.storeCapacityUnits.reset();
         this.storeCapacityUnits.inc({ kind: 'read' }, c.readUnits);
         this.storeCapacityUnits.inc({ kind: 'write' }, c.writeUnits);
+        // Conditional writes refused by their condition: billed, but reported by no response (the engine counts them).
+        if (c.failedWriteUnits !== undefined) this.storeCapacityUnits.inc({ kind: 'failed_write' }, c.failedWriteUnits);
       },
     });
     this.storeRequests = new Counter({

@@ -140,6 +140,8 @@ export interface StoreCapacity {
   readUnits: number;
   writeUnits: number;
   requests: number;
+  /** Units of the conditional writes refused by their condition, which the service bills but reports in no response (counted by the engine). */
+  failedWriteUnits?: number;
 }
 
 /** Where engines really differ, they say so here; callers check flags, never names. */

@@ -7,10 +7,12 @@
  * puts (append.ts); a seq whose writer died is a hole that readers close with a tombstone
  * after a lease, and a writer that finds its seq closed takes a new one (holes.ts).
  * Every other change to the meta item is a conditional update of only the attributes it
- * changes, conditioned on the device-state version `ver` (meta-writes.ts). Acks delete
- * nothing: acked messages are released (below a cursor or the floor, never shown again)
- * and native TTL deletes them for free (released.ts). An ack by the node that just read
- * the mailbox to its end is one UpdateItem and no read.
+ * changes, conditioned on the device-state version `ver`, except acks, which are
+ * conditioned only on what they computed from, so a user's devices acking on different
+ * nodes do not invalidate each other (meta-writes.ts ackUpdate has the argument). Acks
+ * delete nothing: acked messages are released (below a cursor or the floor, never shown
+ * again) and native TTL deletes them for free (released.ts). An ack by a node that read
+ * the range it releases is one UpdateItem and no read.
  */
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import type { z } from 'zod';
@@ -57,7 +59,7 @@ import { Holes } from './holes.js';
 import { messageSk, USERS_GPK } from './keys.js';
 import { UserLanes } from './lanes.js';
 import { ensureLayout } from './layout.js';
-import { addSender, senderDecrements, stateUpdate, type SenderDecrement, type StateChange } from './meta-writes.js';
+import { ackUpdate, addSender, sameItems, senderDecrements, stateUpdate, type MetaUpdate, type SenderDecrement, type StateChange } from './meta-writes.js';
 import { StaleRead, TableClient, type CapacityCounters } from './queries.js';
 import { isReleased } from './released.js';
 import { contentionPause, DEFAULT_RETRY, withinBudget, type RetryPolicy } from './retry.js';
@@ -103,6 +105,8 @@ interface Seen {
 
 /** Read attempts that wait for a hole before a page may end short of it. */
 const SHORT_PAGE_AFTER = 3;
+/** Read-free tries of one ack (each after a failed condition that returned the item as it is). */
+const FAST_ACK_ATTEMPTS = 3;
 /** Item summaries kept per mailbox, at most. */
 const MAX_REMEMBERED_ITEMS = 4096;
 
@@ -317,17 +321,12 @@ export class DynamoDbStore implements MailboxStore {
   }
 
   /**
-   * A device change (a cursor moved, a device added or removed) and what it releases, in one
+   * A device added or removed and what it releases, in one
    * meta write conditioned on the device state read (ver), not on last: sends go on
    * meanwhile. The counters drop by what `plan` releases and the floor moves; the released
    * items are left to native TTL.
    */
-  private async releaseWith(
-    user: UserId,
-    meta: MetaValue,
-    plan: DeletePlan,
-    change: Pick<StateChange, 'setCursor' | 'setGaps' | 'clearGap' | 'addDevice' | 'removeDevice'>,
-  ): Promise<Victims> {
+  private async releaseWith(user: UserId, meta: MetaValue, plan: DeletePlan, change: Pick<StateChange, 'addDevice' | 'removeDevice'>): Promise<Victims> {
     const victims = await this.collectOrWait(user, meta, plan);
     const after = await this.t.updateMeta(
       user,
@@ -351,7 +350,7 @@ export class DynamoDbStore implements MailboxStore {
         const unchanged = { cursor: dev.cursor, moved: false, deleted: 0, deletedBytes: 0 };
         if (opts.skip || !ackChanges(dev, upToSeq)) return unchanged;
         // The ack reaches a notice the cursor is past already (an admin's skip left it): only the notice goes.
-        this.remember(user, await this.t.updateMeta(user, stateUpdate({ expectedVer: meta.ver, clearGap: device })));
+        this.remember(user, await this.t.updateMeta(user, ackUpdate({ read: meta, device, gap: null })));
         return unchanged;
       }
       const oldMin = minCursor(meta.devices);
@@ -361,8 +360,14 @@ export class DynamoDbStore implements MailboxStore {
       const plan = planAfterAck(oldMin, newMin, device, dev.cursor, upToSeq);
       // An admin's skip notes what it passes (read with the device state the write is conditioned on).
       const skipped = opts.skip ? gapAfterSkip(dev.gap, await this.unacked(user, meta, device, upToSeq)) : undefined;
-      const gap = !opts.skip ? gapCleared(meta, device, upToSeq) : skipped ? { setGaps: new Map([[device, skipped]]) } : {};
-      const victims = await this.releaseWith(user, meta, plan, { setCursor: { device, cursor: upToSeq }, ...gap });
+      const gap = !opts.skip ? gapCleared(meta, device, upToSeq) : skipped ? { gap: skipped } : {};
+      const victims = await this.collectOrWait(user, meta, plan);
+      const after = await this.t.updateMeta(
+        user,
+        ackUpdate({ read: meta, device, upTo: upToSeq, floor: newFloor(meta, plan), countDelta: -victims.count, bytesDelta: -victims.bytes, senders: victims.senders, ...gap }),
+      );
+      this.remember(user, after);
+      this.orphaned += victims.count;
       return { cursor: upToSeq, moved: true, deleted: victims.count, deletedBytes: victims.bytes };
     });
   }
@@ -383,73 +388,44 @@ export class DynamoDbStore implements MailboxStore {
   /**
    * The common ack, without a read: this node read the range the ack releases (no hole
    * left in it) and remembers what it found there, so it knows what the ack releases and
-   * commits it in one UpdateItem conditioned on the device state it read (`ver`). When
-   * the ack brings every device to the last seq, everything is released: the counters
-   * become 0 and the floor the last seq (conditioned on `last` too). Undefined when it
-   * does not apply or the state changed (the general path then runs).
+   * commits it in one UpdateItem conditioned on the part of the state it computed from
+   * (meta-writes.ts ackUpdate: the device's own cursor and notice, the other devices'
+   * lowest cursor up to the ack, the floor, the device set), which another device's ack
+   * leaves alone unless it was the last one behind. When the ack brings every device to
+   * the last seq, everything is released: the counters become 0 and the floor the last
+   * seq (conditioned on `last` too). If the condition fails, DynamoDB returned the meta
+   * item as it is; when nothing in the range was removed meanwhile (sameItems), the ack is
+   * computed again from it and the remembered items, still without a read. Undefined when
+   * this does not apply (the general path then reads).
    */
   private async ackFromSeen(user: UserId, device: DeviceId, upToSeq: Seq): Promise<AckOutcome | undefined> {
-    const seen = this.seen.get(user);
-    const meta = seen?.meta;
-    const resolved = seen?.resolved;
-    if (!meta || !resolved || !hasDevice(meta.devices, device)) return undefined;
-    const cursor = meta.devices[device]!.cursor;
-    if (upToSeq > meta.lastSeq || upToSeq <= cursor) return undefined;
-    const drained = upToSeq === meta.lastSeq && Object.entries(meta.devices).every(([d, v]) => d === device || v.cursor >= upToSeq);
-    const oldMin = minCursor(meta.devices);
-    const newMin = minCursor({ ...meta.devices, [device]: { ...meta.devices[device]!, cursor: upToSeq } });
-    const plan = planAfterAck(oldMin, newMin, device, cursor, upToSeq);
-    // Seqs at or below the floor are released: known without a read (a sweep raises the
-    // floor past the cursor of a device that had not seen what expired).
-    const known = Math.max(cursor, meta.floor);
-    let released = { count: meta.count, bytes: meta.bytes };
-    const bySender = new Map<UserId, { count: number; bytes: number }>();
-    if (!drained) {
-      const ranges = [plan.all, plan.targeted].filter((r): r is NonNullable<typeof r> => r !== null && r.hi > r.lo);
-      if (known < resolved.lo || upToSeq > resolved.hi || ranges.some((r) => Math.max(r.lo, meta.floor) < resolved.lo || r.hi > resolved.hi)) return undefined;
-      released = { count: 0, bytes: 0 };
-      for (const range of ranges) {
-        const only = range === plan.targeted ? device : undefined;
-        for (let seq = range.lo + 1; seq <= range.hi; seq++) {
-          const rec = resolved.items.get(seq);
-          if (!rec || rec.tomb || (only !== undefined && rec.toDevice !== only) || isReleased(meta, seq, rec.toDevice)) continue;
-          released.count++;
-          released.bytes += rec.bytes;
-          addSender(bySender, rec.from, rec.bytes);
+    for (let attempt = 0; attempt < FAST_ACK_ATTEMPTS; attempt++) {
+      const seen = this.seen.get(user);
+      const meta = seen?.meta;
+      const resolved = seen?.resolved;
+      if (!meta || !resolved) return undefined;
+      const change = releaseFromSeen(meta, resolved, device, upToSeq);
+      if (!change) return undefined;
+      try {
+        const after = await this.t.updateMeta(user, change.update);
+        this.remember(user, after);
+        this.orphaned += change.count;
+        return { cursor: upToSeq, moved: true, deleted: change.count, deletedBytes: change.bytes };
+      } catch (err) {
+        if (!(err instanceof StaleRead)) throw err;
+        this.t.capacity.retries++;
+        // A read of this node remembered a newer state meanwhile: compute again from that.
+        if (this.seen.get(user)?.meta !== meta) continue;
+        // Still the same mailbox as this node read: compute again from the item as it is now.
+        if (err.current && sameItems(meta, err.current, device)) {
+          this.remember(user, err.current);
+          continue;
         }
+        this.seen.delete(user);
+        return undefined;
       }
-    } else if (known < resolved.lo || upToSeq > resolved.hi) {
-      return undefined;
     }
-    const change = drained
-      ? stateUpdate({
-          expectedVer: meta.ver,
-          expectedLast: meta.lastSeq,
-          setCursor: { device, cursor: upToSeq },
-          floor: upToSeq,
-          zero: true,
-          dropSenders: Object.keys(meta.senders),
-          ...gapCleared(meta, device, upToSeq),
-        })
-      : stateUpdate({
-          expectedVer: meta.ver,
-          setCursor: { device, cursor: upToSeq },
-          floor: newFloor(meta, plan),
-          countDelta: -released.count,
-          bytesDelta: -released.bytes,
-          senders: senderDecrements(meta, bySender),
-          ...gapCleared(meta, device, upToSeq),
-        });
-    try {
-      const after = await this.t.updateMeta(user, change);
-      this.remember(user, after);
-      this.orphaned += released.count;
-      return { cursor: upToSeq, moved: true, deleted: released.count, deletedBytes: released.bytes };
-    } catch (err) {
-      if (!(err instanceof StaleRead)) throw err;
-      this.seen.delete(user);
-      return undefined;
-    }
+    return undefined;
   }
 
   async registerDevice(user: UserId, device: DeviceId, start: DeviceStart, now: number, maxDevices: number): Promise<RegisterOutcome> {
@@ -571,9 +547,57 @@ export class DynamoDbStore implements MailboxStore {
 }
 
 /** An ack that reaches the device's gap notice's `to` removes the notice in the same update. */
-function gapCleared(meta: MetaValue, device: DeviceId, upToSeq: Seq): { clearGap?: DeviceId } {
+function gapCleared(meta: MetaValue, device: DeviceId, upToSeq: Seq): { gap?: null } {
   const gap = meta.devices[device]?.gap;
-  return gap && !gapAfterAck(gap, upToSeq) ? { clearGap: device } : {};
+  return gap && !gapAfterAck(gap, upToSeq) ? { gap: null } : {};
+}
+
+/**
+ * What an ack of `device` to `upToSeq` releases, computed from a meta item and the items
+ * this node read in `resolved`, and its update; undefined when the range is not all
+ * known (or the ack moves nothing).
+ */
+function releaseFromSeen(meta: MetaValue, resolved: Resolved, device: DeviceId, upToSeq: Seq): { update: MetaUpdate; count: number; bytes: number } | undefined {
+  if (!hasDevice(meta.devices, device)) return undefined;
+  const cursor = meta.devices[device]!.cursor;
+  if (upToSeq > meta.lastSeq || upToSeq <= cursor) return undefined;
+  // Seqs at or below the floor are released: known without a read (a sweep raises the
+  // floor past the cursor of a device that had not seen what expired).
+  const known = Math.max(cursor, meta.floor);
+  if (known < resolved.lo || upToSeq > resolved.hi) return undefined;
+  const drained = upToSeq === meta.lastSeq && Object.entries(meta.devices).every(([d, v]) => d === device || v.cursor >= upToSeq);
+  if (drained) {
+    return { update: ackUpdate({ read: meta, device, upTo: upToSeq, floor: upToSeq, zero: true, ...gapCleared(meta, device, upToSeq) }), count: meta.count, bytes: meta.bytes };
+  }
+  const oldMin = minCursor(meta.devices);
+  const newMin = minCursor({ ...meta.devices, [device]: { ...meta.devices[device]!, cursor: upToSeq } });
+  const plan = planAfterAck(oldMin, newMin, device, cursor, upToSeq);
+  const ranges = [plan.all, plan.targeted].filter((r): r is NonNullable<typeof r> => r !== null && r.hi > r.lo);
+  if (ranges.some((r) => Math.max(r.lo, meta.floor) < resolved.lo || r.hi > resolved.hi)) return undefined;
+  let count = 0;
+  let bytes = 0;
+  const bySender = new Map<UserId, { count: number; bytes: number }>();
+  for (const range of ranges) {
+    const only = range === plan.targeted ? device : undefined;
+    for (let seq = range.lo + 1; seq <= range.hi; seq++) {
+      const rec = resolved.items.get(seq);
+      if (!rec || rec.tomb || (only !== undefined && rec.toDevice !== only) || isReleased(meta, seq, rec.toDevice)) continue;
+      count++;
+      bytes += rec.bytes;
+      addSender(bySender, rec.from, rec.bytes);
+    }
+  }
+  const update = ackUpdate({
+    read: meta,
+    device,
+    upTo: upToSeq,
+    floor: newFloor(meta, plan),
+    countDelta: -count,
+    bytesDelta: -bytes,
+    senders: senderDecrements(meta, bySender),
+    ...gapCleared(meta, device, upToSeq),
+  });
+  return { update, count, bytes };
 }
 
 /** The floor only rises over a contiguous released range, so "seq <= floor" always means released. */

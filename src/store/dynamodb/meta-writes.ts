@@ -8,10 +8,13 @@
  *   only on the quota leaving room for what it adds and on the devices it addresses being
  *   registered and not leaving. It reads nothing first: DynamoDB returns the new `last`.
  *   Two reservations never conflict; they are serialised by DynamoDB on the item.
- * - an ack, a device registration or removal, a purge and the sweeper change the device
- *   state (`devs`, `floor`) and lower `cnt`/`bytes` by what they released; what they
- *   release is computed from the device state and `floor`, so they are conditioned on
- *   `ver`, the version of that state, and bump it. Sends never touch `ver`.
+ * - a device registration or removal, a purge and the sweeper change the device state
+ *   (`devs`, `floor`) and lower `cnt`/`bytes` by what they released; what they release is
+ *   computed from the whole device state and `floor`, so they are conditioned on `ver`,
+ *   the version of that state, and bump it. Sends never touch `ver`.
+ * - an ack bumps `ver` too (ADD, so those writers see every cursor move) but is not
+ *   conditioned on it: only on the part of the state its computation reads
+ *   (ackUpdate below has the argument), so another device's ack does not invalidate it.
  * - a reader that closes a hole (a seq whose writer died) lowers `cnt`/`bytes` by ADD.
  *
  * Because `cnt`/`bytes` move by ADD, sends, acks and closers all change them without
@@ -20,6 +23,7 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { DeviceId, Seq, UserId } from '../../core/ids.js';
 import type { GapNotice } from '../../core/types.js';
+import { hasDevice } from '../rules.js';
 import { encodeGap, senderBytesAttr, senderCountAttr, type MetaValue } from './codec.js';
 import type { DeviceValue } from '../rules.js';
 import { USERS_GPK } from './keys.js';
@@ -210,7 +214,21 @@ export function addSender(bySender: Map<UserId, { count: number; bytes: number }
   bySender.set(from, b);
 }
 
-/** A change of the device state (ack, register, remove, purge, sweep), conditioned on `ver`. */
+/** Lower senders' counters by what was released; remove those it empties, conditioned on the count as read. */
+function senderChanges(e: Expr, senders: readonly SenderDecrement[], add: string[], remove: string[], conditions: string[]): void {
+  for (const sd of senders) {
+    const sc = e.name(senderCountAttr(sd.from));
+    const sb = e.name(senderBytesAttr(sd.from));
+    if (sd.count >= sd.held) {
+      remove.push(sc, sb);
+      conditions.push(`(attribute_not_exists(${sc}) OR ${sc} = ${e.num(sd.held)})`);
+    } else {
+      add.push(`${sc} ${e.num(-sd.count)}`, `${sb} ${e.num(-sd.bytes)}`);
+    }
+  }
+}
+
+/** A change of the device state (register, remove, purge, sweep), conditioned on `ver`. */
 export function stateUpdate(c: StateChange): MetaUpdate {
   const e = new Expr();
   const ver = e.name('ver');
@@ -240,16 +258,159 @@ export function stateUpdate(c: StateChange): MetaUpdate {
     if (c.countDelta) add.push(`${e.name('cnt')} ${e.num(c.countDelta)}`);
     if (c.bytesDelta) add.push(`${e.name('bytes')} ${e.num(c.bytesDelta)}`);
   }
-  for (const sd of c.senders ?? []) {
-    const sc = e.name(senderCountAttr(sd.from));
-    const sb = e.name(senderBytesAttr(sd.from));
-    if (sd.count >= sd.held) {
-      remove.push(sc, sb);
-      conditions.push(`(attribute_not_exists(${sc}) OR ${sc} = ${e.num(sd.held)})`);
-    } else {
-      add.push(`${sc} ${e.num(-sd.count)}`, `${sb} ${e.num(-sd.bytes)}`);
-    }
-  }
+  senderChanges(e, c.senders ?? [], add, remove, conditions);
   for (const from of c.dropSenders ?? []) remove.push(e.name(senderCountAttr(from)), e.name(senderBytesAttr(from)));
   return e.build(set, add, remove, conditions);
+}
+
+/**
+ * Devices beyond this many: an ack is conditioned on `ver` instead of on each device's
+ * cursor (ackUpdate), which keeps its condition expression well inside DynamoDB's 4 KB
+ * limit. The default maxDevicesPerUser is 32.
+ */
+export const ACK_GUARD_MAX_DEVICES = 32;
+
+/**
+ * K of an ack of `device` to `upTo`: the device's old cursor c, raised to the lowest
+ * cursor of the other devices but not past `upTo`: K = max(c, min(others, upTo)). What an
+ * ack releases is fixed by c, K and upTo alone (rules.ts planAfterAck): every message in
+ * (c, K] (every other device is past it), and the device's own messages in (K, upTo].
+ */
+export function ackBound(meta: MetaValue, device: DeviceId, upTo: Seq): Seq {
+  let k = upTo;
+  for (const [d, v] of Object.entries(meta.devices)) if (d !== device && v.cursor < k) k = v.cursor;
+  return Math.max(meta.devices[device]!.cursor, k);
+}
+
+export interface AckWrite {
+  device: DeviceId;
+  /** The meta item the ack computed from (read by the ack, or remembered from this node's read). */
+  read: MetaValue;
+  /** The new cursor; absent when the ack only removes the device's gap notice (it is at or below the cursor). */
+  upTo?: Seq;
+  /** The new floor, when it rises. */
+  floor?: Seq;
+  countDelta?: number;
+  bytesDelta?: number;
+  senders?: SenderDecrement[];
+  /** Everything up to `last` as read is released: cnt and bytes to 0, every sender's counters removed. */
+  zero?: boolean;
+  /** The device's gap notice after the ack: null removes it, a notice replaces it (an admin's skip), absent keeps it. */
+  gap?: GapNotice | null;
+}
+
+/**
+ * An ack's update: the cursor, the floor, the counters lowered by what it released, the
+ * gap notice; ADD ver 1.
+ *
+ * Its condition covers exactly what the ack's computation read, and nothing another
+ * device's ack changes, so acks of a user's devices on different nodes do not invalidate
+ * each other (conditioning on `ver`, as the other writers do, made every such ack fail
+ * and read again). The argument, part by part, with c the device's cursor as read, u the
+ * new cursor and K = ackBound (max(c, min(other cursors, u))):
+ *
+ * 1. What it releases is fixed by (c, K, u), the floor, the messages in (c, u] and which
+ *    devices exist (rules.ts planAfterAck; released.ts isReleased). Message items never
+ *    change once written; only a sweep or a purge removes one, and the device set changes
+ *    only by registration and removal.
+ * 2. `devs.<d>.c = c`: its own cursor. Another ack of the same device (say from another
+ *    node) fails this, so a cursor never moves backwards and nothing is released twice.
+ * 3. `epoch` as read, `size(devs)` as read and `devs.<o>.c >= ` each other device's cursor
+ *    as read: the same device set (a removed device, a new one, or a device removed and
+ *    registered again with a lower cursor fails it). Cursors of the same devices only
+ *    grow, so every other device stays at or past what was read: min(others) can only be
+ *    higher than read.
+ * 4. If K < u: `devs.<o>.c <= K` for at least one other device that was at or below K
+ *    when read. With 3, min(others, u) is still what K was computed from, so (c, K, u)
+ *    and the release are the same. If K = u every other device was past u already and
+ *    still is: no condition. This is the only part another device's ack can break, and
+ *    only when that ack took the last device that was behind past K: then this ack must
+ *    release more (the messages all devices have now acked) and it is computed again.
+ * 5. The floor: `floor = ` as read when it was at or above c or when the ack raises it
+ *    (it then rises from exactly that value); otherwise `floor <= c`. Another device's ack
+ *    can raise the floor only to a minimum of cursors that includes this device's, so at
+ *    most to c, and seqs up to c are outside (c, u]: it breaks neither form. A purge or
+ *    the sweeper raising it past c fails it.
+ * 6. The device's gap notice as read (`f`, `t`, `n`, or absent): the sweeper and a purge
+ *    record every message they remove above this device's cursor that was for it there,
+ *    so a removal in (c, u] (of a message this ack would count) fails this; removals of
+ *    messages for other devices are not in this ack's count (they are at or below those
+ *    devices' cursors, or addressed elsewhere).
+ * 7. Zeroing (every device at `last`): `last` as read, so no send came in between.
+ * 8. A sender's counters are removed when the release empties them, conditioned on the
+ *    count as read (a send from that sender since then fails it).
+ *
+ * Sends ADD to cnt/bytes/last and touch none of these; registration, removal, a purge and
+ * the sweeper stay conditioned on `ver`, which every ack bumps. With more than
+ * ACK_GUARD_MAX_DEVICES devices, 3 and 4 are replaced by `ver` as read (every change of
+ * the device state moves it: such an ack can fail on another device's ack, and is
+ * computed again).
+ */
+export function ackUpdate(a: AckWrite): MetaUpdate {
+  const e = new Expr();
+  const { read, device } = a;
+  const own = read.devices[device]!;
+  const set: string[] = [];
+  const add = [`${e.name('ver')} ${e.num(1)}`];
+  const remove: string[] = [];
+  const conditions = [`${e.name('epoch')} = ${e.value({ S: read.epoch })}`, `${e.name('devs', device, 'c')} = ${e.num(own.cursor)}`];
+  if (own.gap) {
+    const g = own.gap;
+    conditions.push(
+      `${e.name('devs', device, 'g', 'f')} = ${e.num(g.from)}`,
+      `${e.name('devs', device, 'g', 't')} = ${e.num(g.to)}`,
+      `${e.name('devs', device, 'g', 'n')} = ${e.num(g.count)}`,
+    );
+  } else {
+    conditions.push(`attribute_not_exists(${e.name('devs', device, 'g')})`);
+  }
+  const others = Object.entries(read.devices).filter(([d]) => d !== device);
+  if (others.length + 1 > ACK_GUARD_MAX_DEVICES) {
+    conditions.push(`${e.name('ver')} = ${e.num(read.ver)}`);
+  } else {
+    conditions.push(`size(${e.name('devs')}) = ${e.num(others.length + 1)}`);
+    for (const [d, v] of others) conditions.push(`${e.name('devs', d, 'c')} >= ${e.num(v.cursor)}`);
+  }
+  if (a.upTo !== undefined) {
+    const k = ackBound(read, device, a.upTo);
+    if (k < a.upTo && others.length + 1 <= ACK_GUARD_MAX_DEVICES) {
+      const behind = others.filter(([, v]) => v.cursor <= k).map(([d]) => `${e.name('devs', d, 'c')} <= ${e.num(k)}`);
+      conditions.push(`(${behind.join(' OR ')})`);
+    }
+    const floor = e.name('floor');
+    const rises = a.floor !== undefined && a.floor !== read.floor;
+    conditions.push(read.floor >= own.cursor || rises ? `${floor} = ${e.num(read.floor)}` : `${floor} <= ${e.num(own.cursor)}`);
+    set.push(`${e.name('devs', device, 'c')} = ${e.num(a.upTo)}`);
+    if (rises) set.push(`${floor} = ${e.num(a.floor!)}`);
+  }
+  if (a.gap === null) remove.push(e.name('devs', device, 'g'));
+  else if (a.gap !== undefined) set.push(`${e.name('devs', device, 'g')} = ${e.value(encodeGap(a.gap))}`);
+  if (a.zero) {
+    conditions.push(`${e.name('last')} = ${e.num(read.lastSeq)}`);
+    set.push(`${e.name('cnt')} = ${e.num(0)}`, `${e.name('bytes')} = ${e.num(0)}`);
+    for (const from of Object.keys(read.senders)) remove.push(e.name(senderCountAttr(from)), e.name(senderBytesAttr(from)));
+  } else {
+    if (a.countDelta) add.push(`${e.name('cnt')} ${e.num(a.countDelta)}`);
+    if (a.bytesDelta) add.push(`${e.name('bytes')} ${e.num(a.bytesDelta)}`);
+    senderChanges(e, a.senders ?? [], add, remove, conditions);
+  }
+  return e.build(set, add, remove, conditions);
+}
+
+/**
+ * Whether what a node remembers of a mailbox's message items (index.ts, a read's range)
+ * still describes them, seen the meta item `now` returned by a failed ack of `device`:
+ * nothing in the ack's range was removed meanwhile (same epoch and devices, the device's
+ * gap notice unchanged, the floor not past what the ack's own conditions allow), so the
+ * ack can be computed again from `now` and those items, without a read.
+ */
+export function sameItems(seen: MetaValue, now: MetaValue, device: DeviceId): boolean {
+  if (now.epoch !== seen.epoch || !hasDevice(now.devices, device)) return false;
+  const before = Object.entries(seen.devices);
+  if (before.length !== Object.keys(now.devices).length) return false;
+  if (before.some(([d, v]) => !hasDevice(now.devices, d) || now.devices[d]!.cursor < v.cursor)) return false;
+  const g0 = seen.devices[device]?.gap;
+  const g1 = now.devices[device]!.gap;
+  if ((g0 === undefined) !== (g1 === undefined) || (g0 && g1 && (g0.from !== g1.from || g0.to !== g1.to || g0.count !== g1.count))) return false;
+  return now.floor <= Math.max(seen.floor, seen.devices[device]?.cursor ?? 0);
 }

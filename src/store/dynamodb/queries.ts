@@ -21,7 +21,7 @@ import {
 import { PoboxError } from '../../core/errors.js';
 import type { UserId } from '../../core/ids.js';
 import type { StoreCounters } from '../contract.js';
-import { decodeMeta, encodeMeta, type Item, type MetaValue } from './codec.js';
+import { decodeMeta, encodeMeta, itemSize, type Item, type MetaValue } from './codec.js';
 import { INDEX_NAME, itemKey, META_SK } from './keys.js';
 import type { MetaUpdate } from './meta-writes.js';
 import { contentionPause, failedConditions, isConflict, isStale, isTransient, pause, withinBudget, withinFaultBudget, type RetryPolicy } from './retry.js';
@@ -32,6 +32,10 @@ export interface CapacityCounters {
   writeUnits: number;
   requests: number;
   retries: number;
+  /** Conditional writes whose condition failed: DynamoDB bills them but reports no capacity for them. */
+  failedWrites: number;
+  /** What those cost by AWS's rule (1 write unit per KB of the item, at least 1), not in writeUnits. */
+  failedWriteUnits: number;
 }
 
 /** Thrown when a conditional write found the data changed since we read it. */
@@ -39,11 +43,13 @@ export class StaleRead extends Error {
   override readonly name = 'StaleRead';
   /** For a transaction: the indexes of the items whose condition failed, when DynamoDB said. */
   failed: number[] = [];
+  /** The meta item as it was when the condition failed (an update of the meta item asks DynamoDB for it). */
+  current?: MetaValue;
 }
 
 export class TableClient {
   readonly counts: StoreCounters = { keysRead: 0, keysWritten: 0, keysDeleted: 0 };
-  readonly capacity: CapacityCounters = { readUnits: 0, writeUnits: 0, requests: 0, retries: 0 };
+  readonly capacity: CapacityCounters = { readUnits: 0, writeUnits: 0, requests: 0, retries: 0, failedWrites: 0, failedWriteUnits: 0 };
 
   constructor(
     readonly client: DynamoDBClient,
@@ -104,6 +110,12 @@ export class TableClient {
         if (isStale(err) && !isTransient(err)) {
           const stale = new StaleRead(`${what}: the data changed under us`, { cause: err });
           stale.failed = failedConditions(err);
+          if (kind === 'write') {
+            // Billed by the item's size (the one DynamoDB returned, else at least 1 unit); no response reports it.
+            const old = (err as { Item?: Item }).Item;
+            this.capacity.failedWrites++;
+            this.capacity.failedWriteUnits += old ? Math.max(1, Math.ceil(itemSize(old) / 1024)) : 1;
+          }
           throw stale;
         }
         // Someone wrote the same item at that moment; nothing was applied and what we
@@ -141,13 +153,34 @@ export class TableClient {
     this.counts.keysWritten++;
   }
 
-  /** A conditional UpdateItem of the meta item (meta-writes.ts builds it); the item after it. StaleRead when its condition failed. */
+  /**
+   * A conditional UpdateItem of the meta item (meta-writes.ts builds it); the item after it.
+   * StaleRead when its condition failed, carrying the item as it was then (DynamoDB returns
+   * it with the failure at no read cost), so the writer can compute again without a read.
+   */
   async updateMeta(user: UserId, u: MetaUpdate): Promise<MetaValue> {
-    const out = await this.call('write', 'UpdateItem', () =>
-      this.client.send(new UpdateItemCommand({ TableName: this.table, Key: itemKey(user, META_SK), ...u, ReturnValues: 'ALL_NEW', ReturnConsumedCapacity: 'TOTAL' })),
-    );
-    this.counts.keysWritten++;
-    return decodeMeta(out.Attributes!);
+    try {
+      const out = await this.call('write', 'UpdateItem', () =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: itemKey(user, META_SK),
+            ...u,
+            ReturnValues: 'ALL_NEW',
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+            ReturnConsumedCapacity: 'TOTAL',
+          }),
+        ),
+      );
+      this.counts.keysWritten++;
+      return decodeMeta(out.Attributes!);
+    } catch (err) {
+      if (err instanceof StaleRead) {
+        const item = (err.cause as { Item?: Item } | undefined)?.Item;
+        if (item && item.epoch !== undefined) err.current = decodeMeta(item);
+      }
+      throw err;
+    }
   }
 
   /** Consistent GetItem of any item of one user. */

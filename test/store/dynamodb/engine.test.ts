@@ -240,6 +240,74 @@ describe('dynamodb engine', () => {
     await po.close();
   });
 
+  it("acks of a user's devices on two nodes, alternating, read nothing: another device's ack does not break an ack's condition", T, async () => {
+    const table = await local.ddb.newTable();
+    const stores = [await open(table), await open(table)];
+    const [a, b] = stores.map((store) => new PostOffice({ store, sweeper: false })) as [PostOffice, PostOffice];
+    const acks = async (steps: Array<() => Promise<unknown>>): Promise<{ requests: number; readUnits: number; failed: number }> => {
+      const before = stores.map((s) => s.capacity());
+      for (const step of steps) await step();
+      const after = stores.map((s) => s.capacity());
+      const sum = (k: 'requests' | 'readUnits' | 'failedWrites'): number => after.reduce((acc, c, i) => acc + c[k] - before[i]![k], 0);
+      return { requests: sum('requests'), readUnits: sum('readUnits'), failed: sum('failedWrites') };
+    };
+    // Three devices; the tablet stays behind, so neither of the others' acks is the last:
+    // each node's ack stands on its own read although the other node's ack moved the meta item.
+    for (const d of ['phone', 'laptop', 'tablet']) await a.registerDevice('bob', d);
+    for (let i = 1; i <= 6; i++) {
+      const { seq } = await a.send({ to: 'bob', from: 'alice', id: `m${i}`, body: `hello ${i}` });
+      await a.read('bob', 'phone', seq - 1, 10);
+      await b.read('bob', 'laptop', seq - 1, 10);
+      const order = i % 2 === 1 ? [() => a.ack('bob', 'phone', seq), () => b.ack('bob', 'laptop', seq)] : [() => b.ack('bob', 'laptop', seq), () => a.ack('bob', 'phone', seq)];
+      assert.deepEqual(await acks(order), { requests: 2, readUnits: 0, failed: 0 }, `message ${i}`);
+    }
+    assert.equal((await b.stats('bob')).pending, 6, 'the tablet has acked nothing: everything is still held');
+    // The tablet catches up on node b while phone and laptop stay on node a and b: every
+    // message now goes with the last ack, which counts it once.
+    await b.read('bob', 'tablet', 0, 10);
+    assert.deepEqual(await acks([() => b.ack('bob', 'tablet', 6)]), { requests: 1, readUnits: 0, failed: 0 });
+    assert.equal((await a.stats('bob')).pending, 0);
+    // Two devices, both read before either acks: the second ack to land was computed
+    // believing the other was behind, so its condition fails once; DynamoDB returns the
+    // item with the failure and the ack is computed again from it: still no read.
+    await b.removeDevice('bob', 'tablet');
+    for (let i = 7; i <= 12; i++) {
+      const { seq } = await b.send({ to: 'bob', from: i % 3 === 0 ? 'carol' : 'alice', id: `m${i}`, body: `hello ${i}` });
+      await a.read('bob', 'phone', seq - 1, 10);
+      await b.read('bob', 'laptop', seq - 1, 10);
+      const order = i % 2 === 1 ? [() => a.ack('bob', 'phone', seq), () => b.ack('bob', 'laptop', seq)] : [() => b.ack('bob', 'laptop', seq), () => a.ack('bob', 'phone', seq)];
+      assert.deepEqual(await acks(order), { requests: 3, readUnits: 0, failed: 1 }, `message ${i}`);
+      const stats = await a.stats('bob');
+      assert.equal(stats.pending, 0, `message ${i} went with the second ack`);
+      assert.deepEqual(
+        stats.devices.map((d) => d.cursor),
+        [seq, seq],
+      );
+    }
+    // Acks that do not overlap in time: each node read after the other's ack, nothing fails.
+    for (let i = 13; i <= 16; i++) {
+      const { seq } = await a.send({ to: 'bob', from: 'alice', id: `m${i}`, body: `hello ${i}` });
+      const [first, second] = i % 2 === 1 ? (['phone', 'laptop'] as const) : (['laptop', 'phone'] as const);
+      const node = (d: string): PostOffice => (d === 'phone' ? a : b);
+      await node(first).read('bob', first, seq - 1, 10);
+      const one = await acks([() => node(first).ack('bob', first, seq)]);
+      await node(second).read('bob', second, seq - 1, 10);
+      const two = await acks([() => node(second).ack('bob', second, seq)]);
+      assert.deepEqual(
+        [one, two],
+        [
+          { requests: 1, readUnits: 0, failed: 0 },
+          { requests: 1, readUnits: 0, failed: 0 },
+        ],
+        `message ${i}`,
+      );
+    }
+    const end = await b.stats('bob');
+    assert.deepEqual([end.pending, end.pendingBytes], [0, 0]);
+    await a.close();
+    await b.close();
+  });
+
   it('reports consumed capacity and counts the items a read examined', T, async () => {
     const table = await local.ddb.newTable();
     const store = await open(table);
