@@ -274,7 +274,15 @@ export class VerifiedTokens {
   add(token: string, p: Extract<Principal, { kind: 'user' }>): void {
     this.entries.delete(token);
     this.entries.set(token, p);
-    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
+    if (this.entries.size <= this.max) return;
+    // The oldest eighth goes at once. Forgetting one entry per add made each add skip every
+    // entry deleted before it (a Map keeps deleted slots until it is rebuilt): in a storm
+    // of new tokens that scan was 0.6% of the server's time.
+    let drop = this.entries.size - this.max + (this.max >> 3);
+    for (const key of this.entries.keys()) {
+      if (drop-- <= 0) break;
+      this.entries.delete(key);
+    }
   }
 
   get size(): number {

@@ -229,6 +229,19 @@ describe('verified tokens are remembered until their exp', () => {
     assert.equal(v.size, 1, 'an expired entry is dropped, not kept');
   });
 
+  test('past the limit the least recently used eighth is forgotten at once, the recent ones kept', () => {
+    const v = new VerifiedTokens(16);
+    for (let i = 0; i < 16; i++) v.add(`t${i}`, user(`u${i}`, 10_000));
+    assert.equal(v.get('t0', 0)?.user, 'u0', 't0 is now the most recently used');
+    v.add('t16', user('u16', 10_000));
+    assert.equal(v.size, 14, 'one over the limit of 16, and 2 more (an eighth) forgotten');
+    assert.deepEqual(
+      ['t1', 't2', 't3'].map((t) => v.get(t, 0)),
+      [undefined, undefined, undefined],
+    );
+    for (const t of ['t0', 't4', 't15', 't16']) assert.ok(v.get(t, 0), `${t} kept`);
+  });
+
   test('a token used before is refused once it expired (verified again, with no clock tolerance)', async () => {
     const s = await startTestServer({ auth: { clockToleranceSeconds: 0 } });
     try {
