@@ -219,12 +219,14 @@ export async function createAuthenticator(auth: AuthConfig, secrets: readonly st
 
   return {
     verifyUserToken,
-    async authenticate(credential) {
-      if (!credential) throw unauthorized('missing Authorization: Bearer credential');
+    // Not async: a user token's promise is handed on as it is (an async function returning
+    // it would cost every HTTP request extra turns of the microtask queue).
+    authenticate(credential) {
+      if (!credential) return Promise.reject(unauthorized('missing Authorization: Bearer credential'));
       if (apiKeys.length > 0 && credential.split('.').length !== 3) {
         const h = sha256(credential);
-        for (const k of apiKeys) if (timingSafeEqual(h, k.hash)) return { kind: 'key', name: k.name, scopes: k.scopes, senderQuotaExempt: k.senderQuotaExempt };
-        throw unauthorized('unknown API key');
+        for (const k of apiKeys) if (timingSafeEqual(h, k.hash)) return Promise.resolve({ kind: 'key', name: k.name, scopes: k.scopes, senderQuotaExempt: k.senderQuotaExempt });
+        return Promise.reject(unauthorized('unknown API key'));
       }
       return verifyUserToken(credential);
     },
