@@ -92,6 +92,11 @@ export const LmdbConfigSchema = z
     engine: z.literal('lmdb'),
     /** Directory of the LMDB environment. */
     path: z.string().min(1),
+    /**
+     * Run the engine in a worker thread (src/store/worker/host.ts): its CPU moves off the
+     * event loop that serves the sockets, at the cost of one message each way per call.
+     */
+    worker: z.boolean().optional(),
   })
   .strict();
 
@@ -123,6 +128,12 @@ export const DynamoDbConfigSchema = z
     connectTimeoutMs: z.number().int().min(50).max(60_000).default(2_000),
     /** Faults of one request are retried for at most this long (and maxAttempts), then UNAVAILABLE; default twice the request timeout. */
     faultBudgetMs: z.number().int().min(0).max(300_000).optional(),
+    /**
+     * Run the engine in a worker thread (src/store/worker/host.ts): the AWS SDK's
+     * per-request CPU moves off the event loop that serves the sockets, at the cost of
+     * one message each way per call.
+     */
+    worker: z.boolean().optional(),
   })
   .strict();
 

@@ -138,6 +138,12 @@ export const ServerConfigSchema = z
     /** Holds the embedded store (`<dataDir>/lmdb`) and the generated JWT secret. */
     dataDir: z.string().min(1).default('./.pobox-data'),
     store: z.enum(['lmdb', 'dynamodb']).default('lmdb'),
+    /**
+     * Run the store engine in a worker thread (src/store/worker/host.ts), so the engine's
+     * CPU and the sockets' share the machine's cores. Default and measurements: README
+     * (configuration).
+     */
+    storeWorker: z.boolean().default(false),
     dynamodb: z
       .object({
         table: z.string().min(1).optional(),
@@ -200,7 +206,8 @@ export function storeConfigOf(cfg: ServerConfig): z.input<typeof StoreConfigSche
       table: cfg.dynamodb.table,
       region: cfg.dynamodb.region ?? 'us-east-1',
       ...(cfg.dynamodb.endpoint ? { endpoint: cfg.dynamodb.endpoint } : {}),
+      ...(cfg.storeWorker ? { worker: true } : {}),
     };
   }
-  return { engine: 'lmdb', path: join(resolve(cfg.dataDir), 'lmdb') };
+  return { engine: 'lmdb', path: join(resolve(cfg.dataDir), 'lmdb'), ...(cfg.storeWorker ? { worker: true } : {}) };
 }

@@ -98,6 +98,13 @@ export const SERVER_OPTIONS: readonly ServerOption[] = [
   { option: opt('--port <port>', 'port to listen on; 0 picks a free one', 'POBOX_PORT').default(DEFAULTS.port), field: 'port', value: num },
   { option: opt('--host <host>', 'address to bind', 'POBOX_HOST').default(DEFAULTS.host), field: 'host' },
   { option: opt('--bus <spec>', 'memory, redis://host:port or redis-cluster://host:port,host:port', 'POBOX_BUS').default(DEFAULTS.bus), field: 'bus' },
+  {
+    option: opt('--store-worker [on]', 'run the store engine in a worker thread, beside the event loop (on: 1/true/yes/on or 0/false/no/off)', 'POBOX_STORE_WORKER').default(
+      DEFAULTS.storeWorker,
+    ),
+    field: 'storeWorker',
+    value: bool,
+  },
   { option: opt('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent', 'POBOX_LOG_LEVEL').default(DEFAULTS.logLevel), field: 'logLevel' },
   {
     option: opt('--demo [on]', 'serve the demo page at / and mint demo tokens (on: 1/true/yes/on or 0/false/no/off; unset: on for lmdb on a loopback host)', 'POBOX_DEMO'),

@@ -8,6 +8,10 @@ import type { MailboxStore } from './contract.js';
 
 export async function openStore(input: StoreConfig | unknown): Promise<MailboxStore> {
   const cfg = parseConfig(StoreConfigSchema, input, 'store config');
+  if (cfg.worker) {
+    const { openWorkerStore } = await import('./worker/host.js');
+    return openWorkerStore({ config: { ...cfg, worker: false } });
+  }
   switch (cfg.engine) {
     case 'lmdb': {
       const { openLmdbStore } = await import('./lmdb/index.js');

@@ -201,6 +201,21 @@ describe('server config', () => {
     );
   });
 
+  test('--store-worker, POBOX_STORE_WORKER and storeWorker run the engine in a worker thread, on either engine', () => {
+    assert.equal(loadServerConfig({ env: {} }).storeWorker, false);
+    const on = loadServerConfig({ env: {}, argv: ['--store-worker'] });
+    assert.equal(on.storeWorker, true);
+    assert.deepEqual(storeConfigOf(on), { engine: 'lmdb', path: join(process.cwd(), '.pobox-data', 'lmdb'), worker: true });
+    assert.equal(loadServerConfig({ env: { POBOX_STORE_WORKER: 'on' }, argv: ['--store-worker', 'no'] }).storeWorker, false);
+    const ddb = loadServerConfig({ env: { POBOX_STORE_WORKER: '1', POBOX_STORE: 'dynamodb', POBOX_DYNAMODB_TABLE: 'pobox_t' } });
+    assert.deepEqual(storeConfigOf(ddb), { engine: 'dynamodb', table: 'pobox_t', region: 'us-east-1', worker: true });
+    assert.equal(loadServerConfig({ env: {}, overrides: { storeWorker: true } }).storeWorker, true);
+    assert.equal(
+      fieldOf(() => loadServerConfig({ env: { POBOX_STORE_WORKER: 'sometimes' } })),
+      'storeWorker',
+    );
+  });
+
   test('the message names the flag or the environment variable a bad value came from', () => {
     const messageOf = (fn: () => unknown): string => {
       try {

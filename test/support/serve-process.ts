@@ -25,11 +25,13 @@ export async function spawnServeProcess(
   name: string,
   args: readonly string[],
   env: NodeJS.ProcessEnv,
-  opts: { keepChars?: number; timeoutMs?: number } = {},
+  opts: { keepChars?: number; timeoutMs?: number; program?: readonly string[] } = {},
 ): Promise<ServeProcess> {
   const keepChars = opts.keepChars ?? 40_000;
   const timeoutMs = opts.timeoutMs ?? 60_000;
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI_MAIN, 'serve', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // `program`: what runs instead of the source through tsx (e.g. a compiled bin/pobox.js).
+  const program = opts.program ?? ['--import', 'tsx', CLI_MAIN];
+  const child = spawn(process.execPath, [...program, 'serve', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let stdout = '';
   let stderr = '';

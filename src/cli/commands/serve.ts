@@ -9,7 +9,8 @@ import { startServer } from '../../server/compose.js';
 import { addServerOptions, serverConfigOf } from '../../server/config.js';
 import { answeredCommitLeak } from '../../store/lmdb/commit-leak.js';
 import { survivePipeReadersGone } from '../closed-output.js';
-import { installCrashOnly } from '../crash-only.js';
+import { isStoreWorkerDeath } from '../../store/worker/host.js';
+import { CRASH_EXIT_CODE, installCrashOnly } from '../crash-only.js';
 
 export function registerServe(program: Command): void {
   addServerOptions(program.command('serve').description('run the pobox server (HTTP API and WebSocket delivery on one port)'), 'serve').action(
@@ -21,6 +22,14 @@ export function registerServe(program: Command): void {
       const config = serverConfigOf(cmd);
       const server = await startServer(config);
       const log = (logger = server.log);
+      // A store worker that died took the engine's memory with it (src/store/worker/host.ts):
+      // as after an uncaught error, exit so a supervisor starts a clean process, which
+      // replays the engine from disk.
+      server.postOffice.events.on('backgroundFailure', ({ err }) => {
+        if (!isStoreWorkerDeath(err)) return;
+        log.fatal({ err: (err as Error).message }, 'the store worker died; exiting so a supervisor restarts a clean process');
+        process.exit(CRASH_EXIT_CODE);
+      });
       if (server.secretCreated) {
         const dirFlag = cmd.getOptionValueSource('dataDir') === 'cli' ? ` --data-dir ${String(cmd.getOptionValue('dataDir'))}` : '';
         process.stderr.write(
