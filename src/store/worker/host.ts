@@ -156,6 +156,9 @@ export class WorkerStore implements MailboxStore {
   read(req: ReadRequest): Promise<ReadPage> {
     return this.call('read', [req]);
   }
+  readIfRegistered(req: ReadRequest): Promise<ReadPage | undefined> {
+    return this.call('readIfRegistered', [req]);
+  }
   ack(user: UserId, device: DeviceId, upToSeq: Seq, opts?: AckOptions): Promise<AckOutcome> {
     return this.call('ack', opts === undefined ? [user, device, upToSeq] : [user, device, upToSeq, opts]);
   }
