@@ -15,7 +15,8 @@
  * Flags: --quick (seconds-long run), --store lmdb|dynamodb, --dynamodb-endpoint URL,
  * --dynamodb-table NAME, --dynamodb-region R, --bus memory|redis://host:port,
  * --senders N, --in-flight N, --seconds N, --rate N (live msgs/s), --window N (the server's
- * session.windowMessages, default 256), --only live (the live phase twice on the same
+ * session.windowMessages, default 256), --store-worker (the server runs its store engine in
+ * a worker thread, `--store-worker` of pobox serve, for every phase), --only live (the live phase twice on the same
  * fresh server, then the disk probe; printed, not written to bench/results: for A/B runs
  * of the live tail. The first pass includes the server's warm-up (JIT, young-generation
  * growth, a new data directory's first writes), the second is its steady state).
@@ -72,6 +73,8 @@ export interface GatewayProfile {
   throughput: ThroughputResult;
   fsync: LatencySummary;
   profile: ProfileSummary;
+  /** With --store-worker: the engine's worker thread (`profile` is the main thread). */
+  storeThread?: ProfileSummary;
 }
 
 /** Capacity units per message (billed = AWS rules; reported = what DynamoDB Local said). */
@@ -116,6 +119,13 @@ interface LiveResult {
   sendToAccepted: LatencySummary;
 }
 
+/** The live and throughput loads with the store engine on the main thread or in a worker thread (--store-worker). */
+interface StoreModeResult {
+  worker: boolean;
+  live: LiveResult;
+  throughput: ThroughputResult;
+}
+
 /** The same load straight into a PostOffice (no gateway, no WebSocket): the store's own ceiling. */
 interface BaselineResult {
   recipients: number;
@@ -158,6 +168,7 @@ const args = benchArgs({
   window: { type: 'string' },
   'cpu-prof': { type: 'string' },
   only: { type: 'string' },
+  'store-worker': { type: 'boolean' },
 });
 const quick = args.quick;
 const dynamo = (typeof args.values.store === 'string' ? args.values.store : 'lmdb') === 'dynamodb';
@@ -183,6 +194,8 @@ runMain(async () => {
     postOffice: { retention: { sweepIntervalMs: 0 } },
   };
   if (str('window')) config.session = { windowMessages: numberFlag(args, 'window', 256) };
+  // The store engine in a worker thread (src/store/worker/host.ts) for every phase.
+  if (args.values['store-worker'] === true) config.storeWorker = true;
   let dynamoTarget = 'an existing table';
   if (store === 'dynamodb') {
     let endpoint = str('dynamodb-endpoint');
@@ -208,8 +221,8 @@ runMain(async () => {
   const token = (user: string, device: string): Promise<string> => mintToken({ secret, user, device, ttlSeconds: 3600 });
   const clients: PoboxClient[] = [];
   onCleanup('bench clients', () => clients.forEach((c) => c.close()));
-  const client = async (user: string, device: string): Promise<PoboxClient> => {
-    const c = connect(server.wsUrl, await token(user, device), { WebSocket });
+  const clientOn = async (srv: ServerHandle, user: string, device: string): Promise<PoboxClient> => {
+    const c = connect(srv.wsUrl, await token(user, device), { WebSocket });
     clients.push(c);
     let lastError = '';
     c.on('error', (e) => {
@@ -222,6 +235,7 @@ runMain(async () => {
     await Promise.race([c.ready(), timeout]).finally(() => clearTimeout(timer));
     return c;
   };
+  const client = (user: string, device: string): Promise<PoboxClient> => clientOn(server, user, device);
   const startedAt = new Date().toISOString();
   log(`server pid ${server.pid} on ${server.wsUrl} (store ${server.store}, bus ${server.bus})`);
 
@@ -235,9 +249,15 @@ runMain(async () => {
     log(`profiled throughput: ${t.perSecond} accepted/s; server ${t.serverCores} cores, load generator ${t.loadGeneratorCores} cores`);
     clients.forEach((c) => c.close());
     await server.stop();
-    const file = readdirSync(profDir.path).find((f) => f.endsWith('.cpuprofile'));
-    if (!file) throw new Error('the server wrote no .cpuprofile');
+    // One file per thread (CPU.<date>.<pid>.<thread id>.<n>.cpuprofile): the main thread is
+    // thread 0; with --store-worker the engine's thread is the busiest of the others (the
+    // rest are module loader threads, idle after start-up).
+    const files = readdirSync(profDir.path).filter((f) => f.endsWith('.cpuprofile'));
+    const file = files.find((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f));
+    if (!file) throw new Error('the server wrote no .cpuprofile of its main thread');
     const summary = summariseProfile(path.join(profDir.path, file), 20);
+    const others = files.filter((f) => f !== file).map((f) => summariseProfile(path.join(profDir.path, f), 20));
+    const storeThread = config.storeWorker ? others.sort((a, b) => b.busyMs - a.busyMs)[0] : undefined;
     const dir = resultsDir(quick);
     const out = path.join(dir, `gateway-profile-${profileLabel}.json`);
     const fsync = fsyncProbe(data.path);
@@ -251,9 +271,11 @@ runMain(async () => {
       throughput: t,
       fsync,
       profile: summary,
+      ...(storeThread ? { storeThread } : {}),
     };
     if (!interrupted()) writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`);
     log(profileMarkdown(summary).join('\n'));
+    if (storeThread) log(`store worker thread:\n${profileMarkdown(storeThread).join('\n')}`);
     log(`wrote ${out}`);
     await profDir.remove();
     return;
@@ -377,6 +399,30 @@ runMain(async () => {
     baseline.push(b);
     log(`post office alone (in-process, ${b.inFlight} in flight, ${recipients} recipients): ${b.perSecond} sends/s at ${b.cores} cores`);
   }
+  // ---- 3c. the store engine on the other thread (issue 9 item 4) ----------------------
+  // The live and throughput loads again on a fresh server whose store engine runs in the
+  // other place (main thread <-> worker thread, --store-worker), so one run's page has both.
+  const storeModes: StoreModeResult[] = [{ worker: config.storeWorker === true, live, throughput }];
+  if (!dynamo) {
+    clients.splice(0).forEach((c) => c.close());
+    await server.stop();
+    const otherData = tempDir('gateway-other-mode');
+    const worker = config.storeWorker !== true;
+    const other = await startServerChild({ ...config, dataDir: otherData.path, storeWorker: worker });
+    const where = worker ? 'in a worker thread' : 'on the main thread';
+    const otherLive = await liveLatency(await clientOn(other, 'live-alice', 'laptop'), await clientOn(other, 'live-bob', 'phone'), rate, liveSeconds);
+    log(`store ${where}: live at ${rate}/s: send->receive p50 ${otherLive.sendToReceive.p50} ms, p99 ${otherLive.sendToReceive.p99} ms`);
+    const otherSenders = await Promise.all(Array.from({ length: senders }, (_, i) => clientOn(other, `sender${i}`, 'd')));
+    const otherThroughput = await durableThroughput(other, otherSenders, inFlight, seconds, quick ? 1 : 3);
+    log(
+      `store ${where}: throughput ${otherThroughput.perSecond} accepted/s; server ${otherThroughput.serverCores} cores, load generator ${otherThroughput.loadGeneratorCores} cores`,
+    );
+    storeModes.push({ worker, live: otherLive, throughput: otherThroughput });
+    clients.splice(0).forEach((c) => c.close());
+    await other.stop();
+    await otherData.remove();
+  }
+
   // DynamoDB Local keeps its data in memory: a disk probe would say nothing about it.
   const fsync = dynamo ? undefined : fsyncProbe(data.path);
   if (fsync) log(`fdatasync of a 4 KiB write: p50 ${fsync.p50} ms, p99 ${fsync.p99} ms`);
@@ -409,7 +455,15 @@ runMain(async () => {
       targets: TARGETS,
     },
     notes,
-    data: { drain: drains, seedFailures: seedFailures.count, live, throughput, baseline, ...(fsync ? { fsync } : {}), ...(dynamo ? { capacityPerMessage: lifecycle } : {}) },
+    data: {
+      drain: drains,
+      seedFailures: seedFailures.count,
+      live,
+      throughput,
+      baseline,
+      ...(fsync ? { fsync } : {}),
+      ...(dynamo ? { capacityPerMessage: lifecycle } : { storeModes }),
+    },
   };
   const file = writeResult(dir, envelope);
   if (!interrupted()) writeFileSync(path.join(dir, `${name}.md`), markdown(envelope));
@@ -886,7 +940,15 @@ function markdown(env: {
   machine: BenchMachine;
   params: Record<string, unknown>;
   notes: string[];
-  data: { drain: DrainResult[]; live: LiveResult; throughput: ThroughputResult; baseline: BaselineResult[]; fsync?: LatencySummary; capacityPerMessage?: LifecycleUnits[] };
+  data: {
+    drain: DrainResult[];
+    live: LiveResult;
+    throughput: ThroughputResult;
+    baseline: BaselineResult[];
+    fsync?: LatencySummary;
+    capacityPerMessage?: LifecycleUnits[];
+    storeModes?: StoreModeResult[];
+  };
 }): string {
   const { drain, live, throughput: t } = env.data;
   const m = env.machine;
@@ -949,6 +1011,7 @@ function markdown(env: {
     ...(env.data.fsync
       ? [`Disk: fdatasync after a 4 KiB write, p50 ${env.data.fsync.p50} ms, p99 ${env.data.fsync.p99} ms, max ${env.data.fsync.max} ms (200 samples, data dir).`, '']
       : []),
+    ...storeModesMarkdown(env.data.storeModes ?? []),
     '## What limits it',
     '',
     ...env.notes.map((n) => `- ${n}`),
@@ -956,6 +1019,26 @@ function markdown(env: {
     ...(ddb ? [] : profilesMarkdown(resultsDir(env.quick))),
   ];
   return lines.join('\n');
+}
+
+/** Both places of the store engine side by side: the main phases' server, then a fresh one in the other mode. */
+function storeModesMarkdown(modes: StoreModeResult[]): string[] {
+  if (modes.length < 2) return [];
+  const row = (m: StoreModeResult, i: number): string => {
+    const t = m.throughput;
+    const l = m.live.sendToReceive;
+    return `| ${m.worker ? 'a worker thread (`--store-worker`)' : 'the main thread'}${i === 0 ? ' (the phases above)' : ' (a fresh server, after them)'} | ${t.perSecond.toLocaleString('en-US')} | ${t.serverCores} | ${t.sendToAccepted.p50} / ${t.sendToAccepted.p99} | ${l.p50} / ${l.p99} | ${t.serverPeakRssMiB ?? '?'} |`;
+  };
+  return [
+    '## Store engine on the main thread or in a worker thread',
+    '',
+    `The same live (${modes[0]!.live.ratePerSec} msg/s) and throughput (${modes[0]!.throughput.senders} x ${modes[0]!.throughput.inFlightPerSender} in flight) loads, in the same run: first on the server of the phases above, then on a fresh server whose store engine runs in the other place. Same disk as the probe above.`,
+    '',
+    '| store engine runs on | durable msg/s | server cores | send -> accepted p50 / p99 ms | live send -> receive p50 / p99 ms | server peak RSS MiB |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...modes.map(row),
+    '',
+  ];
 }
 
 /**

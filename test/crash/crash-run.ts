@@ -1,5 +1,5 @@
 /**
- * npm run crash -- --cycles N [--seed S] [--engine lmdb|dynamodb] [--path DIR] [--table T --endpoint URL --region R]
+ * npm run crash -- --cycles N [--seed S] [--engine lmdb|dynamodb] [--path DIR] [--table T --endpoint URL --region R] [--worker]
  *
  * Runs N kill-and-check cycles (see harness.ts) and ends with exactly one line on stdout:
  *   crash: N cycles, A acknowledged, L lost, D duplicated (seed S; kills inside an apply X (Z between its chunks and its last commit), inside a trim Y)
@@ -7,6 +7,8 @@
  * same kill schedule and the same writer choices (timing on a busy machine still varies).
  * Progress goes to stderr. Exit code 1 when anything was lost or duplicated.
  * Without --path, the lmdb engine uses a temp dir that is removed at the end, even on Ctrl-C.
+ * --worker: the writer runs the engine in a worker thread (`--store-worker`); the check
+ * opens it in process as always.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +25,7 @@ const { values } = parseArgs({
     table: { type: 'string' },
     endpoint: { type: 'string' },
     region: { type: 'string' },
+    worker: { type: 'boolean', default: false },
   },
 });
 const cycles = Number(values.cycles);
@@ -62,6 +65,7 @@ try {
     storeConfig,
     cycles,
     seed,
+    worker: values.worker,
     onCycle: (n, t) => process.stderr.write(`\rcycle ${n}/${cycles}: ${t.acknowledged} acknowledged, ${t.lost} lost, ${t.duplicated} duplicated`),
   });
   process.stderr.write('\n');

@@ -65,6 +65,8 @@ export interface CrashOptions {
   maxMs?: number;
   /** Share of cycles killed at a random moment before the writer reports ready. */
   earlyKillRate?: number;
+  /** The writer runs the engine in a worker thread (src/store/worker/host.ts), as `--store-worker` does. */
+  worker?: boolean;
   /** Test-only: the writer reports sends before they resolve (the check must catch it). */
   reportEarly?: boolean;
   /** Stop at the first cycle that finds a loss (for the negative control). */
@@ -84,6 +86,8 @@ export interface CrashTotals {
   /** Of killedInApply: after its chunks were durable, before its last transaction committed. */
   killedStaged: number;
   killedInTrim: number;
+  /** The writer ran the engine in a worker thread. */
+  worker: boolean;
 }
 
 /** Start the writer, kill it at a random moment, collect what it acknowledged. */
@@ -105,6 +109,7 @@ export async function runCycle(
   const aim: (typeof aims)[number] | undefined = tiny && random() < 0.5 ? aims[Math.floor(random() * aims.length)] : undefined;
   let armed = false;
   if (opts.reportEarly) args.push('--report-early');
+  if (opts.worker) args.push('--worker');
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const acked: Acked[] = [];
   let mismatches = 0;
@@ -251,7 +256,18 @@ async function verifyAcking(store: MailboxStore, user: string, expected: readonl
 export async function runCrash(opts: CrashOptions): Promise<CrashTotals> {
   const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
   const random = seeded(seed);
-  const totals: CrashTotals = { cycles: 0, acknowledged: 0, lost: 0, duplicated: 0, seed, acks: 0, killedInApply: 0, killedStaged: 0, killedInTrim: 0 };
+  const totals: CrashTotals = {
+    cycles: 0,
+    acknowledged: 0,
+    lost: 0,
+    duplicated: 0,
+    seed,
+    acks: 0,
+    killedInApply: 0,
+    killedStaged: 0,
+    killedInTrim: 0,
+    worker: opts.worker === true,
+  };
   const ackedUpTo = new Map<string, number>();
   const all: Acked[] = [];
   const seen = new Set<string>();
@@ -288,5 +304,6 @@ export async function runCrash(opts: CrashOptions): Promise<CrashTotals> {
 }
 
 export function crashLine(t: CrashTotals): string {
-  return `crash: ${t.cycles} cycles, ${t.acknowledged} acknowledged, ${t.lost} lost, ${t.duplicated} duplicated (seed ${t.seed}; kills inside an apply ${t.killedInApply} (${t.killedStaged} between its chunks and its last commit), inside a trim ${t.killedInTrim})`;
+  const where = t.worker ? '; store in a worker thread' : '';
+  return `crash: ${t.cycles} cycles, ${t.acknowledged} acknowledged, ${t.lost} lost, ${t.duplicated} duplicated (seed ${t.seed}${where}; kills inside an apply ${t.killedInApply} (${t.killedStaged} between its chunks and its last commit), inside a trim ${t.killedInTrim})`;
 }

@@ -12,23 +12,31 @@
  * reads, even if the kill comes right after.
  *
  * usage: node --import tsx test/crash/writer.ts <dataDir | store-config-json> <runId>
- *          [--seed N] [--wal tiny] [--report-early]
+ *          [--seed N] [--wal tiny] [--report-early] [--worker]
  *
  * --wal tiny (lmdb only) shrinks the write-ahead log's apply interval, resident limit and
  * segment size, so applies and trims run all the time and kills land inside them.
- * --report-early reports a send BEFORE it resolves. It exists only so the harness can
- * show that its check catches a lost message; the product has no such mode.
+ * --worker runs the engine in a worker thread (src/store/worker/host.ts), its apply
+ * cycle's moments forwarded from there. --report-early reports a send BEFORE it resolves.
+ * It exists only so the harness can show that its check catches a lost message; the
+ * product has no such mode.
  */
 import { parseArgs } from 'node:util';
 import { openStore } from '../../src/store/open.js';
-import { openLmdbStore } from '../../src/store/lmdb/index.js';
+import { openLmdbStore, type WalEvent } from '../../src/store/lmdb/index.js';
+import { openWorkerStore } from '../../src/store/worker/host.js';
 import { PostOffice } from '../../src/postoffice/post-office.js';
 import { bodyFor } from './bodies.js';
 import { seeded } from '../../tools/random.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { seed: { type: 'string', default: '1' }, wal: { type: 'string', default: 'default' }, 'report-early': { type: 'boolean', default: false } },
+  options: {
+    seed: { type: 'string', default: '1' },
+    wal: { type: 'string', default: 'default' },
+    'report-early': { type: 'boolean', default: false },
+    worker: { type: 'boolean', default: false },
+  },
 });
 const [target, runId = 'r'] = positionals;
 if (!target) {
@@ -48,15 +56,17 @@ const DEVICE = 'd';
 const write = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
+const TINY_WAL = { applyIntervalMs: 15, maxResidentMessages: 150, maxResidentBytes: 64 * 1024, segmentBytes: 16 * 1024, applyChunk: 16 };
+const onEvent = (e: WalEvent): void => write(`P ${e}`);
+const lmdbWal = values.wal === 'tiny' ? TINY_WAL : {};
 const store =
-  storeConfig.engine === 'lmdb' && values.wal === 'tiny'
-    ? await openLmdbStore({
-        path: storeConfig.path!,
-        wal: { applyIntervalMs: 15, maxResidentMessages: 150, maxResidentBytes: 64 * 1024, segmentBytes: 16 * 1024, applyChunk: 16, onEvent: (e) => write(`P ${e}`) },
-      })
-    : storeConfig.engine === 'lmdb'
-      ? await openLmdbStore({ path: storeConfig.path!, wal: { onEvent: (e) => write(`P ${e}`) } })
-      : await openStore(storeConfig);
+  values.worker && storeConfig.engine === 'lmdb'
+    ? await openWorkerStore({ lmdb: { path: storeConfig.path!, wal: lmdbWal, walEvents: true } }, { onWalEvent: onEvent })
+    : values.worker
+      ? await openStore({ ...storeConfig, worker: true })
+      : storeConfig.engine === 'lmdb'
+        ? await openLmdbStore({ path: storeConfig.path!, wal: { ...lmdbWal, onEvent } })
+        : await openStore(storeConfig);
 const po = new PostOffice({
   store,
   sweeper: false,
