@@ -23,13 +23,15 @@ const { target } = workerData as { target: WorkerTarget };
 
 let store: MailboxStore | undefined;
 let capacity: (() => StoreCapacity) | undefined;
+/** The numeric fields of the engine's capacity(), in the order every answer carries them. */
+let capacityKeys: string[] = [];
 
 function post(kind: Kind, id: number, payload: unknown): void {
   const c = store ? store.counters() : { keysRead: 0, keysWritten: 0, keysDeleted: 0 };
   const a: Answer = [kind, id, payload, c.keysRead, c.keysWritten, c.keysDeleted];
   if (capacity) {
-    const u = capacity();
-    a.push(u.readUnits, u.writeUnits, u.requests);
+    const u = capacity() as unknown as Record<string, number>;
+    for (const k of capacityKeys) a.push(u[k]!);
   }
   port!.postMessage(a);
 }
@@ -51,7 +53,12 @@ async function main(): Promise<void> {
     post(K_ERR, 0, toWire(err));
     return;
   }
-  if (s.capacity) capacity = () => s.capacity!();
+  if (s.capacity) {
+    capacity = () => s.capacity!();
+    capacityKeys = Object.entries(capacity())
+      .filter(([, v]) => typeof v === 'number')
+      .map(([k]) => k);
+  }
   s.onBackgroundFailure?.((err) => post(K_BACKGROUND, 0, toWire(err)));
   const ticker = setInterval(() => post(K_STATE, 0, null), STATE_EVERY_MS);
   ticker.unref();
@@ -79,7 +86,7 @@ async function main(): Promise<void> {
     );
   });
 
-  const info: ReadyInfo = { engine: s.engine, capabilities: s.capabilities, metered: capacity !== undefined };
+  const info: ReadyInfo = { engine: s.engine, capabilities: s.capabilities, ...(capacity ? { capacityKeys } : {}) };
   post(K_READY, 0, info);
 }
 

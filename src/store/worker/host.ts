@@ -106,7 +106,9 @@ export class WorkerStore implements MailboxStore {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private readonly count: StoreCounters = { keysRead: 0, keysWritten: 0, keysDeleted: 0 };
-  private readonly metered: StoreCapacity = { readUnits: 0, writeUnits: 0, requests: 0 };
+  /** The engine's capacity() as of the last answer (its fields named by the ready answer). */
+  private readonly metered: Record<string, number> = {};
+  private capacityKeys: string[] | undefined;
   private readonly backgroundListeners = new Set<(err: unknown) => void>();
   /** Set when the worker died: every call is answered with this (UNAVAILABLE). */
   private failure: PoboxError | undefined;
@@ -240,7 +242,7 @@ export class WorkerStore implements MailboxStore {
   }
 
   private onAnswer(a: Answer): void {
-    readState(a, this.count, this.capacity ? this.metered : undefined);
+    readState(a, this.count, this.metered, this.capacityKeys);
     switch (a[0]) {
       case K_OK: {
         const p = this.settled(a[1]);
@@ -270,9 +272,10 @@ export class WorkerStore implements MailboxStore {
       case K_READY: {
         const info = a[2] as ReadyInfo;
         this.info = info;
-        if (info.metered) {
-          readState(a, this.count, this.metered);
-          this.capacity = () => ({ ...this.metered });
+        if (info.capacityKeys) {
+          this.capacityKeys = info.capacityKeys;
+          readState(a, this.count, this.metered, this.capacityKeys);
+          this.capacity = () => ({ ...this.metered }) as unknown as StoreCapacity;
         }
         if (this.pending.size === 0) this.worker.unref();
         this.openSettle?.resolve();

@@ -6,9 +6,10 @@
  *
  * Calls, host -> worker: `[id, method, args]` (id >= 1; method a MailboxStore method name).
  * Answers and notices, worker -> host, flat arrays (they clone faster than objects):
- *   [kind, id, payload, keysRead, keysWritten, keysDeleted, readUnits?, writeUnits?, requests?]
- * `kind` says what it is (below). Every one of them carries the engine's counters (and its
- * capacity when the engine meters one) as they were when it was posted, so the host's
+ *   [kind, id, payload, keysRead, keysWritten, keysDeleted, ...capacity]
+ * `kind` says what it is (below). Every one of them carries the engine's counters (and,
+ * when the engine meters its backing service, the values of its capacity() in the order
+ * of `capacityKeys` from the ready answer) as they were when it was posted, so the host's
  * synchronous counters() / capacity() are exact right after any call resolved.
  *
  * Errors cross as plain objects: a PoboxError keeps its code, message and field (callers
@@ -17,7 +18,7 @@
  */
 import { isErrorCode, PoboxError } from '../../core/errors.js';
 import type { WalEvent } from '../lmdb/index.js';
-import type { AppendOutcome, StoreCapabilities, StoreCapacity, StoreCounters } from '../contract.js';
+import type { AppendOutcome, StoreCapabilities, StoreCounters } from '../contract.js';
 
 /** A call's answer. */
 export const K_OK = 0;
@@ -51,8 +52,8 @@ export type Answer = [
 export interface ReadyInfo {
   engine: string;
   capabilities: StoreCapabilities;
-  /** The engine meters its backing service (capacity() exists). */
-  metered: boolean;
+  /** The engine meters its backing service: the fields of its capacity(), in the order answers carry them. */
+  capacityKeys?: string[];
 }
 
 export type { WalEvent };
@@ -85,14 +86,10 @@ export function outcomesFromWire(wire: unknown[]): AppendOutcome[] {
   return out as unknown as AppendOutcome[];
 }
 
-/** Fill `counters` (and `capacity`) from an answer's tail. */
-export function readState(a: Answer, counters: StoreCounters, capacity: StoreCapacity | undefined): void {
+/** Fill `counters` (and `capacity`, by `keys`) from an answer's tail. */
+export function readState(a: Answer, counters: StoreCounters, capacity?: Record<string, number>, keys?: readonly string[]): void {
   counters.keysRead = a[3];
   counters.keysWritten = a[4];
   counters.keysDeleted = a[5];
-  if (capacity && a.length > 6) {
-    capacity.readUnits = a[6]!;
-    capacity.writeUnits = a[7]!;
-    capacity.requests = a[8]!;
-  }
+  if (capacity && keys) for (let i = 0; i < keys.length && 6 + i < a.length; i++) capacity[keys[i]!] = a[6 + i] as number;
 }
