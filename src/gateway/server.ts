@@ -8,6 +8,7 @@
  *   gateway.url / gateway.wsUrl / gateway.port
  *   await gateway.close();   // graceful: stop accepting, finish sends, close sockets 1001, close extensions
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -35,8 +36,23 @@ import { EphemeralRouter } from './ephemeral.js';
 
 export type { ServerContext, ServerExtension } from './extension.js';
 
-/** Pending connections the kernel may queue before we accept them. */
-const LISTEN_BACKLOG = 4096;
+/**
+ * Pending connections the kernel may queue before we accept them: asked for generously,
+ * because Linux caps it at net.core.somaxconn anyway (4096 by default since 5.4). The
+ * effective value is in the `listening` log line; an operator expecting reconnect storms
+ * raises somaxconn (docs/operations.md) and needs no other change.
+ */
+const LISTEN_BACKLOG = 65_535;
+
+/** The accept queue the kernel gives a listen(LISTEN_BACKLOG): capped by net.core.somaxconn on Linux; unknown elsewhere. */
+function effectiveBacklog(): number | undefined {
+  try {
+    const max = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
+    return Number.isFinite(max) && max > 0 ? Math.min(LISTEN_BACKLOG, max) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Paths that accept WebSocket upgrades. `/ws` is the documented one. */
 export const WS_PATHS: ReadonlySet<string> = new Set(['/ws', '/v1/ws', '/']);
@@ -283,7 +299,7 @@ export async function startGateway(parts: GatewayParts, extensions: readonly Ser
   const port = (http.address() as AddressInfo).port;
   const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${hostForUrl}:${port}`;
-  log.info({ url, store: postOffice.store.engine, bus: bus.kind }, 'listening');
+  log.info({ url, store: postOffice.store.engine, bus: bus.kind, listenBacklog: effectiveBacklog() ?? LISTEN_BACKLOG }, 'listening');
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
