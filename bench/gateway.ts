@@ -19,7 +19,17 @@
  * a worker thread, `--store-worker` of pobox serve, for every phase), --only live (the live phase twice on the same
  * fresh server, then the disk probe; printed, not written to bench/results: for A/B runs
  * of the live tail. The first pass includes the server's warm-up (JIT, young-generation
- * growth, a new data directory's first writes), the second is its steady state).
+ * growth, a new data directory's first writes), the second is its steady state; with
+ * --cpu-prof LABEL the server's profile of both passes is summarised, not written),
+ * --trace-gc (the server runs with node's --trace-gc: its collections, their pauses and
+ * what it allocated per message are printed beside each live pass).
+ *
+ * The disk probe (the floor under every live figure) writes what the live pass makes the
+ * write-ahead log write: a small append and an fdatasync, at the live rate, as many times
+ * as the measured pass delivers messages, to a file in the data dir while the server
+ * idles. A short burst of back-to-back syncs (the probe before) misses the disk's own tail
+ * at that rate. The live pass itself is measured after a warm-up at the same rate (the
+ * first seconds of a fresh server are its JIT and heap warming up, not its steady state).
  *
  * --store dynamodb: without --dynamodb-endpoint the benchmark starts DynamoDB Local itself
  * (random loopback port, fresh table, stopped on exit or Ctrl-C); with one, the table must
@@ -46,6 +56,7 @@ import { openStore } from '../src/store/open.js';
 import { benchArgs, numberFlag } from './lib/args.js';
 import { interrupted, onCleanup, runMain } from './lib/cleanup.js';
 import { profileMarkdown, summariseProfile, type ProfileSummary } from './lib/cpu-profile.js';
+import { GcTrace, type GcSummary } from './lib/gc-trace.js';
 import { machineMarkdown } from './lib/machine.js';
 import { log } from './lib/progress.js';
 import { benchMachine, resultsDir, writeResult, type BenchMachine } from './lib/results.js';
@@ -110,7 +121,9 @@ interface DrainResult {
 
 interface LiveResult {
   ratePerSec: number;
+  /** Measured messages; the warm-up's before them are not. */
   messages: number;
+  warmupMessages: number;
   /** Sends the server refused (e.g. UNAVAILABLE), warm-up included. */
   failed: number;
   /** send() call -> bob's handler. */
@@ -169,6 +182,7 @@ const args = benchArgs({
   'cpu-prof': { type: 'string' },
   only: { type: 'string' },
   'store-worker': { type: 'boolean' },
+  'trace-gc': { type: 'boolean' },
 });
 const quick = args.quick;
 const dynamo = (typeof args.values.store === 'string' ? args.values.store : 'lmdb') === 'dynamodb';
@@ -217,7 +231,8 @@ runMain(async () => {
   }
   const profileLabel = str('cpu-prof');
   const profDir = profileLabel ? tempDir('gateway-cpu-prof') : undefined;
-  const server = await startServerChild(config, profDir?.path);
+  const gc = args.values['trace-gc'] === true ? new GcTrace() : undefined;
+  const server = await startServerChild(config, profDir?.path, gc ? { nodeFlags: ['--trace-gc'], onOutput: (line) => gc.feed(line) } : {});
   const token = (user: string, device: string): Promise<string> => mintToken({ secret, user, device, ttlSeconds: 3600 });
   const clients: PoboxClient[] = [];
   onCleanup('bench clients', () => clients.forEach((c) => c.close()));
@@ -239,7 +254,9 @@ runMain(async () => {
   const startedAt = new Date().toISOString();
   log(`server pid ${server.pid} on ${server.wsUrl} (store ${server.store}, bus ${server.bus})`);
 
-  if (profileLabel && profDir) {
+  const only = str('only');
+  if (only !== undefined && only !== 'live') throw new Error(`--only must be live, got ${only}`);
+  if (profileLabel && profDir && only !== 'live') {
     // Profile mode: only the durable-throughput load, then the server's profile summarised.
     const senders = numberFlag(args, 'senders', 64);
     const inFlight = numberFlag(args, 'in-flight', 64);
@@ -281,22 +298,33 @@ runMain(async () => {
     return;
   }
 
-  const only = str('only');
-  if (only !== undefined && only !== 'live') throw new Error(`--only must be live, got ${only}`);
   if (only === 'live') {
     const rate = numberFlag(args, 'rate', dynamo ? 20 : 1000);
     const seconds = numberFlag(args, 'seconds', quick ? 2 : 10);
     const alice = await client('live-alice', 'laptop');
     const bob = await client('live-bob', 'phone');
     for (const pass of ['cold', 'warm']) {
-      const live = await liveLatency(alice, bob, rate, seconds, `live-${pass}-`);
+      // The cold pass is the warm pass's warm-up: only its first half second is left out.
+      const live = await liveLatency(alice, bob, rate, seconds, `live-${pass}-`, 0.5, () => gc?.reset());
       const [r, a] = [live.sendToReceive, live.sendToAccepted];
-      log(`live (${pass}) at ${rate}/s: send->receive p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms; send->accepted p50 ${a.p50} ms, p99 ${a.p99} ms`);
+      log(`live (${pass}) at ${rate}/s: send->receive p50 ${r.p50} ms, p90 ${r.p90} ms, p99 ${r.p99} ms, max ${r.max} ms; send->accepted p50 ${a.p50} ms, p99 ${a.p99} ms`);
+      if (gc) log(`  server GC (${pass}): ${gcLine(gc.summary(), live.messages)}`);
     }
-    const fsync = dynamo ? undefined : fsyncProbe(data.path);
-    if (fsync) log(`fdatasync of a 4 KiB write: p50 ${fsync.p50} ms, p99 ${fsync.p99} ms`);
     clients.forEach((c) => c.close());
+    if (!dynamo) {
+      const quickProbe = fsyncProbe(data.path);
+      log(`fdatasync, ${probeText(QUICK_PROBE)}: p50 ${quickProbe.p50} ms, p99 ${quickProbe.p99} ms, max ${quickProbe.max} ms`);
+      const shape = liveProbe(rate, seconds);
+      const fsync = fsyncProbe(data.path, shape);
+      log(`fdatasync, ${probeText(shape)}: p50 ${fsync.p50} ms, p90 ${fsync.p90} ms, p99 ${fsync.p99} ms, max ${fsync.max} ms`);
+    }
     await server.stop();
+    if (profileLabel && profDir) {
+      const file = readdirSync(profDir.path).find((f) => f.endsWith('.cpuprofile'));
+      if (!file) throw new Error('the server wrote no .cpuprofile');
+      log(profileMarkdown(summariseProfile(path.join(profDir.path, file), 25)).join('\n'));
+      await profDir.remove();
+    }
     return;
   }
 
@@ -355,12 +383,12 @@ runMain(async () => {
   const liveAlice = await client('live-alice', 'laptop');
   const liveBob = await client('live-bob', 'phone');
   const l0 = await settled(server);
-  const live = await liveLatency(liveAlice, liveBob, rate, liveSeconds);
+  const live = await liveLatency(liveAlice, liveBob, rate, liveSeconds, 'live-', quick ? 1 : LIVE_WARMUP_SECONDS);
   log(`live at ${rate}/s: send->receive p50 ${live.sendToReceive.p50} ms, p99 ${live.sendToReceive.p99} ms`);
   const l1 = await settled(server);
   if (l0 && l1) {
     // Refused sends stored nothing: divide by the messages that lived.
-    const n = live.messages + Math.min(500, rate) - live.failed;
+    const n = live.messages + live.warmupMessages - live.failed;
     lifecycle.push({
       phase: 'live',
       description: `one message at a time at ${rate} msg/s to a connected user: send, live delivery, ack and delete (the ack usually covers one message)`,
@@ -410,7 +438,14 @@ runMain(async () => {
     const worker = config.storeWorker !== true;
     const other = await startServerChild({ ...config, dataDir: otherData.path, storeWorker: worker });
     const where = worker ? 'in a worker thread' : 'on the main thread';
-    const otherLive = await liveLatency(await clientOn(other, 'live-alice', 'laptop'), await clientOn(other, 'live-bob', 'phone'), rate, liveSeconds);
+    const otherLive = await liveLatency(
+      await clientOn(other, 'live-alice', 'laptop'),
+      await clientOn(other, 'live-bob', 'phone'),
+      rate,
+      liveSeconds,
+      'live-',
+      quick ? 1 : LIVE_WARMUP_SECONDS,
+    );
     log(`store ${where}: live at ${rate}/s: send->receive p50 ${otherLive.sendToReceive.p50} ms, p99 ${otherLive.sendToReceive.p99} ms`);
     const otherSenders = await Promise.all(Array.from({ length: senders }, (_, i) => clientOn(other, `sender${i}`, 'd')));
     const otherThroughput = await durableThroughput(other, otherSenders, inFlight, seconds, quick ? 1 : 3);
@@ -424,8 +459,9 @@ runMain(async () => {
   }
 
   // DynamoDB Local keeps its data in memory: a disk probe would say nothing about it.
-  const fsync = dynamo ? undefined : fsyncProbe(data.path);
-  if (fsync) log(`fdatasync of a 4 KiB write: p50 ${fsync.p50} ms, p99 ${fsync.p99} ms`);
+  const probe = liveProbe(rate, liveSeconds);
+  const fsync = dynamo ? undefined : fsyncProbe(data.path, probe);
+  if (fsync) log(`fdatasync, ${probeText(probe)}: p50 ${fsync.p50} ms, p99 ${fsync.p99} ms`);
 
   const window = config.session?.windowMessages ?? 256;
   const notes = dynamo ? explainDynamo(drains, live, throughput, baseline, lifecycle, window) : explain(drains, live, throughput, baseline, fsync!, window);
@@ -461,7 +497,7 @@ runMain(async () => {
       live,
       throughput,
       baseline,
-      ...(fsync ? { fsync } : {}),
+      ...(fsync ? { fsync, fsyncProbe: probe } : {}),
       ...(dynamo ? { capacityPerMessage: lifecycle } : { storeModes }),
     },
   };
@@ -626,9 +662,24 @@ function spread(values: number[]): { median: number; min: number; max: number } 
 
 // ---- 2. live latency ---------------------------------------------------------------
 
-/** Message ids are `${idPrefix}${i}`: a second run on the same users needs another prefix (the same id would be a resend). */
-async function liveLatency(alice: PoboxClient, bob: PoboxClient, rate: number, seconds: number, idPrefix = 'live-'): Promise<LiveResult> {
-  const warmup = Math.min(500, rate);
+/** Seconds of live traffic before the measured live pass of the full run (a fresh server's first seconds are its warm-up). */
+const LIVE_WARMUP_SECONDS = 4;
+
+/**
+ * Message ids are `${idPrefix}${i}`: a second run on the same users needs another prefix
+ * (the same id would be a resend). The first `warmupSeconds` of messages are sent at the
+ * same rate and not measured; `onMeasuring` is called when the measured ones begin.
+ */
+async function liveLatency(
+  alice: PoboxClient,
+  bob: PoboxClient,
+  rate: number,
+  seconds: number,
+  idPrefix = 'live-',
+  warmupSeconds = 0.5,
+  onMeasuring?: () => void,
+): Promise<LiveResult> {
+  const warmup = Math.round(rate * warmupSeconds);
   const total = warmup + rate * seconds;
   const sentAt = new Map<string, number>();
   const receive = new Latency();
@@ -657,6 +708,7 @@ async function liveLatency(alice: PoboxClient, bob: PoboxClient, rate: number, s
     while (i < Math.min(due, total)) {
       const id = `${idPrefix}${i}`;
       const measured = i >= warmup;
+      if (i === warmup) onMeasuring?.();
       const t = performance.now();
       sentAt.set(id, t);
       sends.push(
@@ -676,7 +728,7 @@ async function liveLatency(alice: PoboxClient, bob: PoboxClient, rate: number, s
   }
   await Promise.all(sends);
   await done;
-  return { ratePerSec: rate, messages: rate * seconds, failed, sendToReceive: receive.summary(), sendToAccepted: accepted.summary() };
+  return { ratePerSec: rate, messages: rate * seconds, warmupMessages: warmup, failed, sendToReceive: receive.summary(), sendToAccepted: accepted.summary() };
 }
 
 // ---- 3. durable throughput ---------------------------------------------------------
@@ -777,14 +829,48 @@ async function postOfficeBaseline(serverConfig: ServerConfigInput, inFlight: num
   return { recipients, inFlight, seconds: round(wall), perSecond: Math.round(done / wall), cores: round((cpu.user + cpu.system) / 1e6 / wall) };
 }
 
+/** What the disk probe writes: `samples` appends of `bytes`, each followed by an fdatasync, `ratePerSec` a second (0: back to back). */
+interface ProbeShape {
+  samples: number;
+  bytes: number;
+  ratePerSec: number;
+}
+
+/** The short probe: 200 back-to-back 4 KiB appends. */
+const QUICK_PROBE: ProbeShape = { samples: 200, bytes: 4096, ratePerSec: 0 };
+
+/**
+ * The live pass's own disk pattern: at 1,000 msg/s one at a time, the write-ahead log
+ * appends one small record (~200 bytes) per group and fdatasyncs it, about `rate` times a
+ * second; as many samples as the measured pass has messages, so its p99 stands on as
+ * many syncs as the live p99 it is compared with.
+ */
+function liveProbe(rate: number, seconds: number): ProbeShape {
+  return { samples: Math.round(rate * seconds), bytes: 256, ratePerSec: rate };
+}
+
+function probeText(p: ProbeShape): string {
+  const what = `${p.samples.toLocaleString('en-US')} appends of ${p.bytes >= 1024 ? `${p.bytes / 1024} KiB` : `${p.bytes} B`}`;
+  return p.ratePerSec > 0 ? `${what} at ${p.ratePerSec.toLocaleString('en-US')}/s` : `${what} back to back`;
+}
+
 /** fdatasync latency of the disk the data dir is on: the floor under every durable commit. */
-function fsyncProbe(dir: string): LatencySummary {
+function fsyncProbe(dir: string, shape: ProbeShape = QUICK_PROBE): LatencySummary {
   const file = path.join(dir, 'fsync-probe');
   const fd = openSync(file, 'w');
   const lat = new Latency();
-  const block = Buffer.alloc(4096, 1);
+  const block = Buffer.alloc(shape.bytes, 1);
+  // Paced with a futex wait (sub-millisecond, no busy loop); a sync that overruns its slot
+  // makes the next ones go back to back until the schedule is caught up, as sends queue.
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  const periodMs = shape.ratePerSec > 0 ? 1000 / shape.ratePerSec : 0;
+  const t0 = performance.now();
   try {
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < shape.samples; i++) {
+      if (periodMs > 0) {
+        const wait = t0 + i * periodMs - performance.now();
+        if (wait > 0) Atomics.wait(sleeper, 0, 0, wait);
+      }
       writeSync(fd, block);
       const t = process.hrtime.bigint();
       fdatasyncSync(fd);
@@ -795,6 +881,12 @@ function fsyncProbe(dir: string): LatencySummary {
     unlinkSync(file);
   }
   return lat.summary();
+}
+
+/** The server's collections over a live pass, per message. */
+function gcLine(g: GcSummary, messages: number): string {
+  const perMessage = messages > 0 ? round((g.allocatedMiB * 1024) / messages) : 0;
+  return `${g.scavenges} young-generation and ${g.markCompacts} full collections, pauses p50 ${g.pauseMs.p50} ms, p99 ${g.pauseMs.p99} ms, max ${g.pauseMs.max} ms (${g.pauseMs.total} ms in all); ${g.allocatedMiB} MiB allocated, ${perMessage} KiB per message`;
 }
 
 // ---- report ------------------------------------------------------------------------
@@ -862,7 +954,7 @@ function explain(drains: DrainResult[], live: LiveResult, t: ThroughputResult, b
   const notes = [
     `The machine was shared with other work while this ran (load average above; up to 7 other build/test sessions on the same ${cores} cores), so every figure here is noisy and is a floor on what the code does on a quiet machine. Server and load generator are separate processes; every number includes the client's own JSON and WebSocket work.`,
     `Drain: ${d100.protocolMs.median} ms for 100 pending and ${d1000.protocolMs.median} ms for 1,000 (hello -> last message, median; targets ${TARGETS.drain100Ms} and ${TARGETS.drain1000Ms} ms: ${met(rows[0]!.met)}, ${met(rows[1]!.met)}). The device is known (it was connected once before its backlog was sent), so the hello costs reads only. The window is ${window} messages, and the client acks each quarter of it and at the end of each burst, so a backlog of 1,000 goes out without waiting for an ack: pages of up to 256 messages read from the store and written with one writev each. What is left is per-message work on both sides (store read, JSON, WebSocket framing, the client's JSON.parse): ${round((d1000.protocolMs.median * 1000) / 1000)} us per message at 1,000.`,
-    `Live send -> receive p50 ${live.sendToReceive.p50} ms, p99 ${live.sendToReceive.p99} ms at ${live.ratePerSec} msg/s, against a bare 4 KiB append + fdatasync on this disk of p50 ${fsync.p50} ms, p99 ${fsync.p99} ms (targets: +${TARGETS.liveP50OverFsyncMs} ms at p50 ${met(rows[2]!.met)}, +${TARGETS.liveP99OverFsyncMs} ms at p99 ${met(rows[3]!.met)}). A message is delivered once its append has resolved (durable first), from the wake-up, which carries the message: no store read on the live path. send -> accepted alone: p50 ${live.sendToAccepted.p50} ms, p99 ${live.sendToAccepted.p99} ms; the difference is the delivery itself.`,
+    `Live send -> receive p50 ${live.sendToReceive.p50} ms, p99 ${live.sendToReceive.p99} ms at ${live.ratePerSec} msg/s (after ${live.warmupMessages.toLocaleString('en-US')} warm-up messages at the same rate), against the disk's own fdatasync at the live pass's pattern (${probeText(liveProbe(live.ratePerSec, live.messages / live.ratePerSec))}) of p50 ${fsync.p50} ms, p99 ${fsync.p99} ms (targets: +${TARGETS.liveP50OverFsyncMs} ms at p50 ${met(rows[2]!.met)}, +${TARGETS.liveP99OverFsyncMs} ms at p99 ${met(rows[3]!.met)}). A message is delivered once its append has resolved (durable first), from the wake-up, which carries the message: no store read on the live path. send -> accepted alone: p50 ${live.sendToAccepted.p50} ms, p99 ${live.sendToAccepted.p99} ms; the difference is the delivery itself.`,
     `Durable throughput ${t.perSecond} msg/s (target >= ${TARGETS.throughputPerSec}): ${met(t.perSecond >= TARGETS.throughputPerSec)}. Server process ${t.serverCores} cores, load generator ${t.loadGeneratorCores} cores of ${cores}; server RSS ${t.serverRssMiB ?? '?'} MiB at the end of the window (peak ${t.serverPeakRssMiB ?? '?'} MiB).`,
     `The post office alone (no gateway, no WebSocket, ${spread.inFlight} sends in flight in one process) commits ${spread.perSecond} sends/s over ${RECIPIENTS.toLocaleString('en-US')} recipients at ${spread.cores} cores` +
       (few ? `, and ${few.perSecond} sends/s over ${few.recipients} recipients.` : '.') +
@@ -946,6 +1038,7 @@ function markdown(env: {
     throughput: ThroughputResult;
     baseline: BaselineResult[];
     fsync?: LatencySummary;
+    fsyncProbe?: ProbeShape;
     capacityPerMessage?: LifecycleUnits[];
     storeModes?: StoreModeResult[];
   };
@@ -978,7 +1071,9 @@ function markdown(env: {
           '| measure | target | reached | |',
           '| --- | --- | --- | --- |',
           ...targetRows(drain, live, t, env.data.fsync).map((r) => `| ${r.measure} | ${r.target} | ${r.reached} | ${r.met ? 'met' : '**not met**'} |`),
-          ...(env.data.fsync ? [`| (disk: fdatasync after a 4 KiB write, same run) | | p50 ${env.data.fsync.p50} ms, p99 ${env.data.fsync.p99} ms | |`] : []),
+          ...(env.data.fsync
+            ? [`| (disk: fdatasync, ${probeText(env.data.fsyncProbe ?? QUICK_PROBE)}, same run) | | p50 ${env.data.fsync.p50} ms, p99 ${env.data.fsync.p99} ms | |`]
+            : []),
           `| server RSS under the throughput load (end of window / peak) | reported | ${t.serverRssMiB ?? '?'} / ${t.serverPeakRssMiB ?? '?'} MiB | |`,
         ]),
     '',
@@ -1009,7 +1104,10 @@ function markdown(env: {
     ...env.data.baseline.map((b) => `| ${b.recipients.toLocaleString('en-US')} | ${b.inFlight} | ${b.perSecond.toLocaleString('en-US')} | ${b.cores} |`),
     '',
     ...(env.data.fsync
-      ? [`Disk: fdatasync after a 4 KiB write, p50 ${env.data.fsync.p50} ms, p99 ${env.data.fsync.p99} ms, max ${env.data.fsync.max} ms (200 samples, data dir).`, '']
+      ? [
+          `Disk: fdatasync, ${probeText(env.data.fsyncProbe ?? QUICK_PROBE)} to a file in the data dir: p50 ${env.data.fsync.p50} ms, p99 ${env.data.fsync.p99} ms, max ${env.data.fsync.max} ms.`,
+          '',
+        ]
       : []),
     ...storeModesMarkdown(env.data.storeModes ?? []),
     '## What limits it',

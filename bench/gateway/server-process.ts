@@ -40,11 +40,20 @@ export interface CapacitySnapshot {
   counters: { keysRead: number; keysWritten: number; keysDeleted: number };
 }
 
-export async function startServerChild(config: ServerConfigInput, cpuProfDir?: string): Promise<ServerHandle> {
+export interface ServerChildOptions {
+  /** Extra node flags for the child (e.g. --trace-gc). */
+  nodeFlags?: string[];
+  /** Every line the child prints on stdout that is not one of its own reports (e.g. --trace-gc's). */
+  onOutput?: (line: string) => void;
+}
+
+export async function startServerChild(config: ServerConfigInput, cpuProfDir?: string, opts: ServerChildOptions = {}): Promise<ServerHandle> {
   const script = path.join(BENCH_DIR, 'gateway', 'server-child.ts');
   // --cpu-prof writes the profile when the child exits (it exits on SIGTERM after a graceful close).
   const profFlags = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
-  const child: ChildProcess = spawn(process.execPath, [...profFlags, '--import', 'tsx', script, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [...profFlags, ...(opts.nodeFlags ?? []), '--import', 'tsx', script, JSON.stringify(config)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');
@@ -64,6 +73,7 @@ export async function startServerChild(config: ServerConfigInput, cpuProfDir?: s
   const waiting: Array<(c: CapacitySnapshot | null) => void> = [];
   lines.on('line', (line) => {
     if (line.startsWith('CAPACITY ')) waiting.shift()?.(JSON.parse(line.slice(9)) as CapacitySnapshot | null);
+    else if (!line.startsWith('READY ')) opts.onOutput?.(line);
   });
   const capacity = (): Promise<CapacitySnapshot | null> =>
     new Promise((resolve, reject) => {
