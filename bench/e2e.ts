@@ -16,6 +16,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { benchArgs, numberFlag } from './lib/args.js';
 import { checkInterrupted, runMain } from './lib/cleanup.js';
@@ -59,6 +60,8 @@ export interface StormResult {
   tcp?: Record<string, number>;
   /** The server socket's accept-queue length (ss Send-Q of the listener). */
   listenBacklog?: number;
+  /** The kernel's cap on any accept queue (net.core.somaxconn): the gateway asks for more, and gets this. */
+  somaxconn?: number;
 }
 
 interface Pct {
@@ -219,6 +222,7 @@ async function stormBench(devices: number, perDevice: number, spreadMs: number):
     const wallS = (lastAck - startAt) / 1000;
     const left = await server.ask<Extract<ServerReply, { type: 'pending' }>>({ cmd: 'pending', users: devices, prefix }, ['pending']);
     const completed = all.filter((d) => d.done);
+    const cap = somaxconn();
     const pct = (xs: number[]): Pct => {
       const s = xs.filter((x) => x >= 0).sort((a, b) => a - b);
       return { p50: Math.round(percentile(s, 50)), p99: Math.round(percentile(s, 99)), max: Math.round(s.at(-1) ?? NaN) };
@@ -250,6 +254,7 @@ async function stormBench(devices: number, perDevice: number, spreadMs: number):
       serverEventLoopPeak1s: Math.round(mem.eluPeak1s * 100) / 100,
       ...(tcp ? { tcp } : {}),
       ...(backlog !== undefined ? { listenBacklog: backlog } : {}),
+      ...(cap !== undefined ? { somaxconn: cap } : {}),
     };
     log(
       `e2e storm: ${result.completed}/${devices} devices done in ${result.totalMs} ms; delivered ${result.messagesDelivered}/${result.messagesExpected}, ` +
@@ -277,7 +282,7 @@ function stormNotes(s: StormResult): string[] {
       `Storm: the server's listen queue overflowed ${overflows} times and the kernel retransmitted ${s.tcp?.TCPSynRetrans ?? 0} SYNs (SYN cookies sent: ${s.tcp?.SyncookiesSent ?? 0}). ` +
         "Connections that arrive while the queue is full wait in TCP's retransmission backoff (1 s, then 3 s, 7 s, 15 s ...), which is what stretches the tail: " +
         `the time from connect to the socket opening is p50 ${s.open.p50} ms and p99 ${s.open.p99} ms, while opening to the durable ack takes about ${Math.max(0, s.acked.p50 - s.open.p50)} ms (p50). ` +
-        `The gateway's listen backlog is ${s.listenBacklog ?? 'unknown'}${s.listenBacklog === 511 ? " (Node's default)" : ''}; ${s.devices.toLocaleString('en')} connects in one second arrive faster than one event loop accepts them and sets up their sessions (busiest second: ${Math.round(s.serverEventLoopPeak1s * 100)}% busy).`,
+        `The gateway's listen backlog is ${s.listenBacklog ?? 'unknown'}${s.listenBacklog === 511 ? " (Node's default)" : ''}${s.somaxconn !== undefined && s.listenBacklog === s.somaxconn ? " (the kernel's cap, net.core.somaxconn: the gateway asks for 65,535)" : ''}; ${s.devices.toLocaleString('en')} connects in one second arrive faster than one event loop accepts them and sets up their sessions (busiest second: ${Math.round(s.serverEventLoopPeak1s * 100)}% busy).`,
     );
   }
   return out;
@@ -341,6 +346,16 @@ async function idleBench(maxConnections: number, quick: boolean): Promise<IdleRe
     return result;
   } finally {
     await server.stop();
+  }
+}
+
+/** net.core.somaxconn, the cap Linux puts on every listen backlog (undefined elsewhere). */
+function somaxconn(): number | undefined {
+  try {
+    const n = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
   }
 }
 
