@@ -9,10 +9,11 @@
  *     per connection;
  *  3. drain and live latency, read from the gateway benchmark's results when present.
  *
- *   npm run bench:e2e [-- --quick] [--devices 10000] [--idle-max 100000] [--only storm|idle] [--cpu-prof DIR]
+ *   npm run bench:e2e [-- --quick] [--devices 10000] [--idle-max 100000] [--only storm|idle] [--cpu-prof DIR] [--store-worker]
  *
  * --cpu-prof DIR: the server process writes a V8 CPU profile into DIR when it exits
  * (summarise it with `node --import tsx bench/lib/cpu-profile.ts FILE`).
+ * --store-worker: the server runs its store engine in a worker thread (storeWorker).
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -100,10 +101,19 @@ const MiB = 1024 * 1024;
 
 /** Where the server writes its CPU profile (--cpu-prof DIR), if asked. */
 let serverProfileDir: string | undefined;
+/** --store-worker: the server's store engine runs in a worker thread. */
+let storeWorker = false;
 
 runMain(async () => {
-  const args = benchArgs({ devices: { type: 'string' }, 'idle-max': { type: 'string' }, only: { type: 'string' }, 'cpu-prof': { type: 'string' } });
+  const args = benchArgs({
+    devices: { type: 'string' },
+    'idle-max': { type: 'string' },
+    only: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    'store-worker': { type: 'boolean' },
+  });
   if (typeof args.values['cpu-prof'] === 'string') serverProfileDir = args.values['cpu-prof'];
+  storeWorker = args.values['store-worker'] === true;
   const quick = args.quick;
   const devices = numberFlag(args, 'devices', quick ? 500 : 10_000);
   const idleMax = numberFlag(args, 'idle-max', quick ? 1_000 : 100_000);
@@ -150,7 +160,7 @@ runMain(async () => {
     startedAt,
     finishedAt: new Date().toISOString(),
     machine: benchMachine(['ws', 'lmdb', 'jose']),
-    params: { devices, perDevice: 10, spreadMs: 1000, idleMax },
+    params: { devices, perDevice: 10, spreadMs: 1000, idleMax, storeWorker },
     notes,
     data,
   });
@@ -167,7 +177,7 @@ interface GatewayJson {
 
 function startServerChild(secret: string): Child {
   const prof = serverProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${serverProfileDir}`] : [];
-  return forkChild('server-child.ts', { BENCH_SECRET: secret }, ['--expose-gc', ...prof]);
+  return forkChild('server-child.ts', { BENCH_SECRET: secret, ...(storeWorker ? { BENCH_STORE_WORKER: '1' } : {}) }, ['--expose-gc', ...prof]);
 }
 
 async function stormBench(devices: number, perDevice: number, spreadMs: number): Promise<StormResult> {

@@ -38,6 +38,8 @@ server = await startServer({
   auth: { secrets: [secret] },
   // Sweeping is not what is measured here.
   postOffice: { retention: { sweepIntervalMs: 0 } },
+  // bench:e2e --store-worker
+  ...(process.env.BENCH_STORE_WORKER === '1' ? { storeWorker: true } : {}),
 });
 reply({ type: 'ready', port: server.port, nofile: Number(process.env.BENCH_NOFILE ?? 0) });
 
