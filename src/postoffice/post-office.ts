@@ -23,6 +23,7 @@ import {
   type RecipientOutcome,
   type ReadPage,
   type SendResult,
+  type StoredMessage,
 } from '../core/types.js';
 import { parseInput } from '../core/validate.js';
 import type { AppendItem, ExportPage, MailboxSnapshot, MailboxStore, PurgeOutcome, ReadRequest, RegisterOutcome, RestoreOutcome } from '../store/contract.js';
@@ -75,6 +76,14 @@ interface PendingSend {
 
 /** The deadline of one restore (a whole mailbox in one store call), unless storeTimeoutMs is longer. */
 const RESTORE_TIMEOUT_MS = 300_000;
+
+/** The stored message an appended item became: one object, built field by field (no rest copy and spread per message). */
+function storedOf(item: AppendItem, seq: Seq): StoredMessage {
+  const m: StoredMessage = { seq, id: item.id, from: item.from, to: item.to, body: item.body, bytes: item.bytes, sentAt: item.sentAt, expiresAt: item.expiresAt };
+  if (item.toDevice !== undefined) m.toDevice = item.toDevice;
+  if (item.receipt) m.receipt = true;
+  return m;
+}
 
 export class PostOffice {
   readonly config: PostOfficeConfig;
@@ -314,10 +323,8 @@ export class PostOffice {
         this.events.emit('rejected', { code: o.error.code, to: p.item.to });
         p.reject(o.error);
       } else {
-        if (!o.duplicate) {
-          const { senderQuotaExempt: _exempt, ...message } = p.item;
-          this.events.emit('stored', { user: p.item.to, epoch: o.epoch, message: { ...message, seq: o.seq } });
-        } else this.events.emit('resent', { user: p.item.to, epoch: o.epoch, seq: o.seq });
+        if (!o.duplicate) this.events.emit('stored', { user: p.item.to, epoch: o.epoch, message: storedOf(p.item, o.seq) });
+        else this.events.emit('resent', { user: p.item.to, epoch: o.epoch, seq: o.seq });
         p.resolve({ seq: o.seq, duplicate: o.duplicate, durable: true, epoch: o.epoch });
       }
     });

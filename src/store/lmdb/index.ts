@@ -928,18 +928,19 @@ export class LmdbStore implements MailboxStore {
     if (items.length === 0) return [];
     if (this.gate || this.overLimit(2) || this.closed || this.failure) await this.admit();
     // Mailboxes that do not exist yet: only created (with this epoch) if a send is stored.
-    const fresh = new Map<UserId, { meta: MetaValue; created: boolean }>();
+    // Made only when a batch meets a user with no state in memory (not the live path).
+    let fresh: Map<UserId, { meta: MetaValue; created: boolean }> | undefined;
     const entries: AppendEntry[] = [];
     const out: AppendOutcome[] = [];
     const touched: UserState[] = [];
     for (const item of items) {
       const s = this.states.get(item.to);
-      let f = s ? undefined : fresh.get(item.to);
+      let f = s ? undefined : fresh?.get(item.to);
       if (!s && !f) {
         this.count.keysRead++;
         const m = this.lmdbMeta(item.to);
         f = { meta: m ?? emptyMeta(), created: !m };
-        fresh.set(item.to, f);
+        (fresh ??= new Map()).set(item.to, f);
       }
       const meta = s ? s.meta : f!.meta;
       // Dedupe first: a resend of a stored message answers with its seq even if its
@@ -983,7 +984,7 @@ export class LmdbStore implements MailboxStore {
       if (f) this.states.set(item.to, newState(f.meta));
       // Applied now (lsn set below), so later items of this batch see it: dedupe, quota.
       this.effectAppend(e, 0);
-      fresh.delete(item.to);
+      fresh?.delete(item.to);
       touched.push(this.states.get(item.to)!);
       this.count.keysWritten += 3;
       out.push({ ok: true, seq: e[1], duplicate: false, epoch: meta.epoch });
@@ -1000,7 +1001,7 @@ export class LmdbStore implements MailboxStore {
       throw err;
     }
     for (const s of touched) s.lsn = lsn;
-    this.count.keysWritten += new Set(entries.map((e) => e[0])).size;
+    this.count.keysWritten += touched.length === 1 ? 1 : new Set(touched).size; // one meta per user
     if (this.overLimit(1)) this.kick();
     await this.durable(lsn);
     // Duplicates answered from an earlier, maybe not yet synced record: that one is older.
