@@ -72,6 +72,10 @@ export class PoboxMetrics {
   readonly connectionsTotal: Counter;
   readonly connectionsRefused: Counter<'reason'>;
   readonly sessions: Gauge<'state'>;
+  /** Message frames delivered since the last scrape, by path (handed to `delivered` when scraped). */
+  private readonly deliveredSince: Record<DeliveryPath, number> = { drain: 0, live: 0 };
+  /** Open sessions by state, kept here and set on `sessions` when scraped. */
+  private readonly sessionCounts = new Map<SessionState, number>();
   readonly onlineUsers: Gauge;
   readonly storeSeconds: Histogram<'engine' | 'op' | 'outcome'>;
   readonly storeCapacityUnits: Counter<'kind'>;
@@ -90,11 +94,20 @@ export class PoboxMetrics {
   constructor(opts: MetricsOptions = {}) {
     const registers = [this.registry];
     this.sent = new Counter({ name: 'pobox_messages_sent_total', help: 'Messages stored durably (duplicates of an already stored id are not counted).', registers });
+    // Counted in plain fields on the hot path (every message frame, every session move) and
+    // handed to prom-client when scraped: its labelled inc() hashes the labels on each call.
+    const delivered = this.deliveredSince;
     this.delivered = new Counter({
       name: 'pobox_messages_delivered_total',
       help: 'Message frames sent to devices, by path: drain (backlog at connect) or live (woken while connected).',
       labelNames: ['path'],
       registers,
+      collect() {
+        for (const path of ['drain', 'live'] as const) {
+          if (delivered[path] > 0) this.inc({ path }, delivered[path]);
+          delivered[path] = 0;
+        }
+      },
     });
     this.acks = new Counter({ name: 'pobox_acks_total', help: 'Acks that moved a device cursor forward.', registers });
     this.acked = new Counter({ name: 'pobox_messages_acked_total', help: 'Messages deleted because every device of the recipient acked them.', registers });
@@ -138,11 +151,16 @@ export class PoboxMetrics {
       labelNames: ['reason'],
       registers,
     });
+    const sessionCounts = this.sessionCounts;
+    for (const state of OPEN_SESSION_STATES) sessionCounts.set(state, 0);
     this.sessions = new Gauge({
       name: 'pobox_sessions',
       help: `Device sessions on this node by state (${OPEN_SESSION_STATES.join(', ')}), kept from the sessions' state changes.`,
       labelNames: ['state'],
       registers,
+      collect() {
+        for (const [state, n] of sessionCounts) this.set({ state }, n);
+      },
     });
     for (const state of OPEN_SESSION_STATES) this.sessions.set({ state }, 0);
     this.onlineUsers = new Gauge({
@@ -243,7 +261,7 @@ export class PoboxMetrics {
 
   /** A message frame was written to a device. For live frames, `sentAt` gives the latency. */
   deliveredMessage(path: DeliveryPath, sentAt?: number, now = Date.now()): void {
-    this.delivered.inc({ path });
+    this.deliveredSince[path]++;
     if (path === 'live' && sentAt !== undefined) this.liveLatency.observe(Math.max(0, now - sentAt) / 1000);
   }
 
@@ -264,8 +282,9 @@ export class PoboxMetrics {
 
   /** A session moved from one state to another (`from` absent: a new session); a closed session is counted no more. */
   sessionMoved(from: SessionState | undefined, to: SessionState): void {
-    if (from !== undefined && OPEN_SESSION_STATES.includes(from)) this.sessions.dec({ state: from });
-    if (OPEN_SESSION_STATES.includes(to)) this.sessions.inc({ state: to });
+    const counts = this.sessionCounts;
+    if (from !== undefined && counts.has(from)) counts.set(from, counts.get(from)! - 1);
+    if (counts.has(to)) counts.set(to, counts.get(to)! + 1);
   }
 
   /** Set by the server: the users connected to it, counted on each scrape. */
