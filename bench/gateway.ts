@@ -54,6 +54,7 @@ import { ServerConfigSchema, storeConfigOf, type ServerConfigInput } from '../sr
 import { PostOffice } from '../src/postoffice/post-office.js';
 import { openStore } from '../src/store/open.js';
 import { benchArgs, numberFlag } from './lib/args.js';
+import { threadCpuSeconds } from './lib/proc.js';
 import { interrupted, onCleanup, runMain } from './lib/cleanup.js';
 import { profileMarkdown, summariseProfile, type ProfileSummary } from './lib/cpu-profile.js';
 import { GcTrace, type GcSummary } from './lib/gc-trace.js';
@@ -162,6 +163,8 @@ interface ThroughputResult {
   sendToAccepted: LatencySummary;
   /** CPU cores used on average during the measured window. */
   serverCores: number;
+  /** Of which the server's main thread (the event loop serving the sockets; the rest: lmdb's write thread, fsyncs, GC helpers, a store worker). */
+  serverMainThreadCores?: number;
   loadGeneratorCores: number;
   /** Server resident set size at the end of the measured window, and its peak (MiB). */
   serverRssMiB?: number;
@@ -263,7 +266,7 @@ runMain(async () => {
     const seconds = numberFlag(args, 'seconds', 15);
     const senderClients = await Promise.all(Array.from({ length: senders }, (_, i) => client(`sender${i}`, 'd')));
     const t = await durableThroughput(server, senderClients, inFlight, seconds, 3);
-    log(`profiled throughput: ${t.perSecond} accepted/s; server ${t.serverCores} cores, load generator ${t.loadGeneratorCores} cores`);
+    log(`profiled throughput: ${t.perSecond} accepted/s; server ${t.serverCores} cores (main thread ${t.serverMainThreadCores}), load generator ${t.loadGeneratorCores} cores`);
     clients.forEach((c) => c.close());
     await server.stop();
     // One file per thread (CPU.<date>.<pid>.<thread id>.<n>.cpuprofile): the main thread is
@@ -406,7 +409,7 @@ runMain(async () => {
   const t0cap = await settled(server);
   const throughput = await durableThroughput(server, senderClients, inFlight, seconds, quick ? 1 : dynamo ? 2 : 3);
   log(
-    `throughput: ${throughput.perSecond} accepted/s (${senders} senders x ${inFlight} in flight); server ${throughput.serverCores} cores, load generator ${throughput.loadGeneratorCores} cores`,
+    `throughput: ${throughput.perSecond} accepted/s (${senders} senders x ${inFlight} in flight); server ${throughput.serverCores} cores (main thread ${throughput.serverMainThreadCores}), load generator ${throughput.loadGeneratorCores} cores`,
   );
   const t1cap = await settled(server);
   if (t0cap && t1cap) {
@@ -766,6 +769,7 @@ async function durableThroughput(server: ServerHandle, senders: PoboxClient[], i
   const loops = senders.flatMap((c) => Array.from({ length: inFlight }, () => loop(c)));
   await new Promise((r) => setTimeout(r, warmupSeconds * 1000));
   const cpuServer0 = server.cpuSeconds();
+  const cpuMain0 = threadCpuSeconds(server.pid);
   const cpuSelf0 = process.cpuUsage();
   const t0 = performance.now();
   measuring = true;
@@ -773,6 +777,7 @@ async function durableThroughput(server: ServerHandle, senders: PoboxClient[], i
   stop = true;
   const wall = (performance.now() - t0) / 1000;
   const cpuServer = server.cpuSeconds() - cpuServer0;
+  const cpuMain = threadCpuSeconds(server.pid) - cpuMain0;
   const self = process.cpuUsage(cpuSelf0);
   const mem = server.memory();
   await Promise.all(loops);
@@ -787,6 +792,7 @@ async function durableThroughput(server: ServerHandle, senders: PoboxClient[], i
     perSecond: Math.round(accepted / wall),
     sendToAccepted: latency.summary(),
     serverCores: round(cpuServer / wall),
+    serverMainThreadCores: round(cpuMain / wall),
     loadGeneratorCores: round((self.user + self.system) / 1e6 / wall),
     serverRssMiB: mem.rssMiB,
     serverPeakRssMiB: mem.peakRssMiB,
@@ -1125,15 +1131,16 @@ function storeModesMarkdown(modes: StoreModeResult[]): string[] {
   const row = (m: StoreModeResult, i: number): string => {
     const t = m.throughput;
     const l = m.live.sendToReceive;
-    return `| ${m.worker ? 'a worker thread (`--store-worker`)' : 'the main thread'}${i === 0 ? ' (the phases above)' : ' (a fresh server, after them)'} | ${t.perSecond.toLocaleString('en-US')} | ${t.serverCores} | ${t.sendToAccepted.p50} / ${t.sendToAccepted.p99} | ${l.p50} / ${l.p99} | ${t.serverPeakRssMiB ?? '?'} |`;
+    const perMsg = (cores: number | undefined): string => (cores === undefined ? '?' : String(round((cores * 1e6) / t.perSecond)));
+    return `| ${m.worker ? 'a worker thread (`--store-worker`)' : 'the main thread'}${i === 0 ? ' (the phases above)' : ' (a fresh server, after them)'} | ${t.perSecond.toLocaleString('en-US')} | ${t.serverCores} / ${t.serverMainThreadCores ?? '?'} | ${perMsg(t.serverCores)} / ${perMsg(t.serverMainThreadCores)} | ${t.loadGeneratorCores} | ${t.sendToAccepted.p50} / ${t.sendToAccepted.p99} | ${l.p50} / ${l.p99} | ${t.serverPeakRssMiB ?? '?'} |`;
   };
   return [
     '## Store engine on the main thread or in a worker thread',
     '',
     `The same live (${modes[0]!.live.ratePerSec} msg/s) and throughput (${modes[0]!.throughput.senders} x ${modes[0]!.throughput.inFlightPerSender} in flight) loads, in the same run: first on the server of the phases above, then on a fresh server whose store engine runs in the other place. Same disk as the probe above.`,
     '',
-    '| store engine runs on | durable msg/s | server cores | send -> accepted p50 / p99 ms | live send -> receive p50 / p99 ms | server peak RSS MiB |',
-    '| --- | --- | --- | --- | --- | --- |',
+    '| store engine runs on | durable msg/s | server cores: all / main thread | server CPU us per msg: all / main thread | load generator cores | send -> accepted p50 / p99 ms | live send -> receive p50 / p99 ms | server peak RSS MiB |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
     ...modes.map(row),
     '',
   ];

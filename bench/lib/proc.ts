@@ -8,6 +8,12 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** CPU seconds one thread of a process has used so far (its main thread: tid = pid), from /proc/<pid>/task/<tid>/stat. */
+export function threadCpuSeconds(pid: number, tid: number = pid): number {
+  const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** Values of a Prometheus text exposition by series, labels included as printed: `name` or `name{k="v"}`. */
 export function promValues(text: string): Map<string, number> {
   const out = new Map<string, number>();
