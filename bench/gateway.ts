@@ -1168,7 +1168,7 @@ function profilesMarkdown(dir: string): string[] {
   const gc = share((a) => a === 'GC');
   out.push(
     `**Both cores.** The server is one JavaScript thread: in the latest profile (${last.label}) ${last.profile.busyPct}% of it was busy, and ${engine}% of that busy time was the embedded engine's own work (lmdb-js transaction bodies, msgpackr, ordered-binary keys, src/store), ${gc}% GC. ` +
-      "That engine share is what moving the engine into a worker thread would take off the event loop (the gateway would then pay a message hop per batch instead). Several gateway processes sharing the port cannot share the embedded engine: its write-ahead log has one writer per data directory (a LOCK file naming the process), and the in-memory bus does not cross processes. Node cannot hand an accepted socket to a worker thread, only to a child process. So on this engine the second core is reachable by moving the engine (issue 9 item 4's first option) into a worker thread; that work belongs to the engine and was not done in this round.",
+      'That engine share is what `--store-worker` takes off the event loop: the engine then runs in a worker thread (src/store/worker/), and the gateway pays one message each way per store call instead (the table above compares both in one run; a profile taken with `--store-worker` also summarises the store thread). Several gateway processes sharing the port cannot share the embedded engine: its write-ahead log has one writer per data directory (a LOCK file naming the process), and the in-memory bus does not cross processes. Node cannot hand an accepted socket to a worker thread, only to a child process.',
     '',
   );
   for (const p of profiles) {
@@ -1179,6 +1179,7 @@ function profilesMarkdown(dir: string): string[] {
       '',
       ...profileMarkdown(p.profile),
       '',
+      ...(p.storeThread ? ["The store engine's worker thread (`--store-worker`) in the same run:", '', ...profileMarkdown(p.storeThread), ''] : []),
     );
   }
   return out;
