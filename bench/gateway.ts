@@ -453,7 +453,7 @@ runMain(async () => {
     const otherSenders = await Promise.all(Array.from({ length: senders }, (_, i) => clientOn(other, `sender${i}`, 'd')));
     const otherThroughput = await durableThroughput(other, otherSenders, inFlight, seconds, quick ? 1 : 3);
     log(
-      `store ${where}: throughput ${otherThroughput.perSecond} accepted/s; server ${otherThroughput.serverCores} cores, load generator ${otherThroughput.loadGeneratorCores} cores`,
+      `store ${where}: throughput ${otherThroughput.perSecond} accepted/s; server ${otherThroughput.serverCores} cores (main thread ${otherThroughput.serverMainThreadCores}), load generator ${otherThroughput.loadGeneratorCores} cores`,
     );
     storeModes.push({ worker, live: otherLive, throughput: otherThroughput });
     clients.splice(0).forEach((c) => c.close());
