@@ -59,7 +59,7 @@ import { Holes } from './holes.js';
 import { messageSk, USERS_GPK } from './keys.js';
 import { UserLanes } from './lanes.js';
 import { ensureLayout } from './layout.js';
-import { ackUpdate, addSender, sameItems, senderDecrements, stateUpdate, type MetaUpdate, type SenderDecrement, type StateChange } from './meta-writes.js';
+import { ackUpdate, addDeviceUpdate, addSender, sameItems, senderDecrements, stateUpdate, type MetaUpdate, type SenderDecrement, type StateChange } from './meta-writes.js';
 import { StaleRead, TableClient, type CapacityCounters } from './queries.js';
 import { isReleased } from './released.js';
 import { contentionPause, DEFAULT_RETRY, withinBudget, type RetryPolicy } from './retry.js';
@@ -445,6 +445,14 @@ export class DynamoDbStore implements MailboxStore {
       if (!stored) {
         // Nothing stored yet, so nothing to release: create the meta item with the device.
         await this.t.createMeta(user, { ...meta, devices });
+        return { device, cursor, registeredAt: now, created: true, deleted: 0, deletedBytes: 0 };
+      }
+      if (Object.keys(meta.devices).length > 0) {
+        // A later device releases nothing (it can only lower the lowest cursor), so its
+        // write depends only on the device being new and the count under the limit: not
+        // conditioned on `ver`, so acks and the other devices' registrations on other
+        // nodes do not make it read and try again (meta-writes.ts addDeviceUpdate).
+        this.remember(user, await this.t.updateMeta(user, addDeviceUpdate(device, value, maxDevices)));
         return { device, cursor, registeredAt: now, created: true, deleted: 0, deletedBytes: 0 };
       }
       const plan = planAfterRegister(minCursor(meta.devices), minCursor(devices));

@@ -12,6 +12,9 @@
  *   (`devs`, `floor`) and lower `cnt`/`bytes` by what they released; what they release is
  *   computed from the whole device state and `floor`, so they are conditioned on `ver`,
  *   the version of that state, and bump it. Sends never touch `ver`.
+ * - registering a device when the mailbox has devices already releases nothing and
+ *   depends on nothing but the device being new and the device count: conditioned on
+ *   exactly that (addDeviceUpdate), it bumps `ver` by ADD.
  * - an ack bumps `ver` too (ADD, so those writers see every cursor move) but is not
  *   conditioned on it: only on the part of the state its computation reads
  *   (ackUpdate below has the argument), so another device's ack does not invalidate it.
@@ -413,4 +416,28 @@ export function sameItems(seen: MetaValue, now: MetaValue, device: DeviceId): bo
   const g1 = now.devices[device]!.gap;
   if ((g0 === undefined) !== (g1 === undefined) || (g0 && g1 && (g0.from !== g1.from || g0.to !== g1.to || g0.count !== g1.count))) return false;
   return now.floor <= Math.max(seen.floor, seen.devices[device]?.cursor ?? 0);
+}
+
+/**
+ * Register `device` in a mailbox that has devices already. What it computes does not
+ * depend on the other devices' state: its cursor comes from the head as read (a send
+ * meanwhile lands above it and is delivered to it: the registration took effect first),
+ * and it releases nothing, because a new device can only lower the lowest cursor
+ * (rules.ts planAfterRegister). So its condition is only that the device is still absent
+ * and that the mailbox has at least one device and fewer than `maxDevices` (the limit
+ * stays exact); `ver` is bumped (ADD) so the writers that compute from the whole device
+ * set (removal, purge, the sweeper) see it. Conditioned on `ver`, every ack on another
+ * node made it fail and read again, and on a loaded machine a user's devices registering
+ * on several nodes at once passed the store deadline.
+ */
+export function addDeviceUpdate(device: DeviceId, value: DeviceValue, maxDevices: number): MetaUpdate {
+  const e = new Expr();
+  const entry = e.name('devs', device);
+  const devs = e.name('devs');
+  return e.build(
+    [`${entry} = ${e.value({ M: { c: { N: String(value.cursor) }, r: { N: String(value.registeredAt) } } })}`],
+    [`${e.name('ver')} ${e.num(1)}`],
+    [],
+    [`attribute_not_exists(${entry})`, `size(${devs}) >= ${e.num(1)}`, `size(${devs}) < ${e.num(maxDevices)}`],
+  );
 }

@@ -308,6 +308,35 @@ describe('dynamodb engine', () => {
     await b.close();
   });
 
+  it('devices registered at once on two nodes: the device limit holds exactly, and a later device is one read and one write', T, async () => {
+    const table = await local.ddb.newTable();
+    const [s1, s2] = [await open(table), await open(table)] as const;
+    await s1.registerDevice('bob', 'd0', 'auto', 1, 4);
+    const outcomes = await Promise.allSettled(['d1', 'd2', 'd3', 'd4', 'd5', 'd6'].map((d, i) => (i % 2 === 0 ? s1 : s2).registerDevice('bob', d, 'auto', 2, 4)));
+    const created = outcomes.filter((o) => o.status === 'fulfilled' && o.value.created).length;
+    const refused = outcomes.filter((o) => o.status === 'rejected' && (o.reason as { code?: string }).code === 'FORBIDDEN').length;
+    assert.deepEqual([created, refused], [3, 3]);
+    assert.equal((await s2.listDevices('bob')).length, 4);
+    // A later device while another node acks: the registration reads the meta item and
+    // writes it once, not conditioned on the version the ack moves.
+    const po = new PostOffice({ store: s1, sweeper: false });
+    await po.registerDevice('eve', 'phone');
+    const { seq } = await po.send({ to: 'eve', from: 'a', id: 'm1', body: 'x' });
+    await po.read('eve', 'phone', 0, 10);
+    const c0 = s2.capacity();
+    const [reg] = await Promise.all([s2.registerDevice('eve', 'laptop', 'oldest', 3, 4), po.ack('eve', 'phone', seq)]);
+    const c1 = s2.capacity();
+    assert.equal(reg.created, true);
+    assert.deepEqual([c1.requests - c0.requests, c1.failedWrites - c0.failedWrites], [2, 0]);
+    // Whichever landed first, the counters agree with what the laptop (started at the
+    // oldest kept message) is shown: the message is still counted exactly when the
+    // registration came first and the phone's ack therefore released nothing.
+    const page = await new PostOffice({ store: s2, sweeper: false }).read('eve', 'laptop', 0, 10);
+    assert.equal(reg.cursor, 0);
+    assert.equal((await s2.stats('eve', Date.now())).pending, page.messages.length);
+    await po.close();
+  });
+
   it('reports consumed capacity and counts the items a read examined', T, async () => {
     const table = await local.ddb.newTable();
     const store = await open(table);
