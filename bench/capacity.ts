@@ -41,6 +41,7 @@ interface CostFile {
   data: {
     scenarios: Array<{ name: string; perMessage: Record<'send' | 'read' | 'ack' | 'sweep', PhaseUnits> }>;
     sweeper?: { mailboxes: number; expiredPerMailbox: number; emptyMailbox: PhaseUnits; mailboxWithExpired: PhaseUnits };
+    acksAcrossNodes?: { devices: number; acrossNodes: PhaseUnits };
   };
   startedAt: string;
 }
@@ -54,7 +55,7 @@ interface ManyNodeFile {
     devicesPerUser: number;
     nodes: number;
     messages: number;
-    perMessage: { readUnits: number; writeUnits: number; requests: number };
+    perMessage: { readUnits: number; writeUnits: number; requests: number; failedWriteUnits?: number };
     callsPerMessage?: Record<string, number>;
     model?: { readUnits: number; writeUnits: number; requests: number };
   };
@@ -143,6 +144,22 @@ runMain(async () => {
   };
   const target = capacity({ ...targetInputs, traffic: { ...inputs.traffic, devicesPerUser: 1 } });
 
+  // Every device on its own node (bench:dynamodb-cost "Acks across nodes", whole lifecycle): the ack's units per device are what
+  // that lifecycle costs beyond the one-by-one send and reads.
+  const across = cost.data.acksAcrossNodes;
+  const acrossNodes = across
+    ? (() => {
+        const per = (k: 'write' | 'read' | 'requests'): number =>
+          (across.acrossNodes[k] - oneByOne.perMessage.send[k] - across.devices * oneByOne.perMessage.read[k]) / across.devices;
+        const outputs = capacity({
+          ...inputs,
+          traffic: { ...inputs.traffic, devicesPerUser: across.devices },
+          dynamo: { ...inputs.dynamo, ack: { write: per('write'), read: per('read'), requests: per('requests') } },
+        });
+        return { devices: across.devices, startedAt: cost.startedAt, perMessage: pick(across.acrossNodes), outputs };
+      })()
+    : undefined;
+
   // Dollars a day against the number of users, measured engine and target.
   const points: SeriesPoint[] = [];
   for (const users of [1e6, 1e7, 5e7, 1e8, 5e8, 1e9]) {
@@ -170,6 +187,7 @@ runMain(async () => {
     gatewayCpu: gatewayCosts,
     costFile: cost.startedAt,
     sweeper: { ...sweeper, defaultPassesPerDay: 86_400_000 / RetentionSchema.parse({}).sweepIntervalMs },
+    ...(acrossNodes ? { acrossNodes } : {}),
     ...(manyNode
       ? {
           manyNode: {

@@ -17,13 +17,13 @@
  * time, not wall time, and no throughput is claimed (2 shared cores).
  *
  *   npm run bench:many-node [-- --quick] [-- --nodes 4] [-- --users 12] [-- --devices 3]
- *                           [-- --messages 300] [-- --rate 3] [-- --move-every-ms 2000]
+ *                           [-- --messages 300] [-- --rate 3] [-- --move-every-ms 2000] [-- --cpu-prof]
  *   bigger: npm run bench:many-node -- --users 100 --messages 10000 --rate 25
  *
  * Writes bench/results/many-node.json and .md (bench/results/quick/ with --quick).
  */
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mintToken } from '../src/gateway/auth.js';
@@ -31,13 +31,17 @@ import { startDynamoDbLocal } from '../tools/dynamodb-local.js';
 import { startRedisCluster } from '../tools/redis-cluster.js';
 import { benchArgs, numberFlag } from './lib/args.js';
 import { onCleanup, runMain } from './lib/cleanup.js';
+import { profileMarkdown, summariseProfile } from './lib/cpu-profile.js';
 import { cpuSeconds, promValues } from './lib/proc.js';
 import { log } from './lib/progress.js';
 import { benchMachine, readResult, resultsDir, writeResult } from './lib/results.js';
 import { startServeProcess, type ServeProcess } from './lib/serve-process.js';
 import { SoakDevice, type SoakBooks } from './lib/soak-device.js';
+import { tempDir } from './lib/temp.js';
 
 const round = (n: number, digits = 3): number => Number(n.toFixed(digits));
+/** Devices connected (and registered) at once before the traffic. */
+const CONNECT_BATCH = 12;
 /** How long the idle CPU of the processes is measured before the traffic. */
 const IDLE_MS = 15_000;
 
@@ -184,7 +188,10 @@ runMain(async () => {
     messages: { type: 'string' },
     rate: { type: 'string' },
     'move-every-ms': { type: 'string' },
+    'cpu-prof': { type: 'boolean' },
   });
+  // Node 1 under \`node --cpu-prof\`: its profile is summarised after the run (printed, not written to bench/results).
+  const profDir = args.values['cpu-prof'] === true ? tempDir('many-node-cpu-prof') : undefined;
   const nodeCount = numberFlag(args, 'nodes', 4);
   const userCount = numberFlag(args, 'users', args.quick ? 4 : 12);
   const devicesPerUser = numberFlag(args, 'devices', 3);
@@ -211,8 +218,9 @@ runMain(async () => {
     postOffice: { retention: { sweepIntervalMs: 0 } },
   };
   const nodes = await Promise.all(
-    Array.from({ length: nodeCount }, () =>
+    Array.from({ length: nodeCount }, (_, i) =>
       startServeProcess({
+        ...(profDir && i === 0 ? { nodeFlags: ['--cpu-prof', '--cpu-prof-dir', profDir.path] } : {}),
         secret,
         apiKeys: [{ key: adminKey, name: 'bench-admin', scopes: ['admin'] }],
         config,
@@ -237,7 +245,10 @@ runMain(async () => {
   }
   onCleanup('devices', () => Promise.all(devices.map((d) => d.stop())));
   // Every device registered before the first send: each must see every message to its user.
-  await Promise.all(devices.map((d) => d.connect()));
+  // A few at a time: on a loaded machine a burst of every first registration at once (a
+  // user's devices register on different nodes, racing on the user's meta item) can pass the
+  // store deadline before any traffic. Registration is not in the measured figures.
+  for (let i = 0; i < devices.length; i += CONNECT_BATCH) await Promise.all(devices.slice(i, i + CONNECT_BATCH).map((d) => d.connect()));
   await Promise.all(devices.map((d) => d.welcomed));
   log(`${devices.length} devices connected over ${nodeCount} nodes`);
 
@@ -371,6 +382,14 @@ runMain(async () => {
   const md = markdown(data, startedAt, notes);
   writeFileSync(path.join(dir, 'many-node.md'), md);
   process.stdout.write(`${md}\nwrote ${file}\n`);
+
+  if (profDir) {
+    await nodes[0]!.stop();
+    const prof = readdirSync(profDir.path).find((f) => f.endsWith('.cpuprofile'));
+    if (prof)
+      process.stdout.write(`\nnode 1 under --cpu-prof (whole run, idle phase included):\n${profileMarkdown(summariseProfile(path.join(profDir.path, prof), 20)).join('\n')}\n`);
+    else process.stdout.write('node 1 wrote no CPU profile\n');
+  }
 
   // The run's purpose: a delivery failure is a failed run (after the results are written, for the record).
   const d = data.delivery;
