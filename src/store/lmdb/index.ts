@@ -74,8 +74,10 @@
  * Reads merge LMDB's range (below the first resident seq, minus tombs) with the resident
  * messages: no gap and no duplicate at the boundary (see resident.ts for why).
  *
- * Not in a worker thread: the B-tree work of an apply already runs on lmdb-js's write
- * thread (async puts), and the decisions must stay on one thread to stay authoritative.
+ * Threads: the B-tree work of an apply runs on lmdb-js's write thread (async puts), and
+ * the decisions must stay on one thread to stay authoritative. That thread is the caller's,
+ * or, with `worker: true` (`--store-worker`), a worker thread that runs this whole engine
+ * unchanged behind the same contract (src/store/worker/host.ts).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
