@@ -12,6 +12,13 @@
  * of `capacityKeys` from the ready answer) as they were when it was posted, so the host's
  * synchronous counters() / capacity() are exact right after any call resolved.
  *
+ * Structured clone, not msgpackr, and a choice measured: a round trip of a 500-item append
+ * (items there, outcomes back) cost 2.5-3.1 us of CPU per item by structured clone and
+ * 1.4-1.6 us packed with msgpackr records, but at 50 items msgpackr was no cheaper (its
+ * record definitions travel with every message), and in the gateway's profile with the
+ * worker, postMessage was 3.6% of the main thread's busy time: not worth a codec of our
+ * own on both sides. Revisit if it grows.
+ *
  * Errors cross as plain objects: a PoboxError keeps its code, message and field (callers
  * branch on codes); anything else keeps its name and message. The `cause` and stack stay
  * in the worker.
