@@ -287,6 +287,10 @@ export class LmdbStore implements MailboxStore {
     // A variable, not a literal: `useRecords` is an encoder option lmdb-js passes on but does not declare.
     const options = {
       path: opts.path,
+      // The path is always a directory (made above). lmdb-js otherwise takes a path whose
+      // last part has a dot (`/var/lib/pobox.d`, mktemp's `tmp.XXXX`) for a file name and
+      // fails to open a directory there ("Is a directory").
+      noSubdir: false,
       // Resolve write promises only once the commit is fsync'd: an apply is durable
       // before the log segments it covers are deleted.
       overlappingSync: false,

@@ -37,6 +37,31 @@ describe('lmdb engine', () => {
     }
   });
 
+  it('opens a data directory whose name has a dot in it, and finds its messages again after a reopen', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'pobox-lmdb-'));
+    const dir = join(parent, 'pobox.d');
+    try {
+      const limits = { maxMailboxMessages: 100, maxMailboxBytes: 1 << 20 };
+      const first = await openLmdbStore({ path: dir });
+      const [out] = await first.append([{ id: 'm1', from: 'alice', to: 'bob', body: 'hi', bytes: 2, sentAt: 1, expiresAt: 1e15 }], limits);
+      assert.equal(out?.ok, true);
+      await first.close();
+      const again = await openLmdbStore({ path: dir });
+      try {
+        await again.registerDevice('bob', 'phone', 'oldest', 1, 10);
+        const page = await again.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: 2 });
+        assert.deepEqual(
+          page.messages.map((m) => [m.seq, m.id, m.body]),
+          [[1, 'm1', 'hi']],
+        );
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+
   it('declares group commit and embedded storage, and opens through openStore', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'pobox-lmdb-'));
     try {
