@@ -12,6 +12,7 @@ import { BASE64, isBytes, type Body } from '../core/bytes.js';
 import type { AckFrame, ClientFrame, HelloFrame, MessageFrame, PingFrame, RecipientResult, SendFrame, ServerFrame } from '../core/protocol.js';
 import type { RecipientOutcome, StoredMessage } from '../core/types.js';
 import { parseInput } from '../core/validate.js';
+import type { CheckedSendInput, ParsedSendInput } from '../postoffice/schemas.js';
 
 export const HelloFrameSchema = z.object({
   type: z.literal('hello'),
@@ -138,6 +139,19 @@ export function frameBody(frame: { body: string | Uint8Array; binary?: boolean |
   if (typeof body !== 'string' || !frame.binary) return body;
   if (!BASE64.test(body)) throw new PoboxError('BAD_REQUEST', 'send: body: with binary: true the body must be standard base64 (with padding)', { field: 'body' });
   return Buffer.from(body, 'base64');
+}
+
+/**
+ * A single-recipient send built from a frame that SendFrameSchema accepted, branded for
+ * PostOffice.sendChecked so that each message is validated once on this path, not twice:
+ * the frame schema checks `to`, `id`, `toDevice`, `ttlSeconds` and `receipt` with the same
+ * schemas SendInputSchema uses; `from` is the connection's user, which auth took from the
+ * token only after UserIdSchema accepted it; `body` is a string or bytes (frameBody). The
+ * one rule the frame schema lacks, text not empty, is answered with undefined: the caller
+ * then hands that send to PostOffice.send, whose parse refuses it exactly as before.
+ */
+export function checkedSend(input: ParsedSendInput): CheckedSendInput | undefined {
+  return input.body === '' ? undefined : (input as CheckedSendInput);
 }
 
 /** A body as JSON carries it: text as is, bytes as base64 with `binary: true` beside it. */

@@ -19,7 +19,8 @@ import type { GatewayEvents } from './events.js';
 import type { Readiness } from './readiness.js';
 import type { HttpContext, HttpRouter } from './http-router.js';
 import type { Body } from '../core/bytes.js';
-import { checkGroupSend, frameBody, jsonBody, recipientResults, SendFrameSchema } from './frames.js';
+import { checkedSend, checkGroupSend, frameBody, jsonBody, recipientResults, SendFrameSchema } from './frames.js';
+import type { ParsedSendInput } from '../postoffice/schemas.js';
 
 /** The WebSocket send frame's fields, plus `from`. */
 const SendBodySchema = SendFrameSchema.omit({ type: true }).extend({
@@ -143,7 +144,7 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
       });
       return { status: 200, json: { id: input.id, seq: 0, duplicate: false, durable: false, ephemeral: true, reached: r.reached } };
     }
-    const sending = po.send({
+    const send: ParsedSendInput = {
       from,
       to,
       id: input.id,
@@ -152,7 +153,10 @@ export function registerHttpApi(router: HttpRouter, deps: HttpApiDeps): void {
       ...(input.ttlSeconds !== undefined ? { ttlSeconds: input.ttlSeconds } : {}),
       ...(input.receipt ? { receipt: true } : {}),
       ...(exempt ? { senderQuotaExempt: true } : {}),
-    });
+    };
+    // SendBodySchema is the frame schema, and `from` was checked above: not parsed twice (checkedSend).
+    const checked = checkedSend(send);
+    const sending = checked ? po.sendChecked(checked) : po.send(send);
     deps.trackSend(sending);
     const r = await sending;
     events.emit('accepted', { from, to, seq: r.seq, duplicate: r.duplicate, via: 'http' });

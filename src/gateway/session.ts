@@ -54,11 +54,12 @@ import { addToGap, mergeGap } from '../core/gap.js';
 import type { EphemeralMessage, GapNotice, ReadPage, StoredMessage } from '../core/types.js';
 import type { TypedEmitter } from '../core/emitter.js';
 import type { PostOffice } from '../postoffice/post-office.js';
-import type { GroupSendInput, SendInput } from '../postoffice/schemas.js';
+import type { GroupSendInput, ParsedSendInput } from '../postoffice/schemas.js';
 import type { GatewayLimits, SessionConfig } from './config.js';
 import type { GatewayEvents } from './events.js';
 import {
   checkGroupSend,
+  checkedSend,
   encodeAcceptedFrame,
   encodeFrame,
   encodeMessageFrame,
@@ -108,6 +109,8 @@ export class DeviceSession {
   private readPos = 0;
   /** The durable cursor, as last confirmed by the store. */
   private cursor = 0;
+  /** The highest seq sent on this connection whose message asked for a receipt (0: none). */
+  private receiptSeq = 0;
   private readonly inflight: InFlight[] = [];
   private inflightBytes = 0;
   private pumping = false;
@@ -367,12 +370,14 @@ export class DeviceSession {
     }
     if (frame.ephemeral) return this.onEphemeralSend(frame, to, body);
     // The sender is the token's user; the frame schema already dropped any `from`.
-    const input: SendInput = { from: this.user, to, id: frame.id, body };
+    const input: ParsedSendInput = { from: this.user, to, id: frame.id, body };
     if (frame.toDevice !== undefined) input.toDevice = frame.toDevice;
     if (frame.ttlSeconds !== undefined) input.ttlSeconds = frame.ttlSeconds;
     if (frame.receipt) input.receipt = true;
+    // The frame schema has checked it: the post office does not parse it again (checkedSend).
+    const checked = checkedSend(input);
     // One promise per send on the hot path: each answer catches its own failure.
-    const p = this.deps.postOffice.send(input).then(
+    const p = (checked ? this.deps.postOffice.sendChecked(checked) : this.deps.postOffice.send(input)).then(
       (r) => {
         try {
           this.deps.events.emit('accepted', { from: this.user, to, seq: r.seq, duplicate: r.duplicate, via: 'ws' });
@@ -486,7 +491,14 @@ export class DeviceSession {
         const upTo = this.ackQueue;
         this.ackQueue = undefined;
         try {
-          const committing = this.deps.postOffice.ack(this.user, this.device, upTo);
+          // No receipt asked in the acked range, known without a store read: every seq in
+          // (cursor, readPos] was sent on this connection or is not for this device (a readPos
+          // moved by an ack moves the cursor with it), the store's cursor is at or above ours
+          // (cursors only rise), and no message sent here above our cursor asked for one.
+          // If the epoch changed under us, the new epoch's messages were never sent to this
+          // device, so there is no true receipt to lose. Otherwise receipts read the range.
+          const noReceiptAsked = upTo <= this.readPos && this.receiptSeq <= this.cursor;
+          const committing = this.deps.postOffice.ack(this.user, this.device, upTo, { noReceiptAsked });
           this.deps.trackSend(committing); // graceful shutdown waits for cursor commits too
           const r = await committing;
           this.cursor = Math.max(this.cursor, r.cursor);
@@ -703,6 +715,7 @@ export class DeviceSession {
 
   private deliver(m: StoredMessage, fast: boolean): void {
     this.readPos = m.seq;
+    if (m.receipt) this.receiptSeq = m.seq;
     this.inflight.push({ seq: m.seq, bytes: m.bytes });
     this.inflightBytes += m.bytes;
     this.sent++;

@@ -10,6 +10,16 @@
  * ack replayed after a crash store each receipt once (the post office dedupes by id).
  * A receipt that cannot be stored for good (the sender's mailbox is full) is dropped and
  * counted; a temporary store failure fails the ack, which the client retries.
+ *
+ * The read is skipped when the ack says `noReceiptAsked` (the common ack: a connection
+ * acking what it delivered). That read was a full store read per ack, and on the embedded
+ * engine it also waits for the user's unsynced records. The gateway's session sets it only
+ * when every message of the device in the acked range (store cursor, upTo] went out on its
+ * own connection and none of them had `receipt` (DeviceSession.flushAcks): a message's
+ * `receipt` is fixed when it is stored and a seq never names another message within an
+ * epoch, so what the connection saw is what this read would find. Anything else (an ack
+ * for messages seen on an earlier connection, before the session has read, or beyond what
+ * it sent) reads as before, so no receipt is lost by the skip.
  */
 import { createHash } from 'node:crypto';
 import { isPoboxError, PoboxError } from '../core/errors.js';
@@ -65,7 +75,8 @@ export function parseReceipt(message: Pick<StoredMessage, 'from' | 'body'>, send
 /** Turn receipts on for a post office. Returns the function that turns them off. */
 export function enableReceipts(po: PostOffice, opts: ReceiptsOptions = {}): () => void {
   const sender = opts.sender ?? RECEIPT_SENDER;
-  return po.addBeforeAckHook(async ({ user, device, upTo }) => {
+  return po.addBeforeAckHook(async ({ user, device, upTo, noReceiptAsked }) => {
+    if (noReceiptAsked) return;
     const wanted = await receiptRange(po, user, device, upTo, sender);
     if (!wanted) return;
     const ackedAt = po.now();

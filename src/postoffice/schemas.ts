@@ -22,6 +22,17 @@ export const SendInputSchema = z
   })
   .strict();
 export type SendInput = z.input<typeof SendInputSchema>;
+/** A send as SendInputSchema returns it. */
+export type ParsedSendInput = z.output<typeof SendInputSchema>;
+
+declare const checkedSend: unique symbol;
+/**
+ * A send its caller has already checked against everything SendInputSchema checks (the
+ * gateway: its frame schema plus checkedSendOf in gateway/frames.ts), so
+ * PostOffice.sendChecked does not parse it a second time. Only that one function makes
+ * one; every other caller (library, HTTP, CLI) goes through PostOffice.send and its parse.
+ */
+export type CheckedSendInput = ParsedSendInput & { readonly [checkedSend]: true };
 
 /**
  * A group send: the same message to each of `to` (distinct user ids; at most

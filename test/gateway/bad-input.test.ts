@@ -65,6 +65,17 @@ const httpCases: HttpCase[] = [
   { name: 'send: JSON array', method: 'POST', path: '/v1/messages', body: [1], status: 400, code: 'BAD_REQUEST' },
   { name: 'send: missing to', method: 'POST', path: '/v1/messages', body: { id: 'h1', body: 'x' }, status: 400, code: 'BAD_REQUEST', field: 'to' },
   { name: 'send: body number', method: 'POST', path: '/v1/messages', body: { id: 'h2', to: 'bob', body: 5 }, status: 400, code: 'BAD_REQUEST', field: 'body' },
+  // The two rules a send frame's schema leaves to the post office: empty text, a ttl above its maximum.
+  { name: 'send: empty text body', method: 'POST', path: '/v1/messages', body: { id: 'h7', to: 'bob', body: '' }, status: 400, code: 'BAD_REQUEST', field: 'body' },
+  {
+    name: 'send: ttl above max',
+    method: 'POST',
+    path: '/v1/messages',
+    body: { id: 'h8', to: 'bob', body: 'x', ttlSeconds: 999999999 },
+    status: 400,
+    code: 'BAD_REQUEST',
+    field: 'ttlSeconds',
+  },
   {
     name: 'send: body too large',
     method: 'POST',
