@@ -2,9 +2,11 @@
  * The post office: the service the gateway, the CLI and library users call.
  *
  * It validates every input with a schema (bad input is a typed BAD_REQUEST and never
- * reaches the store), stamps time from an injectable clock, groups concurrent sends
- * into one store append (group commit: one transaction, one fsync), and announces
- * what changed as in-process events. The store does the rest atomically.
+ * reaches the store; a gateway send its frame schema already checked comes branded
+ * through sendChecked and is not parsed twice), stamps time from an injectable clock,
+ * groups concurrent sends into one store append (group commit: one transaction, one
+ * fsync), and announces what changed as in-process events. The store does the rest
+ * atomically.
  */
 import { bodyByteLength, type Body } from '../core/bytes.js';
 import { PoboxError, toPoboxError, closedError } from '../core/errors.js';
