@@ -56,7 +56,7 @@ const DEVICE = 'd';
 const write = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
-const TINY_WAL = { applyIntervalMs: 15, maxResidentMessages: 150, maxResidentBytes: 64 * 1024, segmentBytes: 16 * 1024, applyChunk: 16 };
+const TINY_WAL = { applyIntervalMs: 15, maxResidentMessages: 150, maxResidentBytes: 64 * 1024, segmentBytes: 16 * 1024, applyChunk: 16, applyChunkMaxBusy: 1 };
 const onEvent = (e: WalEvent): void => write(`P ${e}`);
 const lmdbWal = values.wal === 'tiny' ? TINY_WAL : {};
 const store =

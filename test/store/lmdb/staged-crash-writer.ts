@@ -14,7 +14,7 @@ const LIMITS = { maxMailboxMessages: 100_000, maxMailboxBytes: 1 << 30 };
 const msg = (to: string, from: string, id: string): AppendItem => ({ id, from, to, body: `body ${id}`, bytes: 5 + id.length, sentAt: 1, expiresAt: 1e15 });
 const range = (lo: number, hi: number): number[] => Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
 
-const NEVER = { applyIntervalMs: 3_600_000, maxResidentMessages: 1_000_000, applyChunk: 4 };
+const NEVER = { applyIntervalMs: 3_600_000, maxResidentMessages: 1_000_000, applyChunk: 4, applyChunkMaxBusy: 1 };
 if (step === 'setup') {
   // bob's 1..10 from alice, applied (a clean close applies everything).
   const store = await openLmdbStore({ path: dir, wal: NEVER });

@@ -110,7 +110,7 @@ describe('lmdb apply in chunks', () => {
 
   it('messages acked before their apply cost one dedupe entry each and one grouped expiry entry, which the sweeper uses at the end of retention', async () => {
     await withDir(async (dir) => {
-      let store = await openLmdbStore({ path: dir, wal: { ...NEVER, applyChunk: 7 } });
+      let store = await openLmdbStore({ path: dir, wal: { ...NEVER, applyChunk: 7, applyChunkMaxBusy: 1 } });
       await store.registerDevice('bob', 'phone', 'auto', 1, 8);
       const ids = range(1, 20).map((i) => `m${i}`);
       await store.append(
