@@ -13,3 +13,13 @@ export function tempDir(prefix = 'pobox-test-'): TempDir {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
 }
+
+/** Runs `fn` in a fresh temp dir and removes the dir afterwards, whether `fn` passed or threw. */
+export async function withTempDir(fn: (dir: string) => Promise<void>, prefix?: string): Promise<void> {
+  const dir = tempDir(prefix);
+  try {
+    await fn(dir.path);
+  } finally {
+    await dir.remove();
+  }
+}

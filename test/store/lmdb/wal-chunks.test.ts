@@ -8,29 +8,18 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { open } from 'lmdb';
 import { openLmdbStore } from '../../../src/store/lmdb/index.js';
 import { dedupeKey, messageRange, seqOf } from '../../../src/store/lmdb/keys.js';
 import type { AppendItem } from '../../../src/store/contract.js';
+import { withTempDir } from '../../support/temp-dir.js';
 
 const WRITER = fileURLToPath(new URL('./staged-crash-writer.ts', import.meta.url));
 const LIMITS = { maxMailboxMessages: 100_000, maxMailboxBytes: 1 << 30 };
 const NEVER = { applyIntervalMs: 3_600_000, maxResidentMessages: 1_000_000 };
 const range = (lo: number, hi: number): number[] => Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'pobox-chunks-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 function runWriter(dir: string, step: 'setup' | 'crash'): Promise<NodeJS.Signals | number | null> {
   const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, step], { stdio: ['ignore', 'inherit', 'inherit'] });
@@ -55,7 +44,7 @@ async function lmdbHolds(dir: string, user: string, ids: string[]): Promise<{ se
 
 describe('lmdb apply in chunks', () => {
   it('a crash between the chunks and the last transaction: replay answers as live, and no deleted message is left in LMDB', { timeout: 60_000 }, async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       assert.equal(await runWriter(dir, 'setup'), 0);
       assert.equal(await runWriter(dir, 'crash'), 'SIGKILL');
       // The chunks are in LMDB ahead of `applied`: messages 13..30 of bob, dave's, dedupe entries.
@@ -109,7 +98,7 @@ describe('lmdb apply in chunks', () => {
   });
 
   it('messages acked before their apply cost one dedupe entry each and one grouped expiry entry, which the sweeper uses at the end of retention', async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       let store = await openLmdbStore({ path: dir, wal: { ...NEVER, applyChunk: 7, applyChunkMaxBusy: 1 } });
       await store.registerDevice('bob', 'phone', 'auto', 1, 8);
       const ids = range(1, 20).map((i) => `m${i}`);

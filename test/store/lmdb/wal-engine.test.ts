@@ -7,28 +7,18 @@
  */
 import assert from 'node:assert/strict';
 import { readdirSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { open } from 'lmdb';
 import { openLmdbStore, type LmdbStore, type LmdbStoreOptions, type WalEvent } from '../../../src/store/lmdb/index.js';
 import { dedupeKey, messageRange } from '../../../src/store/lmdb/keys.js';
 import type { AppendItem } from '../../../src/store/contract.js';
+import { withTempDir } from '../../support/temp-dir.js';
 import { PoboxError } from '../../../src/core/errors.js';
 
 const LIMITS = { maxMailboxMessages: 100_000, maxMailboxBytes: 1 << 30 };
 const NEVER = { applyIntervalMs: 3_600_000, maxResidentMessages: 1_000_000 };
 const msg = (to: string, id: string): AppendItem => ({ id, from: 'alice', to, body: `body ${id}`, bytes: 5 + id.length, sentAt: 1, expiresAt: 1e15 });
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'pobox-wal-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 /** What LMDB itself holds for a user (the store must be closed). */
 async function lmdbHolds(dir: string, user: string, ids: string[]): Promise<{ messages: number; dedupe: number }> {
@@ -45,7 +35,7 @@ async function lmdbHolds(dir: string, user: string, ids: string[]): Promise<{ me
 
 describe('lmdb write-ahead log', () => {
   it('a read sees an accepted message before any apply, and after it', async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       const events: WalEvent[] = [];
       const store = await openLmdbStore({ path: dir, wal: { ...NEVER, onEvent: (e) => events.push(e) } });
       await store.registerDevice('bob', 'phone', 'auto', 1, 8);
@@ -74,7 +64,7 @@ describe('lmdb write-ahead log', () => {
   });
 
   it('pages read while applies run have no gap and no duplicate at the boundary', { timeout: 120_000 }, async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       let applies = 0;
       const store = await openLmdbStore({ path: dir, wal: { applyIntervalMs: 3, maxResidentMessages: 25, onEvent: (e) => (e === 'applied' ? applies++ : 0) } });
       await store.registerDevice('bob', 'phone', 'auto', 1, 8);
@@ -112,7 +102,7 @@ describe('lmdb write-ahead log', () => {
   });
 
   it('a message acked before its apply never reaches the B-tree; its dedupe entry does', async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       const store = await openLmdbStore({ path: dir, wal: NEVER });
       await store.registerDevice('bob', 'phone', 'auto', 1, 8);
       const ids = Array.from({ length: 10 }, (_, i) => `m${i}`);
@@ -131,7 +121,7 @@ describe('lmdb write-ahead log', () => {
   });
 
   it('an ack after the apply deletes from LMDB, and a restart keeps the cursor', async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       const opts: LmdbStoreOptions = { path: dir, wal: { ...NEVER, applyOnClose: false } };
       let store = await openLmdbStore({ path: dir, wal: NEVER });
       await store.registerDevice('bob', 'phone', 'auto', 1, 8);
@@ -172,7 +162,7 @@ describe('lmdb write-ahead log', () => {
   });
 
   it('the resident index stays within its limit: reaching it forces an apply', { timeout: 60_000 }, async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       let applies = 0;
       const store = await openLmdbStore({ path: dir, wal: { applyIntervalMs: 3_600_000, maxResidentMessages: 50, onEvent: (e) => (e === 'applied' ? applies++ : 0) } });
       let peak = 0;
@@ -191,7 +181,7 @@ describe('lmdb write-ahead log', () => {
   });
 
   it('segments whose records are applied are deleted', { timeout: 60_000 }, async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       const store = await openLmdbStore({ path: dir, wal: { applyIntervalMs: 3_600_000, maxResidentMessages: 40, segmentBytes: 2048 } });
       for (let i = 0; i < 400; i++) await store.append([msg('bob', `m${i}`)], LIMITS);
       const segments = readdirSync(join(dir, 'wal')).length;
@@ -204,7 +194,7 @@ describe('lmdb write-ahead log', () => {
   });
 
   it("one writer per log: a second open is refused, a dead writer's lock is taken over", async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       const store = await openLmdbStore({ path: dir, wal: NEVER });
       await assert.rejects(openLmdbStore({ path: dir, wal: NEVER }), (err: unknown) => err instanceof PoboxError && err.code === 'UNAVAILABLE' && /already open/.test(err.message));
       await store.registerDevice('bob', 'phone', 'auto', 1, 8);
@@ -221,7 +211,7 @@ describe('lmdb write-ahead log', () => {
   });
 
   it('a gap notice the sweeper wrote survives restarts; acks replayed from the log keep or clear it as they did live, and an apply carries it', async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       const logOnly: LmdbStoreOptions = { path: dir, wal: { ...NEVER, applyOnClose: false } };
       const gapOf = async (s: { read: LmdbStore['read'] }): Promise<unknown> => (await s.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: 2000 })).gap;
       const notice = { from: 1, to: 2, count: 2, reasons: ['expired'] };
@@ -256,7 +246,7 @@ describe('lmdb write-ahead log', () => {
   });
 
   it("an admin's skip replayed from the log leaves the same notice as live, and the ack of its `to` replayed clears it", async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       const logOnly: LmdbStoreOptions = { path: dir, wal: { ...NEVER, applyOnClose: false } };
       const gapOf = async (s: { read: LmdbStore['read'] }): Promise<unknown> => (await s.read({ user: 'bob', device: 'phone', afterSeq: 0, limit: 10, now: 2 })).gap;
       const notice = { from: 1, to: 3, count: 2, reasons: ['purged'] };
@@ -289,7 +279,7 @@ describe('lmdb write-ahead log', () => {
   });
 
   it('a restart replays the fair-quota counters from the log, and an apply carries them to LMDB', async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       const share = { ...LIMITS, maxSenderMessages: 2, maxSenderBytes: 1 << 20 };
       const opts: LmdbStoreOptions = { path: dir, wal: { ...NEVER, applyOnClose: false } };
       const store = await openLmdbStore(opts);
@@ -325,7 +315,7 @@ describe('lmdb write-ahead log', () => {
     });
   });
   it('an import is one log record: a restart replays it whole (messages, dedupe, sender shares, expiry), and an apply carries it to LMDB', async () => {
-    await withDir(async (dir) => {
+    await withTempDir(async (dir) => {
       const opts: LmdbStoreOptions = { path: dir, wal: { ...NEVER, applyOnClose: false } };
       let store = await openLmdbStore(opts);
       const before = store.walCounters().records;
