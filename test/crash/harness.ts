@@ -52,6 +52,10 @@ export interface CycleResult {
   /** Resends inside the writer that came back with a different seq. */
   dedupeMismatches: number;
   killedBeforeReady: boolean;
+  /** Calls the writer saw refused UNAVAILABLE (a failed write the engine recovered from in place) and retried. */
+  refused: number;
+  /** The last such refusal's message. */
+  lastRefusal?: string;
 }
 
 export interface CrashOptions {
@@ -88,6 +92,9 @@ export interface CrashTotals {
   killedInTrim: number;
   /** The writer ran the engine in a worker thread. */
   worker: boolean;
+  /** Calls refused UNAVAILABLE while the engine recovered in place from a failed write, retried by the writer. */
+  refused: number;
+  lastRefusal?: string;
 }
 
 /** Start the writer, kill it at a random moment, collect what it acknowledged. */
@@ -113,6 +120,8 @@ export async function runCycle(
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const acked: Acked[] = [];
   let mismatches = 0;
+  let refused = 0;
+  let lastRefusal: string | undefined;
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
@@ -137,7 +146,10 @@ export async function runCycle(
       } else timer = setTimeout(kill, delay);
     } else if (kind === 'A' && a && b && c) acked.push({ user: a, seq: Number(b), id: c });
     else if (kind === 'X') mismatches++;
-    else if (kind === 'K' && a && b) acks.set(a, Math.max(acks.get(a) ?? 0, Number(b)));
+    else if (kind === 'F') {
+      refused++;
+      lastRefusal = line.slice(2);
+    } else if (kind === 'K' && a && b) acks.set(a, Math.max(acks.get(a) ?? 0, Number(b)));
     else if (kind === 'P') {
       phase = a === 'apply' || a === 'staged' || a === 'trim' ? a : 'other';
       if (armed && a === aim) kill();
@@ -149,7 +161,10 @@ export async function runCycle(
   clearTimeout(watchdog);
   if (timer) clearTimeout(timer);
   if (signal !== 'SIGKILL') throw new Error(`writer exited by itself (signal ${String(signal)}): ${stderr}`);
-  return { acked, result: { acknowledged: acked.length, acks, killedIn: phase, dedupeMismatches: mismatches, killedBeforeReady: early } };
+  return {
+    acked,
+    result: { acknowledged: acked.length, acks, killedIn: phase, dedupeMismatches: mismatches, killedBeforeReady: early, refused, ...(lastRefusal ? { lastRefusal } : {}) },
+  };
 }
 
 /**
@@ -267,6 +282,7 @@ export async function runCrash(opts: CrashOptions): Promise<CrashTotals> {
     killedStaged: 0,
     killedInTrim: 0,
     worker: opts.worker === true,
+    refused: 0,
   };
   const ackedUpTo = new Map<string, number>();
   const all: Acked[] = [];
@@ -276,6 +292,8 @@ export async function runCrash(opts: CrashOptions): Promise<CrashTotals> {
     const { acked, result } = await runCycle(opts.storeConfig, `c${cycle}`, opts, random);
     for (const [user, upTo] of result.acks) ackedUpTo.set(user, Math.max(ackedUpTo.get(user) ?? 0, upTo));
     totals.acks += result.acks.size;
+    totals.refused += result.refused;
+    if (result.lastRefusal) totals.lastRefusal = result.lastRefusal;
     if (result.killedIn === 'apply' || result.killedIn === 'staged') totals.killedInApply++;
     if (result.killedIn === 'staged') totals.killedStaged++;
     if (result.killedIn === 'trim') totals.killedInTrim++;
@@ -305,5 +323,6 @@ export async function runCrash(opts: CrashOptions): Promise<CrashTotals> {
 
 export function crashLine(t: CrashTotals): string {
   const where = t.worker ? '; store in a worker thread' : '';
-  return `crash: ${t.cycles} cycles, ${t.acknowledged} acknowledged, ${t.lost} lost, ${t.duplicated} duplicated (seed ${t.seed}${where}; kills inside an apply ${t.killedInApply} (${t.killedStaged} between its chunks and its last commit), inside a trim ${t.killedInTrim})`;
+  const refused = t.refused > 0 ? `; ${t.refused} calls refused while the store recovered in place, retried (last: ${t.lastRefusal ?? '?'})` : '';
+  return `crash: ${t.cycles} cycles, ${t.acknowledged} acknowledged, ${t.lost} lost, ${t.duplicated} duplicated (seed ${t.seed}${where}; kills inside an apply ${t.killedInApply} (${t.killedStaged} between its chunks and its last commit), inside a trim ${t.killedInTrim}${refused})`;
 }

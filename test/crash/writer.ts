@@ -7,6 +7,8 @@
  *   K <user> <upTo>        `ack` of device d RESOLVED (users k*: their only device acks)
  *   X <id> <seq> <got>     a resend of an acknowledged id came back with another seq
  *   P <event>              the lmdb engine's apply cycle: apply, applied, trim, trimmed
+ *   F <message>            a call was refused UNAVAILABLE (the store failed and is
+ *                          recovering in place); the writer retries it, as a client would
  *
  * stdout to a pipe is synchronous on Linux, so a line written is a line the parent
  * reads, even if the kill comes right after.
@@ -28,6 +30,9 @@ import { openWorkerStore } from '../../src/store/worker/host.js';
 import { PostOffice } from '../../src/postoffice/post-office.js';
 import { bodyFor } from './bodies.js';
 import { seeded } from '../../tools/random.js';
+import { installCrashOnly } from '../../src/cli/crash-only.js';
+import { answeredCommitLeak } from '../../src/store/lmdb/commit-leak.js';
+import { PoboxError } from '../../src/core/errors.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -56,6 +61,28 @@ const DEVICE = 'd';
 const write = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
+
+// As `pobox serve` does: an unhandled error ends the process, except lmdb-js's leaked
+// promise of a failed commit the engine has answered (src/store/lmdb/commit-leak.ts).
+installCrashOnly(() => undefined, { knownLeak: answeredCommitLeak });
+
+/**
+ * A call refused UNAVAILABLE is retried after a pause, as a client would (a send with the
+ * same id, so a send that was durable after all comes back as a duplicate with its seq).
+ * The engine refuses calls while it recovers in place from a failed write; only what
+ * finally resolved is reported.
+ */
+async function retrying<T>(call: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await call();
+    } catch (err) {
+      if (!(err instanceof PoboxError) || err.code !== 'UNAVAILABLE') throw err;
+      write(`F ${err.message.replace(/\s+/g, ' ')}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
 const TINY_WAL = { applyIntervalMs: 15, maxResidentMessages: 150, maxResidentBytes: 64 * 1024, segmentBytes: 16 * 1024, applyChunk: 16, applyChunkMaxBusy: 1 };
 const onEvent = (e: WalEvent): void => write(`P ${e}`);
 const lmdbWal = values.wal === 'tiny' ? TINY_WAL : {};
@@ -72,7 +99,7 @@ const po = new PostOffice({
   sweeper: false,
   config: { limits: { maxMailboxMessages: 1_000_000, maxMailboxBytes: 1 << 30 } },
 });
-await Promise.all(Array.from({ length: ACK_USERS }, (_, i) => po.registerDevice(`k${i}`, DEVICE, 'oldest')));
+await Promise.all(Array.from({ length: ACK_USERS }, (_, i) => retrying(() => po.registerDevice(`k${i}`, DEVICE, 'oldest'))));
 write('R');
 
 const acknowledged: Array<{ user: string; id: string; seq: number }> = [];
@@ -82,13 +109,13 @@ async function sender(n: number): Promise<void> {
     // Now and then resend something already acknowledged: it must come back with its seq.
     if (acknowledged.length > 0 && random() < 0.05) {
       const old = acknowledged[Math.floor(random() * acknowledged.length)]!;
-      const r = await po.send({ to: old.user, from: `w${n}`, id: old.id, body: bodyFor(old.id) });
+      const r = await retrying(() => po.send({ to: old.user, from: `w${n}`, id: old.id, body: bodyFor(old.id) }));
       if (r.seq !== old.seq || !r.duplicate) write(`X ${old.id} ${old.seq} ${r.seq}`);
       continue;
     }
     const user = random() < 0.3 ? `k${Math.floor(random() * ACK_USERS)}` : `u${Math.floor(random() * USERS)}`;
     const id = `${runId}-${n}-${i}`;
-    const sending = po.send({ to: user, from: `w${n}`, id, body: bodyFor(id) });
+    const sending = retrying(() => po.send({ to: user, from: `w${n}`, id, body: bodyFor(id) }));
     if (reportEarly) write(`A ${user} 0 ${id}`);
     const r = await sending;
     if (!reportEarly) write(`A ${user} ${r.seq} ${id}`);
@@ -100,13 +127,13 @@ async function sender(n: number): Promise<void> {
 async function acker(): Promise<void> {
   for (;;) {
     const user = `k${Math.floor(random() * ACK_USERS)}`;
-    const page = await po.read(user, DEVICE, 0, 50);
+    const page = await retrying(() => po.read(user, DEVICE, 0, 50));
     if (page.messages.length === 0) {
       await new Promise((r) => setTimeout(r, 2));
       continue;
     }
     const upTo = page.messages[Math.floor(random() * page.messages.length)]!.seq;
-    await po.ack(user, DEVICE, upTo);
+    await retrying(() => po.ack(user, DEVICE, upTo));
     write(`K ${user} ${upTo}`);
   }
 }

@@ -33,7 +33,7 @@ export async function mountTmpfs(bytes: number, prefix: string): Promise<Tmpfs |
   return {
     root: dir.path,
     mnt,
-    fill: (name, leave) => fill(join(mnt, name), leave),
+    fill: (name, leave) => fillFileSystem(join(mnt, name), leave),
     remove: async () => {
       try {
         execFileSync('umount', [mnt], { stdio: 'pipe' });
@@ -45,7 +45,8 @@ export async function mountTmpfs(bytes: number, prefix: string): Promise<Tmpfs |
   };
 }
 
-function fill(path: string, leave: number): void {
+/** Write `path` until its file system is within `leave` bytes of full. */
+export function fillFileSystem(path: string, leave: number): void {
   const fd = openSync(path, 'w');
   const chunk = Buffer.alloc(64 * 1024, 7);
   try {

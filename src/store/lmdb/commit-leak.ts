@@ -35,3 +35,24 @@ export function answeredCommitLeak(err: unknown): string | undefined {
   const detail = commitErrorOf(err);
   return detail && answered.has(detail) ? 'lmdb-js batch promise of a failed commit the engine answered (src/store/lmdb/commit-leak.ts)' : undefined;
 }
+
+/**
+ * What a failed commit failed of (ENOSPC, EIO, an LMDB error): the reason its detail
+ * promise carries, for logs and refusals; `err` itself when it has none, or when the
+ * detail does not settle within `waitMs` (it settles in the same callback as the failure).
+ */
+export async function commitFailureCause(err: unknown, waitMs = 1000): Promise<Error> {
+  const fallback = err instanceof Error ? err : new Error(String(err));
+  const detail = commitErrorOf(err);
+  if (!detail) return fallback;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const cause = await Promise.race([
+    detail.then(
+      () => undefined,
+      (e: unknown) => e,
+    ),
+    new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), waitMs))),
+  ]);
+  clearTimeout(timer);
+  return cause instanceof Error ? cause : fallback;
+}

@@ -143,7 +143,7 @@ import {
   type MetaValue,
   type SenderValue,
 } from './keys.js';
-import { answerCommitFailure } from './commit-leak.js';
+import { answerCommitFailure, commitFailureCause } from './commit-leak.js';
 import { copyMeta, firstResidentSeq, newState, residentAfter, type UserState } from './resident.js';
 import { openWal, type WalLog } from './wal/log.js';
 import { MAX_PAYLOAD_BYTES } from './wal/record.js';
@@ -683,8 +683,8 @@ export class LmdbStore implements MailboxStore {
     if (this.applying) return this.applying;
     if (this.dirty.size === 0) return Promise.resolve();
     const p = this.applyOnce()
-      .catch((err: unknown) => {
-        const failure = err instanceof Error ? err : new Error(String(err));
+      .catch(async (err: unknown) => {
+        const failure = await commitFailureCause(err);
         this.fail(failure);
         throw new PoboxError('UNAVAILABLE', `lmdb apply failed: ${failure.message}`, { cause: err });
       })
@@ -733,6 +733,25 @@ export class LmdbStore implements MailboxStore {
     // metas and `applied` follow in ONE last turn, once every chunk is durable. A loop that
     // was mostly busy since the last apply writes it all in one turn (applyChunkMaxBusy).
     const commits: Array<Promise<unknown>> = [];
+    // A commit is handled the moment it is queued, not when it is awaited: a chunk's commit
+    // can fail while later chunks are still being written, turns before the Promise.all
+    // below, and an unhandled rejection ends the process (crash-only) where the engine
+    // should refuse calls and recover in place. answerCommitFailure also handles lmdb-js's
+    // other promises of that commit (commit-leak.ts).
+    // The first failure also stops the chunks: no more commits are tried against a disk
+    // (or an environment) that just failed one.
+    let failed: { err: unknown } | undefined;
+    const track = (w: Promise<unknown>): void => {
+      w.catch((err: unknown) => {
+        failed ??= { err };
+        answerCommitFailure(err);
+      });
+      commits.push(w);
+    };
+    const pause = async (): Promise<void> => {
+      await nextTurn();
+      if (failed) throw failed.err;
+    };
     const chunk = Math.max(1, this.tuning.applyChunk);
     const lastTurn = 1 + metas.length + senders.length + tombs.reduce((n, [, seqs]) => n + seqs.length, 0);
     const loop = performance.eventLoopUtilization(this.applyLoopMark);
@@ -744,23 +763,23 @@ export class LmdbStore implements MailboxStore {
       // After a write: true when this turn has had its share (the caller then waits for the next turn).
       const full = (): boolean => {
         if (!chunked || ++inTurn < chunk) return false;
-        commits.push(p!);
+        track(p!);
         inTurn = 0;
         return true;
       };
       for (const [u, seq, v] of puts) {
         p = this.mailboxes.put(messageKey(u, seq), v);
-        if (full()) await nextTurn();
+        if (full()) await pause();
       }
       for (const [u, id, d] of dedupe) {
         p = this.mailboxes.put(dedupeKey(u, id), d);
-        if (full()) await nextTurn();
+        if (full()) await pause();
       }
       for (const [key, v] of expiry) {
         p = this.expiry.put(key, v);
-        if (full()) await nextTurn();
+        if (full()) await pause();
       }
-      if (p && inTurn > 0) commits.push(p);
+      if (p && inTurn > 0) track(p);
       if (chunked) {
         // The last turn may only commit once everything before it is on disk: `applied`
         // must never stand for a chunk whose transaction failed.
@@ -771,11 +790,10 @@ export class LmdbStore implements MailboxStore {
       for (const [u, from, v] of senders) p = v.count > 0 ? this.mailboxes.put(senderKey(u, from), v) : this.mailboxes.remove(senderKey(u, from));
       for (const [u, meta] of metas) p = this.mailboxes.put(metaKey(u), meta);
       p = this.walState.put('applied', lsn);
-      commits.push(p);
+      track(p);
       await Promise.all(commits);
     } catch (err) {
-      // lmdb-js's other promises of this failure (commit-leak.ts), of every commit these writes were in.
-      for (const w of commits) w.catch(answerCommitFailure);
+      answerCommitFailure(err);
       throw err;
     }
     this.tuning.onEvent?.('applied');

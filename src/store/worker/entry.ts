@@ -11,6 +11,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { PoboxError } from '../../core/errors.js';
 import type { MailboxStore, StoreCapacity } from '../contract.js';
 import { openStore } from '../open.js';
+import { answeredCommitLeak } from '../lmdb/commit-leak.js';
 import { K_BACKGROUND, K_ERR, K_OK, K_READY, K_STATE, K_WAL, outcomesToWire, toWire, type Answer, type Call, type Kind, type ReadyInfo, type WalEvent } from './protocol.js';
 import type { WorkerTarget } from './host.js';
 
@@ -20,6 +21,14 @@ const STATE_EVERY_MS = 1000;
 const port = parentPort;
 if (!port) throw new Error('src/store/worker/entry.ts runs only as a worker thread (see host.ts)');
 const { target } = workerData as { target: WorkerTarget };
+
+// The thread's own crash-only rule: an unhandled rejection ends it (the host then fails
+// every call and `serve` exits), except lmdb-js's leaked promise of a failed commit the
+// engine has answered to its caller (commit-leak.ts), after which the engine recovers in
+// place here as it does in process.
+process.on('unhandledRejection', (err) => {
+  if (answeredCommitLeak(err) === undefined) throw err;
+});
 
 let store: MailboxStore | undefined;
 let capacity: (() => StoreCapacity) | undefined;
