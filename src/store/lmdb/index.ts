@@ -1290,6 +1290,17 @@ export class LmdbStore implements MailboxStore {
     return this.exclusive(() => this.sweepLmdb(now, max));
   }
 
+  /**
+   * Runs under the gate, after everything logged was applied (`exclusive`). No ack can land
+   * between the removal of an expired message and the meta update that counts it, so none
+   * is counted twice: while the gate is up no mutation is decided (an ack waits in `admit`;
+   * one decided before the gate went up was applied by `applyAll`, so its message is gone
+   * here and its expiry entry only cleans); removal, meta, gap notices and sender counters
+   * are written by one synchronous callback in one LMDB transaction; and the gate opens
+   * only after that commit, when memory holds no state of any user, so a later ack reads
+   * the swept meta and finds no message to delete. test/store/lmdb/sweep-ack.test.ts races
+   * an ack against each of these moments.
+   */
   private async sweepLmdb(now: number, max: number): Promise<SweepOutcome> {
     const due: Array<{ key: ExpiryKey; id: ExpiryValue }> = [];
     for (const { key, value } of this.expiry.getRange({ start: [0], end: [now + 1], limit: max + 1 })) {
