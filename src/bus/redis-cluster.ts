@@ -144,6 +144,11 @@ export class RedisClusterBus extends RedisBusBase<ClusterInterest> {
    * a node it is still reconnecting to, and that node may never come back.
    */
   private async quitCluster(): Promise<void> {
+    // A closed bus refreshes no slots. ioredis's refresh interval re-arms its timer when a
+    // refresh ends, and one that is in flight at quit re-arms it after the quit cleared it:
+    // from then on the timer refreshes a cluster with no nodes and re-arms itself forever,
+    // and the process never exits (test: redis-cluster.test.ts, cluster-close-child.ts).
+    this.cluster.refreshSlotsCache = (): void => undefined;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.opts.commandTimeoutMs)));
     await Promise.race([this.cluster.quit().catch(() => undefined), late]);

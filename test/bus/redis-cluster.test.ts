@@ -5,6 +5,8 @@
  * master is back, with the wake-ups published meanwhile delivered afterwards.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { after, afterEach, before, describe, it } from 'node:test';
 import calculateSlot from 'cluster-key-slot';
 import { Redis } from 'ioredis';
@@ -17,6 +19,26 @@ import { uniquePrefix, waitFor, WakeLog } from './bus-helpers.js';
 /** Fast reconnects, pings and slot refreshes so outage tests settle quickly. */
 // A generous reach timeout: on a loaded machine a node's answer can take longer than the 250 ms default.
 const FAST = { reconnectMaxDelayMs: 100, pingIntervalMs: 200, commandTimeoutMs: 500, connectTimeoutMs: 10_000, slotsRefreshIntervalMs: 300, reachTimeoutMs: 5000 } as const;
+
+const CLOSE_CHILD = fileURLToPath(new URL('./cluster-close-child.ts', import.meta.url));
+
+/** Run cluster-close-child.ts; resolves with its exit code and output, or 'hung' if it has not exited after `ms`. */
+function closeChild(url: string, ms: number): Promise<{ code: number | null; out: string } | 'hung'> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLOSE_CHILD, url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve('hung');
+    }, ms);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -153,6 +175,17 @@ describe('RedisClusterBus on a local 3-master Redis Cluster', () => {
       seq++;
       await b.publish({ user, epoch: 'e', seq });
       await logs.get(user)!.waitSeq(seq);
+    }
+  });
+
+  it('a bus closed while a slots refresh is in flight leaves nothing that keeps the process alive', { timeout: 120_000 }, async () => {
+    // Each child closes its bus mid-refresh and must then exit by itself (before the fix, 7 of 8 never did).
+    for (let i = 0; i < 3; i++) {
+      const r = await closeChild(cluster.url(uniquePrefix()), 30_000);
+      assert.notEqual(r, 'hung', 'the process did not exit after the bus was closed');
+      if (r === 'hung') return;
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, /closed/);
     }
   });
 
