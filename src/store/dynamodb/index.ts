@@ -2,7 +2,8 @@
  * The DynamoDB engine: many stateless gateway nodes share one table (layout in keys.ts,
  * docs/dynamodb.md). Loaded only when chosen; the AWS SDK is an optional dependency.
  *
- * No transactions. A send reserves its seqs with one conditional UpdateItem of the
+ * One transaction only, the sweeper's (a tombstone must be written with the update that
+ * counts it: sweep.ts). A send reserves its seqs with one conditional UpdateItem of the
  * user's meta item and then writes the dedupe entry and the message with conditional
  * puts (append.ts); a seq whose writer died is a hole that readers close with a tombstone
  * after a lease, and a writer that finds its seq closed takes a new one (holes.ts).

@@ -314,7 +314,9 @@ export interface AckWrite {
  *
  * 1. What it releases is fixed by (c, K, u), the floor, the messages in (c, u] and which
  *    devices exist (rules.ts planAfterAck; released.ts isReleased). Message items never
- *    change once written; only a sweep or a purge removes one, and the device set changes
+ *    change once written; only a sweep or a purge removes one, never before the update
+ *    of the meta item that records it (the sweeper's tombstones are written in the same
+ *    transaction as that update, a purge deletes after it), and the device set changes
  *    only by registration and removal.
  * 2. `devs.<d>.c = c`: its own cursor. Another ack of the same device (say from another
  *    node) fails this, so a cursor never moves backwards and nothing is released twice.

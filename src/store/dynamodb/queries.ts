@@ -13,6 +13,7 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  TransactWriteItemsCommand,
   UpdateItemCommand,
   type ConsumedCapacity,
   type DynamoDBClient,
@@ -181,6 +182,26 @@ export class TableClient {
       }
       throw err;
     }
+  }
+
+  /**
+   * The meta item's conditional update and unconditional puts of other items of the same
+   * user, in one TransactWriteItems (the sweeper's tombstones with the update that counts
+   * them). Every item is billed twice (2 write units per KB). StaleRead when the update's
+   * condition failed: then nothing was written. A retry after an ambiguous failure (applied,
+   * then timed out) fails its own condition like updateMeta's: the caller reads again and
+   * finds the tombstones, counted.
+   */
+  async updateMetaWith(user: UserId, u: MetaUpdate, puts: readonly Item[]): Promise<void> {
+    await this.call('write', 'TransactWriteItems', () =>
+      this.client.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [...puts.map((Item) => ({ Put: { TableName: this.table, Item } })), { Update: { TableName: this.table, Key: itemKey(user, META_SK), ...u } }],
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      ),
+    );
+    this.counts.keysWritten += puts.length + 1;
   }
 
   /** Consistent GetItem of any item of one user. */

@@ -12,7 +12,8 @@
  * counters by what expired, raises `floor` over the prefix that is now all expired,
  * acked or closed, and records the next expiry. Expired messages in that prefix are
  * deleted afterwards (they are below the floor: invisible either way); one that expired
- * behind a live message becomes a tombstone first, so no reader ever waits on it.
+ * behind a live message becomes a tombstone, so no reader ever waits on it, written in
+ * one TransactWriteItems with that update (sweepUser says why).
  *
  * The walk resumes where the previous call stopped, so a sweep bounded by `max` goes on
  * from the same mailbox.
@@ -83,14 +84,34 @@ interface UserSweep {
   more: boolean;
 }
 
+/**
+ * Tombstones one visit writes at most: they share a TransactWriteItems with the meta
+ * update (100 actions at most); what expired beyond them is left for the next visit.
+ */
+export const MAX_TOMBSTONES_PER_VISIT = 99;
+
+/**
+ * One mailbox: read, count what expired, commit. A message that expired behind a live one
+ * becomes a tombstone in the same TransactWriteItems as the meta update that counts it,
+ * never before it. Written first (as it once was), an ack computed from a read made
+ * before the tombstone could land between the two writes: it counted the message (its
+ * condition covers only the meta item, which the tombstone leaves alone), its `ver` bump
+ * failed the sweeper's update, and the retry, finding its own tombstone, counted the
+ * message again; so did a second node's sweep of the same mailbox. Committed together,
+ * every tombstone in the range is one somebody already counted (this transaction, or a
+ * reader that closed a hole), an ack that read the message before it sees the gap notice
+ * the same write records (meta-writes.ts ackUpdate, part 6) and computes again, and a
+ * sweep whose condition failed wrote nothing it could count twice.
+ * test/store/dynamodb/sweep-ack.test.ts holds the sweeper's write while an ack or another
+ * sweep lands.
+ */
 async function sweepUser(t: TableClient, user: UserId, now: number, budget: number, hooks: SweepHooks): Promise<UserSweep> {
-  // Seqs this visit already turned into tombstones: still ours to subtract if the update is retried.
-  const closed = new Map<Seq, { bytes: number; from: UserId | undefined; toDevice: DeviceId | undefined }>();
   const startedAt = Date.now();
   for (let attempt = 0; ; attempt++) {
     const meta = await t.getMeta(user);
     if (!meta) return { expired: 0, expiredBytes: 0, more: false };
     const victims: Array<{ seq: Seq; bytes: number; cb: number | undefined; from: UserId | undefined; toDevice: DeviceId | undefined }> = [];
+    let tombstones = 0;
     let prefix = meta.floor;
     let open = true;
     let expected = meta.floor + 1;
@@ -103,8 +124,7 @@ async function sweepUser(t: TableClient, user: UserId, now: number, budget: numb
           if (rec.seq !== expected) open = false; // a hole: the floor stops before it
           expected = rec.seq + 1;
           if (rec.tomb) {
-            const mine = closed.get(rec.seq);
-            if (mine !== undefined) victims.push({ seq: rec.seq, bytes: mine.bytes, cb: rec.cb, from: mine.from, toDevice: mine.toDevice });
+            // Counted already: by the sweep that wrote it, in the same write, or by the reader that closed a hole.
             if (open) prefix = rec.seq;
             continue;
           }
@@ -114,9 +134,10 @@ async function sweepUser(t: TableClient, user: UserId, now: number, budget: numb
             continue;
           }
           if (m.expiresAt <= now) {
-            if (victims.length < budget) {
+            if (victims.length < budget && (open || tombstones < MAX_TOMBSTONES_PER_VISIT)) {
               victims.push({ seq: m.seq, bytes: m.bytes, cb: rec.cb, from: m.from, toDevice: m.toDevice });
               if (open) prefix = m.seq;
+              else tombstones++;
               continue;
             }
             more = true;
@@ -128,36 +149,31 @@ async function sweepUser(t: TableClient, user: UserId, now: number, budget: numb
       });
     }
     if (victims.length === 0 && nextExpiry === meta.firstExpiry && prefix === meta.floor) return { expired: 0, expiredBytes: 0, more };
-    // Expired behind a live message: a tombstone, so readers pass it without waiting.
-    for (const v of victims) {
-      if (v.seq <= prefix || closed.has(v.seq)) continue;
-      await t.put(encodeTombstone(user, v.seq, ttlSeconds(now, hooks.graceSeconds), v.bytes, v.cb));
-      closed.set(v.seq, { bytes: v.bytes, from: v.from, toDevice: v.toDevice });
-    }
     const bytes = victims.reduce((a, v) => a + v.bytes, 0);
     const bySender = new Map<UserId, { count: number; bytes: number }>();
     for (const v of victims) addSender(bySender, v.from, v.bytes);
+    const update = stateUpdate({
+      expectedVer: meta.ver,
+      floor: prefix,
+      countDelta: -victims.length,
+      bytesDelta: -bytes,
+      firstExpiry: nextExpiry ?? (more ? now : null),
+      senders: senderDecrements(meta, bySender),
+      // Devices still below an expired message never saw it: their gap notices, in this same update.
+      setGaps: gapsAfterRemoval(meta.devices, victims, 'expired'),
+    });
+    // Expired behind a live message: a tombstone, so readers pass it without waiting; written with the update that counts it.
+    const tombs = victims.filter((v) => v.seq > prefix).map((v) => encodeTombstone(user, v.seq, ttlSeconds(now, hooks.graceSeconds), v.bytes, v.cb));
     try {
-      await t.updateMeta(
-        user,
-        stateUpdate({
-          expectedVer: meta.ver,
-          floor: prefix,
-          countDelta: -victims.length,
-          bytesDelta: -bytes,
-          firstExpiry: nextExpiry ?? (more ? now : null),
-          senders: senderDecrements(meta, bySender),
-          // Devices still below an expired message never saw it: their gap notices, in this same update.
-          setGaps: gapsAfterRemoval(meta.devices, victims, 'expired'),
-        }),
-      );
+      if (tombs.length === 0) await t.updateMeta(user, update);
+      else await t.updateMetaWith(user, update, tombs);
     } catch (err) {
       if (!(err instanceof StaleRead) || !withinBudget(startedAt, t.retry)) throw err;
       t.capacity.retries++;
       await contentionPause(attempt, t.retry);
       continue;
     }
-    const below = victims.filter((v) => v.seq <= prefix && !closed.has(v.seq)).map((v) => messageSk(v.seq));
+    const below = victims.filter((v) => v.seq <= prefix).map((v) => messageSk(v.seq));
     try {
       await t.deleteMany(user, below);
     } catch (err) {
