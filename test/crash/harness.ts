@@ -95,6 +95,8 @@ export interface CrashTotals {
   /** Calls refused UNAVAILABLE while the engine recovered in place from a failed write, retried by the writer. */
   refused: number;
   lastRefusal?: string;
+  /** What the check found lost (the first few), for the report. */
+  lostWhy?: string[];
 }
 
 /** Start the writer, kill it at a random moment, collect what it acknowledged. */
@@ -178,7 +180,8 @@ export async function verify(
   now: number,
   ackedUpTo: ReadonlyMap<string, number> = new Map(),
   random: () => number = Math.random,
-): Promise<{ lost: number; duplicated: number }> {
+): Promise<{ lost: number; duplicated: number; why: string[] }> {
+  const why: string[] = [];
   const byUser = new Map<string, Acked[]>();
   for (const a of all) {
     let list = byUser.get(a.user);
@@ -189,7 +192,7 @@ export async function verify(
   let duplicated = 0;
   for (const [user, expected] of byUser) {
     if (user.startsWith('k')) {
-      const r = await verifyAcking(store, user, expected, ackedUpTo.get(user) ?? 0, now);
+      const r = await verifyAcking(store, user, expected, ackedUpTo.get(user) ?? 0, now, why);
       lost += r.lost;
       duplicated += r.duplicated;
       continue;
@@ -212,7 +215,10 @@ export async function verify(
     }
     for (const a of expected) {
       const s = stored.get(a.id);
-      if (!s || s.body !== bodyFor(a.id) || (a.seq !== 0 && s.seq !== a.seq)) lost++;
+      if (!s || s.body !== bodyFor(a.id) || (a.seq !== 0 && s.seq !== a.seq)) {
+        lost++;
+        why.push(`${user} ${a.id} acknowledged at seq ${a.seq}: ${s ? `stored at ${s.seq}${s.body === bodyFor(a.id) ? '' : ' with another body'}` : 'missing'}`);
+      }
     }
   }
   // Dedupe survives the crash: resend a sample of acknowledged ids.
@@ -226,19 +232,29 @@ export async function verify(
     const a = sample[i]!;
     if (!o.duplicate || (a.seq !== 0 && o.seq !== a.seq)) duplicated++;
   });
-  return { lost, duplicated };
+  return { lost, duplicated, why };
 }
 
 /**
  * A user whose only device (d) acks as it reads, never the verifier's: its cursor is at
  * least the last ack that resolved, what is above it is there, and pending counts match.
  */
-async function verifyAcking(store: MailboxStore, user: string, expected: readonly Acked[], ackedUpTo: number, now: number): Promise<{ lost: number; duplicated: number }> {
+async function verifyAcking(
+  store: MailboxStore,
+  user: string,
+  expected: readonly Acked[],
+  ackedUpTo: number,
+  now: number,
+  why: string[],
+): Promise<{ lost: number; duplicated: number }> {
   let lost = 0;
   let duplicated = 0;
   const device = (await store.listDevices(user)).find((d) => d.device === 'd');
   const cursor = device?.cursor ?? 0;
-  if (!device || cursor < ackedUpTo) lost++; // a resolved ack was taken back
+  if (!device || cursor < ackedUpTo) {
+    lost++; // a resolved ack was taken back
+    why.push(`${user}: cursor ${device ? cursor : 'gone'} below the resolved ack to ${ackedUpTo}`);
+  }
   const stored = new Map<string, { seq: number; body: string }>();
   let after = 0;
   let lastSeq = 0;
@@ -257,12 +273,19 @@ async function verifyAcking(store: MailboxStore, user: string, expected: readonl
   for (const a of expected) {
     if (a.seq !== 0 && a.seq <= cursor) continue; // acked by its only device: deleted
     const s = stored.get(a.id);
-    if (!s || s.body !== bodyFor(a.id) || (a.seq !== 0 && s.seq !== a.seq)) lost++;
+    if (!s || s.body !== bodyFor(a.id) || (a.seq !== 0 && s.seq !== a.seq)) {
+      lost++;
+      why.push(`${user} ${a.id} acknowledged at seq ${a.seq}, cursor ${cursor}: ${s ? `stored at ${s.seq}` : 'missing'}`);
+    }
   }
   // Deletes went exactly as far as the cursor: what is counted is what can be read, and
   // nothing at or below the cursor is left stored (an apply cut short must not leave a
   // copy of a message deleted since).
-  if ((await store.stats(user, now)).pending !== readable) lost++;
+  const pending = (await store.stats(user, now)).pending;
+  if (pending !== readable) {
+    lost++;
+    why.push(`${user}: pending ${pending}, readable ${readable} (cursor ${cursor})`);
+  }
   if ((await store.exportPage(user, 0, cursor, 1000)).messages.length > 0) duplicated++;
   return { lost, duplicated };
 }
@@ -311,6 +334,7 @@ export async function runCrash(opts: CrashOptions): Promise<CrashTotals> {
       const r = await verify(store, all, Date.now(), ackedUpTo, random);
       // Each check covers everything acknowledged so far, so the latest one is the total.
       totals.lost = r.lost;
+      totals.lostWhy = r.why.slice(0, 5);
       totals.duplicated = writerMismatches + r.duplicated;
     } finally {
       await store.close();
@@ -324,5 +348,5 @@ export async function runCrash(opts: CrashOptions): Promise<CrashTotals> {
 export function crashLine(t: CrashTotals): string {
   const where = t.worker ? '; store in a worker thread' : '';
   const refused = t.refused > 0 ? `; ${t.refused} calls refused while the store recovered in place, retried (last: ${t.lastRefusal ?? '?'})` : '';
-  return `crash: ${t.cycles} cycles, ${t.acknowledged} acknowledged, ${t.lost} lost, ${t.duplicated} duplicated (seed ${t.seed}${where}; kills inside an apply ${t.killedInApply} (${t.killedStaged} between its chunks and its last commit), inside a trim ${t.killedInTrim}${refused})`;
+  return `crash: ${t.cycles} cycles, ${t.acknowledged} acknowledged, ${t.lost} lost, ${t.duplicated} duplicated (seed ${t.seed}${where}; kills inside an apply ${t.killedInApply} (${t.killedStaged} between its chunks and its last commit), inside a trim ${t.killedInTrim}${refused})${t.lost > 0 && t.lostWhy ? `; lost: ${t.lostWhy.join('; ')}` : ''}`;
 }
